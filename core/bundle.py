@@ -1,0 +1,154 @@
+"""Model bundles: a folder with config.json + model.safetensors (+ MODEL_CARD.md). No pickle, ever."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from core.config import WorkflowConfig
+from core.errors import BundleError
+from core.model import WorkflowModel
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+_PICKLE_SUFFIXES = {".pth", ".pt", ".ckpt", ".pkl", ".bin"}
+_CONVERT_HINT = (
+    "Artflow never loads pickle files (they can run arbitrary code). Convert it once, in a trusted environment, "
+    "with: python -c \"import torch, safetensors.torch as s; "
+    "s.save_file({k: v.contiguous() for k, v in torch.load('IN.pth', weights_only=True).items()}, 'model.safetensors')\" "
+    "and write a config.json beside it"
+)
+
+
+def config_hash(config: WorkflowConfig) -> str:
+    """A short stable hash of everything that shapes the networks (not the description or training flags)."""
+    d = config.to_dict()
+    for k in ("description", "regularizer_trained", "name"):
+        d.pop(k, None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def save(model: WorkflowModel, path: str | Path, *, half: bool = False, model_card: str | None = None) -> Path:
+    """Write the bundle folder atomically: into a temp folder beside it, then renamed into place.
+    half=True stores floating tensors as fp16 (they load back as fp32)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        state = {}
+        for k, v in model.state_dict().items():
+            v = v.detach().to("cpu").contiguous()
+            if half and v.is_floating_point():
+                v = v.half()
+            state[k] = v
+        meta = {"format": "artflow-bundle", "config_hash": config_hash(model.config)}
+        save_file(state, str(tmp / WEIGHTS_FILE), metadata=meta)
+        (tmp / CONFIG_FILE).write_text(model.config.to_json())
+        if model_card is not None:
+            (tmp / "MODEL_CARD.md").write_text(model_card)
+        elif (path / "MODEL_CARD.md").exists():
+            shutil.copy2(path / "MODEL_CARD.md", tmp / "MODEL_CARD.md")
+        for extra in ("samples.png",):
+            if (path / extra).exists() and not (tmp / extra).exists():
+                shutil.copy2(path / extra, tmp / extra)
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def load_config(path: str | Path) -> WorkflowConfig:
+    path = Path(path)
+    _check_not_pickle(path)
+    cfg_path = path / CONFIG_FILE
+    if not path.is_dir():
+        raise BundleError(f"{path}: not a model folder (expected a folder with {CONFIG_FILE} and {WEIGHTS_FILE})")
+    if not cfg_path.is_file():
+        raise BundleError(f"{path}: no {CONFIG_FILE} in the model folder")
+    try:
+        text = cfg_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{cfg_path}: cannot be read ({exc})") from None
+    try:
+        return WorkflowConfig.from_json(text)
+    except BundleError as exc:
+        raise BundleError(f"{path}: {exc}") from None
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> WorkflowModel:
+    """Load and validate a bundle; the model comes back in eval mode, fp32, on `device`.
+    Every inconsistency is a BundleError that names the file and the tensor."""
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    config = load_config(path)
+    weights = path / WEIGHTS_FILE
+    if not weights.is_file():
+        raise BundleError(f"{path}: no {WEIGHTS_FILE} in the model folder")
+    model = WorkflowModel(config)
+    expected = model.state_dict()
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            keys = set(f.keys())
+            missing = sorted(set(expected) - keys)
+            unexpected = sorted(keys - set(expected))
+            if missing:
+                raise BundleError(f"{weights}: missing tensor(s) {', '.join(missing[:3])}"
+                                  + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+                                  + " (the weights do not match config.json)")
+            if unexpected:
+                raise BundleError(f"{weights}: unexpected tensor(s) {', '.join(unexpected[:3])} "
+                                  "(the weights do not match config.json)")
+            state = {}
+            for k in expected:
+                t = f.get_tensor(k)
+                if tuple(t.shape) != tuple(expected[k].shape):
+                    raise BundleError(f"{weights}: tensor '{k}' has shape {tuple(t.shape)}, "
+                                      f"config.json expects {tuple(expected[k].shape)}")
+                if t.is_floating_point() and not torch.isfinite(t).all():
+                    raise BundleError(f"{weights}: tensor '{k}' holds NaN or infinite values")
+                state[k] = t.to(expected[k].dtype)
+    except BundleError:
+        raise
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise BundleError(f"{weights}: not a readable safetensors file, it may be truncated or corrupt ({exc})") from None
+    model.load_state_dict(state)
+    return model.eval().requires_grad_(False).to(device)
+
+
+def _check_not_pickle(path: Path) -> None:
+    if path.suffix.lower() in _PICKLE_SUFFIXES and path.is_file():
+        raise BundleError(f"{path}: this looks like a PyTorch pickle checkpoint. {_CONVERT_HINT}")
+    if path.is_file():
+        raise BundleError(f"{path}: a model is a folder with {CONFIG_FILE} and {WEIGHTS_FILE}, not a single file")
+
+
+def default_bundle_path() -> Path:
+    """The bundled default model that ships in resources/models/."""
+    return Path(__file__).resolve().parent.parent / "resources" / "models" / "fluent-emoji-128"
+
+
+def describe(path: str | Path) -> dict:
+    """Facts about a bundle for display (no weights loaded)."""
+    path = Path(path)
+    config = load_config(path)
+    size = sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+    return {"name": config.name, "stages": config.stage_names, "resolution": config.resolution,
+            "size_mb": round(size / 2**20, 2), "config_hash": config_hash(config)}

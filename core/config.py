@@ -1,0 +1,256 @@
+"""Configuration of a workflow model: frozen dataclasses that are saved next to the weights as config.json.
+
+A workflow has N >= 2 stages (e.g. line art -> flat colours -> detail). Transition i maps stage i to stage i+1
+(generation) and stage i+1 back to stage i (workflow inference).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.errors import BundleError
+
+CONFIG_VERSION = 1
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage of the workflow. `name` is a slug used in file names; `label` is shown to people."""
+
+    name: str
+    channels: int  # 1 (line art, grayscale) or 3 (colour)
+    label: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name.replace("_", " ").replace("-", " ").capitalize()
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """MUNIT-style generator: content encoder (IN + residual blocks), AdaIN decoder, MLP z -> AdaIN parameters."""
+
+    dim: int = 64  # channels after the first conv; doubles at each downsampling
+    n_down: int = 2
+    n_res_content: int = 4
+    n_res_adain: int = 2  # two AdaIN layers per block: 2 blocks -> 4 layers -> 8c parameters (the paper's w in R^{8c})
+    mlp_dim: int = 256
+    mlp_layers: int = 3
+    z_dim: int = 8
+    up_kernel: int = 5  # MUNIT's 5x5 upsampling convs; 3 is ~2x cheaper for CPU refinement
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """BicycleGAN latent encoder E: image of stage i+1 -> (mu, logvar) of z."""
+
+    dim: int = 64
+    n_down: int = 4
+    max_mult: int = 4
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """pix2pix U-Net for workflow inference (stage i+1 -> stage i)."""
+
+    ngf: int = 64
+    n_down: int = 7  # 128 px -> 1 px bottleneck with 7, 256 px with 8
+    max_mult: int = 8
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """Multi-scale PatchGAN trained with the hinge loss."""
+
+    ndf: int = 64
+    n_layers: int = 3
+    n_scales: int = 2
+
+
+@dataclass(frozen=True)
+class WorkflowConfig:
+    name: str
+    stages: tuple[StageSpec, ...]
+    resolution: int = 256
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    # Filled in by training: whether the learned regulariser (Algorithm 1) was trained for each transition.
+    regularizer_trained: tuple[bool, ...] = ()
+    description: str = ""
+    version: int = CONFIG_VERSION
+
+    def __post_init__(self) -> None:
+        problems = validate(self)
+        if problems:
+            raise BundleError("config.json: " + "; ".join(problems))
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.stages)
+
+    @property
+    def num_transitions(self) -> int:
+        return len(self.stages) - 1
+
+    @property
+    def stage_names(self) -> list[str]:
+        return [s.name for s in self.stages]
+
+    def stage_index(self, name: str) -> int:
+        """Index of a stage by name (or by its decimal index); BundleError lists the valid names."""
+        for i, s in enumerate(self.stages):
+            if s.name == name:
+                return i
+        if name.isdigit() and int(name) < len(self.stages):
+            return int(name)
+        raise BundleError(f"unknown stage {name!r}; this model's stages are: {', '.join(self.stage_names)}")
+
+    def replace(self, **changes: Any) -> WorkflowConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> WorkflowConfig:
+        """Build from a parsed config.json; every problem becomes a BundleError naming the field."""
+        if not isinstance(data, dict):
+            raise BundleError("config.json: expected a JSON object at the top level")
+        version = data.get("version", None)
+        if not isinstance(version, int):
+            raise BundleError("config.json: missing integer field 'version'")
+        if version > CONFIG_VERSION:
+            raise BundleError(
+                f"config.json: format version {version} is newer than this Artflow understands ({CONFIG_VERSION}); "
+                "update Artflow"
+            )
+        try:
+            stages = tuple(_build(StageSpec, s, f"stages[{i}]") for i, s in enumerate(data["stages"]))
+            kwargs: dict[str, Any] = {
+                "name": data["name"],
+                "stages": stages,
+                "resolution": data.get("resolution", 256),
+                "generator": _build(GeneratorConfig, data.get("generator", {}), "generator"),
+                "encoder": _build(EncoderConfig, data.get("encoder", {}), "encoder"),
+                "unet": _build(UNetConfig, data.get("unet", {}), "unet"),
+                "discriminator": _build(DiscriminatorConfig, data.get("discriminator", {}), "discriminator"),
+                "regularizer_trained": tuple(bool(x) for x in data.get("regularizer_trained", ())),
+                "description": str(data.get("description", "")),
+                "version": version,
+            }
+        except KeyError as exc:
+            raise BundleError(f"config.json: missing field {exc.args[0]!r}") from None
+        except TypeError as exc:
+            raise BundleError(f"config.json: malformed field ({exc})") from None
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkflowConfig:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BundleError(f"config.json is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        return cls.from_dict(data)
+
+
+def _build(kind: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise BundleError(f"config.json: {where} must be an object")
+    names = {f.name for f in dataclasses.fields(kind)}
+    unknown = set(data) - names
+    if unknown:
+        raise BundleError(f"config.json: {where} has unknown field(s) {', '.join(sorted(unknown))}")
+    return kind(**data)
+
+
+def _positive_ints(obj: Any, where: str, problems: list[str]) -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            problems.append(f"{where}.{f.name} must be a positive integer (got {value!r})")
+
+
+def validate(cfg: WorkflowConfig) -> list[str]:
+    problems: list[str] = []
+    if not isinstance(cfg.name, str) or not cfg.name:
+        problems.append("name must be a non-empty string")
+    if len(cfg.stages) < 2:
+        problems.append(f"a workflow needs at least 2 stages (got {len(cfg.stages)})")
+    seen: set[str] = set()
+    for i, s in enumerate(cfg.stages):
+        if not isinstance(s.name, str) or not _NAME_RE.match(s.name):
+            problems.append(f"stages[{i}].name {s.name!r} must be lower-case letters, digits, '-' or '_'")
+        if s.name in seen:
+            problems.append(f"stage name {s.name!r} is used twice")
+        seen.add(s.name)
+        if s.channels not in (1, 3):
+            problems.append(f"stages[{i}].channels must be 1 or 3 (got {s.channels!r})")
+    for sub, where in ((cfg.generator, "generator"), (cfg.encoder, "encoder"), (cfg.unet, "unet"),
+                       (cfg.discriminator, "discriminator")):
+        _positive_ints(sub, where, problems)
+    r = cfg.resolution
+    if not isinstance(r, int) or r < 16 or r > 2048:
+        problems.append(f"resolution must be an integer in 16..2048 (got {r!r})")
+    elif not problems:
+        if r % (2 ** cfg.generator.n_down):
+            problems.append(f"resolution {r} must be divisible by 2**generator.n_down")
+        if r < 2 ** cfg.unet.n_down:
+            problems.append(f"resolution {r} is too small for unet.n_down={cfg.unet.n_down}")
+        if r % (2 ** cfg.unet.n_down):
+            problems.append(f"resolution {r} must be divisible by 2**unet.n_down")
+    if cfg.regularizer_trained and len(cfg.regularizer_trained) != len(cfg.stages) - 1:
+        problems.append("regularizer_trained must have one entry per transition")
+    return problems
+
+
+def default_stages() -> tuple[StageSpec, ...]:
+    return (
+        StageSpec("lineart", 1, "Line art"),
+        StageSpec("flat", 3, "Flat colours"),
+        StageSpec("detail", 3, "Detail"),
+    )
+
+
+def paper(stages: tuple[StageSpec, ...] | None = None, name: str = "paper") -> WorkflowConfig:
+    """The paper's configuration: 256 px, MUNIT generator with dim 64 and 8-d z, 8-down U-Net."""
+    return WorkflowConfig(name=name, stages=stages or default_stages(), resolution=256, unet=UNetConfig(n_down=8))
+
+
+def small(stages: tuple[StageSpec, ...] | None = None, name: str = "small", resolution: int = 128) -> WorkflowConfig:
+    """A CPU-friendly configuration (the bundled model's shape) at 128 px: dim-24 generator with 3x3 upsampling
+    convs so that the 150-step refinement of a 3-stage artwork stays near 15 s on a 2-core CPU."""
+    return WorkflowConfig(
+        name=name,
+        stages=stages or default_stages(),
+        resolution=resolution,
+        generator=GeneratorConfig(dim=24, n_res_content=3, mlp_dim=128, up_kernel=3),
+        encoder=EncoderConfig(dim=24, n_down=4),
+        unet=UNetConfig(ngf=32, n_down=5, max_mult=8),
+        discriminator=DiscriminatorConfig(ndf=32, n_layers=3, n_scales=2),
+    )
+
+
+def tiny(stages: tuple[StageSpec, ...] | None = None, name: str = "tiny", resolution: int = 32) -> WorkflowConfig:
+    """A very small configuration for tests: runs in milliseconds on a CPU."""
+    return WorkflowConfig(
+        name=name,
+        stages=stages or default_stages(),
+        resolution=resolution,
+        generator=GeneratorConfig(dim=8, n_down=2, n_res_content=1, n_res_adain=1, mlp_dim=16, mlp_layers=2),
+        encoder=EncoderConfig(dim=8, n_down=3, max_mult=2),
+        unet=UNetConfig(ngf=8, n_down=3, max_mult=2),
+        discriminator=DiscriminatorConfig(ndf=8, n_layers=2, n_scales=2),
+    )
+
+
+PRESETS = {"paper": paper, "small": small, "tiny": tiny}

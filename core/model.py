@@ -1,0 +1,59 @@
+"""WorkflowModel: every network of one workflow, per stage in nn.ModuleLists (so .to(), .eval(), state_dict() see
+them all)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from core.config import WorkflowConfig
+from core.nn.discriminator import MultiScaleDiscriminator
+from core.nn.generator import AdaINGenerator
+from core.nn.latent_encoder import LatentEncoder
+from core.nn.unet import UNet
+
+REGULARIZER_INIT = 1e-3  # Algorithm 1, line 2
+
+
+class WorkflowModel(nn.Module):
+    """For each transition i (stage i -> stage i+1):
+    - generators[i]: AdaINGenerator, stage i -> stage i+1 (artwork generation);
+    - encoders[i]: LatentEncoder, stage i+1 -> z (BicycleGAN E);
+    - inference[i]: UNet, stage i+1 -> stage i (workflow inference);
+    - discriminators[i]: MultiScaleDiscriminator on stage i+1 images;
+    - reg_weights[i]: (P,) learned per-parameter L2 weight w_i of Algorithm 1.
+    """
+
+    def __init__(self, config: WorkflowConfig) -> None:
+        super().__init__()
+        self.config = config
+        st = config.stages
+        t = range(config.num_transitions)
+        self.generators = nn.ModuleList(AdaINGenerator(st[i].channels, st[i + 1].channels, config.generator) for i in t)
+        self.encoders = nn.ModuleList(
+            LatentEncoder(st[i + 1].channels, config.generator.z_dim, config.encoder) for i in t)
+        self.inference = nn.ModuleList(UNet(st[i + 1].channels, st[i].channels, config.unet) for i in t)
+        self.discriminators = nn.ModuleList(
+            MultiScaleDiscriminator(st[i + 1].channels, config.discriminator) for i in t)
+        self.reg_weights = nn.ParameterList(
+            nn.Parameter(torch.full((g.num_adain_params,), REGULARIZER_INIT)) for g in self.generators)
+
+    @property
+    def num_transitions(self) -> int:
+        return self.config.num_transitions
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def regularizer_trained(self, i: int) -> bool:
+        flags = self.config.regularizer_trained
+        return bool(flags and flags[i])
+
+    @torch.no_grad()
+    def infer_chain(self, artwork: torch.Tensor) -> list[torch.Tensor]:
+        """Workflow inference: final artwork (B, C_last, H, W) -> all stages, first to last (the last is the input)."""
+        stages = [artwork]
+        for i in reversed(range(self.num_transitions)):
+            stages.insert(0, self.inference[i](stages[0]))
+        return stages

@@ -1,0 +1,64 @@
+"""Artwork generation network G_i (stage i -> stage i+1), MUNIT-style with AdaIN parameters from z."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from core.config import GeneratorConfig
+from core.nn.blocks import MLP, AdaINResBlock, ConvBlock, ResBlock
+
+
+class AdaINGenerator(nn.Module):
+    """Content encoder + AdaIN decoder. The AdaIN parameters are an argument of `decode`, so the editing engine can
+    optimise them (MLP(z) + delta) while the content of the input is computed once."""
+
+    def __init__(self, in_channels: int, out_channels: int, cfg: GeneratorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        dim = cfg.dim
+        enc: list[nn.Module] = [ConvBlock(in_channels, dim, 7, norm="in", act="relu")]
+        for _ in range(cfg.n_down):
+            enc.append(ConvBlock(dim, dim * 2, 4, stride=2, norm="in", act="relu"))
+            dim *= 2
+        enc += [ResBlock(dim) for _ in range(cfg.n_res_content)]
+        self.content_encoder = nn.Sequential(*enc)
+        self.content_dim = dim
+        self.adain_blocks = nn.ModuleList(AdaINResBlock(dim) for _ in range(cfg.n_res_adain))
+        up: list[nn.Module] = []
+        for _ in range(cfg.n_down):
+            up += [nn.Upsample(scale_factor=2, mode="nearest"), ConvBlock(dim, dim // 2, cfg.up_kernel, norm="ln", act="relu")]
+            dim //= 2
+        up.append(ConvBlock(dim, out_channels, 7, norm="none", act="tanh"))
+        self.upsampler = nn.Sequential(*up)
+        self.mlp = MLP(cfg.z_dim, self.num_adain_params, cfg.mlp_dim, cfg.mlp_layers)
+
+    @property
+    def num_adain_params(self) -> int:
+        return sum(b.num_params for b in self.adain_blocks)
+
+    def adain_param_is_bias(self) -> torch.Tensor:
+        """(P,) bool mask: True where a parameter is an AdaIN bias, False where it is a scale."""
+        d = self.content_dim
+        one = torch.cat([torch.zeros(d), torch.ones(d), torch.zeros(d), torch.ones(d)]).bool()
+        return one.repeat(len(self.adain_blocks))
+
+    def encode_content(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, Cin, H, W) in [-1, 1] -> content features (B, content_dim, H / 2**n_down, W / 2**n_down)."""
+        return self.content_encoder(x)
+
+    def adain_params(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, z_dim) -> (B, P) AdaIN parameters."""
+        return self.mlp(z)
+
+    def decode(self, content: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        """Content (B, C, h, w) and AdaIN parameters (B, P) -> image (B, Cout, H, W) in [-1, 1]."""
+        h = content
+        offset = 0
+        for block in self.adain_blocks:
+            h = block(h, params[:, offset:offset + block.num_params])
+            offset += block.num_params
+        return self.upsampler(h)
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode_content(x), self.adain_params(z))

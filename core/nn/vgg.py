@@ -1,0 +1,67 @@
+"""VGG16 perceptual features with torchvision's `features` layer layout, loaded from a local safetensors file.
+
+Nothing is downloaded: a user who wants VGG perceptual loss converts torchvision's vgg16 weights once
+(`artflow convert-vgg`) and points ARTFLOW_VGG16 (or the `vgg_weights` argument) at the result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from core.errors import BundleError
+
+# torchvision vgg16 `features`: numbers are conv widths, "M" is max-pooling.
+_LAYOUT = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
+_TAPS = (3, 8, 15, 22)  # relu1_2, relu2_2, relu3_3, relu4_3
+_MEAN = (0.485, 0.456, 0.406)
+_STD = (0.229, 0.224, 0.225)
+
+
+class VGG16Features(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        prev = 3
+        for v in _LAYOUT[:23]:  # up to relu4_3
+            if v == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+            else:
+                layers += [nn.Conv2d(prev, int(v), 3, padding=1), nn.ReLU(inplace=False)]
+                prev = int(v)
+        self.features = nn.Sequential(*layers[:23])
+        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(B, 1 or 3, H, W) in [-1, 1] -> activations at relu1_2, relu2_2, relu3_3, relu4_3."""
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        x = ((x + 1) / 2 - self.mean) / self.std
+        out = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in _TAPS:
+                out.append(x)
+        return out
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> VGG16Features:
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        if not path.is_file():
+            raise BundleError(f"VGG16 weights {path}: file not found")
+        try:
+            state = load_file(str(path))
+        except Exception as exc:  # safetensors raises several types for corrupt files
+            raise BundleError(f"VGG16 weights {path}: not a readable safetensors file ({exc})") from None
+        state = {k: v for k, v in state.items() if k.startswith("features.") and int(k.split(".")[1]) < 23}
+        model = cls()
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing:
+            raise BundleError(f"VGG16 weights {path}: missing tensors {', '.join(missing[:4])}")
+        model.eval().requires_grad_(False)
+        return model
