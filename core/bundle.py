@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -40,8 +40,14 @@ def save(model: WorkflowModel, path: str | Path, *, half: bool = False, model_ca
     from safetensors.torch import save_file
 
     path = Path(path)
+    if path.is_dir() and any(path.iterdir()) and not (path / CONFIG_FILE).is_file():
+        # Saving replaces the whole folder: never wipe a folder that is not a model bundle.
+        raise BundleError(f"{path}: the folder exists and is not a model bundle (no {CONFIG_FILE}); "
+                          "choose a new or empty folder")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    # Not tempfile.mkdtemp: its folder is private (0700) and would stay so after the rename; mkdir honours the umask.
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    tmp.mkdir()
     try:
         state = {}
         for k, v in model.state_dict().items():
@@ -64,8 +70,12 @@ def save(model: WorkflowModel, path: str | Path, *, half: bool = False, model_ca
             if old.exists():
                 shutil.rmtree(old)
             os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
+            try:
+                os.replace(tmp, path)
+            except BaseException:
+                os.replace(old, path)  # put the previous bundle back
+                raise
+            shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
     except BaseException:

@@ -134,6 +134,9 @@ class WorkflowConfig:
                 f"config.json: format version {version} is newer than this Artflow understands ({CONFIG_VERSION}); "
                 "update Artflow"
             )
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise BundleError(f"config.json: unknown top-level field(s) {', '.join(sorted(map(str, unknown)))}")
         try:
             stages = tuple(_build(StageSpec, s, f"stages[{i}]") for i, s in enumerate(data["stages"]))
             kwargs: dict[str, Any] = {
@@ -190,9 +193,10 @@ def validate(cfg: WorkflowConfig) -> list[str]:
     for i, s in enumerate(cfg.stages):
         if not isinstance(s.name, str) or not _NAME_RE.match(s.name):
             problems.append(f"stages[{i}].name {s.name!r} must be lower-case letters, digits, '-' or '_'")
-        if s.name in seen:
-            problems.append(f"stage name {s.name!r} is used twice")
-        seen.add(s.name)
+        if isinstance(s.name, str):
+            if s.name in seen:
+                problems.append(f"stage name {s.name!r} is used twice")
+            seen.add(s.name)
         if s.channels not in (1, 3):
             problems.append(f"stages[{i}].channels must be 1 or 3 (got {s.channels!r})")
     for sub, where in ((cfg.generator, "generator"), (cfg.encoder, "encoder"), (cfg.unet, "unet"),

@@ -219,7 +219,8 @@ def uint8_to_tensor(a: np.ndarray) -> torch.Tensor:
         a = a[:, :, None]
     if a.ndim != 3 or a.shape[2] not in (1, 3):
         raise ValueError(f"expected an array (H, W), (H, W, 1) or (H, W, 3), got shape {a.shape}")
-    t = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1).to(torch.float32)
+    # astype copies: the tensor never aliases (possibly read-only) caller memory.
+    t = torch.from_numpy(a.astype(np.float32)).permute(2, 0, 1)
     return (t / 127.5 - 1.0).contiguous()
 
 

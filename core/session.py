@@ -24,14 +24,26 @@ Z_RANGE = 3.0  # the sliders' range: the prior N(0, 1) beyond +-3 sigma gives ar
 REGULARIZERS = ("learned", "none")
 
 
+Layer = tuple[torch.Tensor, torch.Tensor]  # artist paint over a stage: colour (C, H, W) in [-1, 1], alpha (1, H, W) in [0, 1]
+
+
 @dataclass(frozen=True)
 class SessionState:
     """An immutable snapshot of a session (undo, projects, requests to the engine thread)."""
 
-    stages: tuple[torch.Tensor, ...]
+    bases: tuple[torch.Tensor, ...]
+    layers: tuple[Layer | None, ...]
     latents: tuple[torch.Tensor, ...]
     deltas: tuple[torch.Tensor, ...]
     targets: tuple[torch.Tensor, ...] | None = None
+
+
+def compose(base: torch.Tensor, layer: Layer | None) -> torch.Tensor:
+    """The stage as seen and as fed to the next generator: the artist's layer over the generated base."""
+    if layer is None:
+        return base
+    colour, alpha = layer
+    return base * (1 - alpha) + colour * alpha
 
 
 @dataclass(frozen=True)
@@ -54,6 +66,10 @@ class RefineReport:
 
 
 class Session:
+    """Each stage k has a base image (generated from stage k-1, or drawn/inferred for stage 0) and an optional
+    artist layer over it; `stages[k]` is their composite. When an earlier stage changes, bases are regenerated and
+    the artist's layers stay on top, so painted work is never lost."""
+
     def __init__(self, model: WorkflowModel, device: str | torch.device = "auto",
                  vgg_weights: str | None = None) -> None:
         self.device = resolve_device(device)
@@ -64,7 +80,9 @@ class Session:
         self._vgg = VGG16Features.from_file(vgg_path).to(self.device) if vgg_path else None
         self._perceptual: dict[int, Perceptual] = {}
         n, res = self.config.num_stages, self.config.resolution
-        self.stages: list[torch.Tensor] = [torch.ones(s.channels, res, res) for s in self.config.stages]
+        self.bases: list[torch.Tensor] = [torch.ones(s.channels, res, res) for s in self.config.stages]
+        self.layers: list[Layer | None] = [None] * n
+        self.stages: list[torch.Tensor] = [b.clone() for b in self.bases]
         z_dim = self.config.generator.z_dim
         self.latents: list[torch.Tensor] = [torch.zeros(z_dim) for _ in range(n - 1)]
         self.deltas: list[torch.Tensor] = [torch.zeros(g.num_adain_params) for g in self.model.generators]
@@ -99,20 +117,38 @@ class Session:
 
     # ----- snapshots -----
     def snapshot(self) -> SessionState:
-        return SessionState(tuple(s.clone() for s in self.stages), tuple(z.clone() for z in self.latents),
-                            tuple(d.clone() for d in self.deltas),
+        return SessionState(tuple(b.clone() for b in self.bases),
+                            tuple(None if ly is None else (ly[0].clone(), ly[1].clone()) for ly in self.layers),
+                            tuple(z.clone() for z in self.latents), tuple(d.clone() for d in self.deltas),
                             tuple(t.clone() for t in self.targets) if self.targets is not None else None)
 
     def restore(self, state: SessionState) -> None:
-        if len(state.stages) != self.num_stages or len(state.latents) != self.num_stages - 1:
+        """Replace the session's state with `state`; on an ArtflowError the session is left unchanged."""
+        n = self.num_stages
+        if (len(state.bases) != n or len(state.layers) != n or len(state.latents) != n - 1
+                or len(state.deltas) != n - 1 or (state.targets is not None and len(state.targets) != n)):
             raise ArtflowError("the saved state has a different number of stages than this model")
-        self.stages = [self._check_stage_image(k, s) for k, s in enumerate(state.stages)]
+        bases = [self._check_stage_image(k, s) for k, s in enumerate(state.bases)]
+        layers = [None if ly is None else self._check_layer(k, ly) for k, ly in enumerate(state.layers)]
+        targets = ([self._check_stage_image(k, t) for k, t in enumerate(state.targets)]
+                   if state.targets is not None else None)
         for i, (z, d) in enumerate(zip(state.latents, state.deltas)):
             if z.shape != self.latents[i].shape or d.shape != self.deltas[i].shape:
                 raise ArtflowError(f"the saved latents of transition {i} do not fit this model")
-        self.latents = [z.clone().float() for z in state.latents]
-        self.deltas = [d.clone().float() for d in state.deltas]
-        self.targets = [t.clone() for t in state.targets] if state.targets is not None else None
+        self.bases, self.layers, self.targets = bases, layers, targets
+        self.stages = [compose(b, ly) for b, ly in zip(bases, layers)]
+        self.latents = [z.detach().float().cpu().clone() for z in state.latents]
+        self.deltas = [d.detach().float().cpu().clone() for d in state.deltas]
+
+    def _check_layer(self, k: int, layer: Layer) -> Layer:
+        colour, alpha = layer
+        colour = self._check_stage_image(k, colour)
+        res = self.config.resolution
+        if alpha.dim() == 2:
+            alpha = alpha[None]
+        if tuple(alpha.shape) != (1, res, res):
+            raise ArtflowError(f"a layer's alpha must be 1x{res}x{res}, got {'x'.join(map(str, alpha.shape))}")
+        return colour, alpha.detach().float().cpu().clamp(0, 1)
 
     # ----- the generator chain -----
     def adain_params(self, i: int, latent: torch.Tensor | None = None) -> torch.Tensor:
@@ -138,19 +174,32 @@ class Session:
         """Stage k changed: regenerate stages k+1 .. N-1 with the current latents. Stages <= k are not touched.
         keep_mask (H, W) in [0, 1]: where 0, later stages keep their previous pixels ("keep unedited areas").
         Returns the indices of the regenerated stages."""
+        if not 0 <= k < self.num_stages:
+            raise ArtflowError(f"stage index {k} is out of range (this model has {self.num_stages} stages)")
         changed = []
         for i in range(k, self.num_stages - 1):
             new = self.generate(i)
             if keep_mask is not None:
                 m = keep_mask.to(new.dtype)[None]
-                new = m * new + (1 - m) * self.stages[i + 1]
-            self.stages[i + 1] = new
+                new = m * new + (1 - m) * self.bases[i + 1]
+            self.bases[i + 1] = new
+            self.stages[i + 1] = compose(new, self.layers[i + 1])
             changed.append(i + 1)
         return changed
 
-    def set_stage(self, k: int, image: torch.Tensor, propagate: bool = True) -> list[int]:
-        self.stages[k] = self._check_stage_image(k, image)
-        return self.propagate(k) if propagate else []
+    def set_stage(self, k: int, image: torch.Tensor, propagate: bool = True,
+                  keep_mask: torch.Tensor | None = None) -> list[int]:
+        """Replace stage k's base image (its artist layer, if any, stays on top) and regenerate later stages."""
+        self.bases[k] = self._check_stage_image(k, image)
+        self.stages[k] = compose(self.bases[k], self.layers[k])
+        return self.propagate(k, keep_mask) if propagate else []
+
+    def set_layer(self, k: int, layer: Layer | None, propagate: bool = True,
+                  keep_mask: torch.Tensor | None = None) -> list[int]:
+        """Set (or clear, with None) the artist's layer over stage k, then regenerate later stages."""
+        self.layers[k] = None if layer is None else self._check_layer(k, layer)
+        self.stages[k] = compose(self.bases[k], self.layers[k])
+        return self.propagate(k, keep_mask) if propagate else []
 
     def start_from(self, first_stage: torch.Tensor) -> None:
         """A new artwork from a first-stage drawing: latents at the prior's mean, no deltas, chain generated."""
@@ -183,6 +232,8 @@ class Session:
         art = self._check_stage_image(self.num_stages - 1, artwork)
         chain = self.model.infer_chain(art.unsqueeze(0).to(self.device))
         inferred = [s[0].float().cpu().clamp(-1, 1) for s in chain[:-1]] + [art]
+        self.bases = [s.clone() for s in inferred]
+        self.layers = [None] * self.num_stages
         self.stages = [s.clone() for s in inferred]
         self.targets = [s.clone() for s in inferred]
         return inferred
@@ -220,6 +271,7 @@ class Session:
         targets = self.targets if self.targets is not None else [s.clone() for s in self.stages]
         t0 = time.perf_counter()
         stages = [s.clone() for s in self.stages]
+        bases = [b.clone() for b in self.bases]
         deltas = [d.clone() for d in self.deltas]
         reports = []
         completed = True
@@ -235,10 +287,11 @@ class Session:
                 completed = False
                 break
             deltas[i] = result.delta
-            stages[i + 1] = result.output.clamp(-1, 1)
+            bases[i + 1] = result.output.clamp(-1, 1)
+            stages[i + 1] = compose(bases[i + 1], self.layers[i + 1])
             reports.append(TransitionReport(i, result.loss_start, result.loss_end, result.seconds))
         if completed:
-            self.stages, self.deltas = stages, deltas
+            self.bases, self.stages, self.deltas = bases, stages, deltas
         trained = tuple(self.model.regularizer_trained(i) for i in range(self.num_stages - 1))
         return RefineReport(tuple(reports), regularizer, trained, self.perceptual_kind, completed,
                             time.perf_counter() - t0)

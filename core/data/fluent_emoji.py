@@ -363,7 +363,7 @@ def build_fluent_emoji(source_dir: str | os.PathLike[str], out_dir: str | os.Pat
             summary.skipped.append((job.name, str(e)))
             continue
         paths = [dirs[(job.split, st)] / f"{job.name}.png" for st in STAGE_DIRS]
-        for img, p in zip(images, paths):
+        for img, p in zip(images, paths, strict=True):
             save_image(img, p)
             written.add(p)
         summary.written[job.split] += 1

@@ -57,24 +57,34 @@ class RecipeSummary:
 # ----------------------------------------------------------------------------------------------- image ops
 
 
-def pencil_sketch(rgb: np.ndarray, sigma: float | None = None, low: float = 0.55,
-                  high: float = 0.92) -> np.ndarray:
+def _dodge(channel: np.ndarray, sigma: float, soft: float) -> np.ndarray:
+    """Colour dodge of one uint8 channel by its blurred inverse -> float32 in [0, 1] (1 = paper white)."""
+    g = channel.astype(np.float32)
+    blur = cv2.GaussianBlur(255.0 - g, (0, 0), sigmaX=sigma, sigmaY=sigma)
+    # `soft` regularises 0/0: uniform areas (even pure black or a 0 channel of pure red) become white
+    # instead of solid black blobs; only edges stay dark.
+    return np.clip((g + soft) / np.maximum(255.0 - blur + soft, 1e-3), 0.0, 1.0)
+
+
+def pencil_sketch(rgb: np.ndarray, sigma: float | None = None, low: float = 0.7, high: float = 0.95,
+                  soft: float = 8.0, per_channel: bool = True) -> np.ndarray:
     """Pencil-sketch line extraction: (H, W, 3) or (H, W) uint8 -> (H, W) uint8, dark lines on white.
 
     "Colour dodge" of the grayscale image by its Gaussian-blurred inverse: flat areas go to white and only
-    intensity edges stay dark. The result is then contrast-stretched so that dodge values >= `high` (fraction
-    of white) become paper white and values <= `low` become black, which removes faint shading and gives clean
-    lines. `sigma` (blur, px) defaults to ~1/200 of the image side (min 1), i.e. thin lines.
+    intensity edges stay dark. With `per_channel` the dodge of each RGB channel is also taken and the darkest
+    wins, so edges between colours of equal brightness (red next to blue) still give a line. The result is
+    contrast-stretched: dodge >= `high` becomes paper white and <= `low` black, which removes faint shading
+    and leaves clean lines. `sigma` (blur, px) defaults to ~1/200 of the image side (min 1): thin lines.
     """
     if rgb.dtype != np.uint8:
         raise ValueError(f"expected uint8 image, got {rgb.dtype}")
     gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) if rgb.ndim == 3 else rgb
     if sigma is None:
         sigma = max(1.0, min(gray.shape) / 200.0)
-    g = gray.astype(np.float32)
-    blur = cv2.GaussianBlur(255.0 - g, (0, 0), sigmaX=sigma, sigmaY=sigma)
-    # Colour dodge; the max() keeps pure-black areas black instead of dividing by zero.
-    dodge = np.clip(g * 255.0 / np.maximum(255.0 - blur, 1.0), 0.0, 255.0) / 255.0
+    dodge = _dodge(gray, sigma, soft)
+    if per_channel and rgb.ndim == 3:
+        for c in range(3):
+            dodge = np.minimum(dodge, _dodge(rgb[..., c], sigma, soft))
     out = np.clip((dodge - low) / max(high - low, 1e-6), 0.0, 1.0)
     return np.rint(out * 255.0).astype(np.uint8)
 
@@ -160,7 +170,7 @@ def _write_triplet(dirs: list[Path], name: str, images: list[Image.Image]) -> No
     """Write all stages of one drawing, or none (a half-written sample would break the dataset)."""
     done: list[Path] = []
     try:
-        for d, img in zip(dirs, images):
+        for d, img in zip(dirs, images, strict=True):
             p = d / f"{name}.png"
             save_image(img, p)
             done.append(p)

@@ -114,12 +114,12 @@ class StageDataset(Dataset):
         self._stage_dirs = [s[2] for s in stages]
 
         files = [_list_images(d) for d in self._stage_dirs]
-        for d, f in zip(self._stage_dirs, files):
+        for d, f in zip(self._stage_dirs, files, strict=True):
             if not f:
                 raise DatasetError(f"{d}: stage folder holds no images")
         all_names = sorted(set().union(*files))
         problems = []
-        for d, f in zip(self._stage_dirs, files):
+        for d, f in zip(self._stage_dirs, files, strict=True):
             missing = [n for n in all_names if n not in f]
             if missing:
                 problems.append(f"{d.name} lacks {len(missing)}: {_few(missing)}")
@@ -167,7 +167,7 @@ class StageDataset(Dataset):
     def load(self, index: int) -> tuple[torch.Tensor, ...]:
         """Sample `index` without augmentation: tuple of (C_k, size, size) float32 in [-1, 1]."""
         out = []
-        for path, c in zip(self._files[index], self.channels):
+        for path, c in zip(self._files[index], self.channels, strict=True):
             try:
                 out.append(load_image(path, c, self.size))
             except ImageError as e:

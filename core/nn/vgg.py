@@ -58,10 +58,18 @@ class VGG16Features(nn.Module):
             state = load_file(str(path))
         except Exception as exc:  # safetensors raises several types for corrupt files
             raise BundleError(f"VGG16 weights {path}: not a readable safetensors file ({exc})") from None
-        state = {k: v for k, v in state.items() if k.startswith("features.") and int(k.split(".")[1]) < 23}
         model = cls()
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        expected = model.state_dict()
+        missing = [k for k in expected if k not in state]
         if missing:
             raise BundleError(f"VGG16 weights {path}: missing tensors {', '.join(missing[:4])}")
+        for k, ref in expected.items():
+            if tuple(state[k].shape) != tuple(ref.shape):
+                raise BundleError(f"VGG16 weights {path}: tensor '{k}' has shape {tuple(state[k].shape)}, "
+                                  f"VGG16 expects {tuple(ref.shape)}")
+            if not torch.isfinite(state[k]).all():
+                raise BundleError(f"VGG16 weights {path}: tensor '{k}' holds NaN or infinite values")
+        # Tensors past relu4_3 (features.23+, classifier.*) are ignored.
+        model.load_state_dict({k: state[k].to(ref.dtype) for k, ref in expected.items()})
         model.eval().requires_grad_(False)
         return model

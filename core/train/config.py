@@ -1,0 +1,78 @@
+"""Training hyper-parameters. `paper()` holds the supplementary's values; every field can be overridden."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.errors import ArtflowError
+
+PHASES = ("inference", "inference-joint", "generation", "generation-joint", "regularizer")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # Iterations per phase (supplementary: 450k + 450k inference, 1.2M + 600k generation, 40k regulariser).
+    iters: dict[str, int] = field(default_factory=lambda: {
+        "inference": 450_000, "inference-joint": 450_000, "generation": 1_200_000,
+        "generation-joint": 600_000, "regularizer": 40_000})
+    batch_size: int = 8
+    lr: float = 2e-4
+    beta1: float = 0.5  # BicycleGAN / pix2pix use Adam(0.5, 0.999)
+    beta2: float = 0.999
+    lambda_l1: float = 10.0  # lambda^1 (inference and generation)
+    lambda_latent: float = 0.5
+    lambda_kl: float = 0.01
+    lambda_cycle: float = 1.0  # lambda^c, cycle consistency to the inference networks
+    # Learned regularisation (Algorithm 1)
+    reg_lr: float = 1e-3  # eta
+    reg_lambda_gan: float = 1.0
+    reg_batch_size: int = 1
+    reg_unroll: int = 3  # differentiable AdaIN steps per iteration (see core/train/phases.py for why > 1)
+    refine_lr: float = 0.1  # alpha
+    lambda_p: float = 10.0
+    # Mechanics
+    seed: int = 0
+    augment: bool = True
+    amp: bool = True  # bf16 autocast on CUDA only
+    checkpoint_minutes: float = 3.0
+    log_every: int = 25
+    sample_every: int = 500
+
+    def __post_init__(self) -> None:
+        unknown = set(self.iters) - set(PHASES)
+        if unknown:
+            raise ArtflowError(f"unknown training phase(s) {', '.join(sorted(unknown))}; phases: {', '.join(PHASES)}")
+        for k, v in self.iters.items():
+            if not isinstance(v, int) or v < 0:
+                raise ArtflowError(f"iterations of phase {k!r} must be a non-negative integer")
+        if self.batch_size < 1:
+            raise ArtflowError("batch size must be at least 1")
+
+    def with_iters(self, **changes: int) -> TrainConfig:
+        return dataclasses.replace(self, iters={**self.iters, **changes})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ArtflowError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+def paper() -> TrainConfig:
+    return TrainConfig()
+
+
+def quick(n: int = 20) -> TrainConfig:
+    """A few iterations of every phase (tests, smoke runs)."""
+    return TrainConfig(iters={p: n for p in PHASES}, batch_size=2, log_every=5, sample_every=0)
