@@ -29,6 +29,361 @@ def _parse_kv_ints(items: list[str] | None, what: str) -> dict[str, int]:
     return out
 
 
+# ----- shared by generate / reconstruct / edit / export -----
+def _model_path(args: argparse.Namespace):
+    from pathlib import Path
+
+    from core import bundle
+    from core.errors import BundleError
+
+    path = Path(args.model) if args.model else bundle.default_bundle_path()
+    if not path.exists():
+        if args.model:
+            raise BundleError(f"{path}: model folder not found")
+        raise BundleError(f"the bundled model is not installed ({path} does not exist); "
+                          "pass --model DIR (a folder with config.json and model.safetensors)")
+    return path
+
+
+def _open_session(args: argparse.Namespace):
+    """Resolve the device first (a missing GPU is reported before any loading), then load the bundle."""
+    import torch
+
+    from core import bundle
+    from core.device import resolve_device
+    from core.session import Session
+
+    device = resolve_device(args.device)
+    path = _model_path(args)
+    torch.manual_seed(args.seed)
+    return Session(bundle.load(path), device), path
+
+
+def _model_facts(session, path) -> dict:
+    from core.bundle import config_hash
+
+    return {"name": session.config.name, "path": str(path), "config_hash": config_hash(session.config)}
+
+
+def _out_folder(out: str):
+    from core.atomic import ensure_folder
+
+    return ensure_folder(out)
+
+
+def _write_json(data: dict, path) -> None:
+    import json
+
+    from core.atomic import atomic_write
+
+    with atomic_write(path) as f:
+        f.write((json.dumps(data, indent=2, allow_nan=False) + "\n").encode())
+
+
+def _psnr(a, b) -> float:
+    """PSNR in dB of two images in [-1, 1], measured on the [0, 1] scale (100 dB for identical images)."""
+    import math
+
+    mse = float((((a.float() + 1) / 2).clamp(0, 1) - ((b.float() + 1) / 2).clamp(0, 1)).pow(2).mean())
+    return 100.0 if mse <= 1e-10 else round(10 * math.log10(1.0 / mse), 4)
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _bar(total: int, desc: str):
+    from tqdm import tqdm
+
+    # Always on stderr (stdout carries the written paths, for scripts).
+    return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, dynamic_ncols=True, leave=True)
+
+
+def _propagate_with_bar(session, k: int, keep_mask=None, desc: str = "generate") -> list[int]:
+    # The chain runs in one call (milliseconds per transition); the bar reports it once done.
+    with _bar(session.num_stages - 1 - k, desc) as bar:
+        changed = session.propagate(k, keep_mask)
+        bar.update(len(changed))
+    return changed
+
+
+def _write_outputs(session, out, extra: dict) -> dict:
+    """OUT/stages/NN-<stage>.png and OUT/project.artflow; returns their paths for the report."""
+    from core.export import export_stages
+    from core.project import project_from_session, save_project
+
+    stages = export_stages(session.stages, session.stage_names, out / "stages")
+    project = save_project(project_from_session(session, extra), out / "project.artflow")
+    return {"project": str(project), "stages": [str(p) for p in stages]}
+
+
+def _stage_index(session, name: str) -> int:
+    name = name.strip()
+    if not name:
+        raise ArtflowError(f"a stage name is missing; this model's stages are: {', '.join(session.stage_names)}")
+    return session.config.stage_index(name)
+
+
+def _parse_z(items: list[str] | None, session) -> dict[int, list[float]]:
+    """--z STAGE=v1,...,vD -> {transition index: values}; the latent of transition i shapes stage i+1."""
+    import math
+
+    z_dim = session.config.generator.z_dim
+    out: dict[int, list[float]] = {}
+    for item in items or []:
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise ArtflowError(f"--z must look like STAGE=v1,...,v{z_dim}, got {item!r}")
+        k = _stage_index(session, name)
+        if k == 0:
+            raise ArtflowError(f"--z {name.strip()}: the first stage is the chain's input and has no latent code; "
+                               f"--z applies to: {', '.join(session.stage_names[1:])}")
+        try:
+            values = [float(v) for v in text.split(",")]
+        except ValueError:
+            raise ArtflowError(f"--z {name.strip()}: values must be numbers separated by commas, got {text!r}") \
+                from None
+        if len(values) != z_dim:
+            raise ArtflowError(f"--z {name.strip()}: this model's latent codes have {z_dim} values, got {len(values)}")
+        if not all(math.isfinite(v) for v in values):
+            raise ArtflowError(f"--z {name.strip()}: values must be finite numbers")
+        if k - 1 in out:
+            raise ArtflowError(f"--z {name.strip()} is given twice")
+        out[k - 1] = values
+    return out
+
+
+# ----- generate -----
+def _generate_parser(sub) -> None:
+    p = sub.add_parser("generate", help="run the chain forward from a first-stage drawing",
+                       description="Generate every stage from a first-stage drawing (e.g. line art). Each later "
+                                   "stage uses a latent code: sampled from the prior with --seed, the prior's mean "
+                                   "with --mean-z, or given with --z. Writes OUT/stages/NN-<stage>.png, "
+                                   "OUT/project.artflow and OUT/report.json.")
+    p.add_argument("image", metavar="FIRST_STAGE_IMAGE", help="the first stage's drawing (any image Pillow reads)")
+    p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder")
+    p.add_argument("--z", action="append", metavar="STAGE=v1,...,vD",
+                   help="latent code of the transition that produces STAGE (repeatable); the others are sampled")
+    p.add_argument("--mean-z", action="store_true", help="use z = 0 (the prior's mean) instead of sampling")
+    _add_common(p)
+    p.set_defaults(func=_cmd_generate)
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    import time
+
+    import torch
+
+    from core.device import device_label
+    from core.imageio import load_image
+    from core.session import Z_RANGE
+
+    t0 = time.perf_counter()
+    session, mpath = _open_session(args)
+    given = _parse_z(args.z, session)
+    cfg = session.config
+    first = load_image(args.image, cfg.stages[0].channels, cfg.resolution)
+    out = _out_folder(args.out)
+    session.set_stage(0, first, propagate=False)  # a fresh session: no targets, zero deltas
+    # Draw every transition's sample in order even where --z is given, so that fixing one code leaves the others
+    # as they were for this seed.
+    gen = torch.Generator().manual_seed(args.seed)
+    for i in range(session.num_stages - 1):
+        z = torch.randn(cfg.generator.z_dim, generator=gen).clamp(-Z_RANGE, Z_RANGE)
+        if args.mean_z:
+            z = torch.zeros_like(z)
+        if i in given:
+            z = torch.tensor(given[i], dtype=torch.float32)
+        session.set_latent(i, z, propagate=False)
+    _propagate_with_bar(session, 0)
+    latents = {session.stage_names[i + 1]: [round(float(v), 6) for v in z] for i, z in enumerate(session.latents)}
+    written = _write_outputs(session, out, {"cli": [{"command": "generate", "source": str(args.image),
+                                                     "seed": args.seed, "time": _now()}]})
+    report = {"command": "generate", "source": str(args.image), "model": _model_facts(session, mpath),
+              "device": device_label(session.device), "seed": args.seed,
+              "latents": latents, "latents_given": [session.stage_names[i + 1] for i in sorted(given)],
+              "mean_z": bool(args.mean_z), "seconds": round(time.perf_counter() - t0, 3), **written}
+    _write_json(report, out / "report.json")
+    print(out / "project.artflow")
+    return 0
+
+
+# ----- reconstruct -----
+def _reconstruct_parser(sub) -> None:
+    from core.refine import STEPS
+
+    p = sub.add_parser("reconstruct", help="infer an artwork's earlier stages and fit the model to it",
+                       description="Workflow inference, latent encoding and AdaIN refinement of a finished artwork "
+                                   "(the paper's editing pipeline). Writes OUT/project.artflow, OUT/inferred/"
+                                   "NN-<stage>.png (what workflow inference produced), OUT/stages/NN-<stage>.png "
+                                   "(the stages after refinement; the last is the reconstruction) and "
+                                   "OUT/report.json (losses, wall time, PSNR, device).")
+    p.add_argument("image", metavar="ARTWORK", help="the finished artwork (any image Pillow reads)")
+    p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder")
+    p.add_argument("--steps", type=int, default=STEPS,
+                   help=f"refinement steps per transition (default {STEPS}; 0: encoder only)")
+    p.add_argument("--regularizer", default="learned", choices=("learned", "none"),
+                   help="the learned AdaIN regulariser (Algorithm 1) or plain optimisation")
+    _add_common(p)
+    p.set_defaults(func=_cmd_reconstruct)
+
+
+def _cmd_reconstruct(args: argparse.Namespace) -> int:
+    import time
+
+    from core.device import device_label
+    from core.export import export_stages
+    from core.imageio import load_image
+    from core.session import run_to_end
+
+    if args.steps < 0:
+        raise ArtflowError(f"--steps must be 0 or more, got {args.steps}")
+    t0 = time.perf_counter()
+    session, mpath = _open_session(args)
+    cfg = session.config
+    art = load_image(args.image, cfg.stages[-1].channels, cfg.resolution)
+    out = _out_folder(args.out)
+    inferred = session.infer_stages(art)
+    inferred_files = export_stages(inferred, session.stage_names, out / "inferred")
+    session.encode(propagate=True)
+    n = session.num_stages
+    untrained = [session.stage_names[i + 1] for i in range(n - 1) if not session.model.regularizer_trained(i)]
+    if args.regularizer == "learned" and untrained and args.steps:
+        print(f"artflow reconstruct: note: this model's learned regulariser was not trained for stage(s) "
+              f"{', '.join(untrained)}; its initial weight is used", file=sys.stderr)
+    # With --steps 0 the refinement runs no step: it only measures the encoder-only losses for the report (the
+    # stages it returns are the encoder-only chain).
+    with _bar(args.steps * (n - 1), "refine") as bar:
+        def on_step(step) -> None:
+            bar.update(1)
+            bar.set_postfix_str(f"{session.stage_names[step.transition + 1]} loss {step.loss:.4f}", refresh=False)
+
+        result = run_to_end(session.refine(steps=args.steps, regularizer=args.regularizer, preview_every=0),
+                            on_step)
+    stages_psnr = {session.stage_names[k]: _psnr(session.stages[k], inferred[k]) for k in range(1, n)}
+    written = _write_outputs(session, out, {"cli": [{"command": "reconstruct", "source": str(args.image),
+                                                     "steps": args.steps, "regularizer": args.regularizer,
+                                                     "seed": args.seed, "time": _now()}]})
+    report = {
+        "command": "reconstruct", "source": str(args.image), "model": _model_facts(session, mpath),
+        "device": device_label(session.device), "seed": args.seed, "steps": args.steps,
+        "regularizer": result.regularizer, "regularizer_trained": list(result.regularizer_trained),
+        "perceptual": result.perceptual,
+        "transitions": [{"transition": t.transition, "stage": session.stage_names[t.transition + 1],
+                         "loss_start": round(t.loss_start, 6), "loss_end": round(t.loss_end, 6),
+                         "seconds": round(t.seconds, 3)} for t in result.transitions],
+        "psnr": _psnr(session.stages[-1], art),
+        "psnr_stages": stages_psnr,
+        "refine_seconds": round(result.seconds, 3),
+        "seconds": round(time.perf_counter() - t0, 3),
+        "inferred": [str(p) for p in inferred_files], **written,
+    }
+    _write_json(report, out / "report.json")
+    print(f"artflow reconstruct: PSNR {report['psnr']:.2f} dB in {report['seconds']:.1f} s", file=sys.stderr)
+    print(out / "project.artflow")
+    return 0
+
+
+# ----- edit -----
+def _edit_parser(sub) -> None:
+    p = sub.add_parser("edit", help="replace one stage of a project and propagate the change",
+                       description="Replace one stage of a project by an edited image and regenerate the later "
+                                   "stages with the project's latent codes and refined AdaIN deltas. Writes "
+                                   "OUT/stages/NN-<stage>.png, OUT/project.artflow and OUT/report.json.")
+    p.add_argument("project", metavar="PROJECT", help="a .artflow project file")
+    p.add_argument("--stage", required=True, metavar="NAME=IMAGE", help="the stage to replace and its new image")
+    p.add_argument("--keep-unedited", action="store_true",
+                   help="later stages keep their pixels away from the edited area")
+    p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder (may hold PROJECT itself)")
+    _add_common(p)
+    p.set_defaults(func=_cmd_edit)
+
+
+def _cmd_edit(args: argparse.Namespace) -> int:
+    import time
+
+    from core.device import device_label
+    from core.editing import edit_mask
+    from core.imageio import load_image
+    from core.project import apply_project, load_project
+
+    t0 = time.perf_counter()
+    name, sep, image_path = args.stage.partition("=")
+    if not sep or not image_path.strip():
+        raise ArtflowError(f"--stage must look like NAME=IMAGE, got {args.stage!r}")
+    session, mpath = _open_session(args)
+    project = load_project(args.project, session.config)
+    apply_project(session, project)  # ProjectError for a project of another model
+    k = _stage_index(session, name)
+    cfg = session.config
+    image = load_image(image_path, cfg.stages[k].channels, cfg.resolution)
+    out = _out_folder(args.out)
+    before = [s.clone() for s in session.stages]
+    mask = edit_mask(before[k], image) if args.keep_unedited else None
+    # The edited image is the whole stage as the artist sees it (an exported composite, painted over): it
+    # replaces the base and the artist layer of that stage. Later stages keep their layers on top.
+    session.set_layer(k, None, propagate=False)
+    session.set_stage(k, image, propagate=False)
+    changed = _propagate_with_bar(session, k, mask, desc="propagate")
+    extra = dict(project.extra)
+    history = list(extra.get("cli", [])) if isinstance(extra.get("cli"), list) else []
+    extra["cli"] = history + [{"command": "edit", "stage": cfg.stages[k].name, "image": image_path,
+                               "keep_unedited": bool(args.keep_unedited), "time": _now()}]
+    written = _write_outputs(session, out, extra)
+    report = {
+        "command": "edit", "source_project": str(args.project), "stage": cfg.stages[k].name, "image": image_path,
+        "keep_unedited": bool(args.keep_unedited), "model": _model_facts(session, mpath),
+        "device": device_label(session.device), "seed": args.seed,
+        "regenerated": [session.stage_names[i] for i in changed],
+        "edited_fraction": round(float((mask > 0).float().mean()), 6) if mask is not None else None,
+        # Mean absolute change of each stage on the [0, 1] scale: what the edit did downstream.
+        "stage_change": {n: round(float((session.stages[i] - before[i]).abs().mean() / 2), 6)
+                         for i, n in enumerate(session.stage_names)},
+        "seconds": round(time.perf_counter() - t0, 3), **written,
+    }
+    _write_json(report, out / "report.json")
+    print(out / "project.artflow")
+    return 0
+
+
+# ----- export -----
+def _export_parser(sub) -> None:
+    from core.export import FORMATS
+
+    p = sub.add_parser("export", help="export a project: final PNG, stage PNGs, strip, OpenRaster or GIF",
+                       description="Export a project's stages. png: the artwork (--scale N enlarges it); stages: "
+                                   "a folder of NN-<stage>.png; strip: all stages side by side; ora: OpenRaster "
+                                   "layers for Krita/GIMP/MyPaint; gif: the workflow as an animation. Works with "
+                                   "a project of any model (--model, or the bundled model if installed, is only "
+                                   "used to warn when the project was made with another one).")
+    p.add_argument("project", metavar="PROJECT", help="a .artflow project file")
+    p.add_argument("--format", required=True, choices=FORMATS, help="what to write")
+    p.add_argument("-o", "--out", required=True, metavar="FILE", help="output file (a folder for --format stages)")
+    p.add_argument("--scale", type=int, default=1, help="enlargement for --format png (LANCZOS), 1..16")
+    _add_common(p)
+    p.set_defaults(func=_cmd_export)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from core import bundle
+    from core.export import export
+    from core.project import load_project
+
+    if args.scale != 1 and args.format != "png":
+        raise ArtflowError("--scale applies to --format png only")
+    config = None
+    if args.model or bundle.default_bundle_path().exists():
+        config = bundle.load_config(_model_path(args))
+    project = load_project(args.project, config)
+    if project.warning:
+        print(f"artflow export: warning: {project.warning}", file=sys.stderr)
+    for path in export(project.stage_images(), project.stage_names, args.format, args.out, scale=args.scale):
+        print(path)
+    return 0
+
+
 # ----- train -----
 def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a workflow model (the paper's three phases); resumes from --out",
@@ -79,7 +434,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     probe = StageDataset(args.data, size=16)
     from core.config import StageSpec
 
-    stages = tuple(StageSpec(name, ch) for (_, name, _), ch in zip(folders, probe.channels))
+    known = {s.name: s.label for s in mconfig.default_stages()}
+    stages = tuple(StageSpec(name, ch, known.get(name, "")) for (_, name, _), ch in zip(folders, probe.channels))
     preset = mconfig.PRESETS[args.preset]
     kw = {"stages": stages, "name": args.name or Path(args.data).resolve().name}
     if args.resolution:
@@ -188,7 +544,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-PARSERS: list[Callable] = [_train_parser, _dataset_parser, _info_parser]
+PARSERS: list[Callable] = [_generate_parser, _reconstruct_parser, _edit_parser, _export_parser, _train_parser,
+                           _dataset_parser, _info_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,3 +571,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"artflow {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        # A safety net for file-system failures not already worded by the engine (disk full, permissions).
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"artflow {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +75,8 @@ def normalize_pil(img: Image.Image, channels: int) -> Image.Image:
         mode = "L"
     if mode == "P":
         # Palette images may mark an index (or several, via an alpha palette) transparent.
-        img = img.convert("RGBA" if "transparency" in img.info or getattr(img.palette, "mode", "") == "RGBA" else "RGB")
+        has_alpha = "transparency" in img.info or getattr(img.palette, "mode", "") == "RGBA"
+        img = img.convert("RGBA" if has_alpha else "RGB")
         mode = img.mode
     elif mode in ("L", "RGB") and "transparency" in img.info:
         img = img.convert("RGBA" if mode == "RGB" else "LA")
@@ -139,24 +139,24 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
         raise ImageError(f"{name}: is a folder, not an image file")
     limit = MAX_PIXELS
     try:
-        with warnings.catch_warnings():
-            # Pillow only *warns* between its limit and twice it; we want a hard, clear refusal instead.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            # Our own handle: closed on exit whatever the Pillow version does; load() has read the pixels.
-            with open(p, "rb") as f:
-                im = Image.open(f)
-                w, h = im.size
-                if w * h > limit:
-                    raise ImageError(f"{name}: image is too large ({w} x {h} = {w * h:,} pixels, limit "
-                                     f"{limit:,}); refusing to decode it (possible decompression bomb)")
-                if w == 0 or h == 0:
-                    raise ImageError(f"{name}: zero-size image ({w} x {h} pixels)")
-                # Truncated data raises OSError here (unless someone set ImageFile.LOAD_TRUNCATED_IMAGES).
-                im.load()
-                return im
+        # Our own handle: closed on exit whatever the Pillow version does; load() has read the pixels.
+        with open(p, "rb") as f:
+            # Pillow raises DecompressionBombError above 2x its limit (and only warns between 1x and 2x);
+            # our own check below refuses anything over MAX_PIXELS before a single pixel is decoded.
+            # (No warnings.catch_warnings here: it is not thread-safe and images load in worker threads.)
+            im = Image.open(f)
+            w, h = im.size
+            if w * h > limit:
+                raise ImageError(f"{name}: image is too large ({w} x {h} = {w * h:,} pixels, limit "
+                                 f"{limit:,}); refusing to decode it (possible decompression bomb)")
+            if w == 0 or h == 0:
+                raise ImageError(f"{name}: zero-size image ({w} x {h} pixels)")
+            # Truncated data raises OSError here (unless someone set ImageFile.LOAD_TRUNCATED_IMAGES).
+            im.load()
+            return im
     except ImageError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    except Image.DecompressionBombError as e:
         raise ImageError(f"{name}: image is too large to decode safely (possible decompression bomb): {e}") from e
     except UnidentifiedImageError as e:
         raise ImageError(f"{name}: not an image format Pillow can read (or the file is corrupt)") from e

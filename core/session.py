@@ -204,6 +204,7 @@ class Session:
     def start_from(self, first_stage: torch.Tensor) -> None:
         """A new artwork from a first-stage drawing: latents at the prior's mean, no deltas, chain generated."""
         self.targets = None
+        self.layers = [None] * self.num_stages  # a new artwork: no paint of the previous one over it
         self.latents = [torch.zeros_like(z) for z in self.latents]
         self.deltas = [torch.zeros_like(d) for d in self.deltas]
         self.set_stage(0, first_stage)

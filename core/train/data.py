@@ -39,7 +39,8 @@ class StageBank:
               device: torch.device) -> list[torch.Tensor]:
         """Stages of the given samples as float (B, C, H, W) in [-1, 1] on `device`; paired flip + crop when
         augment (the same transform on every stage of a sample)."""
-        out = [s[indices].to(device).float().div(127.5).sub(1) for s in self.stages]
+        out = [s[indices].to(device).float().div(127.5).sub(1).contiguous(memory_format=torch.channels_last)
+               for s in self.stages]
         if not augment:
             return out
         b, size = len(indices), out[0].shape[-1]
@@ -52,7 +53,8 @@ class StageBank:
         theta = torch.zeros(b, 2, 3)
         theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sx, tx, scale, ty
         grid = F.affine_grid(theta.to(device), [b, 1, size, size], align_corners=False)
-        return [F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False) for x in out]
+        return [F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+                .contiguous(memory_format=torch.channels_last) for x in out]
 
 
 def step_generator(seed: int, phase: str, step: int) -> torch.Generator:

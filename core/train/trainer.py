@@ -51,9 +51,11 @@ class Trainer:
         self.out = Path(out_dir)
         self.progress = progress and self.is_main
         torch.manual_seed(train_config.seed)  # identical initial weights on every rank
-        self.model = (bundle.load(init_bundle) if init_bundle else WorkflowModel(model_config)).to(self.device)
+        # channels_last: the strided 4x4 convs of the discriminators run ~10x faster backward on CPU (measured).
+        self.model = (bundle.load(init_bundle) if init_bundle else WorkflowModel(model_config)).to(
+            self.device, memory_format=torch.channels_last)
         self.model.requires_grad_(True).train()
-        self.inf_discs = make_inference_discriminators(self.model).to(self.device)
+        self.inf_discs = make_inference_discriminators(self.model).to(self.device, memory_format=torch.channels_last)
         m = self.model
         self.optims: dict[str, torch.optim.Optimizer] = {
             "inference_g": self._adam(m.inference.parameters()),
@@ -252,7 +254,7 @@ class Trainer:
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
-        logs["d_loss"] = float(d_loss)
+        logs["d_loss"] = float(d_loss.detach())
         return logs
 
     def _regularizer_step(self, phase: str, step: int) -> dict:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Generator
 
+import pytest
 import torch
 
 from core import config
@@ -19,6 +21,16 @@ FOUR_STAGES = (
     StageSpec("shading", 1, "Shading"),  # a 1-channel stage in the middle
     StageSpec("detail", 3, "Detail"),
 )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_thread():
+    """Import this into a test module: 32 px models gain nothing from threads, and on a shared 2-core machine
+    OpenMP threads spinning against other processes make them several times slower. Restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def tiny_config(stages: tuple[StageSpec, ...] | None = None) -> WorkflowConfig:
@@ -51,15 +63,30 @@ def drive(gen: Generator, on_step=None):
             on_step(step)
 
 
-def states_equal(a: SessionState, b: SessionState) -> bool:
-    """Bit-exact equality of two session snapshots (stages, latents, deltas, targets)."""
-    def same(xs, ys):
-        if xs is None or ys is None:
-            return xs is None and ys is None
-        return len(xs) == len(ys) and all(x.dtype == y.dtype and torch.equal(x, y) for x, y in zip(xs, ys))
+def same(a, b) -> bool:
+    """Bit-exact equality of tensors, or of (nested) tuples/lists of tensors and None."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype
+                and a.shape == b.shape and torch.equal(a, b))
+    if isinstance(a, (tuple, list)) or isinstance(b, (tuple, list)):
+        return (isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b)
+                and all(same(x, y) for x, y in zip(a, b)))
+    return a is None and b is None
 
-    return (same(a.stages, b.stages) and same(a.latents, b.latents) and same(a.deltas, b.deltas)
-            and same(a.targets, b.targets))
+
+def states_equal(a: SessionState, b: SessionState) -> bool:
+    """Bit-exact equality of two session snapshots, field by field (whatever fields SessionState has)."""
+    return all(same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(SessionState))
+
+
+def stages_of(session) -> list[torch.Tensor]:
+    """Copies of the session's stage images as seen (composites)."""
+    return [s.clone() for s in session.stages]
+
+
+def changed(before: list[torch.Tensor], after: list[torch.Tensor]) -> list[int]:
+    """Indices of the stages that are not bit-identical."""
+    return [k for k, (x, y) in enumerate(zip(before, after)) if not torch.equal(x, y)]
 
 
 class StopAfter:

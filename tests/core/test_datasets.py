@@ -287,6 +287,13 @@ def fluent_src(tmp_path):
     return src, a, b, t
 
 
+@pytest.fixture
+def gui(request):
+    """A QApplication (pytest-qt's, so later widget tests can share it); skipped only without PySide6."""
+    pytest.importorskip("PySide6.QtSvg")
+    return request.getfixturevalue("qapp")
+
+
 def _pngs(folder: Path) -> set[str]:
     return {p.stem for p in folder.glob("*.png")}
 
@@ -300,7 +307,7 @@ def test_fluent_split_rule():
     assert split_of(t) == split_of(f"{t}-dark") == "test"
 
 
-def test_build_fluent_emoji(fluent_src, tmp_path, qapp):
+def test_build_fluent_emoji(fluent_src, tmp_path, gui):
     from core.data.fluent_emoji import build_fluent_emoji, split_of
     src, a, b, t = fluent_src
     out = tmp_path / "out"

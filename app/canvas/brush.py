@@ -1,0 +1,133 @@
+"""The brush engine: dabs along a stroke into a coverage mask, then the mask applied to an RGBA layer. No Qt here.
+
+A stroke is painted Krita-style in "wash" mode: dabs accumulate into a per-stroke coverage mask by maximum (so
+overlapping dabs of one stroke never build up darker than the stroke's opacity), and the mask is merged into the
+layer as one operation. Coordinates are in model pixels (floats: the view is enlarged, so sub-pixel positions
+matter); pixel (i, j) covers [j, j+1) x [i, i+1) and its centre is (j + 0.5, i + 0.5).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+PAINT, ERASE_TO_LAYER, ERASE_TO_PAPER = "paint", "erase", "erase-paper"
+PAPER = (255, 255, 255)
+
+
+@dataclass(frozen=True)
+class BrushSettings:
+    radius: float  # model pixels, at full pressure
+    opacity: float = 1.0  # 0..1
+    hardness: float = 0.8  # 1 = hard edge (antialiased over one pixel), 0 = soft all the way from the centre
+    pressure_size: bool = True
+    pressure_opacity: bool = False
+    min_size: float = 0.15  # fraction of the radius at zero pressure
+
+
+class Stroke:
+    """Coverage of one stroke, (H, W) float32 in [0, 1]."""
+
+    def __init__(self, height: int, width: int, brush: BrushSettings) -> None:
+        self.mask = np.zeros((height, width), np.float32)
+        self.brush = brush
+        self._last: tuple[float, float, float] | None = None  # x, y, pressure
+        self._residue = 0.0  # distance walked since the last dab
+        self.bbox: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 touched (for tests and repaint)
+
+    def _radius(self, pressure: float) -> float:
+        b = self.brush
+        f = (b.min_size + (1 - b.min_size) * pressure) if b.pressure_size else 1.0
+        return max(0.5, b.radius * f)
+
+    def _strength(self, pressure: float) -> float:
+        return self.brush.opacity * (pressure if self.brush.pressure_opacity else 1.0)
+
+    def dab(self, x: float, y: float, pressure: float = 1.0) -> None:
+        r = self._radius(pressure)
+        s = self._strength(pressure)
+        h, w = self.mask.shape
+        x0, x1 = max(0, int(math.floor(x - r - 1))), min(w, int(math.ceil(x + r + 1)))
+        y0, y1 = max(0, int(math.floor(y - r - 1))), min(h, int(math.ceil(y + r + 1)))
+        if x0 >= x1 or y0 >= y1:
+            return
+        xs = np.arange(x0, x1, dtype=np.float32) + 0.5
+        ys = np.arange(y0, y1, dtype=np.float32) + 0.5
+        d = np.sqrt((xs[None, :] - x) ** 2 + (ys[:, None] - y) ** 2)
+        # Hard core up to hardness*r, linear falloff beyond; the last pixel's edge is antialiased.
+        edge = max(1.0, r * (1 - self.brush.hardness))
+        cov = np.clip((r + 0.5 - d) / edge, 0, 1)
+        cov = (cov * s).astype(np.float32)
+        region = self.mask[y0:y1, x0:x1]
+        np.maximum(region, cov, out=region)
+        bb = self.bbox
+        self.bbox = (x0, y0, x1, y1) if bb is None else (min(bb[0], x0), min(bb[1], y0), max(bb[2], x1), max(bb[3], y1))
+
+    def add_point(self, x: float, y: float, pressure: float = 1.0) -> None:
+        """Extend the stroke to (x, y): dabs spaced a fraction of the radius apart, pressure interpolated."""
+        pressure = float(min(1.0, max(0.0, pressure)))
+        if self._last is None:
+            self.dab(x, y, pressure)
+            self._last = (x, y, pressure)
+            return
+        lx, ly, lp = self._last
+        dist = math.hypot(x - lx, y - ly)
+        spacing = max(0.3, 0.2 * self._radius(max(lp, pressure)))
+        t = spacing - self._residue
+        while t <= dist:
+            f = t / dist
+            self.dab(lx + (x - lx) * f, ly + (y - ly) * f, lp + (pressure - lp) * f)
+            t += spacing
+        self._residue = dist - (t - spacing)
+        self._last = (x, y, pressure)
+
+
+def apply_mask(layer: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int], mode: str = PAINT) -> np.ndarray:
+    """Merge coverage `mask` (H, W) in [0, 1] into the straight-alpha RGBA `layer`; returns a new array.
+
+    PAINT: source-over with `colour`. ERASE_TO_LAYER: removes the artist's paint (the generated image shows through).
+    ERASE_TO_PAPER: paints paper white (what "erase" means on a drawing that is itself the model's input)."""
+    if mode == ERASE_TO_PAPER:
+        colour, mode = PAPER, PAINT
+    a_l = layer[..., 3].astype(np.float32) / 255.0
+    m = mask.astype(np.float32)
+    out = layer.copy()
+    if mode == ERASE_TO_LAYER:
+        out[..., 3] = np.rint(a_l * (1 - m) * 255).astype(np.uint8)
+        return out
+    a_out = m + a_l * (1 - m)
+    c_src = np.asarray(colour, np.float32)[None, None, :]
+    c_l = layer[..., :3].astype(np.float32)
+    num = c_src * m[..., None] + c_l * (a_l * (1 - m))[..., None]
+    c_out = np.where(a_out[..., None] > 1e-6, num / np.maximum(a_out[..., None], 1e-6), c_l)
+    out[..., :3] = np.clip(np.rint(c_out), 0, 255).astype(np.uint8)
+    out[..., 3] = np.clip(np.rint(a_out * 255), 0, 255).astype(np.uint8)
+    return out
+
+
+def fill_mask(image_rgb: np.ndarray, x: int, y: int, tolerance: int = 32, grow: int = 1) -> np.ndarray:
+    """Bucket-fill region: the 4-connected pixels around (x, y) whose colour is within `tolerance` (sum of channel
+    differences, 0..765) of the seed's, grown by `grow` pixels so that antialiased edges are covered. (H, W) float32
+    0/1; all zeros if (x, y) is outside the image."""
+    h, w = image_rgb.shape[:2]
+    if not (0 <= x < w and 0 <= y < h):
+        return np.zeros((h, w), np.float32)
+    # copy(): an image made by fromarray may share the (read-only) array memory, and floodfill writes in place.
+    rgba = Image.fromarray(np.concatenate([image_rgb, np.full((h, w, 1), 255, np.uint8)], axis=2)).copy()
+    # Filled pixels get alpha 0, a value no pixel of the (opaque) image has: that marks the region exactly.
+    ImageDraw.floodfill(rgba, (int(x), int(y)), (0, 0, 0, 0), thresh=tolerance)
+    region = np.asarray(rgba)[..., 3] == 0
+    if grow > 0:
+        g = region.copy()
+        for _ in range(grow):
+            n = g.copy()
+            n[1:, :] |= g[:-1, :]
+            n[:-1, :] |= g[1:, :]
+            n[:, 1:] |= g[:, :-1]
+            n[:, :-1] |= g[:, 1:]
+            g = n
+        region = g
+    return region.astype(np.float32)

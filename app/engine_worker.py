@@ -1,0 +1,374 @@
+"""The single engine thread: it owns the core Session (and so the torch modules) and runs every model computation.
+
+The GUI thread never touches the Session. It builds an immutable request (the inputs are copies), `submit()`s it
+and goes on; the engine thread runs core code and the outcome comes back by Qt signals, which Qt queues onto the
+GUI thread (the receivers live there). This is napari's layer-slicer pattern: requests built on the main thread,
+run on one worker, stale ones dropped, results applied on the main thread, no locks around the model.
+
+Dropping superseded work: a slider drag or a quick series of strokes submits many `ApplyEdits`; each one carries
+the *whole* new value of what it changes, so when the previous request is still waiting at the end of the queue
+the two are merged (newer values win) and only one regeneration runs. Requests are never merged across another
+kind of request, so the engine applies changes in the order the artist made them.
+
+Long work is the core `Session.refine()` generator: each yield is a progress report (relayed to the GUI) and a
+point where Cancel takes effect (the generator also polls `should_stop`). A cancelled refinement leaves the
+session unchanged.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from PySide6.QtCore import QThread, Signal
+
+from core.errors import ArtflowError
+from core.session import Layer, SessionState
+
+log = logging.getLogger(__name__)
+
+
+# ----- requests (immutable inputs) -----
+@dataclass(frozen=True)
+class Request:
+    """Base class. `label` is what the status bar shows while the request runs."""
+
+    @property
+    def label(self) -> str:
+        return "Working…"
+
+
+@dataclass(frozen=True)
+class LoadModel(Request):
+    path: str
+    device: str = "auto"
+
+    @property
+    def label(self) -> str:
+        return f"Loading model {Path(self.path).name}…"
+
+
+@dataclass(frozen=True)
+class NewArtwork(Request):
+    """A blank first stage (paper white), latents at the prior's mean, no layers; later stages generated."""
+
+    @property
+    def label(self) -> str:
+        return "Starting a new artwork…"
+
+
+@dataclass(frozen=True)
+class ApplyEdits(Request):
+    """Set artist layers (stage -> Layer or None) and latents (transition -> z), then regenerate the later stages.
+    keep_unedited: later stages keep their pixels outside the region the layer edits changed."""
+
+    layers: dict[int, Layer | None] = field(default_factory=dict)
+    latents: dict[int, torch.Tensor] = field(default_factory=dict)
+    keep_unedited: bool = False
+
+    def merged_with(self, newer: ApplyEdits) -> ApplyEdits:
+        return ApplyEdits({**self.layers, **newer.layers}, {**self.latents, **newer.latents},
+                          self.keep_unedited and newer.keep_unedited)
+
+    def first_stage(self) -> int | None:
+        ks = list(self.layers) + list(self.latents)
+        return min(ks) if ks else None
+
+    @property
+    def label(self) -> str:
+        return "Regenerating later stages…"
+
+
+@dataclass(frozen=True)
+class Regenerate(Request):
+    """Regenerate stages after `stage` with the current latents (no change of inputs)."""
+
+    stage: int = 0
+
+    @property
+    def label(self) -> str:
+        return "Regenerating…"
+
+
+@dataclass(frozen=True)
+class SampleLatent(Request):
+    transition: int
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return "New variation…"
+
+
+@dataclass(frozen=True)
+class LoadArtwork(Request):
+    """Open an artwork: from a file (`path`) or an image already in memory (`image`, the last stage's shape)."""
+
+    path: str = ""
+    image: torch.Tensor | None = None
+
+    @property
+    def label(self) -> str:
+        return f"Inferring the stages of {Path(self.path).name or 'the artwork'}…"
+
+
+@dataclass(frozen=True)
+class Refine(Request):
+    steps: int = 150
+    preview_every: int = 5
+
+    @property
+    def label(self) -> str:
+        return "Refining…"
+
+
+@dataclass(frozen=True)
+class SaveProject(Request):
+    path: str
+    extra: dict = field(default_factory=dict)
+    autosave: bool = False
+
+    @property
+    def label(self) -> str:
+        return "Autosaving…" if self.autosave else f"Saving {Path(self.path).name}…"
+
+
+@dataclass(frozen=True)
+class OpenProject(Request):
+    """Read a project; it is applied at once when it fits the open model, else returned for the GUI to decide."""
+
+    path: str
+    recovered: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"Opening {Path(self.path).name}…"
+
+
+# ----- what comes back -----
+@dataclass(frozen=True)
+class ModelInfo:
+    path: str
+    config: Any  # core.config.WorkflowConfig
+    device_label: str
+    perceptual: str
+
+
+@dataclass(frozen=True)
+class EngineResult:
+    rid: int
+    request: Request
+    state: SessionState | None  # the session after the request (a snapshot: safe to keep)
+    changed: tuple[int, ...] = ()  # stages whose base was regenerated
+    info: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RefineProgress:
+    rid: int
+    transition: int
+    transitions: int
+    step: int
+    steps: int
+    loss: float
+    preview: torch.Tensor | None  # stage transition+1, (C, H, W) in [-1, 1]
+
+    @property
+    def fraction(self) -> float:
+        return (self.transition * self.steps + self.step) / max(1, self.transitions * self.steps)
+
+
+class EngineThread(QThread):
+    """One thread, one Session. Signals are emitted from this thread; Qt queues them to the GUI thread."""
+
+    resultReady = Signal(object)  # EngineResult
+    failed = Signal(int, object, str)  # rid, request, message (an ArtflowError's text, or an internal error)
+    progress = Signal(object)  # RefineProgress
+    activity = Signal(str)  # what runs now ("" when idle)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("artflow-engine")
+        self._cond = threading.Condition()
+        self._queue: list[tuple[int, Request]] = []
+        self._ids = itertools.count(1)
+        self._stopping = False
+        self._cancel = threading.Event()
+        self._running_rid = 0
+        self.session = None  # owned by this thread: never touch it from the GUI thread
+        self.merged = 0  # requests dropped because a newer one superseded them (for tests and the curious)
+
+    # ----- GUI-thread API -----
+    def submit(self, request: Request) -> int:
+        """Queue `request`; returns its id. Results carry the id of the request they answer."""
+        with self._cond:
+            rid = next(self._ids)
+            if self._stopping:
+                return rid
+            if isinstance(request, Refine):
+                self._cancel.clear()
+            if (isinstance(request, ApplyEdits) and self._queue and isinstance(self._queue[-1][1], ApplyEdits)):
+                _, older = self._queue.pop()
+                request = older.merged_with(request)
+                self.merged += 1
+            self._queue.append((rid, request))
+            self._cond.notify()
+        return rid
+
+    def cancel_refine(self) -> None:
+        """Ask a running (or queued) refinement to stop at its next step; the session stays as it was."""
+        self._cancel.set()
+
+    def is_idle(self) -> bool:
+        with self._cond:
+            return not self._queue and self._running_rid == 0
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._queue) + (1 if self._running_rid else 0)
+
+    def stop(self, timeout_ms: int = 60000) -> bool:
+        """Drop queued work, cancel a refinement, let the running request finish, and wait for the thread."""
+        with self._cond:
+            self._stopping = True
+            self._queue.clear()
+            self._cancel.set()
+            self._cond.notify_all()
+        if not self.isRunning():
+            return True
+        return self.wait(timeout_ms)
+
+    # ----- the engine thread -----
+    def run(self) -> None:
+        torch.set_grad_enabled(False)  # per thread; refine() enables gradients for its own steps
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                rid, request = self._queue.pop(0)
+                self._running_rid = rid
+            self.activity.emit(request.label)
+            try:
+                result = self._handle(rid, request)
+            except ArtflowError as exc:
+                self.failed.emit(rid, request, str(exc))
+            except Exception as exc:  # noqa: BLE001 - an engine bug must not kill the thread (and the app's work)
+                log.exception("engine request %s failed", type(request).__name__)
+                self.failed.emit(rid, request, f"Internal error in {type(request).__name__}: "
+                                               f"{type(exc).__name__}: {exc}")
+            else:
+                self.resultReady.emit(result)
+            finally:
+                with self._cond:
+                    self._running_rid = 0
+                    idle = not self._queue
+                if idle:
+                    self.activity.emit("")
+
+    def _need_session(self):
+        if self.session is None:
+            raise ArtflowError("no model is loaded: choose one with File > Open model…")
+        return self.session
+
+    def _handle(self, rid: int, req: Request) -> EngineResult:
+        if isinstance(req, LoadModel):
+            return self._load_model(rid, req)
+        s = self._need_session()
+        if isinstance(req, NewArtwork):
+            for k in range(s.num_stages):
+                s.set_layer(k, None, propagate=False)
+            res = s.config.resolution
+            s.start_from(torch.ones(s.config.stages[0].channels, res, res))
+            return EngineResult(rid, req, s.snapshot(), tuple(range(1, s.num_stages)))
+        if isinstance(req, ApplyEdits):
+            return self._apply_edits(rid, req)
+        if isinstance(req, Regenerate):
+            changed = s.propagate(req.stage)
+            return EngineResult(rid, req, s.snapshot(), tuple(changed))
+        if isinstance(req, SampleLatent):
+            s.sample_latent(req.transition, seed=req.seed, propagate=False)
+            changed = s.propagate(req.transition)
+            return EngineResult(rid, req, s.snapshot(), tuple(changed))
+        if isinstance(req, LoadArtwork):
+            from core.imageio import load_image
+
+            last = s.config.stages[-1]
+            image = req.image if req.image is not None else load_image(req.path, last.channels, s.config.resolution)
+            s.load_artwork(image)
+            return EngineResult(rid, req, s.snapshot(), tuple(range(s.num_stages)))
+        if isinstance(req, Refine):
+            return self._refine(rid, req)
+        if isinstance(req, SaveProject):
+            from core.project import project_from_session, save_project
+
+            path = save_project(project_from_session(s, req.extra), req.path)
+            return EngineResult(rid, req, None, (), {"path": str(path)})
+        if isinstance(req, OpenProject):
+            from core.project import apply_project, load_project
+
+            project = load_project(req.path, config=s.config)
+            if project.read_only:
+                return EngineResult(rid, req, None, (), {"project": project, "applied": False})
+            apply_project(s, project)
+            return EngineResult(rid, req, s.snapshot(), tuple(range(s.num_stages)),
+                                {"project": project, "applied": True})
+        raise ArtflowError(f"unknown request {type(req).__name__}")
+
+    def _load_model(self, rid: int, req: LoadModel) -> EngineResult:
+        from core import bundle
+        from core.device import device_label, resolve_device
+        from core.session import Session
+
+        device = resolve_device(req.device)
+        model = bundle.load(req.path)  # BundleError leaves the current session in place: nothing is lost
+        session = Session(model, device=device)
+        res = session.config.resolution
+        session.start_from(torch.ones(session.config.stages[0].channels, res, res))
+        self.session = session
+        info = ModelInfo(str(req.path), session.config, device_label(session.device), session.perceptual_kind)
+        return EngineResult(rid, req, session.snapshot(), tuple(range(session.num_stages)), {"model": info})
+
+    def _apply_edits(self, rid: int, req: ApplyEdits) -> EngineResult:
+        from core.editing import edit_mask
+
+        s = self.session
+        masks = []
+        for k in sorted(req.layers):
+            old = s.stages[k].clone()
+            s.set_layer(k, req.layers[k], propagate=False)
+            if req.keep_unedited:
+                masks.append(edit_mask(old, s.stages[k]))
+        for i in sorted(req.latents):
+            s.set_latent(i, req.latents[i], propagate=False)
+        first = req.first_stage()
+        keep_mask = None
+        # A latent change restyles the whole picture: "keep unedited areas" applies to painted edits only.
+        if masks and not req.latents:
+            keep_mask = torch.stack(masks).amax(dim=0)
+        changed = s.propagate(first, keep_mask=keep_mask) if first is not None else []
+        return EngineResult(rid, req, s.snapshot(), tuple(changed))
+
+    def _refine(self, rid: int, req: Refine) -> EngineResult:
+        s = self.session
+        n_t = s.num_stages - 1
+        gen = s.refine(steps=req.steps, preview_every=req.preview_every, should_stop=self._cancel.is_set)
+        t0 = time.perf_counter()
+        while True:
+            try:
+                step = next(gen)
+            except StopIteration as stop:
+                report = stop.value
+                break
+            self.progress.emit(RefineProgress(rid, step.transition, n_t, step.step, step.steps, step.loss,
+                                              step.preview))
+        info = {"report": report, "cancelled": not report.completed, "seconds": time.perf_counter() - t0}
+        changed = tuple(range(1, s.num_stages)) if report.completed else ()
+        return EngineResult(rid, req, s.snapshot(), changed, info)

@@ -1,0 +1,93 @@
+"""App preferences and where the app keeps its files. No Qt here.
+
+Preferences live in `<user config dir>/settings.json`; autosaves in `<user data dir>/autosave/` (platformdirs).
+Environment overrides, for tests and for running several copies side by side:
+ARTFLOW_DATA_DIR (both folders), ARTFLOW_REFINE_STEPS (refinement steps; the default stays the paper's 150).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from core.refine import STEPS
+
+log = logging.getLogger(__name__)
+APP_NAME = "Artflow"
+
+
+def data_dir() -> Path:
+    env = os.environ.get("ARTFLOW_DATA_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def config_dir() -> Path:
+    env = os.environ.get("ARTFLOW_DATA_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+
+
+def _same_kind(default: object, value: object) -> bool:
+    if default is None or isinstance(default, list):
+        return value is None or (isinstance(value, list) and all(isinstance(x, str) for x in value))
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    return isinstance(value, type(default))
+
+
+@dataclass
+class Settings:
+    refine_steps: int = STEPS  # the paper's 150 AdaIN optimisation steps
+    refine_after_open: bool = True  # run the refinement right after an artwork is opened
+    preview_every: int = 5  # refinement preview images every n steps
+    autosave_seconds: int = 60
+    auto_regenerate: bool = True  # later stages follow every edit (off: they go stale until "Regenerate")
+    keep_unedited: bool = False  # "Keep unedited areas" when editing
+    last_folder: str = ""
+    recent_models: list[str] | None = None
+
+    @classmethod
+    def load(cls) -> Settings:
+        s = cls()
+        path = config_dir() / "settings.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict):
+                known = {f.name for f in fields(cls)}
+                for k, v in data.items():
+                    if k in known and _same_kind(getattr(s, k), v):
+                        setattr(s, k, v)
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError) as exc:  # a damaged settings file must never stop the app
+            log.warning("ignoring %s: %s", path, exc)
+        env = os.environ.get("ARTFLOW_REFINE_STEPS")
+        if env:
+            try:
+                s.refine_steps = max(1, int(env))
+            except ValueError:
+                log.warning("ARTFLOW_REFINE_STEPS=%r is not an integer; using %d", env, s.refine_steps)
+        s.refine_steps = int(min(max(1, s.refine_steps), 5000))
+        s.preview_every = int(min(max(1, s.preview_every), 1000))
+        s.autosave_seconds = int(min(max(5, s.autosave_seconds), 3600))
+        return s
+
+    def save(self) -> None:
+        path = config_dir() / "settings.json"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+            os.replace(tmp, path)
+        except OSError as exc:
+            log.warning("cannot save settings to %s: %s", path, exc)

@@ -1,0 +1,1 @@
+"""Panels around the canvas: the stage strip, the latent (variation) panel, the refinement panel, tool options."""

@@ -1,0 +1,195 @@
+"""Exports of an artwork's stages for other tools (shared by the app and the CLI). No Qt here.
+
+`images` everywhere is the list of stage composites, first to last, each (C, H, W) float in [-1, 1] with C = 1 or 3
+and the same H, W for every stage. Every file is written atomically (temp file beside it, then os.replace).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from core.atomic import atomic_write, ensure_folder
+from core.errors import ImageError
+from core.imageio import tensor_to_pil
+
+FORMATS = ("png", "stages", "strip", "ora", "gif")
+MAX_SCALE = 16
+ORA_MIMETYPE = b"image/openraster"
+THUMBNAIL_SIZE = 256  # OpenRaster: the thumbnail's longest side is at most 256 px
+
+
+def _check(images: Sequence[torch.Tensor], stage_names: Sequence[str] | None = None) -> None:
+    if not images:
+        raise ImageError("nothing to export: no stage images")
+    if stage_names is not None and len(stage_names) != len(images):
+        raise ImageError(f"{len(images)} stage images but {len(stage_names)} stage names")
+    sizes = set()
+    for k, t in enumerate(images):
+        if not isinstance(t, torch.Tensor) or t.dim() != 3 or t.shape[0] not in (1, 3):
+            shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ImageError(f"stage {k}: expected a (C, H, W) image with C = 1 or 3, got {shape}")
+        sizes.add(tuple(t.shape[1:]))
+    if len(sizes) > 1:
+        raise ImageError(f"the stage images differ in size ({', '.join('x'.join(map(str, s)) for s in sorted(sizes))})")
+
+
+def _safe(name: str) -> str:
+    # Stage names are slugs already; this only guards file names against a hand-made list ("../x", spaces).
+    return re.sub(r"[^A-Za-z0-9_\-]+", "_", name).strip("_") or "stage"
+
+
+def _rgb(t: torch.Tensor) -> Image.Image:
+    return tensor_to_pil(t).convert("RGB")
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _write_image(img: Image.Image, path: Path, fmt: str, **params) -> Path:
+    with atomic_write(path, ImageError) as f:
+        img.save(f, format=fmt, **params)
+    return path
+
+
+def export_final_png(images: Sequence[torch.Tensor], path: str | os.PathLike[str], scale: int = 1) -> Path:
+    """The last stage (the artwork) as a PNG, enlarged `scale` times with LANCZOS (1 = the model's resolution)."""
+    _check(images)
+    if not isinstance(scale, int) or isinstance(scale, bool) or not 1 <= scale <= MAX_SCALE:
+        raise ImageError(f"scale must be an integer in 1..{MAX_SCALE}, got {scale!r}")
+    img = tensor_to_pil(images[-1])
+    if scale > 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.Resampling.LANCZOS)
+    return _write_image(img, Path(path), "PNG")
+
+
+def export_stages(images: Sequence[torch.Tensor], stage_names: Sequence[str],
+                  folder: str | os.PathLike[str]) -> list[Path]:
+    """One PNG per stage, `folder/NN-<stage>.png` (NN = zero-padded stage index). Returns the paths in order."""
+    _check(images, stage_names)
+    out = ensure_folder(folder, ImageError)
+    return [_write_image(tensor_to_pil(t), out / f"{k:02d}-{_safe(n)}.png", "PNG")
+            for k, (t, n) in enumerate(zip(images, stage_names))]
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)  # Pillow's bundled font, scalable when FreeType is present
+    except (TypeError, ValueError, OSError, ImportError):
+        return ImageFont.load_default()
+
+
+def strip_image(images: Sequence[torch.Tensor], stage_names: Sequence[str] | None = None,
+                gap: int | None = None) -> Image.Image:
+    """All stages side by side, first to last, on a light grey background, each labelled below with its name
+    when `stage_names` is given. RGB."""
+    _check(images, stage_names)
+    h, w = images[0].shape[1:]
+    gap = max(4, w // 16) if gap is None else gap
+    font = _font(max(10, min(24, h // 10)))
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    labels = list(stage_names) if stage_names is not None else [""] * len(images)
+    boxes = [probe.textbbox((0, 0), s, font=font) if s else (0, 0, 0, 0) for s in labels]
+    text_h = max(b[3] - b[1] for b in boxes)
+    # A cell is as wide as its image or its label, whichever is wider: small models' images are narrower than words.
+    cells = [max(w, b[2] - b[0] + 4) for b in boxes]
+    band = text_h + gap if text_h else 0
+    canvas = Image.new("RGB", (sum(cells) + gap * (len(images) + 1), h + 2 * gap + band), (232, 232, 232))
+    draw = ImageDraw.Draw(canvas)
+    x = gap
+    for t, label, box, cw in zip(images, labels, boxes, cells):
+        canvas.paste(_rgb(t), (x + (cw - w) // 2, gap))
+        if label:
+            draw.text((x + (cw - (box[2] - box[0])) // 2 - box[0], gap + h + gap // 2 - box[1]), label,
+                      fill=(40, 40, 40), font=font)
+        x += cw + gap
+    return canvas
+
+
+def export_strip(images: Sequence[torch.Tensor], stage_names: Sequence[str] | None,
+                 path: str | os.PathLike[str], labels: bool = True) -> Path:
+    """All stages side by side in one PNG (or any format Pillow writes, from the suffix), labelled with the stage
+    names unless labels=False."""
+    img = strip_image(images, stage_names if labels else None)
+    p = Path(path)
+    fmt = Image.registered_extensions().get(p.suffix.lower(), "PNG")
+    return _write_image(img, p, fmt if fmt in Image.SAVE else "PNG")
+
+
+def export_ora(images: Sequence[torch.Tensor], stage_names: Sequence[str], path: str | os.PathLike[str]) -> Path:
+    """OpenRaster (.ora: Krita, GIMP, MyPaint): one layer per stage, the last stage on top and visible, earlier
+    stages below it, hidden.
+
+    Every stage is an opaque full-canvas picture, so showing several at once would only show the top one; hiding
+    the earlier ones means that switching a single layer on shows exactly that stage, and painting continues on
+    the artwork. The zip holds `mimetype` (first, uncompressed, as the spec requires), `stack.xml`, `data/NN-<stage>.png`
+    (RGBA), `mergedimage.png` (the visible result: the last stage) and `Thumbnails/thumbnail.png` (<= 256 px).
+    """
+    _check(images, stage_names)
+    h, w = images[0].shape[1:]
+    root = ET.Element("image", {"version": "0.0.5", "w": str(w), "h": str(h), "xres": "72", "yres": "72"})
+    stack = ET.SubElement(root, "stack")
+    layers: list[tuple[str, bytes]] = []
+    n = len(images)
+    for k in reversed(range(n)):  # stack.xml lists the topmost layer first
+        src = f"data/{k:02d}-{_safe(stage_names[k])}.png"
+        ET.SubElement(stack, "layer", {
+            "name": stage_names[k], "src": src, "x": "0", "y": "0", "opacity": "1.0",
+            "visibility": "visible" if k == n - 1 else "hidden", "composite-op": "svg:src-over"})
+        layers.append((src, _png(_rgb(images[k]).convert("RGBA"))))
+    merged = _rgb(images[-1]).convert("RGBA")
+    thumb = merged.copy()
+    thumb.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.LANCZOS)
+    xml = b"<?xml version='1.0' encoding='UTF-8'?>\n" + ET.tostring(root, encoding="utf-8")
+    p = Path(path)
+    with atomic_write(p, ImageError) as f:
+        with zipfile.ZipFile(f, "w") as zf:
+            zf.writestr(zipfile.ZipInfo("mimetype"), ORA_MIMETYPE, compress_type=zipfile.ZIP_STORED)
+            zf.writestr("stack.xml", xml, compress_type=zipfile.ZIP_DEFLATED)
+            for src, data in layers:
+                zf.writestr(src, data, compress_type=zipfile.ZIP_STORED)  # PNG is compressed already
+            zf.writestr("mergedimage.png", _png(merged), compress_type=zipfile.ZIP_STORED)
+            zf.writestr("Thumbnails/thumbnail.png", _png(thumb), compress_type=zipfile.ZIP_STORED)
+    return p
+
+
+def export_gif(images: Sequence[torch.Tensor], path: str | os.PathLike[str], ms_per_frame: int = 700) -> Path:
+    """The workflow as a looping animation: one frame per stage, first to last, `ms_per_frame` each.
+    (GIF writers merge two identical consecutive frames into one of double length; it plays the same.)"""
+    _check(images)
+    if not isinstance(ms_per_frame, int) or not 20 <= ms_per_frame <= 60_000:
+        raise ImageError(f"ms_per_frame must be an integer in 20..60000, got {ms_per_frame!r}")
+    frames = [_rgb(t) for t in images]
+    p = Path(path)
+    with atomic_write(p, ImageError) as f:
+        frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0)
+    return p
+
+
+def export(images: Sequence[torch.Tensor], stage_names: Sequence[str], fmt: str, path: str | os.PathLike[str],
+           scale: int = 1) -> list[Path]:
+    """Dispatch on `fmt` (one of FORMATS); returns the written files. `scale` applies to "png" only."""
+    if fmt not in FORMATS:
+        raise ImageError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if scale != 1 and fmt != "png":
+        raise ImageError("scale applies to the png export only")
+    if fmt == "png":
+        return [export_final_png(images, path, scale)]
+    if fmt == "stages":
+        return export_stages(images, stage_names, path)
+    if fmt == "strip":
+        return [export_strip(images, stage_names, path)]
+    if fmt == "ora":
+        return [export_ora(images, stage_names, path)]
+    return [export_gif(images, path)]

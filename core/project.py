@@ -1,0 +1,355 @@
+"""Project files (`.artflow`): one artwork's editing state, shared by the app and the CLI. No Qt here, no pickle.
+
+A project is a zip archive:
+
+    manifest.json          format "artflow-project", version, app version, model name + config hash, resolution,
+                           stages (name, channels, has_layer, image), has_targets, latent_dim, extra (app metadata)
+    tensors.safetensors    float32, bit-exact: bases.K, layers.K.colour, layers.K.alpha (stages with a layer),
+                           latents.I, deltas.I (transition I: stage I -> I+1), targets.K (when the session has them)
+    stages/NN-<name>.png   each stage's composite (layer over base), for other tools; not read back
+
+Opening checks, in order, that the file is a readable zip, that it has a valid manifest of a known version, and that
+every tensor is present, float32, finite and of the shape the manifest implies; each problem is a ProjectError that
+names it. A project made with another model (its config hash differs from the open model's) opens read-only: its
+stages can be viewed and exported, not edited.
+
+The manifest evolves like a versioned message: `_read_manifest` upgrades older versions to the current one (there is
+one version so far); a newer version than this code knows is refused with a clear "update Artflow".
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.atomic import atomic_write
+from core.bundle import config_hash
+from core.config import _NAME_RE, WorkflowConfig
+from core.errors import ArtflowError, ProjectError
+from core.imageio import tensor_to_pil
+from core.session import Layer, Session, SessionState, compose
+
+PROJECT_VERSION = 1
+PROJECT_FORMAT = "artflow-project"
+PROJECT_SUFFIX = ".artflow"
+MANIFEST = "manifest.json"
+TENSORS = "tensors.safetensors"
+_MAX_MANIFEST_BYTES = 16 * 2**20  # extra (variation history) is small; anything larger is not ours
+_MAX_STAGES = 64
+_MAX_LATENT = 4096
+
+
+@dataclass
+class Project:
+    """One artwork as saved. Stage images in `state` are (C, H, W) float32 in [-1, 1]; layer alphas (1, H, W) in
+    [0, 1]; latents (z_dim,); deltas (P,)."""
+
+    model_name: str
+    config_hash: str
+    stage_names: list[str]
+    stage_channels: list[int]
+    resolution: int
+    state: SessionState
+    extra: dict = field(default_factory=dict)  # JSON-serialisable app metadata (variation history, stage status)
+    read_only: bool = False  # opened with a different model: images viewable, not editable
+    warning: str = ""
+
+    def stage_images(self) -> list[torch.Tensor]:
+        """Each stage as seen: the artist's layer composited over the base, (C_k, H, W) in [-1, 1]."""
+        return [compose(b, ly) for b, ly in zip(self.state.bases, self.state.layers)]
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.stage_names)
+
+
+def stage_file_name(k: int, name: str, suffix: str = ".png") -> str:
+    """`NN-<name>.png`: the zero-padded stage index keeps files in workflow order in any file browser."""
+    return f"{k:02d}-{name}{suffix}"
+
+
+def project_from_session(session: Session, extra: dict | None = None) -> Project:
+    """A Project holding a copy of the session's state (later edits to the session do not change it)."""
+    cfg = session.config
+    return Project(model_name=cfg.name, config_hash=config_hash(cfg), stage_names=list(cfg.stage_names),
+                   stage_channels=[s.channels for s in cfg.stages], resolution=cfg.resolution,
+                   state=session.snapshot(), extra=dict(extra or {}))
+
+
+def apply_project(session: Session, project: Project) -> None:
+    """Load the project's state into `session`. ProjectError (and the session unchanged) if the project is
+    read-only, was made with another model, or its tensors do not fit the session's model."""
+    if project.read_only:
+        raise ProjectError(project.warning or "this project was made with another model and is open read-only")
+    want = config_hash(session.config)
+    if project.config_hash != want:
+        raise ProjectError(f"this project was made with the model '{project.model_name}' "
+                           f"(config {project.config_hash}), not with the open model '{session.config.name}' "
+                           f"(config {want}); open it with the model it was made with to edit it")
+    try:
+        session.restore(project.state)
+    except ProjectError:
+        raise
+    except ArtflowError as exc:
+        raise ProjectError(f"the project does not fit the open model: {exc}") from None
+
+
+# ----- saving -----
+def _manifest(project: Project) -> dict[str, Any]:
+    from core import __version__
+
+    st = project.state
+    return {
+        "format": PROJECT_FORMAT,
+        "version": PROJECT_VERSION,
+        "app_version": __version__,
+        "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model": {"name": project.model_name, "config_hash": project.config_hash},
+        "resolution": project.resolution,
+        "stages": [{"name": n, "channels": c, "has_layer": st.layers[k] is not None,
+                    "image": f"stages/{stage_file_name(k, n)}"}
+                   for k, (n, c) in enumerate(zip(project.stage_names, project.stage_channels))],
+        "has_targets": st.targets is not None,
+        "latent_dim": int(st.latents[0].numel()) if st.latents else 0,
+        "extra": project.extra,
+    }
+
+
+def _tensors(state: SessionState) -> dict[str, torch.Tensor]:
+    def f32(t: torch.Tensor) -> torch.Tensor:
+        # clone: safetensors refuses tensors that share memory (a hand-built state may reuse one tensor).
+        return t.detach().to("cpu", torch.float32).contiguous().clone()
+
+    out: dict[str, torch.Tensor] = {}
+    for k, b in enumerate(state.bases):
+        out[f"bases.{k}"] = f32(b)
+    for k, ly in enumerate(state.layers):
+        if ly is not None:
+            colour, alpha = ly
+            out[f"layers.{k}.colour"] = f32(colour)
+            out[f"layers.{k}.alpha"] = f32(alpha.reshape(1, *alpha.shape[-2:]))
+    for i, z in enumerate(state.latents):
+        out[f"latents.{i}"] = f32(z.reshape(-1))
+    for i, d in enumerate(state.deltas):
+        out[f"deltas.{i}"] = f32(d.reshape(-1))
+    for k, t in enumerate(state.targets or ()):
+        out[f"targets.{k}"] = f32(t)
+    return out
+
+
+def _png_bytes(image: torch.Tensor) -> bytes:
+    buf = io.BytesIO()
+    tensor_to_pil(image).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def save_project(project: Project, path: str | os.PathLike[str]) -> Path:
+    """Write `project` to `path` (a `.artflow` zip) atomically: a temp file in the same folder, then os.replace.
+    ProjectError if the project is inconsistent, its `extra` is not JSON-serialisable, or the file cannot be
+    written."""
+    from safetensors.torch import save as st_save
+
+    p = Path(path)
+    st = project.state
+    n = len(project.stage_names)
+    if not (len(project.stage_channels) == len(st.bases) == len(st.layers) == n
+            and len(st.latents) == len(st.deltas) == n - 1
+            and (st.targets is None or len(st.targets) == n)):
+        raise ProjectError(f"{p}: cannot save: the project's stage lists have inconsistent lengths")
+    try:
+        manifest = json.dumps(_manifest(project), indent=2, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ProjectError(f"{p}: cannot save: the project's extra metadata is not JSON-serialisable ({exc})") from None
+    blob = st_save(_tensors(st), metadata={"format": PROJECT_FORMAT, "version": str(PROJECT_VERSION)})
+    with atomic_write(p, ProjectError) as f:
+        with zipfile.ZipFile(f, "w") as zf:
+            zf.writestr(MANIFEST, manifest, compress_type=zipfile.ZIP_DEFLATED)
+            # Float data deflates a little; level 1 keeps saving quick.
+            zf.writestr(TENSORS, blob, compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
+            for k, (name, image) in enumerate(zip(project.stage_names, project.stage_images())):
+                zf.writestr(f"stages/{stage_file_name(k, name)}", _png_bytes(image), compress_type=zipfile.ZIP_STORED)
+    return p
+
+
+# ----- opening -----
+def _fail(path: Path, message: str) -> ProjectError:
+    return ProjectError(f"{path}: {message}")
+
+
+def _read_entry(path: Path, zf: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    try:
+        info = zf.getinfo(name)
+    except KeyError:
+        raise _fail(path, f"no {name} inside: not an Artflow project, or a damaged one") from None
+    if info.file_size > limit:
+        # The declared size bounds what zipfile will decompress, so checking it first defuses zip bombs.
+        raise _fail(path, f"{name} is {info.file_size:,} bytes, more than a project of this size can hold "
+                          f"({limit:,}); the file is damaged or not an Artflow project")
+    try:
+        return zf.read(info)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as exc:
+        raise _fail(path, f"{name} is corrupt or truncated ({exc})") from None
+
+
+def _want(cond: bool, path: Path, message: str) -> None:
+    if not cond:
+        raise _fail(path, f"manifest.json: {message}")
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _read_manifest(path: Path, raw: bytes) -> dict[str, Any]:
+    """Parse and validate manifest.json; returns it upgraded to PROJECT_VERSION."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _fail(path, "manifest.json is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise _fail(path, f"manifest.json is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise _fail(path, "manifest.json: expected a JSON object at the top level")
+    if data.get("format") != PROJECT_FORMAT:
+        raise _fail(path, f"manifest.json: format is {data.get('format')!r}, expected {PROJECT_FORMAT!r}; "
+                          "not an Artflow project")
+    version = data.get("version")
+    _want(_is_int(version) and version >= 1, path, f"unknown format version {version!r}")
+    if version > PROJECT_VERSION:
+        raise _fail(path, f"project format version {version} is newer than this Artflow understands "
+                          f"({PROJECT_VERSION}); update Artflow to open it")
+    # (Upgrades from older versions go here, one `if version == N:` step each.)
+    model = data.get("model")
+    _want(isinstance(model, dict) and isinstance(model.get("name"), str) and isinstance(model.get("config_hash"), str),
+          path, "'model' must be an object with string fields 'name' and 'config_hash'")
+    res = data.get("resolution")
+    _want(_is_int(res) and 16 <= res <= 2048, path, f"resolution must be an integer in 16..2048 (got {res!r})")
+    stages = data.get("stages")
+    _want(isinstance(stages, list) and 2 <= len(stages) <= _MAX_STAGES, path,
+          f"'stages' must be a list of 2..{_MAX_STAGES} stages")
+    seen = set()
+    for k, s in enumerate(stages):
+        _want(isinstance(s, dict), path, f"stages[{k}] must be an object")
+        name = s.get("name")
+        # Stage names become file names on export: the model config's slug rule keeps them safe ("../" etc.).
+        _want(isinstance(name, str) and bool(_NAME_RE.match(name)) and name not in seen, path,
+              f"stages[{k}].name {name!r} must be a unique lower-case slug")
+        seen.add(name)
+        _want(s.get("channels") in (1, 3) and _is_int(s.get("channels")), path,
+              f"stages[{k}].channels must be 1 or 3 (got {s.get('channels')!r})")
+        _want(isinstance(s.get("has_layer", False), bool), path, f"stages[{k}].has_layer must be true or false")
+    _want(isinstance(data.get("has_targets", False), bool), path, "has_targets must be true or false")
+    zd = data.get("latent_dim")
+    _want(_is_int(zd) and 1 <= zd <= _MAX_LATENT, path, f"latent_dim must be an integer in 1..{_MAX_LATENT}")
+    _want(isinstance(data.get("extra", {}), dict), path, "'extra' must be an object")
+    return data
+
+
+def _tensor_limit(m: dict[str, Any]) -> int:
+    r2 = m["resolution"] ** 2
+    per_stage = sum((3 * s["channels"] + 1) * r2 for s in m["stages"])  # base, layer colour + alpha, target
+    return 4 * per_stage + 64 * 2**20  # + latents, deltas and the header
+
+
+def _read_tensors(path: Path, raw: bytes, m: dict[str, Any]) -> SessionState:
+    from safetensors import SafetensorError
+    from safetensors.torch import load as st_load
+
+    try:
+        tensors = st_load(raw)
+    except (SafetensorError, ValueError, RuntimeError, OSError) as exc:
+        raise _fail(path, f"{TENSORS} is not a readable safetensors file ({exc})") from None
+    res, stages, n = m["resolution"], m["stages"], len(m["stages"])
+    expected: dict[str, tuple[int, ...] | None] = {}
+    for k, s in enumerate(stages):
+        expected[f"bases.{k}"] = (s["channels"], res, res)
+        if s.get("has_layer", False):
+            expected[f"layers.{k}.colour"] = (s["channels"], res, res)
+            expected[f"layers.{k}.alpha"] = (1, res, res)
+        if m.get("has_targets", False):
+            expected[f"targets.{k}"] = (s["channels"], res, res)
+    for i in range(n - 1):
+        expected[f"latents.{i}"] = (m["latent_dim"],)
+        expected[f"deltas.{i}"] = None  # (P,): P depends on the network, checked against the model on apply
+    missing = [k for k in expected if k not in tensors]
+    if missing:
+        raise _fail(path, f"{TENSORS}: missing tensor(s) {', '.join(missing[:3])}"
+                          + (f" and {len(missing) - 3} more" if len(missing) > 3 else ""))
+    unexpected = sorted(set(tensors) - set(expected))
+    if unexpected:
+        raise _fail(path, f"{TENSORS}: unexpected tensor(s) {', '.join(unexpected[:3])}")
+    for key, shape in expected.items():
+        t = tensors[key]
+        if t.dtype != torch.float32:
+            raise _fail(path, f"{TENSORS}: tensor '{key}' is {t.dtype}, expected float32")
+        if shape is None:
+            ok = t.dim() == 1 and t.numel() >= 1 and t.shape == tensors["deltas.0"].shape
+            shape_text = "a 1-d tensor of the same length for every transition"
+        else:
+            ok = tuple(t.shape) == shape
+            shape_text = str(shape)
+        if not ok:
+            raise _fail(path, f"{TENSORS}: tensor '{key}' has shape {tuple(t.shape)}, expected {shape_text}")
+        if not torch.isfinite(t).all():
+            raise _fail(path, f"{TENSORS}: tensor '{key}' holds NaN or infinite values")
+    layers: list[Layer | None] = [
+        (tensors[f"layers.{k}.colour"], tensors[f"layers.{k}.alpha"]) if s.get("has_layer", False) else None
+        for k, s in enumerate(stages)]
+    return SessionState(
+        bases=tuple(tensors[f"bases.{k}"] for k in range(n)),
+        layers=tuple(layers),
+        latents=tuple(tensors[f"latents.{i}"] for i in range(n - 1)),
+        deltas=tuple(tensors[f"deltas.{i}"] for i in range(n - 1)),
+        targets=tuple(tensors[f"targets.{k}"] for k in range(n)) if m.get("has_targets", False) else None,
+    )
+
+
+def load_project(path: str | os.PathLike[str], config: WorkflowConfig | None = None) -> Project:
+    """Open a `.artflow` file. With `config` (the open model's), a project made with another model comes back
+    read_only=True with a `warning` naming the model it was made with; without it no model check is done (use
+    that for viewing and exporting). Every problem with the file is a ProjectError naming it."""
+    p = Path(path)
+    if not p.exists():
+        raise _fail(p, "file not found")
+    if p.is_dir():
+        raise _fail(p, "is a folder, not a project file")
+    try:
+        zf = zipfile.ZipFile(p)
+    except zipfile.BadZipFile:
+        raise _fail(p, "not an Artflow project file, or it is truncated or corrupt (not a readable zip archive)") \
+            from None
+    except PermissionError:
+        raise _fail(p, "permission denied") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise _fail(p, f"cannot be read ({exc})") from None
+    with zf:
+        m = _read_manifest(p, _read_entry(p, zf, MANIFEST, _MAX_MANIFEST_BYTES))
+        state = _read_tensors(p, _read_entry(p, zf, TENSORS, _tensor_limit(m)), m)
+    project = Project(model_name=m["model"]["name"], config_hash=m["model"]["config_hash"],
+                      stage_names=[s["name"] for s in m["stages"]], stage_channels=[s["channels"] for s in m["stages"]],
+                      resolution=m["resolution"], state=state, extra=dict(m.get("extra", {})))
+    if config is not None:
+        want = config_hash(config)
+        if project.config_hash != want:
+            project.read_only = True
+            project.warning = (f"{p.name} was made with the model '{project.model_name}' (config "
+                               f"{project.config_hash}), not the open model '{config.name}' (config {want}); its "
+                               f"stages can be viewed and exported but not edited; open it with the model "
+                               f"'{project.model_name}' to edit it")
+        elif (project.stage_names != config.stage_names or project.resolution != config.resolution
+              or project.stage_channels != [s.channels for s in config.stages]
+              or project.state.latents[0].numel() != config.generator.z_dim):
+            # Same hash but different shapes: the manifest was edited by hand or forged.
+            raise _fail(p, "manifest.json claims the open model's config hash but its stages, resolution or "
+                           "latent size differ from that model's; the file is inconsistent")
+    return project
+
