@@ -17,7 +17,7 @@ def ensure_folder(folder: str | os.PathLike[str], error: type[ArtflowError] = Ar
     """Create `folder` (and its parents) if needed; an OSError becomes `error` naming the folder."""
     p = Path(folder)
     if p.exists() and not p.is_dir():
-        raise error(f"{p}: exists and is not a folder")
+        raise error(f"{p}: exists and is not a folder (a folder is needed here)")
     try:
         p.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

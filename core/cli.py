@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from core.errors import ArtflowError
 
@@ -30,9 +31,7 @@ def _parse_kv_ints(items: list[str] | None, what: str) -> dict[str, int]:
 
 
 # ----- shared by generate / reconstruct / edit / export -----
-def _model_path(args: argparse.Namespace):
-    from pathlib import Path
-
+def _model_path(args: argparse.Namespace) -> Path:
     from core import bundle
     from core.errors import BundleError
 
@@ -45,7 +44,7 @@ def _model_path(args: argparse.Namespace):
     return path
 
 
-def _open_session(args: argparse.Namespace):
+def _open_session(args: argparse.Namespace) -> tuple:
     """Resolve the device first (a missing GPU is reported before any loading), then load the bundle."""
     import torch
 
@@ -65,10 +64,23 @@ def _model_facts(session, path) -> dict:
     return {"name": session.config.name, "path": str(path), "config_hash": config_hash(session.config)}
 
 
-def _out_folder(out: str):
+def _out_folder(out: str) -> Path:
     from core.atomic import ensure_folder
 
     return ensure_folder(out)
+
+
+def _finite(obj):
+    """NaN/inf (a diverged loss) -> null: report.json stays strict JSON that any tool parses."""
+    import math
+
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def _write_json(data: dict, path) -> None:
@@ -77,7 +89,7 @@ def _write_json(data: dict, path) -> None:
     from core.atomic import atomic_write
 
     with atomic_write(path) as f:
-        f.write((json.dumps(data, indent=2, allow_nan=False) + "\n").encode())
+        f.write((json.dumps(_finite(data), indent=2, allow_nan=False) + "\n").encode())
 
 
 def _psnr(a, b) -> float:
@@ -103,6 +115,8 @@ def _bar(total: int, desc: str):
 
 def _propagate_with_bar(session, k: int, keep_mask=None, desc: str = "generate") -> list[int]:
     # The chain runs in one call (milliseconds per transition); the bar reports it once done.
+    if k >= session.num_stages - 1:
+        return []  # the last stage changed: nothing comes after it
     with _bar(session.num_stages - 1 - k, desc) as bar:
         changed = session.propagate(k, keep_mask)
         bar.update(len(changed))
@@ -373,9 +387,18 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     if args.scale != 1 and args.format != "png":
         raise ArtflowError("--scale applies to --format png only")
+    from core.errors import BundleError
+
+    # Exporting needs no model: one is read only to warn when the project was made with another. An explicit
+    # --model must be valid; a missing or broken bundled model just skips the check.
     config = None
-    if args.model or bundle.default_bundle_path().exists():
+    if args.model:
         config = bundle.load_config(_model_path(args))
+    elif bundle.default_bundle_path().exists():
+        try:
+            config = bundle.load_config(bundle.default_bundle_path())
+        except BundleError:
+            config = None
     project = load_project(args.project, config)
     if project.warning:
         print(f"artflow export: warning: {project.warning}", file=sys.stderr)
@@ -544,8 +567,60 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----- eval -----
+def _eval_parser(sub) -> None:
+    from core.eval import DIVERSITY_SAMPLES, REFINE_LIMIT, SHEET_ROWS
+    from core.refine import STEPS
+
+    p = sub.add_parser("eval", help="evaluate a model on a test split: inference, generation, reconstruction, "
+                                    "diversity, editing",
+                       description="Evaluate a model bundle on a stage dataset's test split (e.g. "
+                                   "data/fluent128/test): workflow-inference L1, generation L1/PSNR, reconstruction "
+                                   "PSNR (encoder only, AdaIN optimisation without and with the learned regulariser, "
+                                   "wall time), diversity of random-z samples and editing tests. Writes "
+                                   "OUT/metrics.json, OUT/samples.png and OUT/diversity.png and prints a table.")
+    p.add_argument("data", metavar="TEST_DATA_DIR", help="stage dataset folder (0-<stage>/, 1-<stage>/, ...) whose "
+                                                         "stages match the model's")
+    p.add_argument("-o", "--out", metavar="DIR", help="output folder (default: eval/<model>-<data folder>)")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N test drawings (a fixed pseudo-random order)")
+    p.add_argument("--refine-limit", type=int, default=REFINE_LIMIT, metavar="N",
+                   help=f"reconstruction and editing on the first N of them (default {REFINE_LIMIT}; 0: skip)")
+    p.add_argument("--steps", type=int, default=STEPS, help=f"refinement steps per transition (default {STEPS})")
+    p.add_argument("--diversity-samples", type=int, default=DIVERSITY_SAMPLES, metavar="K",
+                   help=f"random z per drawing for the diversity measure (default {DIVERSITY_SAMPLES})")
+    p.add_argument("--rows", type=int, default=SHEET_ROWS, help=f"rows of samples.png (default {SHEET_ROWS})")
+    p.add_argument("--batch-size", type=int, default=16, help="batch size of the batched passes")
+    _add_common(p)
+    p.set_defaults(func=_cmd_eval)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import re
+    from pathlib import Path
+
+    from core import bundle
+    from core.device import resolve_device
+    from core.eval import EvalOptions, evaluate_bundle, format_table
+
+    options = EvalOptions(limit=args.limit, refine_limit=args.refine_limit, steps=args.steps,
+                          diversity_samples=args.diversity_samples, rows=args.rows, seed=args.seed,
+                          batch_size=args.batch_size)
+    options.check()
+    device = resolve_device(args.device)
+    path = _model_path(args)
+    out = args.out
+    if not out:
+        parts = Path(args.data).resolve().parts[-2:]
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", "-".join(parts)).strip("-") or "data"
+        out = Path("eval") / f"{bundle.load_config(path).name}-{slug}"
+    metrics = evaluate_bundle(path, args.data, out, options, device=device)
+    print(format_table(metrics))
+    print(metrics["files"]["metrics"])
+    return 0
+
+
 PARSERS: list[Callable] = [_generate_parser, _reconstruct_parser, _edit_parser, _export_parser, _train_parser,
-                           _dataset_parser, _info_parser]
+                           _dataset_parser, _info_parser, _eval_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

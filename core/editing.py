@@ -12,9 +12,9 @@ def edit_mask(old: torch.Tensor, new: torch.Tensor, threshold: float = 0.02, dil
 
     old, new: the stage before and after the edit, (C, H, W) in [-1, 1] (same shape). A pixel counts as changed
     when some channel moved by more than `threshold` of the full range (0.02 = 5 of 255 levels, above PNG/JPEG
-    round-off). The changed region is grown by `dilate` pixels (the generators' receptive field smears an edit over
-    its neighbourhood) and its border softened over about 2*feather+1 pixels so the regenerated area blends into
-    the kept one without a seam. Changed pixels themselves always stay exactly 1.
+    round-off). The mask is 1 on the changed region grown by `dilate` pixels (the generators' receptive field
+    smears an edit over its neighbourhood), then falls linearly to 0 over the next 2*feather pixels, so the
+    regenerated area blends into the kept one without a seam.
 
     Use with `Session.set_stage(k, new, keep_mask=edit_mask(session.stages[k], new))`: later stages are
     regenerated where the mask is 1 and keep their previous pixels where it is 0.
@@ -26,11 +26,10 @@ def edit_mask(old: torch.Tensor, new: torch.Tensor, threshold: float = 0.02, dil
         raise ValueError("dilate and feather must be >= 0")
     diff = (new.detach().float().cpu() - old.detach().float().cpu()).abs().amax(dim=0) / 2  # (H, W) in [0, 1]
     changed = (diff > threshold).float()[None, None]  # (1, 1, H, W)
-    mask = changed
-    if dilate > 0:
-        mask = F.max_pool2d(mask, 2 * dilate + 1, stride=1, padding=dilate)
+    grow = dilate + feather  # grown past `dilate` so that the blur below softens outwards, not into the edit
+    mask = F.max_pool2d(changed, 2 * grow + 1, stride=1, padding=grow) if grow > 0 else changed
     if feather > 0:
         # A box blur of a binary mask is a linear ramp: the softest seam for its width. No count_include_pad, so
         # the image border is not treated as "unchanged".
         mask = F.avg_pool2d(mask, 2 * feather + 1, stride=1, padding=feather, count_include_pad=False)
-    return torch.maximum(mask, changed)[0, 0].clamp(0, 1).contiguous()
+    return mask[0, 0].clamp(0, 1).contiguous()

@@ -80,7 +80,7 @@ def export_stages(images: Sequence[torch.Tensor], stage_names: Sequence[str],
     _check(images, stage_names)
     out = ensure_folder(folder, ImageError)
     return [_write_image(tensor_to_pil(t), out / f"{k:02d}-{_safe(n)}.png", "PNG")
-            for k, (t, n) in enumerate(zip(images, stage_names))]
+            for k, (t, n) in enumerate(zip(images, stage_names, strict=True))]
 
 
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
@@ -108,7 +108,7 @@ def strip_image(images: Sequence[torch.Tensor], stage_names: Sequence[str] | Non
     canvas = Image.new("RGB", (sum(cells) + gap * (len(images) + 1), h + 2 * gap + band), (232, 232, 232))
     draw = ImageDraw.Draw(canvas)
     x = gap
-    for t, label, box, cw in zip(images, labels, boxes, cells):
+    for t, label, box, cw in zip(images, labels, boxes, cells, strict=True):
         canvas.paste(_rgb(t), (x + (cw - w) // 2, gap))
         if label:
             draw.text((x + (cw - (box[2] - box[0])) // 2 - box[0], gap + h + gap // 2 - box[1]), label,
@@ -133,8 +133,9 @@ def export_ora(images: Sequence[torch.Tensor], stage_names: Sequence[str], path:
 
     Every stage is an opaque full-canvas picture, so showing several at once would only show the top one; hiding
     the earlier ones means that switching a single layer on shows exactly that stage, and painting continues on
-    the artwork. The zip holds `mimetype` (first, uncompressed, as the spec requires), `stack.xml`, `data/NN-<stage>.png`
-    (RGBA), `mergedimage.png` (the visible result: the last stage) and `Thumbnails/thumbnail.png` (<= 256 px).
+    the artwork. The zip holds `mimetype` (first, uncompressed, as the spec requires), `stack.xml`,
+    `data/NN-<stage>.png` (RGBA), `mergedimage.png` (the visible result: the last stage) and
+    `Thumbnails/thumbnail.png` (<= 256 px).
     """
     _check(images, stage_names)
     h, w = images[0].shape[1:]

@@ -65,7 +65,7 @@ class Project:
 
     def stage_images(self) -> list[torch.Tensor]:
         """Each stage as seen: the artist's layer composited over the base, (C_k, H, W) in [-1, 1]."""
-        return [compose(b, ly) for b, ly in zip(self.state.bases, self.state.layers)]
+        return [compose(b, ly) for b, ly in zip(self.state.bases, self.state.layers, strict=True)]
 
     @property
     def num_stages(self) -> int:
@@ -117,7 +117,7 @@ def _manifest(project: Project) -> dict[str, Any]:
         "resolution": project.resolution,
         "stages": [{"name": n, "channels": c, "has_layer": st.layers[k] is not None,
                     "image": f"stages/{stage_file_name(k, n)}"}
-                   for k, (n, c) in enumerate(zip(project.stage_names, project.stage_channels))],
+                   for k, (n, c) in enumerate(zip(project.stage_names, project.stage_channels, strict=True))],
         "has_targets": st.targets is not None,
         "latent_dim": int(st.latents[0].numel()) if st.latents else 0,
         "extra": project.extra,
@@ -175,7 +175,7 @@ def save_project(project: Project, path: str | os.PathLike[str]) -> Path:
             zf.writestr(MANIFEST, manifest, compress_type=zipfile.ZIP_DEFLATED)
             # Float data deflates a little; level 1 keeps saving quick.
             zf.writestr(TENSORS, blob, compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
-            for k, (name, image) in enumerate(zip(project.stage_names, project.stage_images())):
+            for k, (name, image) in enumerate(zip(project.stage_names, project.stage_images(), strict=True)):
                 zf.writestr(f"stages/{stage_file_name(k, name)}", _png_bytes(image), compress_type=zipfile.ZIP_STORED)
     return p
 

@@ -4,4 +4,8 @@ import os
 
 # Qt runs headless in tests; a developer with a display can still override this.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import torch  # noqa: E402
+
+# The test models are tiny: one thread is as fast, and avoids OpenMP spin-waiting against other work on the machine.
+torch.set_num_threads(1)

@@ -70,7 +70,7 @@ def same(a, b) -> bool:
                 and a.shape == b.shape and torch.equal(a, b))
     if isinstance(a, (tuple, list)) or isinstance(b, (tuple, list)):
         return (isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b)
-                and all(same(x, y) for x, y in zip(a, b)))
+                and all(same(x, y) for x, y in zip(a, b, strict=True)))
     return a is None and b is None
 
 
@@ -86,7 +86,7 @@ def stages_of(session) -> list[torch.Tensor]:
 
 def changed(before: list[torch.Tensor], after: list[torch.Tensor]) -> list[int]:
     """Indices of the stages that are not bit-identical."""
-    return [k for k, (x, y) in enumerate(zip(before, after)) if not torch.equal(x, y)]
+    return [k for k, (x, y) in enumerate(zip(before, after, strict=True)) if not torch.equal(x, y)]
 
 
 class StopAfter:

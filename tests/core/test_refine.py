@@ -81,7 +81,7 @@ def test_refine_does_not_mutate_inputs(problem):
     delta = torch.full_like(p["base"], 0.01)
     copies = [t.clone() for t in (p["src"], p["target"], p["base"], delta)]
     _refine(p, None, steps=5, delta=delta)
-    for a, b in zip(copies, (p["src"], p["target"], p["base"], delta)):
+    for a, b in zip(copies, (p["src"], p["target"], p["base"], delta), strict=True):
         assert torch.equal(a, b)
 
 

@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from core.errors import ArtflowError
-from core.session import Z_RANGE, Session, SessionState, run_to_end
-from core.session import compose
+from core.session import Z_RANGE, Session, SessionState, compose, run_to_end
 from tests.core.engine_util import (  # noqa: F401
     FOUR_STAGES,
     RES,
@@ -135,7 +134,7 @@ def test_set_latent_changes_only_later_stages(session, i):
     assert regenerated == list(range(i + 1, session.num_stages))
     assert changed(before_stages, stages_of(session)) == regenerated
     assert torch.equal(session.latents[i], z)
-    for j, (a, b) in enumerate(zip(before.latents, after.latents)):
+    for j, (a, b) in enumerate(zip(before.latents, after.latents, strict=True)):
         assert torch.equal(a, b) == (j != i)
     assert not session.set_latent(i, z * 0.5, propagate=False)
     assert states_equal(dataclasses.replace(after, latents=tuple(session.latents)), session.snapshot())
@@ -176,9 +175,9 @@ def test_refine_lowers_the_loss_of_every_transition(session, regularizer):
     assert [(s.transition, s.step) for s in steps] == [(i, j) for i in (0, 1) for j in range(1, 26)]
     after = session.snapshot()
     assert changed(before_stages, stages_of(session)) == [1, 2]  # the first stage is never regenerated
-    assert all(torch.equal(a, b) for a, b in zip(before.latents, after.latents))
+    assert all(torch.equal(a, b) for a, b in zip(before.latents, after.latents, strict=True))
     assert all(torch.count_nonzero(d) > 0 for d in after.deltas)
-    assert all(torch.equal(a, b) for a, b in zip(before.targets, after.targets))
+    assert all(torch.equal(a, b) for a, b in zip(before.targets, after.targets, strict=True))
     # The session's stages are what its latents + deltas generate.
     torch.testing.assert_close(session.stages[1], session.generate(0).clamp(-1, 1), rtol=0, atol=1e-5)
 
@@ -203,7 +202,7 @@ def test_refine_reaches_known_targets_through_the_chain(model):
     report = run_to_end(editor.refine(steps=80, regularizer="none"))
     assert report.completed
     l1_end = [F.l1_loss(editor.stages[k], goal.bases[k]).item() for k in (1, 2)]
-    for a, b in zip(l1_start, l1_end):
+    for a, b in zip(l1_start, l1_end, strict=True):
         assert b < 0.3 * a, (l1_start, l1_end)
 
 
@@ -215,14 +214,14 @@ def test_large_learned_weight_keeps_deltas_near_zero():
         s.load_artwork(image(3, seed=1))
     run_to_end(free.refine(steps=30, regularizer="none"))
     run_to_end(held.refine(steps=30, regularizer="learned"))
-    for a, b in zip(held.deltas, free.deltas):
+    for a, b in zip(held.deltas, free.deltas, strict=True):
         assert a.norm() < 0.01 * b.norm(), (a.norm(), b.norm())
 
 
 def test_refine_twice_starts_from_the_refined_deltas(session):
     r1 = run_to_end(session.refine(steps=15))
     r2 = run_to_end(session.refine(steps=15))
-    for a, b in zip(r1.transitions, r2.transitions):
+    for a, b in zip(r1.transitions, r2.transitions, strict=True):
         assert b.loss_start < a.loss_start
 
 
@@ -439,4 +438,4 @@ def test_start_from_clears_the_previous_artworks_layers(session):
     session.set_layer(1, _half_layer(3, seed=63))
     session.start_from(image(1, seed=64))
     assert session.layers == [None] * session.num_stages
-    assert all(torch.equal(s, b) for s, b in zip(session.stages, session.bases))
+    assert all(torch.equal(s, b) for s, b in zip(session.stages, session.bases, strict=True))

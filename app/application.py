@@ -1,0 +1,191 @@
+"""Start the desktop app: `python main.py [--model DIR] [--open IMAGE|PROJECT] [--device auto|cpu|cuda|mps]
+[--screenshot FILE]`.
+
+--screenshot FILE starts the app, performs the --open (and the refinement, if the preference is on), waits until
+the engine is idle, saves a PNG of the main window and exits (README pictures, tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QTimer
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication, QStyleFactory
+
+from core.device import DEVICE_CHOICES
+
+log = logging.getLogger("artflow")
+
+STYLE_SHEET = """
+QMainWindow, QDockWidget { background: #2b2c30; }
+QDockWidget::title { background: #323338; padding: 5px 8px; font-weight: bold; color: #d8d9de; }
+QToolBar { background: #323338; border: none; border-bottom: 1px solid #1f2023; spacing: 4px; padding: 3px 6px; }
+QToolBar QToolButton { padding: 3px; border-radius: 4px; }
+QToolBar QToolButton:checked { background: #4a5d7e; }
+QToolBar QToolButton:hover { background: #42444b; }
+QLabel#toolLabel { color: #b8bac2; }
+QTabBar#stageTabs { background: #323338; }
+QTabBar#stageTabs::tab { padding: 7px 18px; margin-right: 1px; background: #323338; color: #b8bac2;
+    border: none; border-bottom: 2px solid transparent; }
+QTabBar#stageTabs::tab:selected { color: #ffffff; background: #2b2c30; border-bottom: 2px solid #5a96e6; }
+QTabBar#stageTabs::tab:hover { color: #ffffff; }
+QWidget#stageStrip { background: #323338; border-top: 1px solid #1f2023; }
+QFrame#stageCard { background: #2b2c30; border: 1px solid #3c3e44; border-radius: 6px; }
+QFrame#stageCard[current="true"] { border: 2px solid #5a96e6; background: #30343c; }
+QLabel#stageCardTitle { color: #e4e5ea; font-weight: bold; }
+QLabel#stageCardStatus { color: #b8bac2; }
+QLabel#stageArrow { color: #8a8c94; font-size: 20px; padding: 0 4px; }
+QLabel#hint { color: #9a9ca4; }
+QLabel#zLabel { color: #9a9ca4; min-width: 18px; }
+QPushButton { padding: 4px 10px; }
+QPushButton#primary { background: #3d6db5; color: white; border: 1px solid #2f5794; border-radius: 3px; }
+QPushButton#primary:disabled { background: #3a3c42; color: #7a7c84; border-color: #34363b; }
+QListWidget { background: #26272b; border: 1px solid #3c3e44; }
+QStatusBar { background: #323338; color: #c8c9ce; }
+QStatusBar QLabel { padding: 0 6px; }
+QLabel#deviceLabel { color: #9fd39f; }
+"""
+
+
+def dark_palette() -> QPalette:
+    p = QPalette()
+    window, base, text = QColor(43, 44, 48), QColor(34, 35, 38), QColor(222, 224, 230)
+    p.setColor(QPalette.ColorRole.Window, window)
+    p.setColor(QPalette.ColorRole.WindowText, text)
+    p.setColor(QPalette.ColorRole.Base, base)
+    p.setColor(QPalette.ColorRole.AlternateBase, window)
+    p.setColor(QPalette.ColorRole.ToolTipBase, QColor(50, 52, 58))
+    p.setColor(QPalette.ColorRole.ToolTipText, text)
+    p.setColor(QPalette.ColorRole.Text, text)
+    p.setColor(QPalette.ColorRole.Button, QColor(58, 60, 66))
+    p.setColor(QPalette.ColorRole.ButtonText, text)
+    p.setColor(QPalette.ColorRole.BrightText, QColor(255, 90, 90))
+    p.setColor(QPalette.ColorRole.Highlight, QColor(74, 120, 190))
+    p.setColor(QPalette.ColorRole.HighlightedText, QColor(255, 255, 255))
+    p.setColor(QPalette.ColorRole.Link, QColor(110, 160, 235))
+    p.setColor(QPalette.ColorRole.PlaceholderText, QColor(130, 132, 140))
+    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text, QPalette.ColorRole.ButtonText):
+        p.setColor(QPalette.ColorGroup.Disabled, role, QColor(120, 122, 128))
+    return p
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    ap = argparse.ArgumentParser(prog="artflow", description="Artflow desktop app (no sub-command). "
+                                 "Sub-commands run the headless CLI: see `artflow --help`.")
+    ap.add_argument("--model", metavar="DIR", help="model bundle folder (default: the bundled model)")
+    ap.add_argument("--open", metavar="FILE", help="an artwork image (PNG/JPEG/WebP, ...) or an .artflow project")
+    ap.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="where the model runs (default: auto)")
+    ap.add_argument("--screenshot", metavar="FILE", help="save a PNG of the window once ready, then exit")
+    ap.add_argument("--steps", type=int, help="refinement steps (default: the paper's 150, or the preference)")
+    ap.add_argument("--timeout", type=float, default=600, help=argparse.SUPPRESS)
+    return ap.parse_known_args(argv)
+
+
+def apply_theme(app: QApplication) -> None:
+    if "Fusion" in QStyleFactory.keys():
+        app.setStyle("Fusion")
+    app.setPalette(dark_palette())
+    app.setStyleSheet(STYLE_SHEET)
+
+
+def create_window(model: str | None = None, device: str = "auto", screenshot_mode: bool = False,
+                  settings=None):
+    """Build the main window and start loading the model (the default bundle unless `model` is given).
+    Used by run_app and by the tests."""
+    from app.main_window import MainWindow
+    from app.settings import Settings
+    from core import bundle
+
+    settings = settings or Settings.load()
+    win = MainWindow(settings, device=device, screenshot_mode=screenshot_mode)
+    path = Path(model) if model else bundle.default_bundle_path()
+    if model is None and not (path / bundle.CONFIG_FILE).is_file():
+        win._startup_model_missing = True
+        QTimer.singleShot(0, lambda: win.show_no_model(
+            f"The bundled default model was not found in {path}."))
+    else:
+        win.doc.load_model(str(path))
+
+        def failed(_rid, request, _msg) -> None:  # a broken model folder: no model, but say how to get one
+            from app.engine_worker import LoadModel
+
+            if isinstance(request, LoadModel) and not win.doc.has_model:
+                win.statusBar().showMessage("No model is loaded: choose one with File > Open model…")
+
+        win.engine.failed.connect(failed)
+    return win
+
+
+def run_app(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, qt_args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO if os.environ.get("ARTFLOW_DEBUG") else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    app = QApplication.instance()
+    own_app = app is None
+    if own_app:
+        app = QApplication([sys.argv[0] if sys.argv else "artflow", *qt_args])
+    app.setApplicationName("Artflow")
+    app.setOrganizationName("Artflow")
+    apply_theme(app)
+
+    from app.settings import Settings
+
+    settings = Settings.load()
+    if args.steps:
+        settings.refine_steps = max(1, args.steps)
+    win = create_window(args.model, args.device, screenshot_mode=bool(args.screenshot), settings=settings)
+    win.show()
+    if args.open:
+        target = args.open
+
+        def do_open() -> None:
+            if target.endswith(".artflow"):
+                win.doc.open_project(target)
+            else:
+                win.doc.open_image(target)
+
+        if win.doc.has_model or win.doc.model_loading:
+            do_open()
+    rc = {"code": 0}
+    if args.screenshot:
+        _drive_screenshot(app, win, Path(args.screenshot), args.timeout, rc)
+    code = app.exec() if own_app or args.screenshot else app.exec()
+    return rc["code"] or code
+
+
+def _drive_screenshot(app, win, out: Path, timeout: float, rc: dict) -> None:
+    """Poll until the engine is idle with nothing pending (model loaded, artwork opened and refined), then grab."""
+    start = time.monotonic()
+    state = {"quiet": 0}
+
+    def tick() -> None:
+        busy = (not win.engine.is_idle()) or win.doc.refining or win.doc.model_loading or win.doc._pending_layers
+        if time.monotonic() - start > timeout:
+            print(f"artflow: --screenshot timed out after {timeout:.0f} s", file=sys.stderr)
+            rc["code"] = 2
+            busy = False
+            state["quiet"] = 99
+        state["quiet"] = 0 if busy else state["quiet"] + 1
+        if state["quiet"] >= 3:  # idle for a few ticks: every queued signal has been handled
+            timer.stop()
+            app.processEvents()
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if not win.grab().save(str(out), "PNG"):
+                print(f"artflow: cannot write the screenshot {out}", file=sys.stderr)
+                rc["code"] = 1
+            else:
+                print(f"artflow: screenshot saved to {out}")
+            win.close()
+            app.quit()
+
+    timer = QTimer(win)
+    timer.setInterval(150)
+    timer.timeout.connect(tick)
+    timer.start()

@@ -1,0 +1,459 @@
+"""CanvasView: the current stage, enlarged (smoothly) with zoom and pan, and the painting tools.
+
+Painting happens on the GUI thread into a copy of the stage's artist layer (model resolution, so it is instant);
+the finished stroke goes to the document as one undoable change, which then asks the engine thread to regenerate
+the later stages. Tablet events carry pressure; the mouse paints at full pressure.
+
+Navigation follows Krita: Space-drag or middle-drag pans, Ctrl+wheel zooms about the cursor (the wheel alone
+scrolls), Ctrl+click picks a colour.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QCursor,
+    QFont,
+    QImage,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QPen,
+    QPointingDevice,
+    QTabletEvent,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import QWidget
+
+from app.canvas.brush import PAINT, Stroke, apply_mask, fill_mask
+from app.canvas.tools import Tool, ToolState
+from app.document import Document
+from app.layers import composite, empty_layer
+from app.qt_image import rgb_to_qimage
+
+MIN_ZOOM, MAX_ZOOM = 0.25, 64.0
+BACKGROUND = QColor(43, 44, 48)
+
+
+class CanvasView(QWidget):
+    zoomChanged = Signal(float)
+    cursorMoved = Signal(int, int)  # model pixel under the cursor (-1, -1 outside)
+
+    def __init__(self, document: Document, tools: ToolState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.doc = document
+        self.tools = tools
+        self.setObjectName("canvas")
+        self.setMouseTracking(True)
+        self.setTabletTracking(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self.setMinimumSize(320, 240)
+        self.scale = 1.0
+        self.offset = QPointF(0, 0)  # widget position of the image's top-left corner
+        self._fit = True  # keep fitting the image to the window until the artist zooms
+        self.smooth = True
+        self._image: QImage | None = None
+        self._stroke: Stroke | None = None
+        self._stroke_stage = 0
+        self._stroke_before: np.ndarray | None = None
+        self._stroke_layer: np.ndarray | None = None
+        self._stroke_colour = (0, 0, 0)
+        self._stroke_mode = PAINT
+        self._stroke_label = "Brush stroke"
+        self._tablet_stroke = False
+        self._pan_from: QPointF | None = None
+        self._space = False
+        self._hover: QPointF | None = None
+        self._hover_pressure = 1.0
+        self.compare = False
+        self.split = 0.5  # divider position across the image, 0..1
+        self._dragging_split = False
+        document.stageChanged.connect(self._on_stage_changed)
+        document.currentStageChanged.connect(lambda _k: self.refresh())
+        document.modelChanged.connect(self._on_model_changed)
+        document.compareChanged.connect(self.update)
+        document.modelLoading.connect(lambda _p: self.update())
+        tools.changed.connect(self._update_cursor)
+
+    # ----- image -----
+    def _on_model_changed(self) -> None:
+        self.cancel_stroke()
+        self._fit = True
+        self.refresh()
+
+    def _on_stage_changed(self, k: int) -> None:
+        if self.doc.has_model and k == self.doc.current_stage and self._stroke is None:
+            self.refresh()
+        elif self.compare and self.doc.has_model and k == self.doc.num_stages - 1:
+            self.update()
+
+    def refresh(self) -> None:
+        if not self.doc.has_model:
+            self._image = None
+        elif self._stroke is not None and self._stroke_stage == self.doc.current_stage:
+            base = self.doc.base_rgb(self._stroke_stage)
+            self._image = rgb_to_qimage(composite(base, self._stroke_layer))
+        else:
+            self._image = rgb_to_qimage(self.doc.stage_rgb(self.doc.current_stage))
+        if self._fit:
+            self.fit()
+        self.update()
+
+    def image_size(self) -> int:
+        return self.doc.resolution
+
+    # ----- view transform -----
+    def fit(self) -> None:
+        res = self.image_size()
+        if res <= 0:
+            return
+        margin = 24
+        s = min((self.width() - 2 * margin) / res, (self.height() - 2 * margin) / res)
+        self._set_view(max(MIN_ZOOM, min(MAX_ZOOM, s)), None)
+        self._fit = True
+
+    def reset_zoom(self) -> None:
+        self._fit = False
+        self._set_view(1.0, None)
+
+    def _set_view(self, scale: float, anchor: QPointF | None) -> None:
+        res = self.image_size()
+        if anchor is None:
+            self.scale = scale
+            self.offset = QPointF((self.width() - res * scale) / 2, (self.height() - res * scale) / 2)
+        else:
+            img = self.to_image(anchor)
+            self.scale = scale
+            self.offset = QPointF(anchor.x() - img.x() * scale, anchor.y() - img.y() * scale)
+        self.zoomChanged.emit(self.scale)
+        self._update_cursor()
+        self.update()
+
+    def zoom_by(self, factor: float, anchor: QPointF | None = None) -> None:
+        if self.image_size() <= 0:
+            return
+        self._fit = False
+        scale = max(MIN_ZOOM, min(MAX_ZOOM, self.scale * factor))
+        self._set_view(scale, anchor if anchor is not None else QPointF(self.width() / 2, self.height() / 2))
+
+    def zoom_in(self) -> None:
+        self.zoom_by(1.25)
+
+    def zoom_out(self) -> None:
+        self.zoom_by(0.8)
+
+    def to_image(self, p: QPointF) -> QPointF:
+        return QPointF((p.x() - self.offset.x()) / self.scale, (p.y() - self.offset.y()) / self.scale)
+
+    def to_widget(self, p: QPointF) -> QPointF:
+        return QPointF(p.x() * self.scale + self.offset.x(), p.y() * self.scale + self.offset.y())
+
+    def image_rect(self) -> QRectF:
+        res = self.image_size()
+        return QRectF(self.offset.x(), self.offset.y(), res * self.scale, res * self.scale)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802
+        if self._fit:
+            self.fit()
+        super().resizeEvent(event)
+
+    # ----- compare -----
+    def compare_active(self) -> bool:
+        return (self.compare and self.doc.has_model and self.doc.current_stage == self.doc.num_stages - 1
+                and self.doc.compare_reference() is not None)
+
+    def set_compare(self, on: bool) -> None:
+        self.compare = bool(on)
+        self.cancel_stroke()
+        self._update_cursor()
+        self.update()
+
+    # ----- painting of the widget -----
+    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+        p = QPainter(self)
+        p.fillRect(self.rect(), BACKGROUND)
+        if self._image is None:
+            self._paint_placeholder(p)
+            return
+        rect = self.image_rect()
+        # Drop shadow: the page floats above the desk.
+        p.fillRect(rect.translated(3, 4), QColor(0, 0, 0, 70))
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth)
+        p.drawImage(rect, self._image)
+        if self.compare_active():
+            ref, label = self.doc.compare_reference()
+            ref_img = rgb_to_qimage(ref)
+            x = rect.left() + rect.width() * self.split
+            src_w = ref_img.width() * self.split
+            p.drawImage(QRectF(rect.left(), rect.top(), rect.width() * self.split, rect.height()), ref_img,
+                        QRectF(0, 0, src_w, ref_img.height()))
+            p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+            p.setPen(QPen(QColor(255, 255, 255), 2))
+            p.drawLine(QPointF(x, rect.top()), QPointF(x, rect.bottom()))
+            p.setBrush(QColor(255, 255, 255))
+            p.drawEllipse(QPointF(x, rect.center().y()), 7, 7)
+            self._tag(p, QPointF(rect.left() + 8, rect.top() + 8), label, left=True)
+            self._tag(p, QPointF(rect.right() - 8, rect.top() + 8), "Now", left=False)
+        if self.doc.refining and self.doc.current_stage > 0:
+            self._tag(p, QPointF(rect.left() + 8, rect.bottom() - 30), "Refining…", left=True)
+        self._paint_cursor(p)
+
+    def _tag(self, p: QPainter, at: QPointF, text: str, left: bool) -> None:
+        f = QFont(self.font())
+        f.setPointSizeF(max(8.0, f.pointSizeF()))
+        f.setBold(True)
+        p.setFont(f)
+        w = p.fontMetrics().horizontalAdvance(text) + 14
+        h = p.fontMetrics().height() + 6
+        r = QRectF(at.x() if left else at.x() - w, at.y(), w, h)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.setBrush(QColor(20, 20, 24, 190))
+        p.drawRoundedRect(r, 4, 4)
+        p.setPen(QColor(240, 240, 240))
+        p.drawText(r, Qt.AlignmentFlag.AlignCenter, text)
+
+    def _paint_placeholder(self, p: QPainter) -> None:
+        p.setPen(QColor(200, 200, 205))
+        f = QFont(self.font())
+        f.setPointSizeF(f.pointSizeF() * 1.3)
+        p.setFont(f)
+        if self.doc.model_loading:
+            text = "Loading the model…"
+        else:
+            text = "No model is loaded.\n\nChoose one with File › Open model… (Ctrl+M)"
+        p.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, text)
+
+    def _paint_cursor(self, p: QPainter) -> None:
+        if self._hover is None or not self._paint_tool_active():
+            return
+        if self.tools.tool not in (Tool.BRUSH, Tool.ERASER):
+            return
+        r = max(1.0, self.tools.size / 2 * self.scale)
+        if self._tablet_stroke and self.tools.pressure_size:
+            r *= max(0.15, self._hover_pressure)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        for colour, width in ((QColor(0, 0, 0, 160), 3.0), (QColor(255, 255, 255, 230), 1.2)):
+            p.setPen(QPen(colour, width))
+            p.drawEllipse(self._hover, r, r)
+        p.setPen(QPen(QColor(255, 255, 255, 230), 1))
+        p.drawPoint(self._hover)
+
+    # ----- input: helpers -----
+    def _paint_tool_active(self) -> bool:
+        return (self.doc.has_model and not self._space and self._pan_from is None and not self.compare_active())
+
+    def _update_cursor(self) -> None:
+        if self._space or self._pan_from is not None:
+            shape = Qt.CursorShape.ClosedHandCursor if self._pan_from is not None else Qt.CursorShape.OpenHandCursor
+        elif self.compare_active():
+            shape = Qt.CursorShape.SplitHCursor
+        elif not self.doc.has_model:
+            shape = Qt.CursorShape.ArrowCursor
+        elif self.tools.tool in (Tool.BRUSH, Tool.ERASER):
+            shape = Qt.CursorShape.BlankCursor if self.underMouse() else Qt.CursorShape.CrossCursor
+        else:
+            shape = Qt.CursorShape.CrossCursor
+        self.setCursor(QCursor(shape))
+        self.update()
+
+    def _pixel(self, pos: QPointF) -> tuple[int, int] | None:
+        q = self.to_image(pos)
+        x, y = int(math.floor(q.x())), int(math.floor(q.y()))
+        res = self.image_size()
+        return (x, y) if 0 <= x < res and 0 <= y < res else None
+
+    def pick_colour(self, pos: QPointF) -> bool:
+        """Eyedropper: the colour under `pos` on the current stage becomes the foreground colour."""
+        px = self._pixel(pos)
+        if px is None or not self.doc.has_model:
+            return False
+        k = self.doc.current_stage
+        r, g, b = (int(v) for v in self.doc.stage_rgb(k)[px[1], px[0]])
+        self.tools.set_fg(self.doc.stage_channels(k), QColor(r, g, b))
+        return True
+
+    def fill_at(self, pos: QPointF) -> bool:
+        px = self._pixel(pos)
+        if px is None or not self.doc.has_model:
+            return False
+        k = self.doc.current_stage
+        region = fill_mask(self.doc.stage_rgb(k), px[0], px[1], self.tools.fill_tolerance)
+        before = self.doc.layers[k] if self.doc.layers[k] is not None else empty_layer(self.image_size())
+        c = self.tools.fg(self.doc.stage_channels(k))
+        self.doc.commit_layer(k, apply_mask(before, region * self.tools.opacity, (c.red(), c.green(), c.blue())),
+                              "Fill")
+        return True
+
+    # ----- strokes -----
+    def begin_stroke(self, pos: QPointF, pressure: float = 1.0, eraser: bool = False) -> None:
+        if not self.doc.has_model:
+            return
+        k = self.doc.current_stage
+        self._stroke_stage = k
+        res = self.image_size()
+        self._stroke = Stroke(res, res, self.tools.brush())
+        layer = self.doc.layers[k]
+        self._stroke_before = layer.copy() if layer is not None else empty_layer(res)
+        self._stroke_layer = self._stroke_before
+        c = self.tools.fg(self.doc.stage_channels(k))
+        self._stroke_colour = (c.red(), c.green(), c.blue())
+        if eraser or self.tools.tool == Tool.ERASER:
+            self._stroke_mode = self.tools.eraser_mode(k)
+            self._stroke_label = "Eraser stroke"
+        else:
+            self._stroke_mode = PAINT
+            self._stroke_label = "Brush stroke"
+        self._extend(pos, pressure)
+
+    def _extend(self, pos: QPointF, pressure: float) -> None:
+        q = self.to_image(pos)
+        self._stroke.add_point(q.x(), q.y(), pressure)
+        self._stroke_layer = apply_mask(self._stroke_before, self._stroke.mask, self._stroke_colour, self._stroke_mode)
+        self.refresh()
+
+    def continue_stroke(self, pos: QPointF, pressure: float = 1.0) -> None:
+        if self._stroke is not None:
+            self._extend(pos, pressure)
+
+    def end_stroke(self) -> None:
+        if self._stroke is None:
+            return
+        stroke, layer, k = self._stroke, self._stroke_layer, self._stroke_stage
+        self._stroke = None
+        self._tablet_stroke = False
+        if stroke.bbox is not None:
+            self.doc.commit_layer(k, layer, self._stroke_label)
+        self.refresh()
+
+    def cancel_stroke(self) -> None:
+        if self._stroke is not None:
+            self._stroke = None
+            self._tablet_stroke = False
+            self.refresh()
+
+    def _press(self, pos: QPointF, button: Qt.MouseButton, modifiers, pressure: float, eraser: bool) -> bool:
+        if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and self._space):
+            self._pan_from = pos
+            self._update_cursor()
+            return True
+        if button != Qt.MouseButton.LeftButton or not self.doc.has_model:
+            return False
+        if self.compare_active():
+            self._dragging_split = True
+            self._move_split(pos)
+            return True
+        if modifiers & Qt.KeyboardModifier.ControlModifier or self.tools.tool == Tool.PICKER:
+            self.pick_colour(pos)
+            return True
+        if self.tools.tool == Tool.FILL and not eraser:
+            self.fill_at(pos)
+            return True
+        self.begin_stroke(pos, pressure, eraser)
+        return True
+
+    def _move(self, pos: QPointF, buttons, pressure: float) -> None:
+        self._hover = pos
+        self._hover_pressure = pressure
+        px = self._pixel(pos)
+        self.cursorMoved.emit(*(px if px else (-1, -1)))
+        if self._pan_from is not None:
+            d = pos - self._pan_from
+            self._pan_from = pos
+            self.offset += d
+            self._fit = False
+            self.update()
+        elif self._dragging_split:
+            self._move_split(pos)
+        elif self._stroke is not None:
+            self.continue_stroke(pos, pressure)
+        elif buttons & Qt.MouseButton.LeftButton and self.tools.tool == Tool.PICKER:
+            self.pick_colour(pos)
+        else:
+            self.update()
+
+    def _release(self) -> None:
+        if self._pan_from is not None:
+            self._pan_from = None
+            self._update_cursor()
+        self._dragging_split = False
+        self.end_stroke()
+
+    def _move_split(self, pos: QPointF) -> None:
+        r = self.image_rect()
+        if r.width() > 0:
+            self.split = min(1.0, max(0.0, (pos.x() - r.left()) / r.width()))
+            self.update()
+
+    # ----- Qt events -----
+    def mousePressEvent(self, e: QMouseEvent) -> None:  # noqa: N802
+        self.setFocus(Qt.FocusReason.MouseFocusReason)
+        if not self._press(e.position(), e.button(), e.modifiers(), 1.0, False):
+            super().mousePressEvent(e)
+
+    def mouseMoveEvent(self, e: QMouseEvent) -> None:  # noqa: N802
+        self._move(e.position(), e.buttons(), 1.0)
+
+    def mouseReleaseEvent(self, e: QMouseEvent) -> None:  # noqa: N802
+        self._release()
+
+    def tabletEvent(self, e: QTabletEvent) -> None:  # noqa: N802
+        t = e.type()
+        pressure = float(e.pressure())
+        eraser = e.pointerType() == QPointingDevice.PointerType.Eraser
+        if t == QTabletEvent.Type.TabletPress:
+            self._tablet_stroke = True
+            self._press(e.position(), e.button(), e.modifiers(), pressure, eraser)
+        elif t == QTabletEvent.Type.TabletMove:
+            self._move(e.position(), e.buttons(), pressure)
+        elif t == QTabletEvent.Type.TabletRelease:
+            self._release()
+        e.accept()  # no synthesized mouse events for what the pen already did
+
+    def wheelEvent(self, e: QWheelEvent) -> None:  # noqa: N802
+        delta = e.angleDelta()
+        if e.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            if delta.y():
+                self.zoom_by(1.25 ** (delta.y() / 120), e.position())
+        else:
+            self._fit = False
+            self.offset += QPointF(delta.x(), delta.y()) / 2
+            self.update()
+        e.accept()
+
+    def keyPressEvent(self, e: QKeyEvent) -> None:  # noqa: N802
+        if e.key() == Qt.Key.Key_Space and not e.isAutoRepeat():
+            self._space = True
+            self._update_cursor()
+            return
+        if e.key() == Qt.Key.Key_Escape and self._stroke is not None:
+            self.cancel_stroke()
+            return
+        super().keyPressEvent(e)
+
+    def keyReleaseEvent(self, e: QKeyEvent) -> None:  # noqa: N802
+        if e.key() == Qt.Key.Key_Space and not e.isAutoRepeat():
+            self._space = False
+            self._update_cursor()
+            return
+        super().keyReleaseEvent(e)
+
+    def enterEvent(self, e) -> None:  # noqa: N802
+        self._update_cursor()
+        super().enterEvent(e)
+
+    def leaveEvent(self, e) -> None:  # noqa: N802
+        self._hover = None
+        self.cursorMoved.emit(-1, -1)
+        self.update()
+        super().leaveEvent(e)
+
+    def focusOutEvent(self, e) -> None:  # noqa: N802
+        self._space = False
+        super().focusOutEvent(e)

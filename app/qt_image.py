@@ -1,0 +1,31 @@
+"""numpy uint8 images <-> QImage/QPixmap (copies, so Qt never points into numpy memory)."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage, QPixmap
+
+
+def rgb_to_qimage(a: np.ndarray) -> QImage:
+    """(H, W, 3) uint8 -> QImage RGB888 (a deep copy)."""
+    a = np.ascontiguousarray(a, dtype=np.uint8)
+    h, w = a.shape[:2]
+    if a.ndim == 2:
+        return QImage(a.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+    return QImage(a.data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
+
+
+def qimage_to_rgb(img: QImage) -> np.ndarray:
+    """QImage (any format) -> (H, W, 3) uint8."""
+    img = img.convertToFormat(QImage.Format.Format_RGB888)
+    w, h = img.width(), img.height()
+    buf = np.frombuffer(img.constBits(), np.uint8, count=img.bytesPerLine() * h).reshape(h, img.bytesPerLine())
+    return buf[:, : 3 * w].reshape(h, w, 3).copy()
+
+
+def thumbnail(a: np.ndarray, size: int) -> QPixmap:
+    """A smooth square thumbnail of an (H, W, 3) image, `size` px on its longest side."""
+    img = rgb_to_qimage(a)
+    return QPixmap.fromImage(img.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
+                                        Qt.TransformationMode.SmoothTransformation))

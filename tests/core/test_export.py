@@ -1,0 +1,143 @@
+"""Exports (core.export): final PNG, stage PNGs, strip, OpenRaster and GIF; atomic writes and clear errors."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from xml.etree import ElementTree as ET
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core.errors import ImageError
+from core.export import export, export_final_png, export_gif, export_ora, export_stages, export_strip, strip_image
+from core.imageio import tensor_to_uint8
+from tests.core.engine_util import image
+
+NAMES = ["lineart", "flat", "detail"]
+
+
+@pytest.fixture()
+def images():
+    return [image(1, seed=1), image(3, seed=2), image(3, seed=3)]
+
+
+def _pixels(path) -> np.ndarray:
+    with Image.open(path) as im:
+        return np.asarray(im.copy())
+
+
+def test_final_png(tmp_path, images):
+    p = export_final_png(images, tmp_path / "sub" / "art.png")  # missing folders are created
+    assert np.array_equal(_pixels(p), tensor_to_uint8(images[-1]))  # lossless, the last stage
+    big = export_final_png(images, tmp_path / "big.png", scale=3)
+    with Image.open(big) as im:
+        assert im.size == (96, 96) and im.mode == "RGB"
+    gray = export_final_png(images[:1], tmp_path / "gray.png", scale=2)
+    with Image.open(gray) as im:
+        assert im.size == (64, 64) and im.mode == "L"
+    for bad in (0, -1, 17, 1.5, True):
+        with pytest.raises(ImageError, match="scale"):
+            export_final_png(images, tmp_path / "x.png", scale=bad)
+
+
+def test_stages(tmp_path, images):
+    paths = export_stages(images, NAMES, tmp_path / "out")
+    assert [p.name for p in paths] == ["00-lineart.png", "01-flat.png", "02-detail.png"]
+    for p, t in zip(paths, images, strict=True):
+        assert np.array_equal(_pixels(p), tensor_to_uint8(t))
+    # A hand-made name can never leave the folder.
+    paths = export_stages(images[:2], ["../../evil", "a b"], tmp_path / "safe")
+    assert all(p.parent == tmp_path / "safe" for p in paths)
+
+
+def test_strip(tmp_path, images):
+    p = export_strip(images, NAMES, tmp_path / "strip.png")
+    with Image.open(p) as im:
+        assert im.mode == "RGB" and im.width >= 3 * 32 and im.height > 32
+    plain = strip_image(images, None)
+    labelled = strip_image(images, NAMES)
+    assert labelled.height > plain.height  # the label band
+    assert plain.size == (3 * 32 + 4 * 4, 32 + 2 * 4)
+
+
+def test_ora(tmp_path, images):
+    p = export_ora(images, NAMES, tmp_path / "art.ora")
+    with zipfile.ZipFile(p) as zf:
+        first = zf.infolist()[0]
+        assert first.filename == "mimetype" and first.compress_type == zipfile.ZIP_STORED and first.extra == b""
+        assert zf.read("mimetype") == b"image/openraster"
+        # The OpenRaster magic: the mimetype's bytes sit at a fixed offset of the file (readers sniff it).
+        assert p.read_bytes()[30:38 + 16] == b"mimetypeimage/openraster"
+        root = ET.fromstring(zf.read("stack.xml"))
+        assert root.tag == "image" and (root.get("w"), root.get("h")) == ("32", "32")
+        layers = root.find("stack").findall("layer")
+        assert [ly.get("name") for ly in layers] == ["detail", "flat", "lineart"]  # topmost first
+        assert [ly.get("visibility") for ly in layers] == ["visible", "hidden", "hidden"]
+        for ly, t in zip(layers, reversed(images), strict=True):
+            with zf.open(ly.get("src")) as f, Image.open(f) as im:
+                assert im.size == (32, 32)
+                rgb = np.asarray(im.convert("RGB"))
+            want = tensor_to_uint8(t)
+            want = np.repeat(want[:, :, None], 3, axis=2) if want.ndim == 2 else want
+            assert np.array_equal(rgb, want)
+        for name in ("mergedimage.png", "Thumbnails/thumbnail.png"):
+            with zf.open(name) as f, Image.open(f) as im:
+                assert im.size == (32, 32)
+                merged = np.asarray(im.convert("RGB"))
+            assert np.array_equal(merged, tensor_to_uint8(images[-1]))
+
+
+def test_ora_thumbnail_is_at_most_256(tmp_path):
+    big = [torch.zeros(3, 300, 300), torch.ones(3, 300, 300)]
+    with zipfile.ZipFile(export_ora(big, ["a", "b"], tmp_path / "big.ora")) as zf:
+        with zf.open("Thumbnails/thumbnail.png") as f, Image.open(f) as im:
+            assert max(im.size) == 256
+
+
+def test_gif(tmp_path, images):
+    p = export_gif(images, tmp_path / "flow.gif", ms_per_frame=500)
+    with Image.open(p) as im:
+        assert im.n_frames == 3 and im.info.get("loop") == 0 and im.size == (32, 32)
+        im.seek(1)
+        assert im.info.get("duration") == 500
+    with pytest.raises(ImageError, match="ms_per_frame"):
+        export_gif(images, tmp_path / "x.gif", ms_per_frame=0)
+
+
+def test_dispatch_and_errors(tmp_path, images):
+    assert export(images, NAMES, "gif", tmp_path / "a.gif")[0].exists()
+    assert len(export(images, NAMES, "stages", tmp_path / "st")) == 3
+    with pytest.raises(ImageError, match="unknown export format"):
+        export(images, NAMES, "psd", tmp_path / "a.psd")
+    with pytest.raises(ImageError, match="png export only"):
+        export(images, NAMES, "gif", tmp_path / "a.gif", scale=2)
+    with pytest.raises(ImageError, match="no stage images"):
+        export_final_png([], tmp_path / "a.png")
+    with pytest.raises(ImageError, match="differ in size"):
+        export_gif([torch.zeros(3, 8, 8), torch.zeros(3, 16, 16)], tmp_path / "b.gif")
+    with pytest.raises(ImageError, match="stage names"):
+        export_stages(images, NAMES[:2], tmp_path / "c")
+    with pytest.raises(ImageError, match="is a folder"):
+        export_final_png(images, tmp_path)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ImageError, match="not a folder"):
+        export_stages(images, NAMES, tmp_path / "file")
+
+
+def test_writes_are_atomic(tmp_path, images, monkeypatch):
+    path = tmp_path / "art.ora"
+    export_ora(images, NAMES, path)
+    before = path.read_bytes()
+
+    def boom(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", boom)
+    with pytest.raises(ImageError, match="No space left"):
+        export_ora(images[::-1], NAMES, path)
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["art.ora"]  # no temp file left behind
