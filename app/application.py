@@ -50,6 +50,13 @@ QListWidget { background: #26272b; border: 1px solid #3c3e44; }
 QStatusBar { background: #323338; color: #c8c9ce; }
 QStatusBar QLabel { padding: 0 6px; }
 QLabel#deviceLabel { color: #9fd39f; }
+QCheckBox::indicator { width: 13px; height: 13px; border: 1px solid #7a7c84; border-radius: 2px;
+    background: #222326; }
+QCheckBox::indicator:checked { background: #4f86d6; border-color: #4f86d6; image: url(%CHECK%); }
+QCheckBox::indicator:hover { border-color: #a0a2aa; }
+QLabel#refinePreview { background: #222326; border: 1px solid #3c3e44; }
+QScrollArea { background: transparent; }
+QScrollArea > QWidget > QWidget { background: transparent; }
 """
 
 
@@ -91,7 +98,8 @@ def apply_theme(app: QApplication) -> None:
     if "Fusion" in QStyleFactory.keys():
         app.setStyle("Fusion")
     app.setPalette(dark_palette())
-    app.setStyleSheet(STYLE_SHEET)
+    check = (Path(__file__).resolve().parent / "check.svg").as_posix()
+    app.setStyleSheet(STYLE_SHEET.replace("%CHECK%", check))
 
 
 def create_window(model: str | None = None, device: str = "auto", screenshot_mode: bool = False,
@@ -110,15 +118,7 @@ def create_window(model: str | None = None, device: str = "auto", screenshot_mod
         QTimer.singleShot(0, lambda: win.show_no_model(
             f"The bundled default model was not found in {path}."))
     else:
-        win.doc.load_model(str(path))
-
-        def failed(_rid, request, _msg) -> None:  # a broken model folder: no model, but say how to get one
-            from app.engine_worker import LoadModel
-
-            if isinstance(request, LoadModel) and not win.doc.has_model:
-                win.statusBar().showMessage("No model is loaded: choose one with File > Open model…")
-
-        win.engine.failed.connect(failed)
+        win.doc.load_model(str(path))  # a broken folder ends in MainWindow.show_no_model (the message says why)
     return win
 
 
@@ -156,8 +156,24 @@ def run_app(argv: list[str] | None = None) -> int:
     rc = {"code": 0}
     if args.screenshot:
         _drive_screenshot(app, win, Path(args.screenshot), args.timeout, rc)
-    code = app.exec() if own_app or args.screenshot else app.exec()
+    app.aboutToQuit.connect(win.shutdown)  # however the loop ends, the engine thread is joined first
+    _quit_on_sigint(win)
+    code = app.exec()
     return rc["code"] or code
+
+
+def _quit_on_sigint(win) -> None:
+    """Ctrl+C in the terminal closes the window properly (Python handles signals only between Qt events, so a
+    timer gives it the chance)."""
+    import signal
+
+    try:
+        signal.signal(signal.SIGINT, lambda *_a: win.close())
+    except ValueError:  # not the main thread (embedded use)
+        return
+    timer = QTimer(win)
+    timer.timeout.connect(lambda: None)
+    timer.start(250)
 
 
 def _drive_screenshot(app, win, out: Path, timeout: float, rc: dict) -> None:

@@ -112,6 +112,7 @@ class Variation:
 class Document(QObject):
     modelLoading = Signal(str)  # folder being loaded
     modelChanged = Signal()  # a model was installed: stages, tabs and sliders must be rebuilt
+    modelFailed = Signal(str)  # a model folder could not be loaded (the current model, if any, stays)
     stageChanged = Signal(int)  # the picture of stage k changed
     statusChanged = Signal(int)  # generated / hand-edited / stale ... of stage k
     latentChanged = Signal(int)  # the values of transition i changed
@@ -436,7 +437,9 @@ class Document(QObject):
     def _mark_stale(self, stages, rid: int) -> None:
         for j in stages:
             old = self._stale.get(j)
-            self._stale[j] = rid if old is None or old == _UNSENT or rid != _UNSENT else old
+            if old == _UNSENT:
+                continue  # edits not sent yet: stale until they are sent and answered
+            self._stale[j] = rid if old is None or rid == _UNSENT else max(old, rid)
             if old is None:
                 self.statusChanged.emit(j)
 
@@ -785,8 +788,8 @@ class Document(QObject):
     def _on_failed(self, rid: int, request: Request, message: str) -> None:
         if isinstance(request, LoadModel):
             self.model_loading = ""
-            self.error.emit("Cannot open the model", message)
             self.modelLoading.emit("")
+            self.modelFailed.emit(message)
             return
         self._clear_stale(rid)
         if isinstance(request, Refine) and rid == self.refine_rid:

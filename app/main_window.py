@@ -13,10 +13,12 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QDockWidget,
     QFileDialog,
+    QFrame,
     QLabel,
     QMainWindow,
     QMessageBox,
     QProgressBar,
+    QScrollArea,
     QSlider,
     QSpinBox,
     QTabBar,
@@ -39,6 +41,18 @@ from app.widgets.stage_strip import StageStrip, status_icon
 from core.errors import ArtflowError
 
 log = logging.getLogger(__name__)
+
+SIZE_TICKS = 100
+
+
+def slider_to_size(v: int) -> float:
+    return MIN_SIZE * (MAX_SIZE / MIN_SIZE) ** (v / SIZE_TICKS)
+
+
+def size_to_slider(size: float) -> int:
+    import math
+
+    return round(SIZE_TICKS * math.log(max(MIN_SIZE, size) / MIN_SIZE) / math.log(MAX_SIZE / MIN_SIZE))
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif *.tif *.tiff);;All files (*)"
 PROJECT_FILTER = "Artflow projects (*.artflow);;All files (*)"
@@ -69,6 +83,7 @@ class MainWindow(QMainWindow):
         self.doc = Document(self.engine, self.settings, self, device=device)
         self.tools = ToolState(self)
         self._closing = False
+        self._shut_down = False
         self._recovery_checked = screenshot_mode
         self._startup_model_missing = False
         self.setWindowIcon(icons.app_icon())
@@ -100,8 +115,8 @@ class MainWindow(QMainWindow):
         self.refine_dock = self._dock("Refinement", self.refine_panel, "refinementDock")
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.latent_dock)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.refine_dock)
-        self.resizeDocks([self.latent_dock], [330], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.latent_dock, self.refine_dock], [470, 250], Qt.Orientation.Vertical)
+        self.resizeDocks([self.latent_dock], [320], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.latent_dock, self.refine_dock], [440, 280], Qt.Orientation.Vertical)
 
         self._make_actions()
         self._make_menus()
@@ -121,7 +136,12 @@ class MainWindow(QMainWindow):
     def _dock(self, title: str, widget: QWidget, name: str) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
-        dock.setWidget(widget)
+        scroll = QScrollArea()  # a panel never forces the window taller than the screen
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(widget)
+        dock.setWidget(scroll)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable
                          | QDockWidget.DockWidgetFeature.DockWidgetClosable)
@@ -283,13 +303,13 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         tb.addWidget(self._label("Size"))
         self.size_slider = QSlider(Qt.Orientation.Horizontal)
-        self.size_slider.setRange(int(MIN_SIZE), int(MAX_SIZE))
+        self.size_slider.setRange(0, SIZE_TICKS)  # exponential: fine control of small brushes
         self.size_slider.setFixedWidth(110)
         self.size_slider.setToolTip("Brush diameter in model pixels ([ and ])")
         self.size_spin = QSpinBox()
         self.size_spin.setRange(int(MIN_SIZE), int(MAX_SIZE))
         self.size_spin.setSuffix(" px")
-        self.size_slider.valueChanged.connect(lambda v: self.tools.set_size(v))
+        self.size_slider.valueChanged.connect(lambda v: self.tools.set_size(round(slider_to_size(v))))
         self.size_spin.valueChanged.connect(lambda v: self.tools.set_size(v))
         tb.addWidget(self.size_slider)
         tb.addWidget(self.size_spin)
@@ -333,18 +353,23 @@ class MainWindow(QMainWindow):
         sb = self.statusBar()
         self.activity_bar = QProgressBar()
         self.activity_bar.setRange(0, 0)
-        self.activity_bar.setFixedWidth(90)
+        self.activity_bar.setFixedWidth(120)
         self.activity_bar.setFixedHeight(12)
         self.activity_bar.setTextVisible(False)
         self.activity_bar.hide()
         self.activity_label = QLabel("")
+        self.cancel_btn = QToolButton()
+        self.cancel_btn.setText("Cancel")
+        self.cancel_btn.setToolTip("Cancel the refinement (Esc)")
+        self.cancel_btn.clicked.connect(self.doc.cancel_refine)
+        self.cancel_btn.hide()
         self.pos_label = QLabel("")
         self.zoom_label = QLabel("")
         self.device_label = QLabel("No model loaded")
         self.device_label.setObjectName("deviceLabel")
         self.model_label = QLabel("")
-        for w in (self.activity_bar, self.activity_label, self.pos_label, self.zoom_label, self.model_label,
-                  self.device_label):
+        for w in (self.activity_label, self.activity_bar, self.cancel_btn, self.pos_label, self.zoom_label,
+                  self.model_label, self.device_label):
             sb.addPermanentWidget(w)
 
     def _connect(self) -> None:
@@ -358,9 +383,11 @@ class MainWindow(QMainWindow):
         d.titleChanged.connect(lambda _t: self._update_title())
         d.activityChanged.connect(self._on_activity)
         d.error.connect(self.show_error)
+        d.modelFailed.connect(self._on_model_failed)
         d.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
         d.readOnlyProject.connect(self._on_read_only_project)
         d.refineStateChanged.connect(self._on_refine_state)
+        d.refineProgress.connect(self._on_refine_progress)
         d.refineFinished.connect(lambda ok, msg: self.statusBar().showMessage(msg, 10000))
         d.compareChanged.connect(self._sync_compare)
         d.artworkOpened.connect(self._sync_compare)
@@ -414,6 +441,12 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Loading model {path}…")
         self.canvas.update()
 
+    def _on_model_failed(self, message: str) -> None:
+        if self.doc.has_model:
+            self.show_error("Cannot open the model", f"{message}\n\nThe current model stays loaded.")
+        else:
+            self.show_no_model(f"The model could not be loaded: {message}")
+
     def _update_tab(self, k: int) -> None:
         if 0 <= k < self.tabs.count() and self.doc.has_model:
             self.tabs.setTabIcon(k, status_icon(self.doc.status(k)))
@@ -454,7 +487,7 @@ class MainWindow(QMainWindow):
     def _sync_tool_widgets(self) -> None:
         t = self.tools
         self.tool_actions[t.tool].setChecked(True)
-        for w, v in ((self.size_slider, round(t.size)), (self.size_spin, round(t.size)),
+        for w, v in ((self.size_slider, size_to_slider(t.size)), (self.size_spin, round(t.size)),
                      (self.opacity_spin, round(t.opacity * 100))):
             w.blockSignals(True)
             w.setValue(v)
@@ -481,15 +514,31 @@ class MainWindow(QMainWindow):
         self.canvas.update()
 
     def _on_activity(self, text: str) -> None:
+        if self.doc.refining:
+            return  # the refinement's own progress is shown
         self.activity_label.setText(text)
-        self.activity_bar.setVisible(bool(text) and not self.doc.refining)
+        self.activity_bar.setRange(0, 0)  # busy
+        self.activity_bar.setVisible(bool(text))
 
     def _on_refine_state(self, running: bool) -> None:
         self.act_cancel.setEnabled(running)
         self.act_refine.setEnabled(self.doc.has_model and not running)
+        self.cancel_btn.setVisible(running)
         if running:
+            self.activity_bar.setRange(0, 1000)
+            self.activity_bar.setValue(0)
+            self.activity_bar.show()
+            self.activity_label.setText("Refining…")
             self.refine_dock.show()
             self.refine_dock.raise_()
+        else:
+            self.activity_bar.hide()
+            self.activity_label.setText("")
+
+    def _on_refine_progress(self, p) -> None:
+        self.activity_bar.setValue(round(p.fraction * 1000))
+        self.activity_label.setText(f"Refining {p.fraction * 100:.0f}%  ·  step {p.step}/{p.steps}  ·  "
+                                    f"loss {p.loss:.3f}")
 
     def _on_cursor(self, x: int, y: int) -> None:
         self.pos_label.setText(f"{x}, {y}" if x >= 0 else "")
@@ -596,12 +645,19 @@ class MainWindow(QMainWindow):
         return outcome["ok"]
 
     def open_model(self, path: str | None = None) -> None:
-        if not self.maybe_save():
-            return
+        from core import bundle
+
         if path is None:
             path = QFileDialog.getExistingDirectory(self, "Open a model bundle (a folder with config.json and "
                                                     "model.safetensors)", self.settings.last_folder)
-        if path:
+        if not path:
+            return
+        try:
+            bundle.load_config(path)  # a quick check (no weights read) before the artist is asked to save
+        except ArtflowError as exc:
+            self.show_error("Cannot open the model", str(exc))
+            return
+        if self.maybe_save():
             self.doc.load_model(path)
 
     def export(self, kind: str, path: str | None = None) -> Path | list[Path] | None:
@@ -752,7 +808,11 @@ class MainWindow(QMainWindow):
         self.closed.emit()
 
     def shutdown(self) -> None:
-        """Stop autosaving, cancel a refinement, wait for the engine thread, drop this session's autosave."""
+        """Stop autosaving, cancel a refinement, wait for the engine thread, drop this session's autosave.
+        Safe to call more than once (closeEvent, then QApplication.aboutToQuit)."""
+        if self._shut_down:
+            return
+        self._shut_down = True
         self.autosave_timer.stop()
         self.doc._flush_timer.stop()
         self.engine.cancel_refine()

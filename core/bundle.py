@@ -21,7 +21,8 @@ _PICKLE_SUFFIXES = {".pth", ".pt", ".ckpt", ".pkl", ".bin"}
 _CONVERT_HINT = (
     "Artflow never loads pickle files (they can run arbitrary code). Convert it once, in a trusted environment, "
     "with: python -c \"import torch, safetensors.torch as s; "
-    "s.save_file({k: v.contiguous() for k, v in torch.load('IN.pth', weights_only=True).items()}, 'model.safetensors')\" "
+    "s.save_file({k: v.contiguous() for k, v in torch.load('IN.pth', weights_only=True).items()}, "
+    "'model.safetensors')\" "
     "and write a config.json beside it"
 )
 
@@ -138,7 +139,8 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> WorkflowModel:
     except BundleError:
         raise
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise BundleError(f"{weights}: not a readable safetensors file, it may be truncated or corrupt ({exc})") from None
+        raise BundleError(
+            f"{weights}: not a readable safetensors file, it may be truncated or corrupt ({exc})") from None
     model.load_state_dict(state)
     return model.eval().requires_grad_(False).to(device)
 

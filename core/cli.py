@@ -444,10 +444,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from core import config as mconfig
+    from core.data.stage_dataset import scan_stage_folders
     from core.train.config import PHASES, TrainConfig
     from core.train.data import StageBank
     from core.train.trainer import Trainer
-    from core.data.stage_dataset import scan_stage_folders
 
     if args.threads:
         torch.set_num_threads(args.threads)

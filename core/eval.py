@@ -54,6 +54,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
 from core.atomic import atomic_write, ensure_folder
+from core.bundle import config_hash
 from core.data.stage_dataset import StageDataset, scan_stage_folders
 from core.device import device_label
 from core.errors import ArtflowError, DatasetError
@@ -73,7 +74,6 @@ SHRINK = 0.75
 PSNR_CAP = 100.0  # identical images
 METHODS = ("encoder", "none", "learned")  # encoder-only, then Session.refine with each regularizer
 EDITS = ("flip", "shrink")
-PLACEHOLDER = 0.7  # tile value (in [-1, 1]) where a contact sheet has no image (a drawing that was not refined)
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ def l1_01(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def psnr_01(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-image PSNR in dB on the [0, 1] scale, (B,); PSNR_CAP for identical images."""
-    mse = (((a.float().clamp(-1, 1) - b.float().clamp(-1, 1)) / 2) ** 2).flatten(1).mean(1).double().cpu()
+    mse = (((a.float().clamp(-1, 1) - b.float().clamp(-1, 1)) / 2) ** 2).flatten(1).mean(1).cpu().double()
     return torch.where(mse <= 1e-10, torch.full_like(mse, PSNR_CAP), 10 * torch.log10(1 / mse.clamp_min(1e-10)))
 
 
@@ -145,7 +145,7 @@ def pairwise_l1_01(samples: torch.Tensor) -> float:
     """Mean L1 ([0, 1] scale) over all unordered pairs of K samples (K, C, H, W)."""
     k = samples.shape[0]
     x = samples.float().clamp(-1, 1).flatten(1)
-    d = torch.cdist(x[None], x[None], p=1)[0] / (2 * x.shape[1])  # (K, K)
+    d = ((x[:, None] - x[None]).abs().mean(-1) / 2).cpu()  # (K, K); plain ops, so any device runs it
     iu = torch.triu_indices(k, k, offset=1)
     return float(d[iu[0], iu[1]].mean())
 
@@ -338,14 +338,11 @@ def evaluate(model: WorkflowModel, data_dir: str | Path, out_dir: str | Path, op
             sheet_true[j] = true
 
     # --- contact sheets ---
-    res = cfg.resolution
-    blank = {k: torch.full((s.channels, res, res), PLACEHOLDER) for k, s in enumerate(cfg.stages)}
     sheet_rows = []
     for j in rows_idx:
-        rnd = sheet_random.get(j, [])
-        rnd = rnd + [blank[n_st - 1]] * (min(SHEET_RANDOM, K) - len(rnd))
+        rnd = sheet_random[j]
         sheet_rows.append(sheet_true[j] + [sheet_inferred[j], sheet_recon[j]["encoder"],
-                                           sheet_recon[j].get("learned", blank[n_st - 1])] + rnd)
+                                           sheet_recon[j].get("learned")] + rnd)
     labels = ([f"true {s}" for s in names] + [f"inferred {names[0]}", "encoder recon", "refined (learned)"]
               + [f"random z {r + 1}" for r in range(min(SHEET_RANDOM, K))])
     samples_png = out / "samples.png"
@@ -361,10 +358,8 @@ def evaluate(model: WorkflowModel, data_dir: str | Path, out_dir: str | Path, op
 
     info = dict(model_info or {})
     info.setdefault("name", cfg.name)
-    from core.bundle import config_hash
-
     info.setdefault("config_hash", config_hash(cfg))
-    info.update({"stages": names, "channels": [s.channels for s in cfg.stages], "resolution": res,
+    info.update({"stages": names, "channels": [s.channels for s in cfg.stages], "resolution": cfg.resolution,
                  "regularizer_trained": [model.regularizer_trained(i) for i in range(T)]})
     later = names[1:]
     metrics = {
@@ -419,7 +414,7 @@ def evaluate_bundle(model_dir: str | Path, data_dir: str | Path, out_dir: str | 
     model = bundle.load(model_dir)
     return evaluate(model, data_dir, out_dir, options, device=dev, progress=progress, vgg_weights=vgg_weights,
                     model_info={"name": model.config.name, "path": str(model_dir),
-                                "config_hash": bundle.config_hash(model.config)})
+                                "config_hash": config_hash(model.config)})
 
 
 # ----- contact sheets -----
@@ -428,15 +423,16 @@ def _rgb(x: torch.Tensor) -> torch.Tensor:
     return x.expand(3, -1, -1) if x.shape[0] == 1 else x
 
 
-def contact_sheet(rows: Sequence[Sequence[torch.Tensor]], labels: Sequence[str] | None = None,
+def contact_sheet(rows: Sequence[Sequence[torch.Tensor | None]], labels: Sequence[str] | None = None,
                   row_labels: Sequence[str] | None = None, gap: int = 2) -> Image.Image:
-    """A grid of (C, H, W) tiles in [-1, 1] (all the same size), with a header of column labels (and a small row
-    label in each row's first tile) when tiles are at least 64 px wide."""
+    """A grid of (C, H, W) tiles in [-1, 1] (all the same size; None: a grey "not refined" tile), with a header
+    of column labels (and a small row label in each row's first tile) when tiles are at least 64 px wide."""
     from core.imageio import tensor_to_pil
 
-    if not rows or not rows[0]:
+    first = next((t for row in rows for t in row if t is not None), None)
+    if first is None:
         raise ValueError("a contact sheet needs at least one tile")
-    h, w = rows[0][0].shape[-2:]
+    h, w = first.shape[-2:]
     cols = max(len(r) for r in rows)
     show_text = w >= 64
     header = 16 if (labels and show_text) else 0
@@ -446,7 +442,13 @@ def contact_sheet(rows: Sequence[Sequence[torch.Tensor]], labels: Sequence[str] 
     font = _font()
     for r, row in enumerate(rows):
         for c, tile in enumerate(row):
-            sheet.paste(tensor_to_pil(_rgb(tile)), (c * (w + gap), header + r * (h + gap)))
+            x, y = c * (w + gap), header + r * (h + gap)
+            if tile is None:
+                draw.rectangle((x, y, x + w - 1, y + h - 1), fill=(216, 216, 216))
+                if show_text:
+                    draw.text((x + 4, y + h // 2 - 6), "not refined", fill=(96, 96, 96), font=font)
+                continue
+            sheet.paste(tensor_to_pil(_rgb(tile)), (x, y))
         if row_labels and show_text and r < len(row_labels):
             draw.text((2, header + r * (h + gap) + 2), row_labels[r], fill=(200, 0, 0), font=font)
     if header:

@@ -24,7 +24,8 @@ Z_RANGE = 3.0  # the sliders' range: the prior N(0, 1) beyond +-3 sigma gives ar
 REGULARIZERS = ("learned", "none")
 
 
-Layer = tuple[torch.Tensor, torch.Tensor]  # artist paint over a stage: colour (C, H, W) in [-1, 1], alpha (1, H, W) in [0, 1]
+# Artist paint over a stage: colour (C, H, W) in [-1, 1], alpha (1, H, W) in [0, 1].
+Layer = tuple[torch.Tensor, torch.Tensor]
 
 
 @dataclass(frozen=True)

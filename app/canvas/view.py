@@ -28,7 +28,7 @@ from PySide6.QtGui import (
     QTabletEvent,
     QWheelEvent,
 )
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QLineEdit, QWidget
 
 from app.canvas.brush import PAINT, Stroke, apply_mask, fill_mask
 from app.canvas.tools import Tool, ToolState
@@ -445,6 +445,10 @@ class CanvasView(QWidget):
         super().keyReleaseEvent(e)
 
     def enterEvent(self, e) -> None:  # noqa: N802
+        # Take the keyboard (Space to pan, Esc) unless the artist is typing a value somewhere.
+        focus = QApplication.focusWidget()
+        if not isinstance(focus, (QLineEdit, QAbstractSpinBox)):
+            self.setFocus(Qt.FocusReason.MouseFocusReason)
         self._update_cursor()
         super().enterEvent(e)
 

@@ -91,9 +91,11 @@ class LatentPanel(QWidget):
         self.history.setMovement(QListWidget.Movement.Static)
         self.history.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.history.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.history.setMinimumHeight(72)
+        self.history.setMinimumHeight(70)
+        self.history.setMaximumHeight(150)
         self.history.itemClicked.connect(self._on_history_clicked)
         lay.addWidget(self.history, 1)
+        lay.addStretch(0)
 
         document.modelChanged.connect(self.rebuild)
         document.latentChanged.connect(self._on_latent_changed)

@@ -20,6 +20,8 @@ from app.engine_worker import RefineProgress
 from app.layers import to_rgb
 from app.qt_image import thumbnail
 
+PREVIEW = 64
+
 
 class RefinePanel(QWidget):
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
@@ -29,14 +31,13 @@ class RefinePanel(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(8, 6, 8, 8)
         lay.setSpacing(6)
-        self.intro = QLabel("Open an artwork (Ctrl+O): its earlier stages are inferred, then refined so that "
-                            "the chain reproduces it.")
+        self.intro = QLabel("Fits the workflow to an opened artwork (File › Open image, Ctrl+O).")
         self.intro.setWordWrap(True)
         self.intro.setObjectName("hint")
         lay.addWidget(self.intro)
 
         row = QHBoxLayout()
-        row.addWidget(QLabel("Steps"))
+        row.addWidget(QLabel("Steps per stage"))
         self.steps = QSpinBox()
         self.steps.setRange(1, 5000)
         self.steps.setValue(document.settings.refine_steps)
@@ -68,14 +69,19 @@ class RefinePanel(QWidget):
         self.bar.setTextVisible(True)
         self.bar.setFormat("Idle")
         lay.addWidget(self.bar)
+        info = QHBoxLayout()
+        self.preview = QLabel()
+        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview.setFixedSize(PREVIEW, PREVIEW)
+        self.preview.setObjectName("refinePreview")
+        self.preview.setToolTip("The stage being refined, every few steps")
         self.detail = QLabel("")
         self.detail.setObjectName("hint")
         self.detail.setWordWrap(True)
-        lay.addWidget(self.detail)
-        self.preview = QLabel()
-        self.preview.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.preview.setFixedHeight(96)
-        lay.addWidget(self.preview)
+        self.detail.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+        info.addWidget(self.preview, 0, Qt.AlignmentFlag.AlignTop)
+        info.addWidget(self.detail, 1)
+        lay.addLayout(info)
         lay.addStretch(1)
 
         document.refineStateChanged.connect(self._sync)
@@ -107,7 +113,7 @@ class RefinePanel(QWidget):
         self.bar.setFormat(f"{p.fraction * 100:.0f}%  ·  transition {p.transition + 1}/{p.transitions}")
         self.detail.setText(f"{names}\nstep {p.step}/{p.steps}   loss {p.loss:.4f}")
         if p.preview is not None:
-            self.preview.setPixmap(thumbnail(to_rgb(p.preview), 96))
+            self.preview.setPixmap(thumbnail(to_rgb(p.preview), PREVIEW))
 
     def _on_finished(self, completed: bool, message: str) -> None:
         self._sync_buttons()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QMenu, QSizePolicy, QVBoxLayout, QWidget
 
 from app.document import Document
 from app.qt_image import thumbnail
@@ -75,6 +75,21 @@ class StageCard(QFrame):
     def mousePressEvent(self, e) -> None:  # noqa: N802
         if e.button() == Qt.MouseButton.LeftButton:
             self.clicked.emit(self.index)
+
+    def contextMenuEvent(self, e) -> None:  # noqa: N802
+        strip = self.parent()
+        while strip is not None and not isinstance(strip, StageStrip):
+            strip = strip.parent()
+        if strip is None or not strip.doc.has_model:
+            return
+        doc = strip.doc
+        menu = QMenu(self)
+        remove = menu.addAction("Remove my paint from this stage")
+        remove.setEnabled(doc.layers[self.index] is not None)
+        remove.triggered.connect(lambda: doc.clear_layer(self.index))
+        go = menu.addAction("Edit this stage")
+        go.triggered.connect(lambda: doc.set_current_stage(self.index))
+        menu.exec(e.globalPos())
 
 
 class StageStrip(QWidget):

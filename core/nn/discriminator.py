@@ -14,7 +14,7 @@ class PatchDiscriminator(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList()
         ch, prev = cfg.ndf, in_channels
-        for i in range(cfg.n_layers):
+        for _ in range(cfg.n_layers):
             self.layers.append(nn.Sequential(nn.Conv2d(prev, ch, 4, 2, 1), nn.LeakyReLU(0.2, inplace=False)))
             prev, ch = ch, min(ch * 2, cfg.ndf * 8)
         self.head = nn.Conv2d(prev, 1, 3, 1, 1)

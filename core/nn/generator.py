@@ -27,7 +27,8 @@ class AdaINGenerator(nn.Module):
         self.adain_blocks = nn.ModuleList(AdaINResBlock(dim) for _ in range(cfg.n_res_adain))
         up: list[nn.Module] = []
         for _ in range(cfg.n_down):
-            up += [nn.Upsample(scale_factor=2, mode="nearest"), ConvBlock(dim, dim // 2, cfg.up_kernel, norm="ln", act="relu")]
+            up += [nn.Upsample(scale_factor=2, mode="nearest"),
+                   ConvBlock(dim, dim // 2, cfg.up_kernel, norm="ln", act="relu")]
             dim //= 2
         up.append(ConvBlock(dim, out_channels, 7, norm="none", act="tanh"))
         self.upsampler = nn.Sequential(*up)

@@ -28,8 +28,13 @@ from core.model import WorkflowModel
 from core.perceptual import make_perceptual
 from core.train.config import PHASES, TrainConfig
 from core.train.data import StageBank, batch_indices, step_generator
-from core.train.phases import (DiscriminatorStep, GenerationStep, InferenceStep, RegularizerStep,
-                               make_inference_discriminators)
+from core.train.phases import (
+    DiscriminatorStep,
+    GenerationStep,
+    InferenceStep,
+    RegularizerStep,
+    make_inference_discriminators,
+)
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -196,7 +201,8 @@ class Trainer:
                     return None
         except KeyboardInterrupt:
             self.save_checkpoint()
-            raise CancelledError(f"training interrupted; resume with the same command (checkpoint in {self.out})")
+            raise CancelledError(
+                f"training interrupted; resume with the same command (checkpoint in {self.out})") from None
         return self.export()
 
     def _run_phase(self, phase: str, total: int, deadline: float | None,

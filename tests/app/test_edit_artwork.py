@@ -1,0 +1,154 @@
+"""Editing an existing artwork: open, infer, refine on the engine thread (progress, cancel), edit a stage with
+"keep unedited areas", compare before / after, close during a refinement."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from core.imageio import load_image
+from tests.app.conftest import drag, wait_idle
+
+
+def open_artwork(qtbot, window, path, refine: bool = True):
+    window.doc.settings.refine_after_open = refine
+    with qtbot.waitSignal(window.doc.artworkOpened, timeout=20000):
+        window.open_image(str(path))
+    wait_idle(qtbot, window)
+
+
+def test_open_infers_stages_and_refines_to_the_end(qtbot, window, artwork_png):
+    doc = window.doc
+    progress = []
+    doc.refineProgress.connect(progress.append)
+    with qtbot.waitSignal(doc.refineFinished, timeout=60000) as finished:
+        window.open_image(str(artwork_png))
+    assert finished.args[0] is True
+    wait_idle(qtbot, window)
+    steps = doc.settings.refine_steps
+    assert steps == 6  # the test setting; the app's default stays the paper's 150
+    # Every step of both transitions was reported, with a loss; previews came every few steps.
+    assert len(progress) == 2 * steps
+    assert progress[-1].fraction == 1.0
+    assert all(np.isfinite(p.loss) for p in progress)
+    assert any(p.preview is not None for p in progress)
+    assert doc.targets is not None
+    art = load_image(artwork_png, 3, 32)  # transparency on white, aspect kept and padded
+    assert torch.allclose(doc.targets[-1], art)
+    assert [doc.status(k) for k in range(3)] == ["inferred", "refined", "refined"]
+    assert any(float(d.abs().sum()) > 0 for d in doc.deltas)  # the refined AdaIN deltas
+    assert window.refine_panel.bar.value() == 1000
+    assert doc.dirty and "sun" in window.windowTitle()
+
+
+def test_refinement_can_be_cancelled_midway(qtbot, window, artwork_png):
+    doc = window.doc
+    open_artwork(qtbot, window, artwork_png, refine=False)
+    before = [b.clone() for b in doc.bases]
+    deltas = [d.clone() for d in doc.deltas]
+    with qtbot.waitSignal(doc.refineProgress, timeout=20000):
+        doc.refine(steps=5000)
+    assert doc.refining and window.refine_panel.cancel_btn.isEnabled()
+    with qtbot.waitSignal(doc.refineFinished, timeout=20000) as finished:
+        window.refine_panel.cancel_btn.click()
+    assert finished.args[0] is False
+    wait_idle(qtbot, window)
+    assert all(torch.equal(a, b) for a, b in zip(before, doc.bases))  # a cancel changes nothing
+    assert all(torch.equal(a, b) for a, b in zip(deltas, doc.deltas))
+    assert window.refine_panel.bar.format() == "Cancelled"
+    assert not doc.refining and window.refine_panel.refine_btn.isEnabled()
+
+
+def test_the_gui_stays_responsive_during_a_refinement(qtbot, window, artwork_png):
+    doc = window.doc
+    open_artwork(qtbot, window, artwork_png, refine=False)
+    with qtbot.waitSignal(doc.refineProgress, timeout=20000):
+        doc.refine(steps=5000)
+    # The event loop turns while the engine works: timers fire, widgets repaint, the artist can paint.
+    t0 = time.perf_counter()
+    qtbot.wait(50)
+    assert time.perf_counter() - t0 < 2.0
+    window.canvas.repaint()
+    drag(window.canvas, [(2, 2), (4, 4)])
+    assert doc.layers[0] is not None
+    assert doc.status(1) == "stale"
+    with qtbot.waitSignal(doc.refineFinished, timeout=20000):
+        doc.cancel_refine()
+    wait_idle(qtbot, window)  # the stroke queued behind the refinement is applied after it
+    assert doc.status(1) != "stale"
+
+
+def test_closing_during_a_refinement_exits_cleanly(qtbot, tiny_bundle, artwork_png, dialogs):
+    from tests.app.conftest import open_window
+
+    win = open_window(qtbot, tiny_bundle)
+    open_artwork(qtbot, win, artwork_png, refine=False)
+    with qtbot.waitSignal(win.doc.refineProgress, timeout=20000):
+        win.doc.refine(steps=100000)
+    t0 = time.perf_counter()
+    assert win.close()
+    assert time.perf_counter() - t0 < 10
+    assert win.engine.isFinished()
+    assert "question" in dialogs.kinds()  # unsaved work: asked (the test answers Discard)
+
+
+def test_keep_unedited_areas(qtbot, window, artwork_png):
+    doc = window.doc
+    open_artwork(qtbot, window, artwork_png, refine=False)
+    window.act_keep.setChecked(True)
+    assert doc.keep_unedited and window.keep_box.isChecked()
+    final_before = doc.stage_rgb(2).copy()
+    window.tools.set_size(3)
+    drag(window.canvas, [(3, 3), (5, 4)])  # a small edit in the top-left corner of the line art
+    wait_idle(qtbot, window)
+    changed = np.abs(doc.stage_rgb(2).astype(int) - final_before.astype(int)).max(axis=2) > 0
+    assert changed.any()
+    # Far from the edit the final stage kept its pixels exactly.
+    assert not changed[16:, 16:].any()
+    # Without the option the whole picture may change (instance normalisation sees every pixel).
+    window.act_keep.setChecked(False)
+    before = doc.stage_rgb(2).copy()
+    drag(window.canvas, [(3, 28), (5, 29)])
+    wait_idle(qtbot, window)
+    changed = np.abs(doc.stage_rgb(2).astype(int) - before.astype(int)).max(axis=2) > 0
+    assert changed[:, 16:].any()
+
+
+def test_compare_before_after(qtbot, window, artwork_png):
+    doc, canvas = window.doc, window.canvas
+    # Create-from-scratch: the reference is the final stage before the last change.
+    drag(canvas, [(5, 5), (20, 20)])
+    wait_idle(qtbot, window)
+    ref, label = doc.compare_reference()
+    assert label == "Before" and ref.shape == (32, 32, 3)
+    window.act_compare.setChecked(True)
+    assert doc.current_stage == 2 and canvas.compare_active()
+    canvas.repaint()
+    # Dragging moves the divider, it does not paint.
+    drag(canvas, [(16, 16), (8, 16)])
+    assert abs(canvas.split - 0.25) < 0.05 and doc.layers[2] is None
+    grab = canvas.grab().toImage()
+    assert not grab.isNull()
+    window.act_compare.setChecked(False)
+    # Editing an artwork: the reference is the original picture.
+    open_artwork(qtbot, window, artwork_png, refine=False)
+    ref, label = doc.compare_reference()
+    assert label == "Original"
+    assert np.array_equal(ref, (load_image(artwork_png, 3, 32).add(1).mul(127.5).round().byte()
+                                .permute(1, 2, 0).numpy()))
+
+
+def test_a_corrupt_image_gets_a_message_and_nothing_is_lost(qtbot, window, tmp_path, dialogs):
+    doc = window.doc
+    drag(window.canvas, [(5, 5), (9, 9)])
+    wait_idle(qtbot, window)
+    layer = doc.layers[0].copy()
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
+    window.open_image(str(bad))  # "Save changes?" is answered Discard by the test
+    qtbot.waitUntil(lambda: "critical" in dialogs.kinds(), timeout=10000)
+    wait_idle(qtbot, window)
+    assert "broken.png" in dialogs.texts()
+    assert np.array_equal(doc.layers[0], layer)

@@ -1,0 +1,82 @@
+"""The engine thread on its own: order, merging of superseded edits, errors, cancel, shutdown."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from app.engine_worker import ApplyEdits, EngineThread, LoadModel, Refine, Regenerate, SampleLatent
+
+
+@pytest.fixture
+def engine(qtbot, tiny_bundle):
+    eng = EngineThread()
+    results, failures = [], []
+    eng.resultReady.connect(results.append)
+    eng.failed.connect(lambda rid, req, msg: failures.append((rid, req, msg)))
+    eng.start()
+    eng.results, eng.failures = results, failures
+    with qtbot.waitSignal(eng.resultReady, timeout=20000):
+        eng.submit(LoadModel(str(tiny_bundle), "cpu"))
+    yield eng
+    eng.stop()
+
+
+def test_the_session_lives_on_the_engine_thread(qtbot, engine):
+    seen = {}
+    original = engine._handle
+
+    def spy(rid, req):
+        seen["thread"] = threading.current_thread()
+        return original(rid, req)
+
+    engine._handle = spy
+    with qtbot.waitSignal(engine.resultReady, timeout=10000):
+        engine.submit(Regenerate(0))
+    assert seen["thread"] is not threading.main_thread()
+
+
+def test_superseded_edits_are_merged(qtbot, engine):
+    # Hold the thread busy with a refinement so the edits pile up behind it.
+    engine.submit(Refine(steps=100000, preview_every=1000))
+    qtbot.waitUntil(lambda: engine._running_rid != 0, timeout=10000)
+    zs = [torch.full((8,), v / 10) for v in range(-20, 21)]
+    rids = [engine.submit(ApplyEdits(latents={0: z})) for z in zs]
+    engine.submit(ApplyEdits(latents={1: torch.ones(8)}))
+    assert engine.merged == len(zs)  # every edit but the last was merged into its successor
+    engine.cancel_refine()
+    qtbot.waitUntil(lambda: engine.is_idle(), timeout=20000)
+    qtbot.waitUntil(lambda: len(engine.results) >= 3, timeout=5000)
+    last = engine.results[-1]
+    assert last.rid > rids[-1]
+    assert torch.equal(last.state.latents[0], zs[-1]) and torch.equal(last.state.latents[1], torch.ones(8))
+    assert len(engine.results) == 3  # model, cancelled refinement, one merged edit
+
+
+def test_edits_are_not_merged_across_other_requests(qtbot, engine):
+    engine.submit(Refine(steps=100000, preview_every=1000))
+    qtbot.waitUntil(lambda: engine._running_rid != 0, timeout=10000)
+    engine.submit(ApplyEdits(latents={0: torch.zeros(8)}))
+    engine.submit(SampleLatent(0, seed=5))
+    engine.submit(ApplyEdits(latents={0: torch.ones(8)}))
+    assert engine.merged == 0
+    engine.cancel_refine()
+    qtbot.waitUntil(lambda: engine.is_idle() and len(engine.results) == 5, timeout=20000)
+    assert torch.equal(engine.results[-1].state.latents[0], torch.ones(8))
+
+
+def test_errors_are_reported_not_raised(qtbot, engine):
+    with qtbot.waitSignal(engine.failed, timeout=10000):
+        engine.submit(ApplyEdits(latents={0: torch.zeros(3)}))  # wrong size
+    assert "latent code has 8 values" in engine.failures[-1][2]
+    with qtbot.waitSignal(engine.resultReady, timeout=10000):  # the thread is still alive
+        engine.submit(Regenerate(0))
+
+
+def test_stop_cancels_a_refinement_and_joins(qtbot, engine):
+    with qtbot.waitSignal(engine.progress, timeout=10000):
+        engine.submit(Refine(steps=100000, preview_every=1000))
+    assert engine.stop(timeout_ms=10000)
+    assert engine.isFinished()

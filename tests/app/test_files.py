@@ -1,0 +1,242 @@
+"""Files: projects (save / open round trip, autosave and recovery, another model's project), exports, model
+bundles (open another, broken, missing default), and bad files that must give a message, not a crash."""
+
+from __future__ import annotations
+
+import shutil
+import zipfile
+from xml.etree import ElementTree as ET
+
+import numpy as np
+import torch
+from PIL import Image
+from PySide6.QtWidgets import QMessageBox
+
+from app import autosave
+from tests.app.conftest import drag, open_window, wait_idle
+
+
+def paint_something(qtbot, window) -> None:
+    doc = window.doc
+    window.tools.set_size(4)
+    drag(window.canvas, [(4, 4), (20, 12), (28, 28)])
+    doc.set_current_stage(1)
+    drag(window.canvas, [(10, 20), (20, 22)])
+    doc.set_current_stage(0)
+    window.latent_panel.spins[0].setValue(1.25)
+    wait_idle(qtbot, window)
+
+
+def test_project_round_trip(qtbot, window, tmp_path, artwork_png):
+    doc = window.doc
+    doc.settings.refine_after_open = True
+    with qtbot.waitSignal(doc.refineFinished, timeout=30000):
+        window.open_image(str(artwork_png))
+    wait_idle(qtbot, window)
+    paint_something(qtbot, window)
+    saved = {"bases": [b.clone() for b in doc.bases], "layers": [None if ly is None else ly.copy()
+                                                                  for ly in doc.layers],
+             "latents": [z.clone() for z in doc.latents], "deltas": [d.clone() for d in doc.deltas],
+             "targets": [t.clone() for t in doc.targets], "origin": list(doc.origin)}
+    path = tmp_path / "work.artflow"
+    with qtbot.waitSignal(doc.projectSaved, timeout=10000):
+        window.save_project(str(path))
+    assert path.is_file() and not doc.dirty
+    assert doc.project_path == path and "work.artflow" in window.windowTitle()
+    # Something else in between, then open the project again.
+    with qtbot.waitSignal(doc.stageChanged, timeout=10000):
+        window.new_artwork()
+    wait_idle(qtbot, window)
+    assert doc.layers[0] is None and doc.targets is None
+    window.open_project(str(path))
+    qtbot.waitUntil(lambda: doc.project_path == path, timeout=10000)
+    wait_idle(qtbot, window)
+    for a, b in zip(saved["bases"], doc.bases):
+        assert torch.equal(a, b)
+    for a, b in zip(saved["layers"], doc.layers):
+        assert (a is None and b is None) or np.array_equal(a, b)
+    for key in ("latents", "deltas", "targets"):
+        for a, b in zip(saved[key], getattr(doc, key)):
+            assert torch.equal(a, b)
+    assert doc.origin == saved["origin"]
+    assert abs(window.latent_panel.spins[0].value() - 1.25) < 1e-6
+    assert not doc.dirty
+    assert len(doc.variations[0]) >= 1
+
+
+def test_exports_open_in_pillow(qtbot, window, tmp_path):
+    paint_something(qtbot, window)
+    out = window.export("png", str(tmp_path / "final.png"))
+    assert Image.open(out).size == (32, 32)
+    out = window.export("png4", str(tmp_path / "final4.png"))
+    assert Image.open(out).size == (128, 128)
+    files = window.export("stages", str(tmp_path / "stages"))
+    assert [p.name for p in files] == ["00-lineart.png", "01-flat.png", "02-detail.png"]
+    for p in files:
+        Image.open(p).load()
+    strip = window.export("strip", str(tmp_path / "strip.png"))
+    assert Image.open(strip).width > 3 * 32
+    ora = window.export("ora", str(tmp_path / "art.ora"))
+    with zipfile.ZipFile(ora) as zf:
+        assert zf.read("mimetype") == b"image/openraster"
+        layers = ET.fromstring(zf.read("stack.xml")).findall(".//layer")
+        assert len(layers) == 3
+        for layer in layers:
+            Image.open(zf.open(layer.get("src"))).load()
+    gif = window.export("gif", str(tmp_path / "flow.gif"))
+    assert Image.open(gif).n_frames == 3
+    # The final PNG is the final stage as shown.
+    got = np.asarray(Image.open(tmp_path / "final.png").convert("RGB"))
+    assert np.abs(got.astype(int) - window.doc.stage_rgb(2).astype(int)).max() <= 1
+
+
+def test_export_to_a_bad_place_gives_a_message(window, tmp_path, dialogs):
+    assert window.export("png", str(tmp_path / "no" / "such" / "folder" / "x.png")) is None \
+        or (tmp_path / "no" / "such" / "folder" / "x.png").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert window.export("stages", str(blocker)) is None
+    assert "critical" in dialogs.kinds()
+
+
+def test_bad_project_files_give_a_message(qtbot, window, tmp_path, dialogs):
+    doc = window.doc
+    paint_something(qtbot, window)
+    layer = doc.layers[0].copy()
+    for name, data in (("random.artflow", b"not a zip at all"),
+                       ("empty-zip.artflow", None)):
+        p = tmp_path / name
+        if data is None:
+            with zipfile.ZipFile(p, "w") as zf:
+                zf.writestr("hello.txt", "hi")
+        else:
+            p.write_bytes(data)
+        n = len(dialogs.calls)
+        window.open_project(str(p))
+        qtbot.waitUntil(lambda n=n: len([c for c in dialogs.calls[n:] if c[0] == "critical"]) == 1, timeout=10000)
+        assert name in dialogs.calls[-1][2]
+    wait_idle(qtbot, window)
+    assert np.array_equal(doc.layers[0], layer)
+    assert doc.has_model
+
+
+def test_project_of_another_model_opens_as_a_new_artwork_if_asked(qtbot, window, tmp_path, four_stage_bundle,
+                                                                  dialogs):
+    from core import bundle
+    from core.project import project_from_session, save_project
+    from core.session import Session
+
+    other = Session(bundle.load(four_stage_bundle))
+    other.start_from(torch.zeros(1, 32, 32))
+    path = save_project(project_from_session(other), tmp_path / "other.artflow")
+    dialogs.answers["question"] = QMessageBox.StandardButton.Yes
+    window.doc.settings.refine_after_open = False
+    with qtbot.waitSignal(window.doc.artworkOpened, timeout=10000):
+        window.open_project(str(path))
+    assert any("another model" in c[1] for c in dialogs.calls)
+    wait_idle(qtbot, window)
+    assert window.doc.targets is not None
+    assert window.doc.num_stages == 3
+
+
+def test_open_another_model_rebuilds_tabs_and_sliders(qtbot, window, four_stage_bundle):
+    doc = window.doc
+    with qtbot.waitSignal(doc.modelChanged, timeout=20000):
+        window.open_model(str(four_stage_bundle))
+    wait_idle(qtbot, window)
+    assert window.tabs.count() == 4
+    assert [window.tabs.tabText(k) for k in range(4)] == ["Sketch", "Flat colours", "Shading", "Final"]
+    assert len(window.strip.cards) == 4
+    assert window.latent_panel.combo.count() == 3
+    assert "four" in window.model_label.text()
+    doc.set_current_stage(3)
+    assert window.latent_panel.transition == 2
+    drag(window.canvas, [(3, 3), (9, 9)])
+    wait_idle(qtbot, window)
+    assert doc.status(3) == "edited"
+
+
+def test_a_broken_model_folder_gives_a_message_and_keeps_the_current_model(qtbot, window, tmp_path,
+                                                                           tiny_bundle, dialogs):
+    doc = window.doc
+    paint_something(qtbot, window)
+    broken = tmp_path / "broken-model"
+    shutil.copytree(tiny_bundle, broken)
+    (broken / "model.safetensors").write_bytes(b"\x00" * 100)
+    window.open_model(str(broken))
+    qtbot.waitUntil(lambda: "critical" in dialogs.kinds(), timeout=10000)
+    assert "model.safetensors" in dialogs.texts()
+    assert doc.has_model and doc.layers[0] is not None
+    notafolder = tmp_path / "weights.pth"
+    notafolder.write_bytes(b"pickle")
+    n = len(dialogs.calls)
+    window.open_model(str(notafolder))
+    qtbot.waitUntil(lambda: len(dialogs.calls) > n, timeout=10000)
+    assert dialogs.calls[-1][0] == "critical" and "pickle" in dialogs.calls[-1][2]  # refused before any question
+    assert doc.has_model
+
+
+def test_missing_default_model_says_so(qtbot, monkeypatch, tmp_path, dialogs):
+    from core import bundle
+
+    monkeypatch.setattr(bundle, "default_bundle_path", lambda: tmp_path / "nowhere")
+    win = open_window(qtbot, None)
+    qtbot.waitUntil(lambda: "warning" in dialogs.kinds(), timeout=5000)
+    assert "No model" in dialogs.calls[-1][1]
+    assert "Open model" in win.statusBar().currentMessage()
+    assert win.device_label.text() == "No model loaded"
+    assert win.tabs.count() == 0 and not win.act_save.isEnabled()
+    win.canvas.repaint()
+    # Opening an image without a model: a message, no crash.
+    win.doc.open_image(str(tmp_path / "x.png"))
+    assert dialogs.kinds()[-1] == "critical"
+    win.shutdown()
+    win._closing = True
+
+
+def test_autosave_and_recovery_after_a_crash(qtbot, window, tiny_bundle, dialogs):
+    doc = window.doc
+    paint_something(qtbot, window)
+    with qtbot.waitSignal(doc.projectSaved, timeout=10000) as saved:
+        assert doc.autosave()
+    assert saved.args[1] is True
+    path = autosave.autosave_path()
+    assert path.is_file() and path.with_suffix(".json").is_file()
+    assert not doc.autosave()  # nothing changed since
+    assert window.autosave_timer.interval() == 60000
+    layer = doc.layers[0].copy()
+    latents = doc.latents[0].clone()
+    # "Crash": the autosave is left behind by a process that no longer exists.
+    dead = autosave.autosave_path(pid=999999)
+    shutil.copy(path, dead)
+    shutil.copy(path.with_suffix(".json"), dead.with_suffix(".json"))
+    assert [r.path for r in autosave.find_recoverable()] == [dead]
+    dialogs.answers["question"] = QMessageBox.StandardButton.Yes
+    win2 = open_window(qtbot, tiny_bundle)
+    qtbot.waitUntil(lambda: any("Recover" in c[1] for c in dialogs.calls), timeout=5000)
+    qtbot.waitUntil(lambda: win2.doc.layers[0] is not None, timeout=10000)
+    wait_idle(qtbot, win2)
+    assert np.array_equal(win2.doc.layers[0], layer)
+    assert torch.equal(win2.doc.latents[0], latents)
+    assert win2.doc.dirty  # recovered work is not saved anywhere yet
+    dialogs.answers["question"] = QMessageBox.StandardButton.Discard
+    win2.close()
+    # A clean exit leaves no autosave of its own behind.
+    assert not autosave.autosave_path().exists()
+
+
+def test_a_broken_model_at_startup_offers_to_open_another(qtbot, tmp_path, tiny_bundle, dialogs):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_bundle, broken)
+    (broken / "config.json").write_text("{ not json")
+    from app.application import create_window
+
+    win = create_window(str(broken), device="cpu")
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: "warning" in dialogs.kinds(), timeout=10000)
+    title, text = dialogs.calls[-1][1:]
+    assert title == "No model loaded" and "config.json" in text and "Open one now?" in text
+    assert "Open model" in win.statusBar().currentMessage()
+    win.shutdown()
+    win._closing = True

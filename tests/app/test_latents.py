@@ -1,0 +1,94 @@
+"""The Variations panel: sliders in the prior's range change the later stages live; Randomize, seeds, Reset and the
+history of variations."""
+
+from __future__ import annotations
+
+import torch
+
+from core.session import Z_RANGE
+from tests.app.conftest import wait_idle
+
+
+def test_slider_changes_the_final_stage(qtbot, window):
+    doc, panel = window.doc, window.latent_panel
+    final_before = doc.bases[2].clone()
+    mid_before = doc.bases[1].clone()
+    panel.sliders[0].setValue(250)  # 2.5
+    assert abs(float(doc.latents[0][0]) - 2.5) < 1e-6
+    assert abs(panel.spins[0].value() - 2.5) < 1e-6
+    assert doc.status(1) == "stale"
+    wait_idle(qtbot, window)
+    assert not torch.equal(doc.bases[1], mid_before)
+    assert not torch.equal(doc.bases[2], final_before)
+    # The second transition's sliders change only the last stage.
+    doc.set_current_stage(2)
+    assert panel.transition == 1
+    mid = doc.bases[1].clone()
+    final = doc.bases[2].clone()
+    panel.spins[3].setValue(-1.5)
+    wait_idle(qtbot, window)
+    assert torch.equal(doc.bases[1], mid)
+    assert not torch.equal(doc.bases[2], final)
+
+
+def test_values_stay_in_the_priors_range(qtbot, window):
+    panel, doc = window.latent_panel, window.doc
+    assert panel.sliders[0].maximum() == round(Z_RANGE * 100) and panel.sliders[0].minimum() == -round(Z_RANGE * 100)
+    panel.spins[1].setValue(7.0)  # clamped by the spin box
+    assert panel.spins[1].value() == Z_RANGE
+    doc.set_latent(0, torch.full((8,), -9.0))  # and by the document
+    assert float(doc.latents[0].min()) == -Z_RANGE
+    wait_idle(qtbot, window)
+
+
+def test_live_drag_is_coalesced(qtbot, window):
+    """A slider drag sends many values; the engine runs far fewer regenerations and ends on the last value."""
+    doc, panel = window.doc, window.latent_panel
+    panel.sliders[2].setSliderDown(True)
+    for v in range(-300, 301, 15):
+        panel.sliders[2].setValue(v)
+    panel.sliders[2].setSliderDown(False)
+    wait_idle(qtbot, window)
+    assert window.engine.merged > 0
+    assert abs(float(doc.latents[0][2]) - 3.0) < 1e-6
+    # The engine's final picture is the one for the last value: regenerating again changes nothing.
+    final = doc.bases[2].clone()
+    doc.regenerate()
+    wait_idle(qtbot, window)
+    assert torch.allclose(doc.bases[2], final, atol=1e-5)
+
+
+def test_randomize_seed_reset_and_history(qtbot, window):
+    doc, panel = window.doc, window.latent_panel
+    start = doc.latents[0].clone()
+    panel.randomize()
+    wait_idle(qtbot, window)
+    z1 = doc.latents[0].clone()
+    assert not torch.equal(z1, start)
+    assert float(z1.abs().max()) <= Z_RANGE
+    assert [round(s.value() * 100) for s in panel.spins] == [round(float(v) * 100) for v in z1]
+    seed = panel.seed.value()
+    panel.seed.setValue(1234)
+    panel.apply_seed()
+    wait_idle(qtbot, window)
+    z_1234 = doc.latents[0].clone()
+    final_1234 = doc.bases[2].clone()
+    panel.seed.setValue(seed)
+    panel.apply_seed()
+    wait_idle(qtbot, window)
+    assert torch.equal(doc.latents[0], z1)  # the same seed gives the same variation
+    panel.seed.setValue(1234)
+    panel.apply_seed()
+    wait_idle(qtbot, window)
+    assert torch.equal(doc.latents[0], z_1234)
+    assert torch.allclose(doc.bases[2], final_1234, atol=1e-5)
+    # History: every variation with its thumbnail; clicking one goes back to it.
+    history = doc.variations[0]
+    assert len(history) >= 4 and all(v.thumb is not None for v in history)
+    assert panel.history.count() == len(history)
+    panel._on_history_clicked(panel.history.item(0))
+    wait_idle(qtbot, window)
+    assert torch.equal(doc.latents[0], start)
+    panel.reset_btn.click()
+    wait_idle(qtbot, window)
+    assert torch.equal(doc.latents[0], doc.reset_latents[0])
