@@ -139,7 +139,7 @@ def run_app(argv: list[str] | None = None) -> int:
 
     settings = Settings.load()
     if args.steps:
-        settings.refine_steps = max(1, args.steps)
+        settings.override_steps(args.steps)
     win = create_window(args.model, args.device, screenshot_mode=bool(args.screenshot), settings=settings)
     win.show()
     if args.open:

@@ -190,6 +190,11 @@ class Document(QObject):
         return self.config is not None and bool(self.bases)
 
     @property
+    def editable(self) -> bool:
+        """Edits are accepted (a model is loaded and no other model is on its way in)."""
+        return self.has_model and not self.model_loading
+
+    @property
     def num_stages(self) -> int:
         return self.config.num_stages if self.config is not None else 0
 
@@ -305,7 +310,7 @@ class Document(QObject):
     # ----- painting -----
     def commit_layer(self, k: int, layer: RGBA | None, label: str = "Paint") -> None:
         """A finished edit of stage k's artist layer (a stroke, a fill, a clear): undoable; later stages follow."""
-        if not self.has_model:
+        if not self.editable:
             return
         before = self.layers[k]
         if before is None and is_empty(layer):
@@ -342,19 +347,19 @@ class Document(QObject):
 
     def undo(self, k: int | None = None) -> None:
         k = self.current_stage if k is None else k
-        if self.can_undo(k):
+        if self.editable and self.can_undo(k):
             self._set_layer(k, self.undo_stacks[k].undo(self.layers[k]))
 
     def redo(self, k: int | None = None) -> None:
         k = self.current_stage if k is None else k
-        if self.can_redo(k):
+        if self.editable and self.can_redo(k):
             self._set_layer(k, self.undo_stacks[k].redo(self.layers[k]))
 
     # ----- latents -----
     def set_latent(self, i: int, z, live: bool = False) -> None:
         """New values of transition i's latent code (clamped to the prior's range). live=True during a slider drag:
         the before-image for the compare view is taken once, at the start of the drag."""
-        if not self.has_model:
+        if not self.editable:
             return
         z = torch.as_tensor(z, dtype=torch.float32).reshape(-1).clamp(-Z_RANGE, Z_RANGE).clone()
         if torch.equal(z, self.latents[i]):
@@ -383,7 +388,7 @@ class Document(QObject):
 
     def apply_seed(self, i: int, seed: int) -> None:
         """Draw transition i's latent code from the prior with `seed` (repeatable)."""
-        if not self.has_model:
+        if not self.editable:
             return
         self._flush()
         self._capture_before()
@@ -426,7 +431,7 @@ class Document(QObject):
         for i, history in enumerate(self.variations):
             changed = False
             for var in history:
-                if (var.thumb is None and var.z is not None and var.rid != _UNSENT
+                if (var.thumb is None and var.z is not None and 0 <= var.rid != _UNSENT
                         and var.rid <= self._last_result_rid and not self.refining):
                     var.thumb = self.stage_rgb(final).copy()
                     changed = True
@@ -495,6 +500,7 @@ class Document(QObject):
 
     # ----- whole-artwork actions -----
     def load_model(self, path: str | Path) -> int:
+        self._flush()  # edits for the current model go to the current model
         self.model_loading = str(path)
         self.modelLoading.emit(str(path))
         return self._submit(LoadModel(str(path), self.device))
@@ -519,7 +525,11 @@ class Document(QObject):
         return self._open_rid
 
     def refine(self, steps: int | None = None) -> None:
-        if not self.has_model or self.refining:
+        """Fit the refinement deltas to the opened artwork (the paper's AdaIN optimisation) on the engine thread."""
+        if not self.editable or self.refining:
+            return
+        if self.targets is None:
+            self.message.emit("Nothing to refine: refinement fits the stages to an opened artwork (File > Open image)")
             return
         self._flush()
         steps = self.settings.refine_steps if steps is None else int(steps)
@@ -596,9 +606,10 @@ class Document(QObject):
                     for v in h[-VARIATION_LIMIT:]:
                         z = torch.tensor(v["z"], dtype=torch.float32)
                         if z.shape == (zd,):
+                            # rid -1: saved without its picture (it shows its label until chosen again)
                             self.variations[i].append(Variation(z.clamp(-Z_RANGE, Z_RANGE), str(v.get("label", "")),
                                                                 v.get("seed") if isinstance(v.get("seed"), int)
-                                                                else None, rid=0))
+                                                                else None, rid=-1))
         except (TypeError, ValueError, KeyError, RuntimeError) as exc:
             log.warning("ignoring the project's variation history: %s", exc)
         name = app.get("artwork_name")
@@ -729,8 +740,11 @@ class Document(QObject):
             self._read_extra(project.extra)
             label = "Opened"
         for i in range(self.num_transitions):
-            if not self.variations[i] or not torch.equal(self.variations[i][-1].z, self.latents[i]):
-                self.variations[i].append(Variation(self.latents[i].clone(), label, rid=res.rid))
+            history = self.variations[i]
+            if history and torch.equal(history[-1].z, self.latents[i]):
+                history[-1].rid = res.rid  # the current one: its picture is on screen
+            else:
+                history.append(Variation(self.latents[i].clone(), label, rid=res.rid))
         self._clear_stale(res.rid)
         for k in range(n):
             self._rgb.pop(k, None)

@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QFrame,
+    QInputDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -176,7 +177,8 @@ class MainWindow(QMainWindow):
         self.act_save_as = A("Save project &as…", self.save_project_as, "Ctrl+Shift+S")
         self.act_export_final = A("Final image (PNG)…", lambda: self.export("png"), "Ctrl+E",
                                   "The last stage at the model's size")
-        self.act_export_up = A("Final image, enlarged 4× (PNG)…", lambda: self.export("png4"))
+        self.act_export_up = A("Final image, enlarged (PNG)…", lambda: self.export("png-up"),
+                               tip="The last stage enlarged 2× to 16× (smooth resampling)")
         self.act_export_stages = A("Every stage as PNG…", lambda: self.export("stages"))
         self.act_export_strip = A("Workflow strip (PNG)…", lambda: self.export("strip"))
         self.act_export_ora = A("Layered OpenRaster (.ora) for Krita, GIMP, MyPaint…", lambda: self.export("ora"))
@@ -660,18 +662,24 @@ class MainWindow(QMainWindow):
         if self.maybe_save():
             self.doc.load_model(path)
 
-    def export(self, kind: str, path: str | None = None) -> Path | list[Path] | None:
-        """Write an export; returns what was written (None if cancelled or failed: the failure is shown)."""
+    def export(self, kind: str, path: str | None = None, scale: int | None = None) -> Path | list[Path] | None:
+        """Write an export; returns what was written (None if cancelled or failed: the failure is shown).
+        kind: png (model size), png-up (enlarged `scale` times), stages, strip, ora, gif."""
         from core import export as ex
 
         doc = self.doc
         if not doc.has_model:
             return None
+        if kind == "png-up" and scale is None:
+            scale, ok = QInputDialog.getInt(self, "Enlarge the final image", "Enlarge by (times):", 4, 2,
+                                            ex.MAX_SCALE)
+            if not ok:
+                return None
         doc.flush_now()
         stem = doc.title().rsplit(".", 1)[0] or "artwork"
         names = list(doc.config.stage_names)
         asks = {"png": ("Export the final image", f"{stem}.png", "PNG image (*.png)"),
-                "png4": ("Export the final image, enlarged", f"{stem}-x4.png", "PNG image (*.png)"),
+                "png-up": ("Export the final image, enlarged", f"{stem}-x{scale}.png", "PNG image (*.png)"),
                 "strip": ("Export the workflow strip", f"{stem}-workflow.png", "PNG image (*.png)"),
                 "ora": ("Export a layered OpenRaster file", f"{stem}.ora", "OpenRaster (*.ora)"),
                 "gif": ("Export an animated GIF", f"{stem}.gif", "GIF (*.gif)")}
@@ -689,8 +697,8 @@ class MainWindow(QMainWindow):
         try:
             if kind == "png":
                 out = ex.export_final_png(images, path)
-            elif kind == "png4":
-                out = ex.export_final_png(images, path, scale=4)
+            elif kind == "png-up":
+                out = ex.export_final_png(images, path, scale=int(scale))
             elif kind == "stages":
                 out = ex.export_stages(images, names, path)
             elif kind == "strip":

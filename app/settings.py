@@ -71,23 +71,32 @@ class Settings:
             pass
         except (OSError, ValueError) as exc:  # a damaged settings file must never stop the app
             log.warning("ignoring %s: %s", path, exc)
+        s.refine_steps = int(min(max(1, s.refine_steps), 5000))
+        s._stored_steps = s.refine_steps
         env = os.environ.get("ARTFLOW_REFINE_STEPS")
         if env:
             try:
-                s.refine_steps = max(1, int(env))
+                s.override_steps(int(env))
             except ValueError:
                 log.warning("ARTFLOW_REFINE_STEPS=%r is not an integer; using %d", env, s.refine_steps)
-        s.refine_steps = int(min(max(1, s.refine_steps), 5000))
         s.preview_every = int(min(max(1, s.preview_every), 1000))
         s.autosave_seconds = int(min(max(5, s.autosave_seconds), 3600))
         return s
 
+    def override_steps(self, steps: int) -> None:
+        """Steps for this run only (ARTFLOW_REFINE_STEPS, --steps): never written back to the preferences."""
+        self.refine_steps = int(min(max(1, steps), 5000))
+        self._override = self.refine_steps
+
     def save(self) -> None:
         path = config_dir() / "settings.json"
+        data = asdict(self)
+        if getattr(self, "_override", None) == self.refine_steps:
+            data["refine_steps"] = getattr(self, "_stored_steps", STEPS)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+            tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
             os.replace(tmp, path)
         except OSError as exc:
             log.warning("cannot save settings to %s: %s", path, exc)

@@ -202,6 +202,8 @@ class CanvasView(QWidget):
             self._tag(p, QPointF(rect.right() - 8, rect.top() + 8), "Now", left=False)
         if self.doc.refining and self.doc.current_stage > 0:
             self._tag(p, QPointF(rect.left() + 8, rect.bottom() - 30), "Refining…", left=True)
+        elif self.doc.model_loading:
+            self._tag(p, QPointF(rect.left() + 8, rect.bottom() - 30), "Loading another model…", left=True)
         self._paint_cursor(p)
 
     def _tag(self, p: QPainter, at: QPointF, text: str, left: bool) -> None:
@@ -247,7 +249,7 @@ class CanvasView(QWidget):
 
     # ----- input: helpers -----
     def _paint_tool_active(self) -> bool:
-        return (self.doc.has_model and not self._space and self._pan_from is None and not self.compare_active())
+        return (self.doc.editable and not self._space and self._pan_from is None and not self.compare_active())
 
     def _update_cursor(self) -> None:
         if self._space or self._pan_from is not None:
@@ -293,7 +295,7 @@ class CanvasView(QWidget):
 
     # ----- strokes -----
     def begin_stroke(self, pos: QPointF, pressure: float = 1.0, eraser: bool = False) -> None:
-        if not self.doc.has_model:
+        if not self.doc.editable:
             return
         k = self.doc.current_stage
         self._stroke_stage = k

@@ -35,6 +35,7 @@ class LatentPanel(QWidget):
         self.doc = document
         self.setObjectName("latentPanel")
         self.transition = 0
+        self._seeds: dict[int, int] = {}  # the last seed used per transition
         self.sliders: list[QSlider] = []
         self.spins: list[QDoubleSpinBox] = []
         self._updating = False
@@ -144,6 +145,7 @@ class LatentPanel(QWidget):
         for w in (self.combo, self.randomize_btn, self.reset_btn, self.seed, self.apply_btn, self.history):
             w.setEnabled(enabled)
         self.transition = 0
+        self._seeds.clear()
         self._follow_stage(doc.current_stage)
         self._load_values()
         self._on_variations_changed(self.transition)
@@ -154,8 +156,13 @@ class LatentPanel(QWidget):
 
     def _on_combo(self, i: int) -> None:
         if i >= 0:
-            self._settle.stop()
+            if self._settle.isActive():
+                self._settle.stop()
+                self.doc.end_latent_edit(self.transition)
             self.transition = i
+            self.seed.blockSignals(True)
+            self.seed.setValue(self._seeds.get(i, 0))
+            self.seed.blockSignals(False)
             self._load_values()
             self._on_variations_changed(i)
 
@@ -204,12 +211,14 @@ class LatentPanel(QWidget):
     def randomize(self) -> None:
         if self.doc.has_model:
             seed = self.doc.randomize(self.transition)
+            self._seeds[self.transition] = seed
             self.seed.blockSignals(True)
             self.seed.setValue(seed)
             self.seed.blockSignals(False)
 
     def apply_seed(self) -> None:
         if self.doc.has_model:
+            self._seeds[self.transition] = self.seed.value()
             self.doc.apply_seed(self.transition, self.seed.value())
 
     def _on_latent_changed(self, i: int) -> None:
@@ -225,7 +234,9 @@ class LatentPanel(QWidget):
             item = QListWidgetItem()
             if var.thumb is not None:
                 item.setIcon(QIcon(thumbnail(var.thumb, 56)))
-            item.setText("")
+                item.setText("")
+            else:
+                item.setText(var.label if var.z is not None else "…")
             tip = var.label + (f"\nz = [{', '.join(f'{v:+.2f}' for v in var.z.tolist())}]" if var.z is not None
                                else "\n(computing…)")
             item.setToolTip(tip)

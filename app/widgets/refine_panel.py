@@ -75,6 +75,7 @@ class RefinePanel(QWidget):
         self.preview.setFixedSize(PREVIEW, PREVIEW)
         self.preview.setObjectName("refinePreview")
         self.preview.setToolTip("The stage being refined, every few steps")
+        self.preview.hide()
         self.detail = QLabel("")
         self.detail.setObjectName("hint")
         self.detail.setWordWrap(True)
@@ -106,6 +107,7 @@ class RefinePanel(QWidget):
             self.bar.setValue(0)
             self.bar.setFormat("Starting…")
             self.preview.clear()
+            self.preview.hide()
 
     def _on_progress(self, p: RefineProgress) -> None:
         self.bar.setValue(round(p.fraction * 1000))
@@ -114,6 +116,7 @@ class RefinePanel(QWidget):
         self.detail.setText(f"{names}\nstep {p.step}/{p.steps}   loss {p.loss:.4f}")
         if p.preview is not None:
             self.preview.setPixmap(thumbnail(to_rgb(p.preview), PREVIEW))
+            self.preview.show()
 
     def _on_finished(self, completed: bool, message: str) -> None:
         self._sync_buttons()

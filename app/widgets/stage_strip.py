@@ -62,9 +62,10 @@ class StageCard(QFrame):
     def set_image(self, rgb) -> None:
         self.image.setPixmap(thumbnail(rgb, self.thumb_size))
 
-    def set_status(self, status: str, text: str) -> None:
+    def set_status(self, status: str, text: str, refining: bool = False) -> None:
         c = STATUS_COLOURS.get(status, QColor(128, 128, 128))
-        self.status.setText(f"<span style='color:{c.name()}'>●</span> {STATUS_SHORT.get(status, status)}")
+        short = "Stale · refining" if refining and status == "stale" else STATUS_SHORT.get(status, status)
+        self.status.setText(f"<span style='color:{c.name()}'>●</span> {short}")
         self.setToolTip(text)
 
     def set_current(self, on: bool) -> None:
@@ -146,7 +147,7 @@ class StageStrip(QWidget):
 
     def _update_status(self, k: int) -> None:
         if 0 <= k < len(self.cards) and self.doc.has_model:
-            self.cards[k].set_status(self.doc.status(k), self.doc.status_text(k))
+            self.cards[k].set_status(self.doc.status(k), self.doc.status_text(k), self.doc.refining)
 
     def _update_current(self, k: int) -> None:
         for i, card in enumerate(self.cards):

@@ -101,6 +101,12 @@ def open_window(qtbot, model: Path | None, **kw):
     win.doc.debounce_ms = 10
     win.show()
     qtbot.waitExposed(win)
+    # Window shortcuts (B, E, [ ...) need the active window; on a real X server that is not automatic.
+    win.activateWindow()
+    try:
+        qtbot.waitUntil(win.isActiveWindow, timeout=2000)
+    except AssertionError:
+        pass
     if model is not None:
         qtbot.waitUntil(lambda: win.doc.has_model, timeout=20000)
         wait_idle(qtbot, win)

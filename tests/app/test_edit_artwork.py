@@ -152,3 +152,19 @@ def test_a_corrupt_image_gets_a_message_and_nothing_is_lost(qtbot, window, tmp_p
     wait_idle(qtbot, window)
     assert "broken.png" in dialogs.texts()
     assert np.array_equal(doc.layers[0], layer)
+
+
+def test_open_any_format_and_mode(qtbot, window, tmp_path, artwork_png):
+    """WebP, JPEG (CMYK), palette GIF, 16-bit grey: all open; transparency on white, aspect kept and padded."""
+    from PIL import Image
+
+    src = Image.open(artwork_png)
+    files = {"art.webp": src, "art.jpg": src.convert("RGB").convert("CMYK"), "art.gif": src.convert("P"),
+             "grey16.png": src.convert("L").point(lambda v: v * 256, "I").convert("I;16")}
+    for name, img in files.items():
+        path = tmp_path / name
+        img.save(path)
+        open_artwork(qtbot, window, path, refine=False)
+        assert window.doc.targets is not None and window.doc.artwork_name == path.stem
+        assert tuple(window.doc.targets[-1].shape) == (3, 32, 32)
+        assert float(window.doc.targets[-1][:, 0, :].min()) > 0.9  # the padding band is paper white

@@ -68,7 +68,7 @@ def test_exports_open_in_pillow(qtbot, window, tmp_path):
     paint_something(qtbot, window)
     out = window.export("png", str(tmp_path / "final.png"))
     assert Image.open(out).size == (32, 32)
-    out = window.export("png4", str(tmp_path / "final4.png"))
+    out = window.export("png-up", str(tmp_path / "final4.png"), scale=4)
     assert Image.open(out).size == (128, 128)
     files = window.export("stages", str(tmp_path / "stages"))
     assert [p.name for p in files] == ["00-lineart.png", "01-flat.png", "02-detail.png"]
