@@ -9,13 +9,13 @@ white is the paper colour of every stage.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from core.atomic import atomic_write
 from core.errors import ImageError
 
 # Largest image (in pixels) we agree to decode. Pillow's own default (~89 Mpx) is generous for drawings; a file
@@ -254,18 +254,5 @@ def save_image(t: torch.Tensor | Image.Image, path: str | os.PathLike[str]) -> N
     if not folder.is_dir():
         raise ImageError(f"{p}: folder {folder} does not exist")
     params = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format=fmt, **params)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise ImageError(f"{p}: cannot write image ({e.strerror or e})") from e
-        raise
+    with atomic_write(p, ImageError) as f:
+        img.save(f, format=fmt, **params)
