@@ -387,6 +387,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
     if args.scale != 1 and args.format != "png":
         raise ArtflowError("--scale applies to --format png only")
+    if not 1 <= args.scale <= 16:  # checked before any file is read, so the error comes alone
+        raise ArtflowError(f"scale must be an integer in 1..16, got {args.scale}")
     from core.errors import BundleError
 
     # Exporting needs no model: one is read only to warn when the project was made with another. An explicit
