@@ -29,7 +29,7 @@ import torch
 from PySide6.QtCore import QThread, Signal
 
 from core.errors import ArtflowError
-from core.session import Layer, SessionState
+from core.session import Layer, SessionState, run_to_end
 
 log = logging.getLogger(__name__)
 
@@ -361,14 +361,8 @@ class EngineThread(QThread):
         n_t = s.num_stages - 1
         gen = s.refine(steps=req.steps, preview_every=req.preview_every, should_stop=self._cancel.is_set)
         t0 = time.perf_counter()
-        while True:
-            try:
-                step = next(gen)
-            except StopIteration as stop:
-                report = stop.value
-                break
-            self.progress.emit(RefineProgress(rid, step.transition, n_t, step.step, step.steps, step.loss,
-                                              step.preview))
+        report = run_to_end(gen, lambda step: self.progress.emit(RefineProgress(
+            rid, step.transition, n_t, step.step, step.steps, step.loss, step.preview)))
         info = {"report": report, "cancelled": not report.completed, "seconds": time.perf_counter() - t0}
         changed = tuple(range(1, s.num_stages)) if report.completed else ()
         return EngineResult(rid, req, s.snapshot(), changed, info)
