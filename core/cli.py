@@ -219,6 +219,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
               "device": device_label(session.device), "seed": args.seed,
               "latents": latents, "latents_given": [session.stage_names[i + 1] for i in sorted(given)],
               "mean_z": bool(args.mean_z), "seconds": round(time.perf_counter() - t0, 3), **written}
+    return _finish(report, out)
+
+
+def _finish(report: dict, out) -> int:
+    """Every command that writes a project ends the same way: report.json beside it, its path on stdout."""
     _write_json(report, out / "report.json")
     print(out / "project.artflow")
     return 0
@@ -294,10 +299,8 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         "seconds": round(time.perf_counter() - t0, 3),
         "inferred": [str(p) for p in inferred_files], **written,
     }
-    _write_json(report, out / "report.json")
     print(f"artflow reconstruct: PSNR {report['psnr']:.2f} dB in {report['seconds']:.1f} s", file=sys.stderr)
-    print(out / "project.artflow")
-    return 0
+    return _finish(report, out)
 
 
 # ----- edit -----
@@ -357,9 +360,7 @@ def _cmd_edit(args: argparse.Namespace) -> int:
                          for i, n in enumerate(session.stage_names)},
         "seconds": round(time.perf_counter() - t0, 3), **written,
     }
-    _write_json(report, out / "report.json")
-    print(out / "project.artflow")
-    return 0
+    return _finish(report, out)
 
 
 # ----- export -----
