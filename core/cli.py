@@ -428,12 +428,16 @@ def _train_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, help="batch size (paper: 8)")
     p.add_argument("--lr", type=float, help="Adam learning rate (paper: 2e-4)")
     p.add_argument("--reg-unroll", type=int, help="differentiable AdaIN steps per regulariser iteration")
+    p.add_argument("--reg-warm-max", type=int, help="ordinary AdaIN steps before the differentiable ones, drawn from "
+                   "[0, N] per regulariser iteration (truncated unrolling over the refinement's 150 steps)")
     p.add_argument("--no-augment", action="store_true", help="no paired flip/crop augmentation")
     p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
     p.add_argument("--checkpoint-minutes", type=float, help="checkpoint interval (default 3)")
     p.add_argument("--sample-every", type=int, help="iterations between sample grids")
     p.add_argument("--max-minutes", type=float, help="stop (with a checkpoint) after this long; re-run to resume")
     p.add_argument("--init", metavar="DIR", help="start from this bundle's weights")
+    p.add_argument("--reset-encoders", action="store_true",
+                   help="with --init: start the latent encoders afresh (after a posterior collapse)")
     p.add_argument("--export", metavar="DIR", help="also copy the final bundle here")
     p.add_argument("--threads", type=int, help="CPU threads for torch")
     _add_common(p, model=False)
@@ -470,7 +474,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     tcfg = TrainConfig()
     changes = {"seed": args.seed}
     for field, value in (("batch_size", args.batch_size), ("lr", args.lr), ("reg_unroll", args.reg_unroll),
-                         ("checkpoint_minutes", args.checkpoint_minutes), ("sample_every", args.sample_every)):
+                         ("reg_warm_max", args.reg_warm_max), ("checkpoint_minutes", args.checkpoint_minutes),
+                         ("sample_every", args.sample_every)):
         if value is not None:
             changes[field] = value
     if args.no_augment:
@@ -483,7 +488,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if ph not in PHASES:
             raise ArtflowError(f"unknown phase {ph!r}; phases: {', '.join(PHASES)}")
     bank = StageBank.from_folder(args.data, mcfg.resolution, [s.channels for s in stages])
-    trainer = Trainer(mcfg, tcfg, bank, args.out, device=args.device, init_bundle=args.init)
+    if args.reset_encoders and not args.init:
+        raise ArtflowError("--reset-encoders needs --init (a fresh model's encoders are new anyway)")
+    trainer = Trainer(mcfg, tcfg, bank, args.out, device=args.device, init_bundle=args.init,
+                      reset_encoders=args.reset_encoders)
     if trainer.resumed:
         print(f"resumed from {args.out}: " + ", ".join(f"{k} {v}" for k, v in trainer.phase_done.items()),
               file=sys.stderr)

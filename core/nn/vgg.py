@@ -1,7 +1,8 @@
 """VGG16 perceptual features with torchvision's `features` layer layout, loaded from a local safetensors file.
 
 Nothing is downloaded: a user who wants the VGG perceptual loss saves torchvision's vgg16 `state_dict()` once as
-safetensors (`safetensors.torch.save_file(torchvision.models.vgg16(weights="DEFAULT").state_dict(), "vgg16.safetensors")`)
+safetensors:
+    safetensors.torch.save_file(torchvision.models.vgg16(weights="DEFAULT").state_dict(), "vgg16.safetensors")
 and points ARTFLOW_VGG16 (or the `vgg_weights` argument) at that file.
 """
 

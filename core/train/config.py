@@ -31,6 +31,9 @@ class TrainConfig:
     reg_lambda_gan: float = 1.0
     reg_batch_size: int = 1
     reg_unroll: int = 3  # differentiable AdaIN steps per iteration (see core/train/phases.py for why > 1)
+    # Ordinary AdaIN steps before the differentiable ones, drawn uniformly from [0, reg_warm_max] per iteration, so
+    # that w learns over the whole test-time refinement (150 steps), not only its start. 0: unroll from delta = 0.
+    reg_warm_max: int = 0
     refine_lr: float = 0.1  # alpha
     lambda_p: float = 10.0
     # Mechanics
@@ -50,6 +53,10 @@ class TrainConfig:
                 raise ArtflowError(f"iterations of phase {k!r} must be a non-negative integer")
         if self.batch_size < 1:
             raise ArtflowError("batch size must be at least 1")
+        if self.reg_unroll < 2:
+            raise ArtflowError("the regulariser needs at least 2 unrolled steps (reg_unroll >= 2)")
+        if self.reg_warm_max < 0:
+            raise ArtflowError("reg_warm_max must be a non-negative integer")
 
     def with_iters(self, **changes: int) -> TrainConfig:
         return dataclasses.replace(self, iters={**self.iters, **changes})

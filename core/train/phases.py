@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call
 
 from core.model import WorkflowModel
 from core.nn.discriminator import MultiScaleDiscriminator, hinge_d_loss, hinge_g_loss
@@ -52,11 +53,21 @@ class InferenceStep(nn.Module):
         return loss, {"inf_l1": float(l1.detach()), "inf_gan": float(gan.detach())}, fakes
 
 
+def latent_regression(encoder: nn.Module, fake: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """|E(G(x, z)) - z|_1 with E's weights detached: the gradient reaches the generator (through `fake`), never E."""
+    mu, _ = functional_call(encoder, {k: v.detach() for k, v in encoder.named_parameters()}, (fake,))
+    return F.l1_loss(mu, z)
+
+
 class GenerationStep(nn.Module):
     """Artwork generation (BicycleGAN objectives, hinge GAN): cVAE-GAN branch with z ~ E(x_{i+1}) and L1 + KL,
     cLR-GAN branch with z ~ N(0, 1) and latent regression. joint=True: the generators take the stages inferred by
     the (frozen) inference chain as content, and a cycle term asks U_i(G_i(x_i)) = x_i.
-    (Simplification: the latent-regression gradient also reaches E; BicycleGAN routes it to G only.)"""
+
+    As in BicycleGAN, the latent-regression loss trains G only: E reads G's random-z output with its weights
+    detached. Letting that gradient reach E is a trap: while G still ignores z, the best E can do for
+    |E(G(x, z)) - z| is to output a constant, so E stops encoding and G never learns to use z (posterior collapse,
+    seen in this project's first bundle). The KL term is per sample (summed over z's dimensions), as in a VAE."""
 
     def __init__(self, model: WorkflowModel, cfg: TrainConfig) -> None:
         super().__init__()
@@ -87,10 +98,9 @@ class GenerationStep(nn.Module):
             fake_enc = g.decode(content, g.adain_params(z))
             z_rand = torch.randn_like(mu)
             fake_rand = g.decode(content, g.adain_params(z_rand))
-            mu_rand, _ = e(fake_rand)
             l1s = l1s + F.l1_loss(fake_enc, tgt)
-            kls = kls + (-0.5 * torch.mean(1 + logvar - mu.pow(2) - logvar.exp()))
-            lats = lats + F.l1_loss(mu_rand, z_rand)
+            kls = kls + (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp())).sum(1).mean()
+            lats = lats + latent_regression(e, fake_rand, z_rand)
             if joint:
                 cycs = cycs + F.l1_loss(self.refs.inference[i](fake_enc), srcs[i])
             fakes += [(i, fake_enc), (i, fake_rand)]
@@ -123,7 +133,12 @@ class RegularizerStep(nn.Module):
     From delta = 0, a few Adam-style AdaIN steps on L^Ada (L1 + lambda_p * perceptual) are unrolled
     differentiably; then L^L2R = L^Ada(G(x_i, z + delta~), x_{i+1}) + lambda^GAN * L^GAN(G(x'_i, z + delta~)) is
     backpropagated to w_i. The algorithm as printed takes a single step from delta = 0, where w * delta = 0 gives w
-    no gradient; unrolling >= 2 steps is the smallest change that lets w learn."""
+    no gradient; unrolling >= 2 steps is the smallest change that lets w learn.
+
+    With `warm_steps` > 0 the differentiable steps start where that many ordinary (not differentiated) steps with
+    the current w left delta and the Adam moments: truncated backpropagation over the 150-step horizon of the
+    test-time refinement. Without it, w only ever sees the first few steps, where delta is small and w * delta
+    barely matters, and it drifts to values that cost reconstruction quality late in a real refinement."""
 
     def __init__(self, model: WorkflowModel, i: int, perceptual: Perceptual, cfg: TrainConfig) -> None:
         super().__init__()
@@ -136,7 +151,8 @@ class RegularizerStep(nn.Module):
         p = self.refs.perceptual
         return F.l1_loss(out, tgt) + self.cfg.lambda_p * p.distance(p.features(out), tgt_feats)
 
-    def forward(self, src: torch.Tensor, tgt: torch.Tensor, src_other: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    def forward(self, src: torch.Tensor, tgt: torch.Tensor, src_other: torch.Tensor,
+                warm_steps: int = 0) -> tuple[torch.Tensor, dict]:
         g, e = self.refs.g, self.refs.e
         with torch.no_grad():
             mu, _ = e(tgt)
@@ -145,9 +161,14 @@ class RegularizerStep(nn.Module):
             content_other = g.encode_content(src_other)
             tgt_feats = self.refs.perceptual.features(tgt)
             before = float(self.ada_loss(g.decode(content, base), tgt, tgt_feats))
-        delta = torch.zeros_like(base, requires_grad=True)
-        state = AdamMoments.zeros_like(delta)
-        d = delta
+        d = torch.zeros_like(base)
+        state = AdamMoments.zeros_like(d)
+        w_now = self.w.detach()
+        for _ in range(warm_steps):
+            d = d.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.ada_loss(g.decode(content, base + d), tgt, tgt_feats), d)
+            d, state = regularized_step(d.detach(), grad, w_now, state, self.cfg.refine_lr)
+        d = d.detach().requires_grad_(True)
         for _ in range(self.cfg.reg_unroll):
             loss = self.ada_loss(g.decode(content, base + d), tgt, tgt_feats)
             (grad,) = torch.autograd.grad(loss, d, create_graph=True)
@@ -157,7 +178,7 @@ class RegularizerStep(nn.Module):
         gan = hinge_g_loss(self.refs.d(edited))
         loss = recon + self.cfg.reg_lambda_gan * gan
         return loss, {"reg_before": before, "reg_after": float(recon.detach()), "reg_edit_gan": float(gan.detach()),
-                      "reg_w_mean": float(self.w.detach().mean())}
+                      "reg_w_mean": float(self.w.detach().mean()), "reg_warm": float(warm_steps)}
 
 
 def make_inference_discriminators(model: WorkflowModel) -> nn.ModuleList:

@@ -41,7 +41,8 @@ CHECKPOINT = "checkpoint.pt"
 
 class Trainer:
     def __init__(self, model_config: WorkflowConfig, train_config: TrainConfig, data: StageBank, out_dir: str | Path,
-                 device: str = "auto", init_bundle: str | Path | None = None, progress: bool = True) -> None:
+                 device: str = "auto", init_bundle: str | Path | None = None, progress: bool = True,
+                 reset_encoders: bool = False) -> None:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -57,8 +58,12 @@ class Trainer:
         self.progress = progress and self.is_main
         torch.manual_seed(train_config.seed)  # identical initial weights on every rank
         # channels_last: the strided 4x4 convs of the discriminators run ~10x faster backward on CPU (measured).
-        self.model = (bundle.load(init_bundle) if init_bundle else WorkflowModel(model_config)).to(
-            self.device, memory_format=torch.channels_last)
+        model = bundle.load(init_bundle) if init_bundle else WorkflowModel(model_config)
+        if reset_encoders:
+            # Fresh latent encoders on top of trained generators: the way out of a posterior collapse (an E that
+            # encodes nothing), which more training of the same E does not undo.
+            model.encoders = WorkflowModel(model.config).encoders
+        self.model = model.to(self.device, memory_format=torch.channels_last)
         self.model.requires_grad_(True).train()
         self.inf_discs = make_inference_discriminators(self.model).to(self.device, memory_format=torch.channels_last)
         m = self.model
@@ -277,7 +282,11 @@ class Trainer:
         b = self.cfg.reg_batch_size
         stages = self._batch(phase, step, b)
         other = self._batch(phase + "-edit", step, b)  # x'_i: another drawing's stage i, an "edit" of the input
-        loss, logs = mod(stages[i], stages[i + 1], other[i])
+        warm = 0
+        if self.cfg.reg_warm_max > 0:
+            warm = int(torch.randint(self.cfg.reg_warm_max + 1, (1,), generator=step_generator(
+                self.cfg.seed, phase + "-warm", step)))
+        loss, logs = mod(stages[i], stages[i + 1], other[i], warm)
         opt = self.optims[f"regularizer_{i}"]
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -17,8 +17,10 @@ from safetensors.torch import load_file
 
 from core import bundle, config
 from core.errors import ArtflowError
+from core.model import WorkflowModel
 from core.train.config import PHASES, TrainConfig, quick
 from core.train.data import StageBank
+from core.train.phases import latent_regression
 from core.train.trainer import CHECKPOINT, Trainer
 from tests.synthetic import make_stage_dataset
 
@@ -60,6 +62,16 @@ def test_generation_phases_lower_l1(bank, tmp_path):
     assert any("gen_cycle" in h for h in tr.history)
 
 
+def test_latent_regression_trains_the_generator_only():
+    model = WorkflowModel(config.tiny())
+    g, e = model.generators[0], model.encoders[0]
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    z = torch.randn(2, g.cfg.z_dim)
+    latent_regression(e, g(x, z), z).backward()
+    assert all(p.grad is None for p in e.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in g.parameters())
+
+
 def test_regularizer_phase_learns_w_and_refinement_helps(bank, tmp_path):
     tr = Trainer(config.tiny(), _cfg(regularizer=8), bank, tmp_path, device="cpu", progress=False)
     before = [w.detach().clone() for w in tr.model.reg_weights]
@@ -72,6 +84,28 @@ def test_regularizer_phase_learns_w_and_refinement_helps(bank, tmp_path):
         assert (w1 >= 0).all()
     loaded = bundle.load(out)
     assert loaded.config.regularizer_trained == (True, True)
+
+
+def test_regularizer_warm_start_continues_a_refinement(bank, tmp_path):
+    """With reg_warm_max, the differentiable steps start after ordinary refinement steps: their loss before the
+    unrolled steps is already below the encoder-only loss, and w still learns."""
+    tr = Trainer(config.tiny(), dataclasses.replace(_cfg(regularizer=6), reg_warm_max=20), bank, tmp_path,
+                 device="cpu", progress=False)
+    before = [w.detach().clone() for w in tr.model.reg_weights]
+    tr.run(("regularizer",))
+    logs = [h for h in tr.history if h["phase"] == "regularizer"]
+    warms = [h["reg_warm"] for h in logs]
+    assert all(0 <= w <= 20 for w in warms) and len(set(warms)) > 1  # drawn per iteration
+    assert all(h["reg_after"] < h["reg_before"] for h in logs)
+    for w0, w1 in zip(before, tr.model.reg_weights):
+        assert not torch.equal(w0, w1.detach())
+
+
+def test_regularizer_settings_are_validated():
+    with pytest.raises(ArtflowError, match="reg_unroll"):
+        TrainConfig(reg_unroll=1)
+    with pytest.raises(ArtflowError, match="reg_warm_max"):
+        TrainConfig(reg_warm_max=-1)
 
 
 def test_resume_is_exact(bank, tmp_path):
@@ -123,6 +157,9 @@ def test_cli_train_bad_phase_is_one_clear_line(data_dir, tmp_path, capsys):
     code = main(["train", str(data_dir), "--out", str(tmp_path / "r"), "--preset", "tiny", "--iters", "warmup=3"])
     assert code == 2
     assert "unknown training phase" in capsys.readouterr().err
+    code = main(["train", str(data_dir), "--out", str(tmp_path / "r"), "--preset", "tiny", "--reset-encoders"])
+    assert code == 2
+    assert "--reset-encoders needs --init" in capsys.readouterr().err
 
 
 def _free_port() -> int:
@@ -157,3 +194,21 @@ def test_quick_config_is_valid():
     assert set(cfg.iters) == set(PHASES)
     with pytest.raises(ArtflowError):
         dataclasses.replace(cfg, batch_size=0)
+
+
+def test_init_from_a_bundle_with_fresh_encoders(bank, tmp_path):
+    source = WorkflowModel(config.tiny())
+    torch.manual_seed(123)
+    for p in source.parameters():
+        p.data.normal_()
+    path = bundle.save(source, tmp_path / "init")
+    kept = Trainer(config.tiny(), _cfg(), bank, tmp_path / "a", device="cpu", progress=False, init_bundle=path)
+    fresh = Trainer(config.tiny(), _cfg(), bank, tmp_path / "b", device="cpu", progress=False, init_bundle=path,
+                    reset_encoders=True)
+    src = source.state_dict()
+    for name, value in fresh.model.state_dict().items():
+        if name.startswith("encoders."):
+            assert not torch.equal(value, src[name]), name
+            assert torch.equal(kept.model.state_dict()[name], src[name])
+        else:
+            assert torch.equal(value, src[name]), name
