@@ -427,6 +427,7 @@ def _train_parser(sub) -> None:
     p.add_argument("--phases", help="comma-separated phases to run (default: all, in order)")
     p.add_argument("--batch-size", type=int, help="batch size (paper: 8)")
     p.add_argument("--lr", type=float, help="Adam learning rate (paper: 2e-4)")
+    p.add_argument("--lr-d", type=float, help="the discriminators' learning rate (default: --lr)")
     p.add_argument("--reg-unroll", type=int, help="differentiable AdaIN steps per regulariser iteration")
     p.add_argument("--reg-warm-max", type=int, help="ordinary AdaIN steps before the differentiable ones, drawn from "
                    "[0, N] per regulariser iteration (truncated unrolling over the refinement's 150 steps)")
@@ -473,8 +474,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     mcfg = preset(**kw)
     tcfg = TrainConfig()
     changes = {"seed": args.seed}
-    for field, value in (("batch_size", args.batch_size), ("lr", args.lr), ("reg_unroll", args.reg_unroll),
-                         ("reg_warm_max", args.reg_warm_max), ("checkpoint_minutes", args.checkpoint_minutes),
+    for field, value in (("batch_size", args.batch_size), ("lr", args.lr), ("lr_d", args.lr_d),
+                         ("reg_unroll", args.reg_unroll), ("reg_warm_max", args.reg_warm_max),
+                         ("checkpoint_minutes", args.checkpoint_minutes),
                          ("sample_every", args.sample_every)):
         if value is not None:
             changes[field] = value

@@ -20,6 +20,7 @@ class TrainConfig:
         "generation-joint": 600_000, "regularizer": 40_000})
     batch_size: int = 8
     lr: float = 2e-4
+    lr_d: float | None = None  # discriminators' learning rate; None: the same as lr
     beta1: float = 0.5  # BicycleGAN / pix2pix use Adam(0.5, 0.999)
     beta2: float = 0.999
     lambda_l1: float = 10.0  # lambda^1 (inference and generation)
@@ -53,6 +54,8 @@ class TrainConfig:
                 raise ArtflowError(f"iterations of phase {k!r} must be a non-negative integer")
         if self.batch_size < 1:
             raise ArtflowError("batch size must be at least 1")
+        if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0):
+            raise ArtflowError("learning rates must be positive")
         if self.reg_unroll < 2:
             raise ArtflowError("the regulariser needs at least 2 unrolled steps (reg_unroll >= 2)")
         if self.reg_warm_max < 0:

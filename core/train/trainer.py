@@ -69,9 +69,9 @@ class Trainer:
         m = self.model
         self.optims: dict[str, torch.optim.Optimizer] = {
             "inference_g": self._adam(m.inference.parameters()),
-            "inference_d": self._adam(self.inf_discs.parameters()),
+            "inference_d": self._adam(self.inf_discs.parameters(), train_config.lr_d),
             "generation_g": self._adam(list(m.generators.parameters()) + list(m.encoders.parameters())),
-            "generation_d": self._adam(m.discriminators.parameters()),
+            "generation_d": self._adam(m.discriminators.parameters(), train_config.lr_d),
         }
         for i, w in enumerate(m.reg_weights):
             self.optims[f"regularizer_{i}"] = torch.optim.Adam([w], lr=train_config.reg_lr)
@@ -87,8 +87,8 @@ class Trainer:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def _adam(self, params) -> torch.optim.Optimizer:
-        return torch.optim.Adam(params, lr=self.cfg.lr, betas=(self.cfg.beta1, self.cfg.beta2))
+    def _adam(self, params, lr: float | None = None) -> torch.optim.Optimizer:
+        return torch.optim.Adam(params, lr=lr or self.cfg.lr, betas=(self.cfg.beta1, self.cfg.beta2))
 
     def _wrap(self, module: nn.Module) -> nn.Module:
         if self.world == 1:

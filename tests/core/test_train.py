@@ -212,3 +212,13 @@ def test_init_from_a_bundle_with_fresh_encoders(bank, tmp_path):
             assert torch.equal(kept.model.state_dict()[name], src[name])
         else:
             assert torch.equal(value, src[name]), name
+
+
+def test_discriminators_can_have_their_own_learning_rate(bank, tmp_path):
+    tr = Trainer(config.tiny(), dataclasses.replace(_cfg(), lr=5e-4, lr_d=2e-4), bank, tmp_path, device="cpu",
+                 progress=False)
+    assert tr.optims["generation_g"].param_groups[0]["lr"] == 5e-4
+    assert tr.optims["generation_d"].param_groups[0]["lr"] == 2e-4
+    assert tr.optims["inference_d"].param_groups[0]["lr"] == 2e-4
+    with pytest.raises(ArtflowError, match="learning rates"):
+        TrainConfig(lr_d=0.0)
