@@ -137,8 +137,9 @@ class RegularizerStep(nn.Module):
 
     With `warm_steps` > 0 the differentiable steps start where that many ordinary (not differentiated) steps with
     the current w left delta and the Adam moments: truncated backpropagation over the 150-step horizon of the
-    test-time refinement. Without it, w only ever sees the first few steps, where delta is small and w * delta
-    barely matters, and it drifts to values that cost reconstruction quality late in a real refinement."""
+    test-time refinement: without it, w only ever sees the first few steps, where delta is small and w * delta
+    barely matters. Off by default: in the bundled model's run 3 it did not bring the learned-regulariser
+    reconstruction closer to plain refinement (see the model card), so it is an experiment, not a fix."""
 
     def __init__(self, model: WorkflowModel, i: int, perceptual: Perceptual, cfg: TrainConfig) -> None:
         super().__init__()
