@@ -383,13 +383,12 @@ def _export_parser(sub) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> int:
     from core import bundle
-    from core.export import export
+    from core.export import check_scale, export
     from core.project import load_project
 
     if args.scale != 1 and args.format != "png":
         raise ArtflowError("--scale applies to --format png only")
-    if not 1 <= args.scale <= 16:  # checked before any file is read, so the error comes alone
-        raise ArtflowError(f"scale must be an integer in 1..16, got {args.scale}")
+    check_scale(args.scale)  # before any file is read, so the error comes alone
     from core.errors import BundleError
 
     # Exporting needs no model: one is read only to warn when the project was made with another. An explicit
@@ -476,8 +475,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     changes = {"seed": args.seed}
     for field, value in (("batch_size", args.batch_size), ("lr", args.lr), ("lr_d", args.lr_d),
                          ("reg_unroll", args.reg_unroll), ("reg_warm_max", args.reg_warm_max),
-                         ("checkpoint_minutes", args.checkpoint_minutes),
-                         ("sample_every", args.sample_every)):
+                         ("checkpoint_minutes", args.checkpoint_minutes), ("sample_every", args.sample_every)):
         if value is not None:
             changes[field] = value
     if args.no_augment:
@@ -489,9 +487,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     for ph in phases:
         if ph not in PHASES:
             raise ArtflowError(f"unknown phase {ph!r}; phases: {', '.join(PHASES)}")
-    bank = StageBank.from_folder(args.data, mcfg.resolution, [s.channels for s in stages])
     if args.reset_encoders and not args.init:
         raise ArtflowError("--reset-encoders needs --init (a fresh model's encoders are new anyway)")
+    bank = StageBank.from_folder(args.data, mcfg.resolution, [s.channels for s in stages])
     trainer = Trainer(mcfg, tcfg, bank, args.out, device=args.device, init_bundle=args.init,
                       reset_encoders=args.reset_encoders)
     if trainer.resumed:

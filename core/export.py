@@ -63,11 +63,16 @@ def _write_image(img: Image.Image, path: Path, fmt: str, **params) -> Path:
     return path
 
 
+def check_scale(scale: int) -> None:
+    """The PNG enlargement factor: an integer in 1..MAX_SCALE, else ImageError."""
+    if not isinstance(scale, int) or isinstance(scale, bool) or not 1 <= scale <= MAX_SCALE:
+        raise ImageError(f"scale must be an integer in 1..{MAX_SCALE}, got {scale!r}")
+
+
 def export_final_png(images: Sequence[torch.Tensor], path: str | os.PathLike[str], scale: int = 1) -> Path:
     """The last stage (the artwork) as a PNG, enlarged `scale` times with LANCZOS (1 = the model's resolution)."""
     _check(images)
-    if not isinstance(scale, int) or isinstance(scale, bool) or not 1 <= scale <= MAX_SCALE:
-        raise ImageError(f"scale must be an integer in 1..{MAX_SCALE}, got {scale!r}")
+    check_scale(scale)
     img = tensor_to_pil(images[-1])
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.LANCZOS)

@@ -30,8 +30,7 @@ class WorkflowModel(nn.Module):
         st = config.stages
         t = range(config.num_transitions)
         self.generators = nn.ModuleList(AdaINGenerator(st[i].channels, st[i + 1].channels, config.generator) for i in t)
-        self.encoders = nn.ModuleList(
-            LatentEncoder(st[i + 1].channels, config.generator.z_dim, config.encoder) for i in t)
+        self.encoders = make_encoders(config)
         self.inference = nn.ModuleList(UNet(st[i + 1].channels, st[i].channels, config.unet) for i in t)
         self.discriminators = nn.ModuleList(
             MultiScaleDiscriminator(st[i + 1].channels, config.discriminator) for i in t)
@@ -57,3 +56,10 @@ class WorkflowModel(nn.Module):
         for i in reversed(range(self.num_transitions)):
             stages.insert(0, self.inference[i](stages[0]))
         return stages
+
+
+def make_encoders(config: WorkflowConfig) -> nn.ModuleList:
+    """The latent encoders E_i (stage i+1 -> z), freshly initialised."""
+    st = config.stages
+    return nn.ModuleList(LatentEncoder(st[i + 1].channels, config.generator.z_dim, config.encoder)
+                         for i in range(config.num_transitions))

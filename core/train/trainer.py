@@ -24,7 +24,7 @@ from core import bundle
 from core.config import WorkflowConfig
 from core.device import resolve_device
 from core.errors import ArtflowError, CancelledError
-from core.model import WorkflowModel
+from core.model import WorkflowModel, make_encoders
 from core.perceptual import make_perceptual
 from core.train.config import PHASES, TrainConfig
 from core.train.data import StageBank, batch_indices, step_generator
@@ -62,7 +62,7 @@ class Trainer:
         if reset_encoders:
             # Fresh latent encoders on top of trained generators: the way out of a posterior collapse (an E that
             # encodes nothing), which more training of the same E does not undo.
-            model.encoders = WorkflowModel(model.config).encoders
+            model.encoders = make_encoders(model.config)
         self.model = model.to(self.device, memory_format=torch.channels_last)
         self.model.requires_grad_(True).train()
         self.inf_discs = make_inference_discriminators(self.model).to(self.device, memory_format=torch.channels_last)
