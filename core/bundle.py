@@ -18,6 +18,8 @@ from core.model import WorkflowModel
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 _PICKLE_SUFFIXES = {".pth", ".pt", ".ckpt", ".pkl", ".bin"}
+# Tensors a bundle may lack: bundles written before latent priors existed sample from N(0, I), the default.
+_OPTIONAL_PREFIXES = ("latent_priors.",)
 _CONVERT_HINT = (
     "Artflow never loads pickle files (they can run arbitrary code). Convert it once, in a trusted environment, "
     "with: python -c \"import torch, safetensors.torch as s; "
@@ -118,7 +120,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> WorkflowModel:
     try:
         with safe_open(str(weights), framework="pt") as f:
             keys = set(f.keys())
-            missing = sorted(set(expected) - keys)
+            missing = sorted(k for k in set(expected) - keys if not k.startswith(_OPTIONAL_PREFIXES))
             unexpected = sorted(keys - set(expected))
             if missing:
                 raise BundleError(f"{weights}: missing tensor(s) {', '.join(missing[:3])}"
@@ -129,6 +131,8 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> WorkflowModel:
                                   "(the weights do not match config.json)")
             state = {}
             for k in expected:
+                if k not in keys:
+                    continue  # optional, keeps its default
                 t = f.get_tensor(k)
                 if tuple(t.shape) != tuple(expected[k].shape):
                     raise BundleError(f"{weights}: tensor '{k}' has shape {tuple(t.shape)}, "
@@ -141,7 +145,12 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> WorkflowModel:
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise BundleError(
             f"{weights}: not a readable safetensors file, it may be truncated or corrupt ({exc})") from None
-    model.load_state_dict(state)
+    model.load_state_dict(state, strict=False)  # every required tensor was checked above
+    for i, prior in enumerate(model.latent_priors):
+        tril = prior.scale_tril
+        if not torch.equal(tril, tril.tril()) or not bool((torch.diagonal(tril) > 0).all()):
+            raise BundleError(f"{weights}: the latent prior of transition {i} is not a Cholesky factor "
+                              "(lower triangular with a positive diagonal)")
     return model.eval().requires_grad_(False).to(device)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from core.errors import ArtflowError
 
-COMMANDS = ("generate", "reconstruct", "edit", "export", "dataset", "train", "eval", "info")
+COMMANDS = ("generate", "reconstruct", "edit", "export", "dataset", "train", "fit-prior", "eval", "info")
 
 
 def _add_common(p: argparse.ArgumentParser, model: bool = True) -> None:
@@ -180,7 +180,7 @@ def _generate_parser(sub) -> None:
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder")
     p.add_argument("--z", action="append", metavar="STAGE=v1,...,vD",
                    help="latent code of the transition that produces STAGE (repeatable); the others are sampled")
-    p.add_argument("--mean-z", action="store_true", help="use z = 0 (the prior's mean) instead of sampling")
+    p.add_argument("--mean-z", action="store_true", help="use the latent prior's mean instead of sampling")
     _add_common(p)
     p.set_defaults(func=_cmd_generate)
 
@@ -205,9 +205,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     # as they were for this seed.
     gen = torch.Generator().manual_seed(args.seed)
     for i in range(session.num_stages - 1):
-        z = torch.randn(cfg.generator.z_dim, generator=gen).clamp(-Z_RANGE, Z_RANGE)
+        z = session.model.sample_latents(i, 1, gen, clip=Z_RANGE)[0].float().cpu()
         if args.mean_z:
-            z = torch.zeros_like(z)
+            z = session.model.latent_priors[i].mean.float().cpu().clone()
         if i in given:
             z = torch.tensor(given[i], dtype=torch.float32)
         session.set_latent(i, z, propagate=False)
@@ -507,6 +507,53 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----- fit-prior -----
+def _fit_prior_parser(sub) -> None:
+    p = sub.add_parser("fit-prior", help="fit a bundle's latent priors to its training data",
+                       description="Fit each transition's latent prior (where random codes are drawn from) to the "
+                                   "codes the bundle's encoders give the training artworks. `train` does this on "
+                                   "every export; this command updates a bundle trained before that, or after "
+                                   "training on other data. Use the TRAIN split, never the test split.")
+    p.add_argument("data", help="stage dataset folder (0-<stage>/, 1-<stage>/, ... with same-named images)")
+    p.add_argument("-o", "--out", metavar="DIR", help="write the updated bundle here (default: replace --model's)")
+    p.add_argument("--batch-size", type=int, default=64, help="images per encoder pass")
+    _add_common(p)
+    p.set_defaults(func=_cmd_fit_prior)
+
+
+def _cmd_fit_prior(args: argparse.Namespace) -> int:
+    import torch
+
+    from core import bundle
+    from core.device import resolve_device
+    from core.latent_prior import fit_latent_prior
+    from core.train.data import StageBank
+
+    if args.batch_size < 1:
+        raise ArtflowError("--batch-size must be at least 1")
+    src = _model_path(args)
+    out = Path(args.out) if args.out else src
+    model = bundle.load(src)
+    cfg = model.config
+    bank = StageBank.from_folder(args.data, cfg.resolution, [s.channels for s in cfg.stages])
+    if len(bank) < 2:
+        raise ArtflowError(f"{args.data}: fitting a latent prior needs at least 2 drawings")
+    dev = resolve_device(args.device)
+    model.to(dev)
+    n = len(bank)
+    for i, prior in enumerate(model.latent_priors):
+        batches = (bank.batch(torch.arange(s, min(s + args.batch_size, n)), None, False, dev)[i + 1]
+                   for s in range(0, n, args.batch_size))
+        mean, tril = fit_latent_prior(model.encoders[i], batches)
+        prior.set(mean, tril)
+        spread = torch.diagonal(tril).cpu()
+        print(f"{cfg.stage_names[i + 1]}: mean {[round(float(v), 3) for v in mean]}, "
+              f"spread {[round(float(v), 3) for v in spread]}", file=sys.stderr)
+    bundle.save(model.cpu(), out, half=True)
+    print(f"model bundle written to {out}", file=sys.stderr)
+    return 0
+
+
 # ----- dataset -----
 def _dataset_parser(sub) -> None:
     p = sub.add_parser("dataset", help="build a stage dataset (fluent-emoji, anime, face)")
@@ -631,7 +678,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 PARSERS: list[Callable] = [_generate_parser, _reconstruct_parser, _edit_parser, _export_parser, _train_parser,
-                           _dataset_parser, _info_parser, _eval_parser]
+                           _fit_prior_parser, _dataset_parser, _info_parser, _eval_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,8 +11,12 @@ What is measured (all images on the [0, 1] scale; L1 = mean absolute difference;
                   encode z) gives the encoder-only reconstruction; Session.refine for `steps` steps per transition
                   with plain AdaIN optimisation ("none") and with the learned regulariser ("learned"). PSNR/L1 of the
                   final stage against the artwork, and the wall time of the whole refinement per artwork.
-4. diversity      K samples of z ~ N(0, 1) (clipped to +-3 like the app's sliders, seeded) from the same TRUE first
-                  stage, the whole chain generated: mean pairwise L1 between the K results, per generated stage.
+4. diversity      K random codes from the model's latent prior (N(0, 1) unless fitted; clipped to +-3 of its
+                  standard deviations like the app's dice, seeded) from the same TRUE first stage, the whole chain
+                  generated: mean pairwise L1 between the K results, per generated stage. `consistency` says
+                  whether the samples still show the drawing they came from: the L1 between each random result's
+                  previous stage as inferred by the model's own U-Net and the stage it was generated from (low =
+                  structure kept; broken or off-drawing samples score high).
 5. editing        after each reconstruction (encoder / none / learned) the first stage is edited and the later
                   stages regenerated with the fitted latents and AdaIN deltas (Session.set_stage), as in the paper's
                   editing scenario (Sec. 4.3; Algorithm 1 trains the regulariser so that such edits stay good):
@@ -207,10 +211,6 @@ def _load(data: StageDataset, idx: Sequence[int]) -> list[torch.Tensor]:
     return [torch.stack([it[k] for it in items]) for k in range(data.num_stages)]
 
 
-def _random_z(gen: torch.Generator, k: int, z_dim: int) -> torch.Tensor:
-    return torch.randn(k, z_dim, generator=gen).clamp(-Z_RANGE, Z_RANGE)
-
-
 # ----- the evaluation -----
 @torch.no_grad()
 def evaluate(model: WorkflowModel, data_dir: str | Path, out_dir: str | Path, options: EvalOptions | None = None,
@@ -237,7 +237,6 @@ def evaluate(model: WorkflowModel, data_dir: str | Path, out_dir: str | Path, op
     m = len(refine_idx)
     rows_idx = order[:min(opt.rows, n)]
     K = opt.diversity_samples
-    z_dim = cfg.generator.z_dim
     acc = _Mean()
 
     # --- 1, 2, 4: batched passes over the evaluated drawings ---
@@ -266,10 +265,11 @@ def evaluate(model: WorkflowModel, data_dir: str | Path, out_dir: str | Path, op
                 x = true[0][b:b + 1].expand(K, -1, -1, -1)
                 produced = []
                 for i in range(T):
-                    z = _random_z(gen, K, z_dim).to(dev)
-                    x = model.generators[i](x, z)
+                    z = model.sample_latents(i, K, gen, clip=Z_RANGE).to(dev)
+                    src, x = x, model.generators[i](x, z)
                     produced.append(x.float().cpu().clamp(-1, 1))
                     acc.add(f"diversity.l1.{names[i + 1]}", pairwise_l1_01(x))
+                    acc.add(f"diversity.consistency.{names[i + 1]}", l1_01(model.inference[i](x), src))
                 if j in rows_idx:
                     sheet_random[j] = [produced[-1][r] for r in range(min(SHEET_RANDOM, K))]
                 if diversity_sheet is None:
@@ -376,7 +376,10 @@ def evaluate(model: WorkflowModel, data_dir: str | Path, out_dir: str | Path, op
         "generation": {"l1": per_stage("generation.l1", later), "psnr": per_stage("generation.psnr", later, 4),
                        "chain_l1": per_stage("generation.chain_l1", later),
                        "chain_psnr": per_stage("generation.chain_psnr", later, 4)},
-        "diversity": {"l1": per_stage("diversity.l1", later), "samples_per_drawing": K, "drawings": n},
+        "diversity": {"l1": per_stage("diversity.l1", later),
+                      "consistency": per_stage("diversity.consistency", later),
+                      "prior": ["standard" if p.is_standard else "fitted" for p in model.latent_priors],
+                      "samples_per_drawing": K, "drawings": n},
         "reconstruction": {"drawings": m, "steps": opt.steps,
                            "psnr": per_stage("reconstruction.psnr", METHODS, 4),
                            "l1": per_stage("reconstruction.l1", METHODS),
@@ -492,6 +495,8 @@ def format_table(metrics: dict) -> str:
     lines.append(stage_row("chain PSNR dB (enc z)", g["chain_psnr"], 2))
     lines.append(stage_row(f"diversity L1 ({metrics['diversity']['samples_per_drawing']} random z)",
                            metrics["diversity"]["l1"], 4))
+    if "consistency" in metrics["diversity"]:
+        lines.append(stage_row("random z: L1 to its source, U-Net", metrics["diversity"]["consistency"], 4))
     r, e = metrics["reconstruction"], metrics["editing"]
     methods = list(r["psnr"])
     lines += ["", f"{'':<{w0}}" + "".join(f"{mth:>11}" for mth in methods + ["real"])]

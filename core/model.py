@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from core.config import WorkflowConfig
+from core.latent_prior import LatentPrior
 from core.nn.discriminator import MultiScaleDiscriminator
 from core.nn.generator import AdaINGenerator
 from core.nn.latent_encoder import LatentEncoder
@@ -21,7 +22,8 @@ class WorkflowModel(nn.Module):
     - encoders[i]: LatentEncoder, stage i+1 -> z (BicycleGAN E);
     - inference[i]: UNet, stage i+1 -> stage i (workflow inference);
     - discriminators[i]: MultiScaleDiscriminator on stage i+1 images;
-    - reg_weights[i]: (P,) learned per-parameter L2 weight w_i of Algorithm 1.
+    - reg_weights[i]: (P,) learned per-parameter L2 weight w_i of Algorithm 1;
+    - latent_priors[i]: LatentPrior, where random codes z of transition i are drawn from (N(0, I) until fitted).
     """
 
     def __init__(self, config: WorkflowConfig) -> None:
@@ -36,6 +38,7 @@ class WorkflowModel(nn.Module):
             MultiScaleDiscriminator(st[i + 1].channels, config.discriminator) for i in t)
         self.reg_weights = nn.ParameterList(
             nn.Parameter(torch.full((g.num_adain_params,), REGULARIZER_INIT)) for g in self.generators)
+        self.latent_priors = nn.ModuleList(LatentPrior(config.generator.z_dim) for _ in t)
 
     @property
     def num_transitions(self) -> int:
@@ -48,6 +51,15 @@ class WorkflowModel(nn.Module):
     def regularizer_trained(self, i: int) -> bool:
         flags = self.config.regularizer_trained
         return bool(flags and flags[i])
+
+    def sample_latents(self, i: int, k: int, generator: torch.Generator | None = None,
+                       clip: float | None = None) -> torch.Tensor:
+        """k random codes (k, D) of transition i from its latent prior; clip bounds the standard coordinates."""
+        prior = self.latent_priors[i]
+        u = torch.randn(k, prior.z_dim, generator=generator)
+        if clip is not None:
+            u = u.clamp(-clip, clip)
+        return prior.from_standard(u.to(prior.mean.device))
 
     @torch.no_grad()
     def infer_chain(self, artwork: torch.Tensor) -> list[torch.Tensor]:

@@ -20,7 +20,9 @@ from core.nn.vgg import VGG16Features
 from core.perceptual import Perceptual, make_perceptual, vgg_weights_path
 from core.refine import LAMBDA_P, STEP_SIZE, STEPS, RefineStep, TransitionResult, refine_transition
 
-Z_RANGE = 3.0  # the sliders' range: the prior N(0, 1) beyond +-3 sigma gives artefacts (supplementary, Fig. 3)
+# Random codes stay within +-3 standard deviations of the latent prior: beyond, artefacts (supplementary, Fig. 3).
+# Also the sliders' range of raw z values.
+Z_RANGE = 3.0
 REGULARIZERS = ("learned", "none")
 
 
@@ -84,8 +86,7 @@ class Session:
         self.bases: list[torch.Tensor] = [torch.ones(s.channels, res, res) for s in self.config.stages]
         self.layers: list[Layer | None] = [None] * n
         self.stages: list[torch.Tensor] = [b.clone() for b in self.bases]
-        z_dim = self.config.generator.z_dim
-        self.latents: list[torch.Tensor] = [torch.zeros(z_dim) for _ in range(n - 1)]
+        self.latents: list[torch.Tensor] = self._prior_means()
         self.deltas: list[torch.Tensor] = [torch.zeros(g.num_adain_params) for g in self.model.generators]
         # What the AdaIN optimisation reproduces: the inferred stages (the artwork itself last). None until
         # an artwork is loaded; then refine() falls back to the current stages.
@@ -206,9 +207,12 @@ class Session:
         """A new artwork from a first-stage drawing: latents at the prior's mean, no deltas, chain generated."""
         self.targets = None
         self.layers = [None] * self.num_stages  # a new artwork: no paint of the previous one over it
-        self.latents = [torch.zeros_like(z) for z in self.latents]
+        self.latents = self._prior_means()
         self.deltas = [torch.zeros_like(d) for d in self.deltas]
         self.set_stage(0, first_stage)
+
+    def _prior_means(self) -> list[torch.Tensor]:
+        return [p.mean.detach().float().cpu().clone() for p in self.model.latent_priors]
 
     # ----- latents -----
     def set_latent(self, i: int, z: torch.Tensor, propagate: bool = True) -> list[int]:
@@ -221,9 +225,10 @@ class Session:
         return self.propagate(i) if propagate else []
 
     def sample_latent(self, i: int, seed: int | None = None, propagate: bool = True) -> torch.Tensor:
-        """Draw z ~ N(0, 1) (clipped to the sliders' range); a seed makes it repeatable."""
+        """Draw z from the model's latent prior (within Z_RANGE of its standard deviations); a seed makes it
+        repeatable."""
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        z = torch.randn(self.latents[i].shape, generator=gen).clamp(-Z_RANGE, Z_RANGE)
+        z = self.model.sample_latents(i, 1, gen, clip=Z_RANGE)[0].float().cpu()
         self.set_latent(i, z, propagate=propagate)
         return z
 

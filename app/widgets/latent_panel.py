@@ -1,6 +1,6 @@
-"""The Variations panel: the latent code of one transition as sliders in the prior's range [-3, 3] (values can be
-typed too), Randomize / Reset / seed, and a history of the variations tried (thumbnails of the final stage) to go
-back to. Moving a slider regenerates the later stages live (the engine drops superseded values)."""
+"""The Variations panel: the latent code of one transition as sliders over [-3, 3] (values can be typed too),
+Randomize / Reset / seed (random codes come from the model's latent prior, core/latent_prior.py), and a history of
+the variations tried (thumbnails of the final stage) to go back to. Moving a slider regenerates the later stages live (the engine drops superseded values)."""
 
 from __future__ import annotations
 
@@ -126,7 +126,7 @@ class LatentPanel(QWidget):
             s.setRange(-int(Z_RANGE * TICKS), int(Z_RANGE * TICKS))
             s.setPageStep(TICKS // 2)
             s.setSingleStep(5)
-            s.setToolTip(f"Latent dimension {d + 1}, in the prior's range [-{Z_RANGE:g}, {Z_RANGE:g}]")
+            s.setToolTip(f"Latent dimension {d + 1}, in [-{Z_RANGE:g}, {Z_RANGE:g}]")
             s.valueChanged.connect(lambda v, d=d: self._on_slider(d, v))
             s.sliderReleased.connect(lambda: self.doc.end_latent_edit(self.transition))
             sp = QDoubleSpinBox()

@@ -24,6 +24,7 @@ from core import bundle
 from core.config import WorkflowConfig
 from core.device import resolve_device
 from core.errors import ArtflowError, CancelledError
+from core.latent_prior import fit_latent_prior
 from core.model import WorkflowModel, make_encoders
 from core.perceptual import make_perceptual
 from core.train.config import PHASES, TrainConfig
@@ -302,11 +303,29 @@ class Trainer:
         return wrapped
 
     # ----- export -----
+    @torch.no_grad()
+    def fit_latent_priors(self, batch: int = 256) -> None:
+        """Fit each transition's latent prior to the codes of the training artworks (core/latent_prior.py)."""
+        n = len(self.data)
+        if n < 2:
+            return  # nothing to fit to: the prior stays as it is
+        self.model.eval()
+        try:
+            for i, (enc, prior) in enumerate(zip(self.model.encoders, self.model.latent_priors)):
+                batches = (self.data.batch(torch.arange(s, min(s + batch, n)), None, False, self.device)[i + 1]
+                           for s in range(0, n, batch))
+                prior.set(*fit_latent_prior(enc, batches))
+        finally:
+            self.model.train()
+
+
     def export(self, path: str | Path | None = None) -> Path:
-        """Write the model bundle (fp16 weights). The regulariser counts as trained when its phase finished."""
+        """Write the model bundle (fp16 weights) with freshly fitted latent priors. The regulariser counts as trained
+        when its phase finished."""
         done = self.phase_done["regularizer"] >= self.cfg.iters.get("regularizer", 0) * self.mcfg.num_transitions \
             and self.cfg.iters.get("regularizer", 0) > 0
         cfg = self.mcfg.replace(regularizer_trained=tuple([done] * self.mcfg.num_transitions))
+        self.fit_latent_priors()  # on every rank (each holds the whole data): the ranks' models stay identical
         export_model = WorkflowModel(cfg)
         export_model.load_state_dict(self.model.state_dict())
         target = Path(path) if path else self.out / "bundle"

@@ -62,6 +62,9 @@ def test_metrics_json_keys_and_ranges(result):
     assert set(m["diversity"]["l1"]) == {"flat", "detail"}
     assert all(0.0 <= v <= 1.0 for v in _values(m["diversity"]["l1"]))
     assert m["diversity"]["l1"]["detail"] > 0  # random z make different images
+    assert set(m["diversity"]["consistency"]) == {"flat", "detail"}
+    assert all(0.0 <= v <= 1.0 for v in _values(m["diversity"]["consistency"]))
+    assert m["diversity"]["prior"] == ["standard", "standard"]
     r = m["reconstruction"]
     assert set(r["psnr"]) == {"encoder", "none", "learned"} and r["steps"] == 2
     assert all(0.0 < v <= 100.0 for v in _values(r["psnr"]))
