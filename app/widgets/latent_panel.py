@@ -1,6 +1,7 @@
 """The Variations panel: the latent code of one transition as sliders over [-3, 3] (values can be typed too),
 Randomize / Reset / seed (random codes come from the model's latent prior, core/latent_prior.py), and a history of
-the variations tried (thumbnails of the final stage) to go back to. Moving a slider regenerates the later stages live (the engine drops superseded values)."""
+the variations tried (thumbnails of the final stage) to go back to. Moving a slider regenerates the later stages
+live (the engine drops superseded values)."""
 
 from __future__ import annotations
 
