@@ -357,11 +357,11 @@ class Document(QObject):
 
     # ----- latents -----
     def set_latent(self, i: int, z, live: bool = False) -> None:
-        """New values of transition i's latent code (clamped to the prior's range). live=True during a slider drag:
+        """New values of transition i's latent code (clipped to the prior's range). live=True during a slider drag:
         the before-image for the compare view is taken once, at the start of the drag."""
         if not self.editable:
             return
-        z = torch.as_tensor(z, dtype=torch.float32).reshape(-1).clamp(-Z_RANGE, Z_RANGE).clone()
+        z = self.clip_latent(i, torch.as_tensor(z, dtype=torch.float32).reshape(-1))
         if torch.equal(z, self.latents[i]):
             return
         if not (live and self._latent_drag):
@@ -375,6 +375,27 @@ class Document(QObject):
         self.latentChanged.emit(i)
         if self.auto_regenerate:
             self._flush()
+
+    def _prior(self, i: int):
+        """Transition i's core.latent_prior.LatentPrior, or None (no model yet)."""
+        priors = self.model_info.latent_priors if self.model_info is not None else ()
+        return priors[i] if i < len(priors) else None
+
+    def clip_latent(self, i: int, z: torch.Tensor) -> torch.Tensor:
+        """z within Z_RANGE standard deviations of transition i's latent prior (the sliders' range)."""
+        prior = self._prior(i)
+        return prior.clip(z, Z_RANGE).float() if prior is not None else z.clamp(-Z_RANGE, Z_RANGE).clone()
+
+    def latent_coords(self, i: int) -> torch.Tensor:
+        """Transition i's latent code in the sliders' coordinates: standard deviations of its latent prior."""
+        prior = self._prior(i)
+        return prior.to_standard(self.latents[i]).float() if prior is not None else self.latents[i].clone()
+
+    def set_latent_coords(self, i: int, u, live: bool = False) -> None:
+        """set_latent from the sliders' coordinates (see latent_coords)."""
+        u = torch.as_tensor(u, dtype=torch.float32).reshape(-1).clamp(-Z_RANGE, Z_RANGE)
+        prior = self._prior(i)
+        self.set_latent(i, prior.from_standard(u).float() if prior is not None else u, live=live)
 
     def end_latent_edit(self, i: int) -> None:
         """The artist let go of a slider (or typed a value): remember the result as a variation."""
@@ -599,7 +620,7 @@ class Document(QObject):
         try:
             reset = [torch.tensor(z, dtype=torch.float32) for z in app.get("reset_latents", [])]
             if len(reset) == t and all(z.shape == (zd,) for z in reset):
-                self.reset_latents = [z.clamp(-Z_RANGE, Z_RANGE) for z in reset]
+                self.reset_latents = [self.clip_latent(i, z) for i, z in enumerate(reset)]
             hist = app.get("variations", [])
             if isinstance(hist, list) and len(hist) == t:
                 for i, h in enumerate(hist):
@@ -607,7 +628,7 @@ class Document(QObject):
                         z = torch.tensor(v["z"], dtype=torch.float32)
                         if z.shape == (zd,):
                             # rid -1: saved without its picture (it shows its label until chosen again)
-                            self.variations[i].append(Variation(z.clamp(-Z_RANGE, Z_RANGE), str(v.get("label", "")),
+                            self.variations[i].append(Variation(self.clip_latent(i, z), str(v.get("label", "")),
                                                                 v.get("seed") if isinstance(v.get("seed"), int)
                                                                 else None, rid=-1))
         except (TypeError, ValueError, KeyError, RuntimeError) as exc:

@@ -17,6 +17,7 @@ session unchanged.
 
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import threading
@@ -158,6 +159,7 @@ class ModelInfo:
     config: Any  # core.config.WorkflowConfig
     device_label: str
     perceptual: str
+    latent_priors: tuple = ()  # core.latent_prior.LatentPrior per transition (CPU copies)
 
 
 @dataclass(frozen=True)
@@ -333,7 +335,9 @@ class EngineThread(QThread):
         res = session.config.resolution
         session.start_from(torch.ones(session.config.stages[0].channels, res, res))
         self.session = session
-        info = ModelInfo(str(req.path), session.config, device_label(session.device), session.perceptual_kind)
+        priors = tuple(copy.deepcopy(p).cpu() for p in session.model.latent_priors)
+        info = ModelInfo(str(req.path), session.config, device_label(session.device), session.perceptual_kind,
+                         priors)
         return EngineResult(rid, req, session.snapshot(), tuple(range(session.num_stages)), {"model": info})
 
     def _apply_edits(self, rid: int, req: ApplyEdits) -> EngineResult:

@@ -49,6 +49,13 @@ class LatentPrior(nn.Module):
         u = torch.linalg.solve_triangular(self.scale_tril, flat, upper=False)
         return u.T.reshape(z.shape)
 
+    def clip(self, z: torch.Tensor, bound: float) -> torch.Tensor:
+        """z moved into the box |u| <= bound of standard coordinates (unchanged where it already is inside)."""
+        u = self.to_standard(z)
+        if bool((u.abs() <= bound).all()):
+            return z.to(self.mean).clone()
+        return self.from_standard(u.clamp(-bound, bound))
+
     @torch.no_grad()
     def set(self, mean: torch.Tensor, scale_tril: torch.Tensor) -> None:
         self.mean.copy_(mean)

@@ -1,7 +1,7 @@
-"""The Variations panel: the latent code of one transition as sliders over [-3, 3] (values can be typed too),
-Randomize / Reset / seed (random codes come from the model's latent prior, core/latent_prior.py), and a history of
-the variations tried (thumbnails of the final stage) to go back to. Moving a slider regenerates the later stages
-live (the engine drops superseded values)."""
+"""The Variations panel: the latent code of one transition as sliders over [-3, 3] standard deviations of the
+model's latent prior (core/latent_prior.py; for N(0, I) these are the code's values), typed values too, Randomize /
+Reset / seed (random codes come from that prior), and a history of the variations tried (thumbnails of the final
+stage) to go back to. Moving a slider regenerates the later stages live (the engine drops superseded values)."""
 
 from __future__ import annotations
 
@@ -127,7 +127,8 @@ class LatentPanel(QWidget):
             s.setRange(-int(Z_RANGE * TICKS), int(Z_RANGE * TICKS))
             s.setPageStep(TICKS // 2)
             s.setSingleStep(5)
-            s.setToolTip(f"Latent dimension {d + 1}, in [-{Z_RANGE:g}, {Z_RANGE:g}]")
+            s.setToolTip(f"Latent dimension {d + 1}, in standard deviations of the model's latent prior "
+                         f"(0 = its mean), within [-{Z_RANGE:g}, {Z_RANGE:g}]")
             s.valueChanged.connect(lambda v, d=d: self._on_slider(d, v))
             s.sliderReleased.connect(lambda: self.doc.end_latent_edit(self.transition))
             sp = QDoubleSpinBox()
@@ -170,11 +171,11 @@ class LatentPanel(QWidget):
     def _load_values(self) -> None:
         if not self.doc.has_model or not self.doc.num_transitions:
             return
-        z = self.doc.latents[self.transition]
+        u = self.doc.latent_coords(self.transition)
         self._updating = True
         try:
             for d, (s, sp) in enumerate(zip(self.sliders, self.spins)):
-                v = float(z[d])
+                v = float(u[d])
                 if not s.isSliderDown():
                     s.setValue(round(v * TICKS))
                 sp.setValue(v)
@@ -188,25 +189,25 @@ class LatentPanel(QWidget):
     def _on_slider(self, d: int, v: int) -> None:
         if self._updating or not self.doc.has_model:
             return
-        z = self.doc.latents[self.transition].clone()
-        z[d] = v / TICKS
+        u = self.doc.latent_coords(self.transition)
+        u[d] = v / TICKS
         self._updating = True
         self.spins[d].setValue(v / TICKS)
         self._updating = False
         live = self.sliders[d].isSliderDown()
-        self.doc.set_latent(self.transition, z, live=live)
+        self.doc.set_latent_coords(self.transition, u, live=live)
         if not live:
             self._settle.start()
 
     def _on_spin(self, d: int, v: float) -> None:
         if self._updating or not self.doc.has_model:
             return
-        z = self.doc.latents[self.transition].clone()
-        z[d] = v
+        u = self.doc.latent_coords(self.transition)
+        u[d] = v
         self._updating = True
         self.sliders[d].setValue(round(v * TICKS))
         self._updating = False
-        self.doc.set_latent(self.transition, z)
+        self.doc.set_latent_coords(self.transition, u)
         self._settle.start()
 
     def randomize(self) -> None:

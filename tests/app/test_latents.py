@@ -92,3 +92,44 @@ def test_randomize_seed_reset_and_history(qtbot, window):
     panel.reset_btn.click()
     wait_idle(qtbot, window)
     assert torch.equal(doc.latents[0], doc.reset_latents[0])
+
+
+def test_sliders_follow_a_fitted_latent_prior(qtbot, tmp_path):
+    """With a fitted prior the sliders are in its standard deviations: 0 is its mean, and no slider, typed value or
+    loaded code leaves the +-3 box around it."""
+    from core import bundle
+    from core.model import WorkflowModel
+    from tests.app.conftest import open_window
+    from tests.core.engine_util import tiny_config
+
+    torch.manual_seed(0)
+    model = WorkflowModel(tiny_config())
+    mean = torch.linspace(1.0, 2.0, 8)
+    tril = 0.2 * torch.eye(8)
+    tril[3, 0] = 0.1
+    model.latent_priors[0].set(mean, tril)
+    win = open_window(qtbot, bundle.save(model, tmp_path / "prior-bundle"))
+    try:
+        wait_idle(qtbot, win)
+        doc, panel = win.doc, win.latent_panel
+        assert torch.allclose(doc.latents[0], mean)  # a new artwork starts at the prior's mean
+        assert all(abs(s.value()) <= 1 for s in panel.sliders)
+        panel.sliders[0].setValue(100)  # +1 standard deviation along the first axis
+        assert torch.allclose(doc.latents[0], mean + tril[:, 0], atol=1e-5)
+        assert abs(panel.spins[0].value() - 1.0) < 1e-6
+        wait_idle(qtbot, win)
+        doc.set_latent(0, mean + 10.0)  # far outside: clipped into the box
+        u = doc.latent_coords(0)
+        assert float(u.abs().max()) <= Z_RANGE + 1e-4
+        panel.randomize()
+        wait_idle(qtbot, win)
+        assert float(doc.latent_coords(0).abs().max()) <= Z_RANGE + 1e-4
+        assert [round(s.value() * 100) for s in panel.spins] == [round(float(v) * 100) for v in doc.latent_coords(0)]
+        # The second transition has no fitted prior: its sliders are the code's values.
+        doc.set_current_stage(2)
+        panel.spins[2].setValue(-1.5)
+        assert abs(float(doc.latents[1][2]) + 1.5) < 1e-6
+        wait_idle(qtbot, win)
+    finally:
+        win.shutdown()
+        win._closing = True
