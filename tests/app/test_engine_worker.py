@@ -80,3 +80,29 @@ def test_stop_cancels_a_refinement_and_joins(qtbot, engine):
         engine.submit(Refine(steps=100000, preview_every=1000))
     assert engine.stop(timeout_ms=10000)
     assert engine.isFinished()
+
+
+def test_the_engine_thread_owns_torchs_threads(qtbot, tiny_bundle):
+    """torch's CPU threads go to the engine thread; the GUI thread computes single-threaded, so that the process
+    has one OpenMP team (see EngineThread.__init__)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        eng = EngineThread()
+        assert eng.torch_threads == 2 and torch.get_num_threads() == 1
+        seen = {}
+        original = eng._handle
+
+        def spy(rid, req):
+            seen["threads"] = torch.get_num_threads()
+            return original(rid, req)
+
+        eng._handle = spy
+        eng.start()
+        with qtbot.waitSignal(eng.resultReady, timeout=20000) as blocker:
+            eng.submit(LoadModel(str(tiny_bundle), "cpu"))
+        assert seen["threads"] == 2
+        assert blocker.args[0].info["model"].device_label == "CPU, 2 threads"
+        eng.stop()
+    finally:
+        torch.set_num_threads(before)
