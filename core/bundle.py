@@ -63,11 +63,11 @@ def save(model: WorkflowModel, path: str | Path, *, half: bool = False, model_ca
         (tmp / CONFIG_FILE).write_text(model.config.to_json())
         if model_card is not None:
             (tmp / "MODEL_CARD.md").write_text(model_card)
-        elif (path / "MODEL_CARD.md").exists():
-            shutil.copy2(path / "MODEL_CARD.md", tmp / "MODEL_CARD.md")
-        for extra in ("samples.png",):
-            if (path / extra).exists() and not (tmp / extra).exists():
-                shutil.copy2(path / extra, tmp / extra)
+        if path.is_dir():
+            # Whatever else lives beside the weights (model card, sample sheets, evaluation results) stays.
+            for extra in path.iterdir():
+                if extra.is_file() and not (tmp / extra.name).exists():
+                    shutil.copy2(extra, tmp / extra.name)
         if path.exists():
             old = path.with_name(f".{path.name}.old")
             if old.exists():
@@ -85,6 +85,18 @@ def save(model: WorkflowModel, path: str | Path, *, half: bool = False, model_ca
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def stored_half(path: str | Path) -> bool:
+    """Whether the bundle's floating-point weights are stored as fp16 (bundle.save(half=True))."""
+    from safetensors import safe_open
+
+    with safe_open(str(Path(path) / WEIGHTS_FILE), framework="pt") as f:
+        for k in f.keys():
+            t = f.get_slice(k)
+            if t.get_dtype() in ("F16", "F32", "BF16", "F64"):
+                return t.get_dtype() == "F16"
+    return False
 
 
 def load_config(path: str | Path) -> WorkflowConfig:

@@ -534,6 +534,7 @@ def _cmd_fit_prior(args: argparse.Namespace) -> int:
     src = _model_path(args)
     out = Path(args.out) if args.out else src
     model = bundle.load(src)
+    half = bundle.stored_half(src)  # written back in the precision it came in
     cfg = model.config
     bank = StageBank.from_folder(args.data, cfg.resolution, [s.channels for s in cfg.stages])
     if len(bank) < 2:
@@ -549,7 +550,7 @@ def _cmd_fit_prior(args: argparse.Namespace) -> int:
         spread = torch.diagonal(tril).cpu()
         print(f"{cfg.stage_names[i + 1]}: mean {[round(float(v), 3) for v in mean]}, "
               f"spread {[round(float(v), 3) for v in spread]}", file=sys.stderr)
-    bundle.save(model.cpu(), out, half=True)
+    bundle.save(model.cpu(), out, half=half)
     print(f"model bundle written to {out}", file=sys.stderr)
     return 0
 

@@ -12,7 +12,7 @@ What is measured (all images on the [0, 1] scale; L1 = mean absolute difference;
                   with plain AdaIN optimisation ("none") and with the learned regulariser ("learned"). PSNR/L1 of the
                   final stage against the artwork, and the wall time of the whole refinement per artwork.
 4. diversity      K random codes from the model's latent prior (N(0, 1) unless fitted; clipped to +-3 of its
-                  standard deviations like the app's dice, seeded) from the same TRUE first stage, the whole chain
+                  standard deviations like the app's Randomize, seeded) from the same TRUE first stage, the whole chain
                   generated: mean pairwise L1 between the K results, per generated stage. `consistency` says
                   whether the samples still show the drawing they came from: the L1 between each random result's
                   previous stage as inferred by the model's own U-Net and the stage it was generated from (low =

@@ -112,9 +112,11 @@ def test_save_over_an_existing_bundle(model, tmp_path):
     path = bundle.save(model, tmp_path / "b", model_card="card v1")
     other = tiny_model(seed=9)
     (path / "samples.png").write_bytes(b"png")
+    (path / "eval-metrics.json").write_text("{}")
     bundle.save(other, path)
     assert _listing(tmp_path) == ["b"]  # no .tmp / .old folders left behind
-    assert _listing(path) == sorted([CONFIG_FILE, WEIGHTS_FILE, "MODEL_CARD.md", "samples.png"])
+    assert _listing(path) == sorted([CONFIG_FILE, WEIGHTS_FILE, "MODEL_CARD.md", "samples.png", "eval-metrics.json"])
+    assert (path / "eval-metrics.json").read_text() == "{}"
     assert (path / "MODEL_CARD.md").read_text() == "card v1"  # kept when no new card is given
     loaded = bundle.load(path)
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in other.state_dict().items())

@@ -184,6 +184,18 @@ def test_cli_fit_prior_updates_a_bundle(data_dir, tmp_path, capsys):
     assert "model bundle written to" in capsys.readouterr().err
 
 
+def test_cli_fit_prior_in_place_keeps_the_files_beside_the_weights_and_their_precision(data_dir, tmp_path):
+    path = bundle.save(tiny_model(seed=0), tmp_path / "b", model_card="card")
+    (path / "eval-metrics.json").write_text("{}")
+    before = load_file(str(path / WEIGHTS_FILE))
+    assert cli_main(["fit-prior", str(data_dir), "--model", str(path), "--device", "cpu"]) == 0
+    assert (path / "MODEL_CARD.md").read_text() == "card" and (path / "eval-metrics.json").read_text() == "{}"
+    after = load_file(str(path / WEIGHTS_FILE))
+    assert not bundle.stored_half(path)  # an fp32 bundle stays fp32
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("latent_priors."))
+    assert not all(p.is_standard for p in bundle.load(path).latent_priors)
+
+
 def test_cli_fit_prior_needs_two_drawings(data_dir, tmp_path, capsys):
     one = tmp_path / "one"
     for sub in ("0-lineart", "1-flat", "2-detail"):
