@@ -526,7 +526,7 @@ def _cmd_fit_prior(args: argparse.Namespace) -> int:
 
     from core import bundle
     from core.device import resolve_device
-    from core.latent_prior import fit_latent_prior
+    from core.latent_prior import fit_model_latent_priors
     from core.train.data import StageBank
 
     if args.batch_size < 1:
@@ -539,17 +539,11 @@ def _cmd_fit_prior(args: argparse.Namespace) -> int:
     bank = StageBank.from_folder(args.data, cfg.resolution, [s.channels for s in cfg.stages])
     if len(bank) < 2:
         raise ArtflowError(f"{args.data}: fitting a latent prior needs at least 2 drawings")
-    dev = resolve_device(args.device)
-    model.to(dev)
-    n = len(bank)
-    for i, prior in enumerate(model.latent_priors):
-        batches = (bank.batch(torch.arange(s, min(s + args.batch_size, n)), None, False, dev)[i + 1]
-                   for s in range(0, n, args.batch_size))
-        mean, tril = fit_latent_prior(model.encoders[i], batches)
-        prior.set(mean, tril)
-        spread = torch.diagonal(tril).cpu()
-        print(f"{cfg.stage_names[i + 1]}: mean {[round(float(v), 3) for v in mean]}, "
-              f"spread {[round(float(v), 3) for v in spread]}", file=sys.stderr)
+    model.to(resolve_device(args.device))
+    fit_model_latent_priors(model, bank, model.device, args.batch_size)
+    for name, prior in zip(cfg.stage_names[1:], model.latent_priors):
+        print(f"{name}: mean {[round(float(v), 3) for v in prior.mean]}, "
+              f"spread {[round(float(v), 3) for v in torch.diagonal(prior.scale_tril)]}", file=sys.stderr)
     bundle.save(model.cpu(), out, half=half)
     print(f"model bundle written to {out}", file=sys.stderr)
     return 0

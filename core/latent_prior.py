@@ -14,9 +14,14 @@ sliders' range) therefore keeps z within 3 standard deviations of the fitted dis
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from core.model import WorkflowModel
+    from core.train.data import StageBank
 
 JITTER = 1e-4  # added to the covariance's diagonal: a dimension the encoder never varies stays samplable
 
@@ -78,3 +83,13 @@ def fit_latent_prior(encoder: nn.Module, batches: Iterable[torch.Tensor]) -> tup
     mean = mu.mean(0)
     cov = torch.cov(mu.T).reshape(mu.shape[1], mu.shape[1]) + JITTER * torch.eye(mu.shape[1])
     return mean, torch.linalg.cholesky(cov)
+
+
+@torch.no_grad()
+def fit_model_latent_priors(model: WorkflowModel, bank: StageBank, device: torch.device, batch: int = 256) -> None:
+    """Fit every transition's latent prior of `model` (on `device`) to the artworks of `bank`, in place."""
+    n = len(bank)
+    for i, (encoder, prior) in enumerate(zip(model.encoders, model.latent_priors)):
+        batches = (bank.batch(torch.arange(s, min(s + batch, n)), None, False, device)[i + 1]
+                   for s in range(0, n, batch))
+        prior.set(*fit_latent_prior(encoder, batches))

@@ -24,7 +24,7 @@ from core import bundle
 from core.config import WorkflowConfig
 from core.device import resolve_device
 from core.errors import ArtflowError, CancelledError
-from core.latent_prior import fit_latent_prior
+from core.latent_prior import fit_model_latent_priors
 from core.model import WorkflowModel, make_encoders
 from core.perceptual import make_perceptual
 from core.train.config import PHASES, TrainConfig
@@ -303,21 +303,15 @@ class Trainer:
         return wrapped
 
     # ----- export -----
-    @torch.no_grad()
-    def fit_latent_priors(self, batch: int = 256) -> None:
+    def fit_latent_priors(self) -> None:
         """Fit each transition's latent prior to the codes of the training artworks (core/latent_prior.py)."""
-        n = len(self.data)
-        if n < 2:
+        if len(self.data) < 2:
             return  # nothing to fit to: the prior stays as it is
         self.model.eval()
         try:
-            for i, (enc, prior) in enumerate(zip(self.model.encoders, self.model.latent_priors)):
-                batches = (self.data.batch(torch.arange(s, min(s + batch, n)), None, False, self.device)[i + 1]
-                           for s in range(0, n, batch))
-                prior.set(*fit_latent_prior(enc, batches))
+            fit_model_latent_priors(self.model, self.data, self.device)
         finally:
             self.model.train()
-
 
     def export(self, path: str | Path | None = None) -> Path:
         """Write the model bundle (fp16 weights) with freshly fitted latent priors. The regulariser counts as trained
