@@ -141,8 +141,11 @@ def _stage_index(session, name: str) -> int:
 
 
 def _parse_z(items: list[str] | None, session) -> dict[int, list[float]]:
-    """--z STAGE=v1,...,vD -> {transition index: values}; the latent of transition i shapes stage i+1."""
+    """--z STAGE=v1,...,vD -> {transition index: values}; the latent of transition i shapes stage i+1. The values
+    are the app's slider coordinates: standard deviations of the transition's latent prior."""
     import math
+
+    from core.session import Z_RANGE
 
     z_dim = session.config.generator.z_dim
     out: dict[int, list[float]] = {}
@@ -161,8 +164,9 @@ def _parse_z(items: list[str] | None, session) -> dict[int, list[float]]:
                 from None
         if len(values) != z_dim:
             raise ArtflowError(f"--z {name.strip()}: this model's latent codes have {z_dim} values, got {len(values)}")
-        if not all(math.isfinite(v) for v in values):
-            raise ArtflowError(f"--z {name.strip()}: values must be finite numbers")
+        if not all(math.isfinite(v) and abs(v) <= Z_RANGE for v in values):
+            raise ArtflowError(f"--z {name.strip()}: values must be numbers within +-{Z_RANGE:g} (standard "
+                               "deviations of the model's latent prior, as on the app's sliders)")
         if k - 1 in out:
             raise ArtflowError(f"--z {name.strip()} is given twice")
         out[k - 1] = values
@@ -179,7 +183,8 @@ def _generate_parser(sub) -> None:
     p.add_argument("image", metavar="FIRST_STAGE_IMAGE", help="the first stage's drawing (any image Pillow reads)")
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder")
     p.add_argument("--z", action="append", metavar="STAGE=v1,...,vD",
-                   help="latent code of the transition that produces STAGE (repeatable); the others are sampled")
+                   help="latent code of the transition that produces STAGE, in standard deviations of its latent "
+                        "prior like the app's sliders, each within +-3 (repeatable); the others are sampled")
     p.add_argument("--mean-z", action="store_true", help="use the latent prior's mean instead of sampling")
     _add_common(p)
     p.set_defaults(func=_cmd_generate)
@@ -209,15 +214,18 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         if args.mean_z:
             z = session.model.latent_priors[i].mean.float().cpu().clone()
         if i in given:
-            z = torch.tensor(given[i], dtype=torch.float32)
+            z = session.model.latent_priors[i].from_standard(torch.tensor(given[i])).float().cpu()
         session.set_latent(i, z, propagate=False)
     _propagate_with_bar(session, 0)
     latents = {session.stage_names[i + 1]: [round(float(v), 6) for v in z] for i, z in enumerate(session.latents)}
+    coords = {session.stage_names[i + 1]: [round(float(v), 6) for v in p.to_standard(z)]
+              for i, (z, p) in enumerate(zip(session.latents, session.model.latent_priors))}
     written = _write_outputs(session, out, {"cli": [{"command": "generate", "source": str(args.image),
                                                      "seed": args.seed, "time": _now()}]})
     report = {"command": "generate", "source": str(args.image), "model": _model_facts(session, mpath),
               "device": device_label(session.device), "seed": args.seed,
-              "latents": latents, "latents_given": [session.stage_names[i + 1] for i in sorted(given)],
+              "latents": latents, "latent_coords": coords,
+              "latents_given": [session.stage_names[i + 1] for i in sorted(given)],
               "mean_z": bool(args.mean_z), "seconds": round(time.perf_counter() - t0, 3), **written}
     return _finish(report, out)
 

@@ -116,6 +116,7 @@ def test_generate(files, capsys):
     assert "generate" in err  # the progress bar
     report = json.loads((files / "gen" / "report.json").read_text())
     assert report["latents"]["flat"] == [0.5] * 8 and report["latents_given"] == ["flat"]
+    assert report["latent_coords"]["flat"] == [0.5] * 8  # the tiny model's prior is N(0, I)
     p = load_project(files / "gen" / "project.artflow")
     assert torch.equal(p.state.latents[0], torch.full((8,), 0.5))
     assert p.state.targets is None
@@ -242,7 +243,8 @@ def _errors(files, rec):
         "model_not_a_bundle": (["generate", line, "-o", files / "o", "--model", files / "rec"], "no config.json"),
         "z_count": (["generate", line, "-o", files / "o", "--z", "flat=1,2", *m], "have 8 values, got 2"),
         "z_text": (["generate", line, "-o", files / "o", "--z", "flat=a,b", *m], "must be numbers"),
-        "z_nan": (["generate", line, "-o", files / "o", "--z", "flat=" + ",".join(["nan"] * 8), *m], "finite"),
+        "z_nan": (["generate", line, "-o", files / "o", "--z", "flat=" + ",".join(["nan"] * 8), *m], "within"),
+        "z_far": (["generate", line, "-o", files / "o", "--z", "flat=" + ",".join(["3.5"] * 8), *m], "within"),
         "z_first_stage": (["generate", line, "-o", files / "o", "--z", f"lineart={z}", *m], "no latent code"),
         "z_unknown_stage": (["generate", line, "-o", files / "o", "--z", f"paint={z}", *m],
                             "unknown stage 'paint'; this model's stages are: lineart, flat, detail"),

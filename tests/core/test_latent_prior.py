@@ -196,6 +196,29 @@ def test_cli_fit_prior_in_place_keeps_the_files_beside_the_weights_and_their_pre
     assert not all(p.is_standard for p in bundle.load(path).latent_priors)
 
 
+def test_cli_generate_takes_z_in_the_priors_standard_deviations(data_dir, tmp_path):
+    import json
+
+    model = tiny_model(seed=0)
+    prior = model.latent_priors[0]
+    prior.set(torch.linspace(1, 2, 8), 0.5 * torch.eye(8))
+    path = bundle.save(model, tmp_path / "b")
+    line = next((data_dir / "0-lineart").iterdir())
+    out = tmp_path / "gen"
+    z = ",".join(["2"] + ["0"] * 7)
+    assert cli_main(["generate", str(line), "-o", str(out), "--model", str(path), "--z", f"flat={z}",
+                     "--device", "cpu"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    expected = torch.linspace(1, 2, 8)
+    expected[0] += 1.0  # 2 standard deviations of 0.5
+    assert torch.allclose(torch.tensor(report["latents"]["flat"]), expected, atol=1e-5)
+    assert report["latent_coords"]["flat"] == pytest.approx([2.0] + [0.0] * 7, abs=1e-5)
+    assert cli_main(["generate", str(line), "-o", str(tmp_path / "mean"), "--model", str(path), "--mean-z",
+                     "--device", "cpu"]) == 0
+    report = json.loads((tmp_path / "mean" / "report.json").read_text())
+    assert torch.allclose(torch.tensor(report["latents"]["flat"]), torch.linspace(1, 2, 8), atol=1e-5)
+
+
 def test_cli_fit_prior_needs_two_drawings(data_dir, tmp_path, capsys):
     one = tmp_path / "one"
     for sub in ("0-lineart", "1-flat", "2-detail"):
