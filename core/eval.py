@@ -37,8 +37,8 @@ and is the same for every run, seed and model. Random z come from a CPU torch.Ge
 a CPU the whole evaluation is reproducible (on CUDA up to cuDNN's own non-determinism).
 
 Outputs in the OUT folder: metrics.json, samples.png (rows of test drawings: true stages | inferred first stage |
-encoder-only reconstruction | refined reconstruction (learned) | random-z final stages) and diversity.png (one
-first stage and K random-z results of every later stage, one row per stage).
+encoder-only reconstruction | refined reconstruction (learned) | random-z final stages) and diversity.png (for each
+of the same drawings, one row per later stage: the true first stage and the K random-z chains' results).
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ def evaluate(model: WorkflowModel, data_dir: str | Path, out_dir: str | Path, op
     # --- 1, 2, 4: batched passes over the evaluated drawings ---
     gen = torch.Generator().manual_seed(opt.seed)
     sheet_random: dict[int, list[torch.Tensor]] = {}  # sample index -> random-z final stages for samples.png
-    diversity_sheet: list[torch.Tensor] | None = None  # per generated stage (K, C, H, W), first drawing
+    diversity_sheet: dict[int, list[torch.Tensor]] = {}  # sheet drawing -> [first stage] + per stage (K, C, H, W)
     batches = [order[s:s + opt.batch_size] for s in range(0, n, opt.batch_size)]
     with _bar(n, "inference/generation/diversity", progress, "drawing") as bar:
         for batch in batches:
@@ -272,8 +272,8 @@ def evaluate(model: WorkflowModel, data_dir: str | Path, out_dir: str | Path, op
                     acc.add(f"diversity.consistency.{names[i + 1]}", l1_01(model.inference[i](x), src))
                 if j in rows_idx:
                     sheet_random[j] = [produced[-1][r] for r in range(min(SHEET_RANDOM, K))]
-                if diversity_sheet is None:
-                    diversity_sheet = [true[0][b:b + 1].float().cpu()] + produced
+                if j in rows_idx:
+                    diversity_sheet[j] = [true[0][b:b + 1].float().cpu()] + produced
                 bar.update(1)
 
     # --- 3, 5: reconstruction and editing, one artwork at a time ---
@@ -347,10 +347,11 @@ def evaluate(model: WorkflowModel, data_dir: str | Path, out_dir: str | Path, op
               + [f"random z {r + 1}" for r in range(min(SHEET_RANDOM, K))])
     samples_png = out / "samples.png"
     save_image(contact_sheet(sheet_rows, labels), samples_png)
-    div_rows = [[diversity_sheet[0][0]] + [diversity_sheet[i + 1][r] for r in range(K)] for i in range(T)]
+    div_rows = [[sheet[0][0]] + [sheet[i + 1][r] for r in range(K)] for j in rows_idx
+                for sheet in [diversity_sheet[j]] for i in range(T)]
     div_labels = [f"true {names[0]}"] + [f"z {r + 1}" for r in range(K)]
     diversity_png = out / "diversity.png"
-    save_image(contact_sheet(div_rows, div_labels, row_labels=names[1:]), diversity_png)
+    save_image(contact_sheet(div_rows, div_labels, row_labels=names[1:] * len(rows_idx)), diversity_png)
 
     # --- metrics.json ---
     def per_stage(prefix: str, stages: Sequence[str], digits: int = 6) -> dict:

@@ -93,7 +93,8 @@ def test_contact_sheets_open(result):
         assert a.std() > 5  # not a blank sheet
     with Image.open(result["out"] / "diversity.png") as im:
         im.load()
-        assert im.size == (4 * RES + 3 * gap, 2 * RES + gap)  # line art + 3 samples; flat and detail rows
+        # line art + 3 samples; flat and detail rows for each of the 3 sheet drawings
+        assert im.size == (4 * RES + 3 * gap, 6 * RES + 5 * gap)
     assert m["sheet_rows"] == m["data"]["names"][:3]
     assert Path(m["files"]["samples"]).is_file() and Path(m["files"]["diversity"]).is_file()
 
@@ -195,7 +196,7 @@ def test_four_stage_model(tmp_path):
     assert list(m["diversity"]["l1"]) == ["flat", "shading", "detail"]
     assert m["reconstruction"]["psnr"]["learned"] > 0
     with Image.open(tmp_path / "out" / "diversity.png") as im:
-        assert im.size == (3 * RES + 2 * 2, 3 * RES + 2 * 2)
+        assert im.size == (3 * RES + 2 * 2, 6 * RES + 5 * 2)  # 3 later stages for each of the 2 sheet drawings
 
 
 def test_measures():
