@@ -10,6 +10,7 @@ from pathlib import Path
 
 from core.errors import ArtflowError
 
+STAGE_DATA_HELP = "stage dataset folder (0-<stage>/, 1-<stage>/, ... with same-named images)"
 COMMANDS = ("generate", "reconstruct", "edit", "export", "dataset", "train", "fit-prior", "eval", "info")
 
 
@@ -424,7 +425,7 @@ def _train_parser(sub) -> None:
                                    "generation, generation-joint, regularizer. Re-running the same command resumes "
                                    "from the checkpoint in --out. Multi-GPU/CPU: torchrun --nproc_per_node=K main.py "
                                    "train ...")
-    p.add_argument("data", help="stage dataset folder (0-<stage>/, 1-<stage>/, ... with same-named images)")
+    p.add_argument("data", help=STAGE_DATA_HELP)
     p.add_argument("--out", required=True, help="run folder: checkpoint, logs, samples, bundle/")
     p.add_argument("--preset", default="small", choices=("paper", "small", "tiny"), help="network sizes")
     p.add_argument("--resolution", type=int, help="image size (default: the preset's)")
@@ -522,7 +523,7 @@ def _fit_prior_parser(sub) -> None:
                                    "codes the bundle's encoders give the training artworks. `train` does this on "
                                    "every export; this command updates a bundle trained before that, or after "
                                    "training on other data. Use the TRAIN split, never the test split.")
-    p.add_argument("data", help="stage dataset folder (0-<stage>/, 1-<stage>/, ... with same-named images)")
+    p.add_argument("data", help=STAGE_DATA_HELP)
     p.add_argument("-o", "--out", metavar="DIR", help="write the updated bundle here (default: replace --model's)")
     p.add_argument("--batch-size", type=int, default=64, help="images per encoder pass")
     _add_common(p)

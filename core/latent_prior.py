@@ -67,29 +67,33 @@ class LatentPrior(nn.Module):
         self.scale_tril.copy_(scale_tril)
 
 
+def _gaussian(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and Cholesky factor of the covariance (+ JITTER) of codes (N, D)."""
+    if codes.shape[0] < 2:
+        raise ValueError("fitting a latent prior needs at least 2 images")
+    d = codes.shape[1]
+    cov = torch.cov(codes.T).reshape(d, d) + JITTER * torch.eye(d)
+    return codes.mean(0), torch.linalg.cholesky(cov)
+
+
 @torch.no_grad()
 def fit_latent_prior(encoder: nn.Module, batches: Iterable[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and Cholesky factor of the encoder's mean codes over `batches` of stage images (B, C, H, W) in [-1, 1].
 
     The codes used are the posterior means, which is what the engine assigns when it encodes an artwork, so a
     random code is drawn from where encoded artworks lie."""
-    codes = []
-    for x in batches:
-        mu, _ = encoder(x)
-        codes.append(mu.float().cpu())
-    mu = torch.cat(codes)
-    if mu.shape[0] < 2:
-        raise ValueError("fitting a latent prior needs at least 2 images")
-    mean = mu.mean(0)
-    cov = torch.cov(mu.T).reshape(mu.shape[1], mu.shape[1]) + JITTER * torch.eye(mu.shape[1])
-    return mean, torch.linalg.cholesky(cov)
+    return _gaussian(torch.cat([encoder(x)[0].float().cpu() for x in batches]))
 
 
 @torch.no_grad()
 def fit_model_latent_priors(model: WorkflowModel, bank: StageBank, device: torch.device, batch: int = 256) -> None:
-    """Fit every transition's latent prior of `model` (on `device`) to the artworks of `bank`, in place."""
+    """Fit every transition's latent prior of `model` (on `device`) to the artworks of `bank`, in place: one pass
+    over the data, every encoder reading its own stage of each batch."""
     n = len(bank)
-    for i, (encoder, prior) in enumerate(zip(model.encoders, model.latent_priors)):
-        batches = (bank.batch(torch.arange(s, min(s + batch, n)), None, False, device)[i + 1]
-                   for s in range(0, n, batch))
-        prior.set(*fit_latent_prior(encoder, batches))
+    codes: list[list[torch.Tensor]] = [[] for _ in model.encoders]
+    for s in range(0, n, batch):
+        stages = bank.batch(torch.arange(s, min(s + batch, n)), None, False, device)
+        for i, encoder in enumerate(model.encoders):
+            codes[i].append(encoder(stages[i + 1])[0].float().cpu())
+    for prior, c in zip(model.latent_priors, codes):
+        prior.set(*_gaussian(torch.cat(c)))

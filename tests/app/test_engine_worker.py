@@ -24,15 +24,21 @@ def engine(qtbot, tiny_bundle):
     eng.stop()
 
 
-def test_the_session_lives_on_the_engine_thread(qtbot, engine):
-    seen = {}
-    original = engine._handle
+def _spy_on_requests(eng: EngineThread, record) -> dict:
+    """Wrap the engine's request handler: record(seen) runs on the engine thread before each request."""
+    seen: dict = {}
+    original = eng._handle
 
     def spy(rid, req):
-        seen["thread"] = threading.current_thread()
+        record(seen)
         return original(rid, req)
 
-    engine._handle = spy
+    eng._handle = spy
+    return seen
+
+
+def test_the_session_lives_on_the_engine_thread(qtbot, engine):
+    seen = _spy_on_requests(engine, lambda seen: seen.__setitem__("thread", threading.current_thread()))
     with qtbot.waitSignal(engine.resultReady, timeout=10000):
         engine.submit(Regenerate(0))
     assert seen["thread"] is not threading.main_thread()
@@ -90,14 +96,7 @@ def test_the_engine_thread_owns_torchs_threads(qtbot, tiny_bundle):
     try:
         eng = EngineThread()
         assert eng.torch_threads == 2 and torch.get_num_threads() == 1
-        seen = {}
-        original = eng._handle
-
-        def spy(rid, req):
-            seen["threads"] = torch.get_num_threads()
-            return original(rid, req)
-
-        eng._handle = spy
+        seen = _spy_on_requests(eng, lambda seen: seen.__setitem__("threads", torch.get_num_threads()))
         eng.start()
         with qtbot.waitSignal(eng.resultReady, timeout=20000) as blocker:
             eng.submit(LoadModel(str(tiny_bundle), "cpu"))
