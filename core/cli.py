@@ -440,6 +440,10 @@ def _train_parser(sub) -> None:
     p.add_argument("--reg-warm-max", type=int, help="ordinary AdaIN steps before the differentiable ones, drawn from "
                    "[0, N] per regulariser iteration (truncated unrolling over the refinement's 150 steps)")
     p.add_argument("--no-augment", action="store_true", help="no paired flip/crop augmentation")
+    p.add_argument("--recolour", type=float, metavar="P", help="probability of region-wise recolouring of a "
+                   "sample's flat and detail (default 0)")
+    p.add_argument("--hand-drawn", type=float, metavar="P", help="probability of hand-drawn-style line art "
+                   "(width, gaps, wobble) where the line art is an input (default 0)")
     p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
     p.add_argument("--checkpoint-minutes", type=float, help="checkpoint interval (default 3)")
     p.add_argument("--sample-every", type=int, help="iterations between sample grids")
@@ -484,7 +488,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     changes = {"seed": args.seed}
     for field, value in (("batch_size", args.batch_size), ("lr", args.lr), ("lr_d", args.lr_d),
                          ("reg_unroll", args.reg_unroll), ("reg_warm_max", args.reg_warm_max),
-                         ("checkpoint_minutes", args.checkpoint_minutes), ("sample_every", args.sample_every)):
+                         ("checkpoint_minutes", args.checkpoint_minutes), ("sample_every", args.sample_every),
+                         ("recolour", args.recolour), ("hand_drawn", args.hand_drawn)):
         if value is not None:
             changes[field] = value
     if args.no_augment:
@@ -560,7 +565,7 @@ def _cmd_fit_prior(args: argparse.Namespace) -> int:
 
 # ----- dataset -----
 def _dataset_parser(sub) -> None:
-    p = sub.add_parser("dataset", help="build a stage dataset (fluent-emoji, anime, face)")
+    p = sub.add_parser("dataset", help="build a stage dataset (fluent-emoji, iconify, anime, face)")
     dsub = p.add_subparsers(dest="builder", required=True)
     f = dsub.add_parser("fluent-emoji", help="render the Fluent Emoji packages (line art, flat, detail)")
     f.add_argument("source", help="folder holding the three iconify-json-fluent-emoji*.tgz packages")
@@ -568,7 +573,19 @@ def _dataset_parser(sub) -> None:
     f.add_argument("--size", type=int, default=128)
     f.add_argument("--no-tone-variants", action="store_true", help="skip the skin-tone variants")
     f.add_argument("--limit", type=int, help="at most this many drawings (for a quick look)")
+    f.add_argument("--line-art", choices=("outlines", "high-contrast"), default="outlines",
+                   help="stage 0: thin outlines of the flat's regions (default) or Fluent's filled high-contrast style")
+    f.add_argument("--line-width", type=int, default=2, help="outline width in px (default 2)")
     f.set_defaults(func=_cmd_dataset_fluent)
+    ic = dsub.add_parser("iconify", help="any Iconify JSON colour emoji set (npm @iconify-json/<set> tarball): "
+                                         "outlines, region-median flat, artwork")
+    ic.add_argument("source", help="the set's npm tarball (.tgz), e.g. from `npm pack @iconify-json/twemoji`")
+    ic.add_argument("-o", "--out", required=True, help="output folder (train/ and test/ inside)")
+    ic.add_argument("--size", type=int, default=128)
+    ic.add_argument("--line-width", type=int, default=2, help="outline width in px (default 2)")
+    ic.add_argument("--no-tone-variants", action="store_true", help="skip the skin-tone variants")
+    ic.add_argument("--limit", type=int, help="at most this many drawings (for a quick look)")
+    ic.set_defaults(func=_cmd_dataset_iconify)
     a = dsub.add_parser("anime", help="the paper's anime recipe: SLIC flat colours + pencil sketch")
     a.add_argument("source", help="folder of finished artworks")
     a.add_argument("-o", "--out", required=True)
@@ -590,7 +607,16 @@ def _cmd_dataset_fluent(args: argparse.Namespace) -> int:
     from core.data.fluent_emoji import build_fluent_emoji
 
     _print_summary(build_fluent_emoji(args.source, args.out, size=args.size,
-                                      include_tone_variants=not args.no_tone_variants, limit=args.limit))
+                                      include_tone_variants=not args.no_tone_variants, limit=args.limit,
+                                      line_art=args.line_art, line_width=args.line_width))
+    return 0
+
+
+def _cmd_dataset_iconify(args: argparse.Namespace) -> int:
+    from core.data.iconify_emoji import build_iconify_set
+
+    _print_summary(build_iconify_set(args.source, args.out, size=args.size, line_width=args.line_width,
+                                     include_tone_variants=not args.no_tone_variants, limit=args.limit))
     return 0
 
 
