@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+from skimage import measure
 
 DEFAULT_WIDTH = 2  # px at 128 px: as wide as the app's thinner brushes draw at that scale
 DEFAULT_MIN_AREA = 4  # px: smaller colour specks are antialiasing or rendering dust, not regions an artist inks
@@ -27,13 +28,8 @@ def color_labels(rgb: np.ndarray, min_area: int = DEFAULT_MIN_AREA) -> np.ndarra
         raise ValueError(f"expected an (H, W, 3) uint8 image, got {rgb.shape} {rgb.dtype}")
     a = rgb.astype(np.int32)
     packed = (a[..., 0] << 16) | (a[..., 1] << 8) | a[..., 2]
-    labels = np.full(packed.shape, -1, dtype=np.int32)
-    n = 0
-    four = ndimage.generate_binary_structure(2, 1)
-    for colour in np.unique(packed):
-        comp, k = ndimage.label(packed == colour, structure=four)
-        labels[comp > 0] = comp[comp > 0] - 1 + n
-        n += k
+    # skimage labels 4-connected runs of equal value in one pass (background=-1: no value is background).
+    labels = measure.label(packed, background=-1, connectivity=1).astype(np.int32) - 1
     return merge_small_regions(labels, min_area) if min_area > 1 else labels
 
 
