@@ -4,7 +4,7 @@
 #   bash tools/gpu_train.sh            (run's carry: ["data/gpu"]; timeout_s 590)
 #
 # Needs the packed training data (made here, on the CPU machine, see README "Training"):
-#   python tools/gpu_pack.py pack /work/data/mix128/train data/gpu/mix128-train.npz --max-mb 38
+#   python tools/gpu_pack.py pack /work/data/mix128/train data/gpu/mix128-train.npz --max-mb 34
 # data/ is git-ignored, so the pack travels only through the device tool's `carry`.
 #
 # It unpacks the data, continues from the bundled model (or $INIT) with hand-drawn line art and region-wise
