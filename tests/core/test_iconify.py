@@ -132,3 +132,18 @@ def test_build_iconify_bad_sources(tmp_path):
         tar.addfile(info, io.BytesIO(data))
     with pytest.raises(DatasetError, match="icons.json"):
         build_iconify_set(bad, tmp_path / "out")
+
+
+def test_cli_dataset_iconify(tmp_path, gui, capsys):
+    from core import cli
+
+    train, test = _names()
+    src = _tgz(tmp_path / "set.tgz", {train: {"body": FACE}, test: {"body": FACE}})
+    code = cli.main(["dataset", "iconify", str(src), "-o", str(tmp_path / "out"), "--size", "32",
+                     "--line-width", "1"])
+    err = capsys.readouterr().err
+    assert code == 0 and "train 1, test 1" in err and "Traceback" not in err
+    assert json.loads((tmp_path / "out" / "build.json").read_text())["line_width"] == 1
+    assert cli.main(["dataset", "iconify", str(tmp_path / "nope.tgz"), "-o", str(tmp_path / "o2")]) != 0
+    err = capsys.readouterr().err
+    assert "cannot read tarball" in err and "Traceback" not in err
