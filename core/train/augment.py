@@ -115,12 +115,14 @@ def flat_regions(flat: torch.Tensor, max_palette: int = MAX_PALETTE) -> tuple[to
     belongs to the nearest one."""
     q = ((flat.float() + 1) * 127.5).round().clamp(0, 255).long()
     packed = (q[0] << 16) | (q[1] << 8) | q[2]
-    colours, counts = torch.unique(packed.flatten(), return_counts=True)
-    top = colours[counts.argsort(descending=True)[:max_palette]]
+    colours, inverse, counts = torch.unique(packed.flatten(), return_inverse=True, return_counts=True)
+    order = counts.argsort(descending=True)[:max_palette]
+    top = colours[order]
     palette = torch.stack([(top >> 16) & 255, (top >> 8) & 255, top & 255], -1).float() / 255  # (K, 3)
-    px = (q.flatten(1).T.float() / 255)  # (HW, 3)
-    region = torch.cdist(px, palette).argmin(1).view(flat.shape[-2:])
-    return region, palette
+    # Nearest palette entry per distinct colour (few), then per pixel through the inverse index.
+    all_rgb = torch.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], -1).float() / 255
+    nearest = ((all_rgb[:, None, :] - palette[None]) ** 2).sum(-1).argmin(1)
+    return nearest[inverse].view(flat.shape[-2:]), palette
 
 
 def recolour_regions(flat: torch.Tensor, later: list[torch.Tensor], gen: torch.Generator, p: float = 1.0,
@@ -140,17 +142,25 @@ def recolour_regions(flat: torch.Tensor, later: list[torch.Tensor], gen: torch.G
     val = torch.exp((torch.rand(b, max_palette, generator=gen) * 2 - 1) * 0.3)
     if not chosen.any():
         return flat, later
-    flat_out, later_out = flat.clone(), [x.clone() for x in later]
-    for i in torch.nonzero(chosen).flatten().tolist():
+    sel = torch.nonzero(chosen).flatten()
+    maps = []  # per chosen sample: (3, H, W) hue shift, saturation and value factors
+    for i in sel.tolist():
         region, palette = flat_regions(flat[i], max_palette)
-        keep = ~change[i, : len(palette)] | (palette.min(1).values > 0.94)  # paper stays paper
-        dh = torch.where(keep, 0.0, hue[i, : len(palette)])
-        ds = torch.where(keep, 1.0, sat[i, : len(palette)])
-        dv = torch.where(keep, 1.0, val[i, : len(palette)])
-        region = region.to(flat.device)
-        dh, ds, dv = (t.to(flat.device)[region] for t in (dh, ds, dv))
-        for src, dst in [(flat, flat_out)] + list(zip(later, later_out, strict=True)):
-            hsv = rgb_to_hsv((src[i].float() + 1) / 2)
-            hsv = torch.stack([(hsv[0] + dh) % 1.0, (hsv[1] * ds).clamp(0, 1), (hsv[2] * dv).clamp(0, 1)])
-            dst[i] = (hsv_to_rgb(hsv) * 2 - 1).to(dst.dtype)
-    return flat_out, later_out
+        k = len(palette)
+        keep = ~change[i, :k].to(region.device) | (palette.min(1).values > 0.94)  # paper stays paper
+        params = torch.stack([torch.where(keep, 0.0, hue[i, :k].to(keep.device)),
+                              torch.where(keep, 1.0, sat[i, :k].to(keep.device)),
+                              torch.where(keep, 1.0, val[i, :k].to(keep.device))], 0)  # (3, K)
+        maps.append(params[:, region])
+    shift = torch.stack(maps).to(flat.device)  # (S, 3, H, W)
+    sel_dev = sel.to(flat.device)
+
+    def apply(x: torch.Tensor) -> torch.Tensor:
+        hsv = rgb_to_hsv((x[sel_dev].float() + 1) / 2)
+        hsv = torch.stack([(hsv[:, 0] + shift[:, 0]) % 1.0, (hsv[:, 1] * shift[:, 1]).clamp(0, 1),
+                           (hsv[:, 2] * shift[:, 2]).clamp(0, 1)], 1)
+        out = x.clone()
+        out[sel_dev] = (hsv_to_rgb(hsv) * 2 - 1).to(x.dtype)
+        return out
+
+    return apply(flat), [apply(x) for x in later]
