@@ -535,7 +535,7 @@ def _cmd_fit_prior(args: argparse.Namespace) -> int:
 
     from core import bundle
     from core.device import resolve_device
-    from core.latent_prior import fit_model_latent_priors
+    from core.train.latent_prior_fit import fit_model_latent_priors
     from core.train.data import StageBank
 
     if args.batch_size < 1:

@@ -24,7 +24,7 @@ from core import bundle
 from core.config import WorkflowConfig
 from core.device import resolve_device
 from core.errors import ArtflowError, CancelledError
-from core.latent_prior import fit_model_latent_priors
+from core.train.latent_prior_fit import fit_model_latent_priors
 from core.model import WorkflowModel, make_encoders
 from core.perceptual import make_perceptual
 from core.train.config import PHASES, TrainConfig
@@ -304,7 +304,7 @@ class Trainer:
 
     # ----- export -----
     def fit_latent_priors(self) -> None:
-        """Fit each transition's latent prior to the codes of the training artworks (core/latent_prior.py)."""
+        """Fit each transition's latent prior to the codes of the training artworks (core/train/latent_prior_fit.py)."""
         if len(self.data) < 2:
             return  # nothing to fit to: the prior stays as it is
         self.model.eval()
