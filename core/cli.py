@@ -535,8 +535,8 @@ def _cmd_fit_prior(args: argparse.Namespace) -> int:
 
     from core import bundle
     from core.device import resolve_device
-    from core.train.latent_prior_fit import fit_model_latent_priors
     from core.train.data import StageBank
+    from core.train.latent_prior_fit import fit_model_latent_priors
 
     if args.batch_size < 1:
         raise ArtflowError("--batch-size must be at least 1")

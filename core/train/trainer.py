@@ -24,11 +24,11 @@ from core import bundle
 from core.config import WorkflowConfig
 from core.device import resolve_device
 from core.errors import ArtflowError, CancelledError
-from core.train.latent_prior_fit import fit_model_latent_priors
 from core.model import WorkflowModel, make_encoders
 from core.perceptual import make_perceptual
 from core.train.config import PHASES, TrainConfig
 from core.train.data import StageBank, batch_indices, step_generator
+from core.train.latent_prior_fit import fit_model_latent_priors
 from core.train.phases import (
     DiscriminatorStep,
     GenerationStep,
