@@ -662,7 +662,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     from core import bundle
     from core.device import resolve_device
-    from core.eval import EvalOptions, evaluate_bundle, format_table
+    from core.eval import EvalOptions, evaluate_bundle
+    from core.eval_report import format_table
 
     options = EvalOptions(limit=args.limit, refine_limit=args.refine_limit, steps=args.steps,
                           diversity_samples=args.diversity_samples, rows=args.rows, seed=args.seed,
