@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -54,10 +55,11 @@ from pathlib import Path
 
 import torch
 
+from core import bundle
 from core.atomic import atomic_write, ensure_folder
 from core.bundle import config_hash
 from core.data.stage_dataset import StageDataset, scan_stage_folders
-from core.device import device_label
+from core.device import device_label, resolve_device
 from core.errors import ArtflowError, DatasetError
 from core.eval_measures import (
     EDITS,
@@ -322,14 +324,18 @@ def _metrics_record(session: Session, data: StageDataset, data_dir: str | Path, 
     }
 
 
+def default_out_folder(model_name: str, data_dir: str | Path) -> Path:
+    """eval/<model>-<the data folder's last two parts>, e.g. eval/fluent128-fluent128-test."""
+    parts = Path(data_dir).resolve().parts[-2:]
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", "-".join(parts)).strip("-") or "data"
+    return Path("eval") / f"{model_name}-{slug}"
+
+
 def evaluate_bundle(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
                     options: EvalOptions | None = None, *, device: str | torch.device = "auto",
                     progress: bool = True, vgg_weights: str | None = None) -> dict:
     """Load the bundle at `model_dir` (the device is resolved first, so a missing GPU is reported before any
     loading) and evaluate it; see evaluate()."""
-    from core import bundle
-    from core.device import resolve_device
-
     dev = resolve_device(device)
     model = bundle.load(model_dir)
     return evaluate(model, data_dir, out_dir, options, device=dev, progress=progress, vgg_weights=vgg_weights,

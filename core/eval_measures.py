@@ -13,10 +13,12 @@ import torch.nn.functional as F
 
 from core.metrics import l1_01, pairwise_l1_01, psnr_01
 from core.model import WorkflowModel
+from core.regularizer import Regularizer
 from core.session import Z_RANGE, Session, SessionState, run_to_end
 
 SHRINK = 0.75
-METHODS = ("encoder", "none", "learned")  # encoder-only, then Session.refine with each regularizer
+# Encoder-only, then Session.refine with each regularizer: "encoder", "none", "learned".
+METHODS = ("encoder", Regularizer.NONE.value, Regularizer.LEARNED.value)
 EDITS = ("flip", "shrink")
 
 def realism(discriminator: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

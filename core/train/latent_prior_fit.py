@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from core import bundle
+from core.errors import ArtflowError
 from core.model import WorkflowModel
 from core.train.data import StageBank
 
@@ -44,3 +47,22 @@ def fit_model_latent_priors(model: WorkflowModel, bank: StageBank, device: torch
             codes[i].append(encoder(stages[i + 1])[0].float().cpu())
     for prior, c in zip(model.latent_priors, codes):
         prior.set(*_gaussian(torch.cat(c)))
+
+
+def fit_bundle_latent_priors(model_dir: str | Path, data_dir: str | Path, out_dir: str | Path,
+                             device: torch.device, batch: int = 64) -> WorkflowModel:
+    """Fit the latent priors of the bundle at `model_dir` (on `device`) to the stage dataset `data_dir` (its TRAIN
+    split) and save the bundle to `out_dir` (which may be `model_dir`) in the precision it came in; returns the
+    fitted model, on the CPU. ArtflowError for a batch size below 1 or fewer than 2 drawings."""
+    if batch < 1:
+        raise ArtflowError("the batch size must be at least 1")
+    model = bundle.load(model_dir)
+    half = bundle.stored_half(model_dir)
+    cfg = model.config
+    bank = StageBank.from_folder(data_dir, cfg.resolution, [s.channels for s in cfg.stages])
+    if len(bank) < 2:
+        raise ArtflowError(f"{data_dir}: fitting a latent prior needs at least 2 drawings")
+    model.to(device)
+    fit_model_latent_priors(model, bank, model.device, batch)
+    bundle.save(model.cpu(), out_dir, half=half)
+    return model
