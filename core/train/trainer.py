@@ -26,6 +26,7 @@ from core.device import resolve_device
 from core.errors import ArtflowError, CancelledError
 from core.model import WorkflowModel, make_encoders
 from core.perceptual import make_perceptual
+from core.train.checkpoint import CHECKPOINT, read_checkpoint, refuse_legacy_checkpoint, write_checkpoint
 from core.train.config import PHASES, TrainConfig
 from core.train.data import StageBank, batch_indices, step_generator
 from core.train.latent_prior_fit import fit_model_latent_priors
@@ -36,8 +37,6 @@ from core.train.phases import (
     RegularizerStep,
     make_inference_discriminators,
 )
-
-CHECKPOINT = "checkpoint.pt"
 
 
 class Trainer:
@@ -130,21 +129,15 @@ class Trainer:
         state = {"model": self.model.state_dict(), "inf_discs": self.inf_discs.state_dict(),
                  "optims": {k: o.state_dict() for k, o in self.optims.items()},
                  "phase_done": dict(self.phase_done), "rng": self._rng_state(),
-                 "model_config": self.mcfg.to_json(), "train_config": self.cfg.to_json(),
-                 "format": 1}
-        tmp = self.out / (CHECKPOINT + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.out / CHECKPOINT)
+                 "model_config": self.mcfg.to_json(), "train_config": self.cfg.to_json()}
+        write_checkpoint(state, self.out / CHECKPOINT)
 
     def _resume(self) -> bool:
+        refuse_legacy_checkpoint(self.out)
         path = self.out / CHECKPOINT
         if not path.exists():
             return False
-        try:
-            # weights_only=True: tensors, dicts and numbers only, never arbitrary pickled objects.
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ArtflowError(f"{path}: the checkpoint cannot be read ({exc}); move it away to start afresh") from None
+        state = read_checkpoint(path)
         if state.get("model_config") != self.mcfg.to_json():
             raise ArtflowError(f"{path}: the checkpoint was made with another model configuration; "
                                "use another --out folder or the same settings")
