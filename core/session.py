@@ -17,7 +17,7 @@ from core.device import resolve_device
 from core.errors import ArtflowError
 from core.model import WorkflowModel
 from core.nn.vgg import VGG16Features
-from core.perceptual import Perceptual, make_perceptual, vgg_weights_path
+from core.perceptual import Perceptual, PerceptualKind, make_perceptual, vgg_weights_path
 from core.refine import LAMBDA_P, STEP_SIZE, STEPS, RefineStep, TransitionResult, refine_transition
 from core.regularizer import Regularizer
 
@@ -63,7 +63,7 @@ class RefineReport:
     transitions: tuple[TransitionReport, ...]
     regularizer: Regularizer
     regularizer_trained: tuple[bool, ...]
-    perceptual: str  # "vgg16" or "discriminator"
+    perceptual: PerceptualKind
     completed: bool  # False when cancelled: then the session is unchanged
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
@@ -103,8 +103,8 @@ class Session:
         return self.config.stage_names
 
     @property
-    def perceptual_kind(self) -> str:
-        return "vgg16" if self._vgg is not None else "discriminator"
+    def perceptual_kind(self) -> PerceptualKind:
+        return PerceptualKind.VGG16 if self._vgg is not None else PerceptualKind.DISCRIMINATOR
 
     def _check_stage_image(self, k: int, image: torch.Tensor) -> torch.Tensor:
         if not 0 <= k < self.num_stages:

@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         "command": "reconstruct", "source": str(args.image), "model": model_facts(session, mpath),
         "device": device_label(session.device), "seed": args.seed, "steps": args.steps,
         "regularizer": result.regularizer.value, "regularizer_trained": list(result.regularizer_trained),
-        "perceptual": result.perceptual,
+        "perceptual": result.perceptual.value,
         "transitions": [{"transition": t.transition, "stage": session.stage_names[t.transition + 1],
                          "loss_start": round(t.loss_start, 6), "loss_end": round(t.loss_end, 6),
                          "seconds": round(t.seconds, 3)} for t in result.transitions],
