@@ -54,6 +54,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from core import bundle
 from core.atomic import atomic_write, ensure_folder
@@ -142,8 +143,6 @@ def eval_order(names: Sequence[str]) -> list[int]:
     return sorted(range(len(names)), key=lambda i: (hashlib.sha1(names[i].encode("utf-8")).hexdigest(), names[i]))
 
 def _bar(total: int, desc: str, enabled: bool, unit: str = "step"):
-    from tqdm import tqdm
-
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=True,
                 disable=not enabled)
 

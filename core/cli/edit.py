@@ -5,16 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from core.cli.common import (
-    add_common,
-    finish,
-    model_facts,
-    now,
-    open_session,
-    out_folder,
-    propagate_with_bar,
-    write_outputs,
-)
+from core.cli import common
 from core.device import device_label
 from core.editing import edit_mask
 from core.errors import ArtflowError
@@ -34,7 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--keep-unedited", action="store_true",
                    help="later stages keep their pixels away from the edited area")
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder (may hold PROJECT itself)")
-    add_common(p)
+    common.add_common(p)
     p.set_defaults(func=run)
 
 
@@ -43,28 +34,28 @@ def run(args: argparse.Namespace) -> int:
     name, sep, image_path = args.stage.partition("=")
     if not sep or not image_path.strip():
         raise ArtflowError(f"--stage must look like NAME=IMAGE, got {args.stage!r}")
-    session, mpath = open_session(args)
+    session, mpath = common.open_session(args)
     project = load_project(args.project, session.config)
     apply_project(session, project)  # ProjectError for a project of another model
     cfg = session.config
     k = stage_by_name(cfg, name)
     image = load_image(image_path, cfg.stages[k].channels, cfg.resolution)
-    out = out_folder(args.out)
+    out = common.out_folder(args.out)
     before = [s.clone() for s in session.stages]
     mask = edit_mask(before[k], image) if args.keep_unedited else None
     # The edited image is the whole stage as the artist sees it (an exported composite, painted over): it
     # replaces the base and the artist layer of that stage. Later stages keep their layers on top.
     session.set_layer(k, None, propagate=False)
     session.set_stage(k, image, propagate=False)
-    changed = propagate_with_bar(session, k, mask, desc="propagate")
+    changed = common.propagate_with_bar(session, k, mask, desc="propagate")
     extra = dict(project.extra)
     history = list(extra.get("cli", [])) if isinstance(extra.get("cli"), list) else []
     extra["cli"] = history + [{"command": "edit", "stage": cfg.stages[k].name, "image": image_path,
-                               "keep_unedited": bool(args.keep_unedited), "time": now()}]
-    written = write_outputs(session, out, extra)
+                               "keep_unedited": bool(args.keep_unedited), "time": common.now()}]
+    written = common.write_outputs(session, out, extra)
     report = {
         "command": "edit", "source_project": str(args.project), "stage": cfg.stages[k].name, "image": image_path,
-        "keep_unedited": bool(args.keep_unedited), "model": model_facts(session, mpath),
+        "keep_unedited": bool(args.keep_unedited), "model": common.model_facts(session, mpath),
         "device": device_label(session.device), "seed": args.seed,
         "regenerated": [session.stage_names[i] for i in changed],
         "edited_fraction": round(float((mask > 0).float().mean()), 6) if mask is not None else None,
@@ -73,4 +64,4 @@ def run(args: argparse.Namespace) -> int:
                          for i, n in enumerate(session.stage_names)},
         "seconds": round(time.perf_counter() - t0, 3), **written,
     }
-    return finish(report, out)
+    return common.finish(report, out)

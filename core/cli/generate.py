@@ -5,16 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from core.cli.common import (
-    add_common,
-    finish,
-    model_facts,
-    now,
-    open_session,
-    out_folder,
-    propagate_with_bar,
-    write_outputs,
-)
+from core.cli import common
 from core.device import device_label
 from core.imageio import load_image
 from core.latents import choose_latents, parse_latent_coords
@@ -32,29 +23,29 @@ def add_parser(sub) -> None:
                    help="latent code of the transition that produces STAGE, in standard deviations of its latent "
                         "prior like the app's sliders, each within +-3 (repeatable); the others are sampled")
     p.add_argument("--mean-z", action="store_true", help="use the latent prior's mean instead of sampling")
-    add_common(p)
+    common.add_common(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    session, mpath = open_session(args)
+    session, mpath = common.open_session(args)
     cfg = session.config
     given = parse_latent_coords(args.z or [], cfg)
     first = load_image(args.image, cfg.stages[0].channels, cfg.resolution)
-    out = out_folder(args.out)
+    out = common.out_folder(args.out)
     session.set_stage(0, first, propagate=False)  # a fresh session: no targets, zero deltas
     for i, z in enumerate(choose_latents(session.model, args.seed, given, mean=args.mean_z)):
         session.set_latent(i, z, propagate=False)
-    propagate_with_bar(session, 0)
+    common.propagate_with_bar(session, 0)
     latents = {session.stage_names[i + 1]: [round(float(v), 6) for v in z] for i, z in enumerate(session.latents)}
     coords = {session.stage_names[i + 1]: [round(float(v), 6) for v in p.to_standard(z)]
               for i, (z, p) in enumerate(zip(session.latents, session.model.latent_priors))}
-    written = write_outputs(session, out, {"cli": [{"command": "generate", "source": str(args.image),
-                                                    "seed": args.seed, "time": now()}]})
-    report = {"command": "generate", "source": str(args.image), "model": model_facts(session, mpath),
+    written = common.write_outputs(session, out, {"cli": [{"command": "generate", "source": str(args.image),
+                                                    "seed": args.seed, "time": common.now()}]})
+    report = {"command": "generate", "source": str(args.image), "model": common.model_facts(session, mpath),
               "device": device_label(session.device), "seed": args.seed,
               "latents": latents, "latent_coords": coords,
               "latents_given": [session.stage_names[i + 1] for i in sorted(given)],
               "mean_z": bool(args.mean_z), "seconds": round(time.perf_counter() - t0, 3), **written}
-    return finish(report, out)
+    return common.finish(report, out)

@@ -37,6 +37,7 @@ from core.train.phases import (
     RegularizerStep,
     make_inference_discriminators,
 )
+from core.train.samples import sample_grid
 
 
 class Trainer:
@@ -172,8 +173,6 @@ class Trainer:
     def _samples(self, phase: str, step: int) -> None:
         if not self.is_main:
             return
-        from core.train.samples import sample_grid
-
         self.model.eval()
         try:
             stages = self.data.batch(torch.arange(min(4, len(self.data))), None, False, self.device)
