@@ -213,5 +213,4 @@ def test_eval_order_is_by_sha1_of_the_name():
     # SHA-1: c 84a516..., a 86f7e4..., b e9d71f... -> c, a, b whatever order the folder lists them in.
     for names in (["b", "a", "c"], ["a", "b", "c"], ["c", "b", "a"]):
         assert [names[i] for i in eval_order(names)] == ["c", "a", "b"]
-    # Equal hashes cannot be built; equal names keep a stable order by index.
-    assert eval_order(["a", "a"]) == [0, 1]
+    assert eval_order(["c", "a", "b"]) == [0, 1, 2] and eval_order(["b", "c", "a"]) == [1, 2, 0]
