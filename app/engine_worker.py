@@ -24,12 +24,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from PySide6.QtCore import QThread, Signal
 
+from core.config import WorkflowConfig
 from core.errors import ArtflowError
+from core.latent_prior import LatentPrior
+from core.perceptual import PerceptualKind
 from core.session import Layer, SessionState, run_to_end
 
 log = logging.getLogger(__name__)
@@ -156,10 +158,10 @@ class OpenProject(Request):
 @dataclass(frozen=True)
 class ModelInfo:
     path: str
-    config: Any  # core.config.WorkflowConfig
+    config: WorkflowConfig
     device_label: str
-    perceptual: str
-    latent_priors: tuple = ()  # core.latent_prior.LatentPrior per transition (CPU copies)
+    perceptual: PerceptualKind
+    latent_priors: tuple[LatentPrior, ...] = ()  # per transition (CPU copies)
 
 
 @dataclass(frozen=True)

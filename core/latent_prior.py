@@ -5,7 +5,8 @@ they do not: an encoder can put a drawing's whole colour into one dimension, far
 leave the others nearly constant. N(0, I) codes then fall where the generator has never been and give broken
 images (the bundled model's measurements are in its model card). Fitting a Gaussian to the codes that the training
 artworks encode to, after training, makes random codes look like the codes of real artworks (ex-post density estimation,
-Ghosh et al., ICLR 2020). A bundle without a fitted prior keeps N(0, I), so older bundles behave as before.
+Ghosh et al., ICLR 2020). A bundle without a fitted prior keeps N(0, I), so older bundles behave as before. The fitting
+is training code: core/train/latent_prior_fit.py.
 
 Sampling goes through standard coordinates u ~ N(0, I): z = mean + L u. The clipping of u to +-Z_RANGE (the
 sliders' range) therefore keeps z within 3 standard deviations of the fitted distribution in every direction.
@@ -13,17 +14,8 @@ sliders' range) therefore keeps z within 3 standard deviations of the fitted dis
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
-
-if TYPE_CHECKING:
-    from core.model import WorkflowModel
-    from core.train.data import StageBank
-
-JITTER = 1e-4  # added to the covariance's diagonal: a dimension the encoder never varies stays samplable
 
 
 class LatentPrior(nn.Module):
@@ -65,35 +57,3 @@ class LatentPrior(nn.Module):
     def set(self, mean: torch.Tensor, scale_tril: torch.Tensor) -> None:
         self.mean.copy_(mean)
         self.scale_tril.copy_(scale_tril)
-
-
-def _gaussian(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and Cholesky factor of the covariance (+ JITTER) of codes (N, D)."""
-    if codes.shape[0] < 2:
-        raise ValueError("fitting a latent prior needs at least 2 images")
-    d = codes.shape[1]
-    cov = torch.cov(codes.T).reshape(d, d) + JITTER * torch.eye(d)
-    return codes.mean(0), torch.linalg.cholesky(cov)
-
-
-@torch.no_grad()
-def fit_latent_prior(encoder: nn.Module, batches: Iterable[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and Cholesky factor of the encoder's mean codes over `batches` of stage images (B, C, H, W) in [-1, 1].
-
-    The codes used are the posterior means, which is what the engine assigns when it encodes an artwork, so a
-    random code is drawn from where encoded artworks lie."""
-    return _gaussian(torch.cat([encoder(x)[0].float().cpu() for x in batches]))
-
-
-@torch.no_grad()
-def fit_model_latent_priors(model: WorkflowModel, bank: StageBank, device: torch.device, batch: int = 256) -> None:
-    """Fit every transition's latent prior of `model` (on `device`) to the artworks of `bank`, in place: one pass
-    over the data, every encoder reading its own stage of each batch."""
-    n = len(bank)
-    codes: list[list[torch.Tensor]] = [[] for _ in model.encoders]
-    for s in range(0, n, batch):
-        stages = bank.batch(torch.arange(s, min(s + batch, n)), None, False, device)
-        for i, encoder in enumerate(model.encoders):
-            codes[i].append(encoder(stages[i + 1])[0].float().cpu())
-    for prior, c in zip(model.latent_priors, codes):
-        prior.set(*_gaussian(torch.cat(c)))

@@ -4,6 +4,7 @@ stage's own discriminator features (always present in a bundle). `kind` records 
 from __future__ import annotations
 
 import os
+from enum import Enum
 from pathlib import Path
 
 import torch
@@ -14,14 +15,24 @@ from core.nn.vgg import VGG16Features
 VGG_ENV = "ARTFLOW_VGG16"
 
 
+class PerceptualKind(str, Enum):
+    """Which features the perceptual distance uses. A str, so its value is what reports hold."""
+
+    VGG16 = "vgg16"
+    DISCRIMINATOR = "discriminator"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 class Perceptual(nn.Module):
-    def __init__(self, extractor: nn.Module, kind: str) -> None:
+    def __init__(self, extractor: nn.Module, kind: PerceptualKind) -> None:
         super().__init__()
         self.extractor = extractor
-        self.kind = kind  # "vgg16" or "discriminator"
+        self.kind = kind
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return self.extractor.features(x) if self.kind == "discriminator" else self.extractor(x)
+        return self.extractor.features(x) if self.kind is PerceptualKind.DISCRIMINATOR else self.extractor(x)
 
     @staticmethod
     def distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
@@ -36,5 +47,5 @@ def vgg_weights_path(explicit: str | Path | None = None) -> Path | None:
 
 def make_perceptual(discriminator: nn.Module, vgg: VGG16Features | None) -> Perceptual:
     if vgg is not None:
-        return Perceptual(vgg, "vgg16")
-    return Perceptual(discriminator, "discriminator")
+        return Perceptual(vgg, PerceptualKind.VGG16)
+    return Perceptual(discriminator, PerceptualKind.DISCRIMINATOR)

@@ -8,11 +8,23 @@ It is written functionally (no in-place ops on its inputs) so that Algorithm 1 c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 import torch
 
 BETAS = (0.9, 0.999)
 EPS = 1e-8
+
+
+class Regularizer(str, Enum):
+    """How the refinement regularises delta: the learned per-parameter weight w_i of Algorithm 1, or none (plain
+    AdaIN optimisation). A str, so its value is what reports and metrics.json hold."""
+
+    LEARNED = "learned"
+    NONE = "none"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass

@@ -17,13 +17,14 @@ from core.device import resolve_device
 from core.errors import ArtflowError
 from core.model import WorkflowModel
 from core.nn.vgg import VGG16Features
-from core.perceptual import Perceptual, make_perceptual, vgg_weights_path
+from core.perceptual import Perceptual, PerceptualKind, make_perceptual, vgg_weights_path
 from core.refine import LAMBDA_P, STEP_SIZE, STEPS, RefineStep, TransitionResult, refine_transition
+from core.regularizer import Regularizer
 
 # Random codes stay within +-3 standard deviations of the latent prior: beyond, artefacts (supplementary, Fig. 3).
 # Also the sliders' range of raw z values.
 Z_RANGE = 3.0
-REGULARIZERS = ("learned", "none")
+REGULARIZERS = tuple(r.value for r in Regularizer)  # "learned", "none"
 
 
 # Artist paint over a stage: colour (C, H, W) in [-1, 1], alpha (1, H, W) in [0, 1].
@@ -60,9 +61,9 @@ class TransitionReport:
 @dataclass(frozen=True)
 class RefineReport:
     transitions: tuple[TransitionReport, ...]
-    regularizer: str  # "learned" or "none"
+    regularizer: Regularizer
     regularizer_trained: tuple[bool, ...]
-    perceptual: str  # "vgg16" or "discriminator"
+    perceptual: PerceptualKind
     completed: bool  # False when cancelled: then the session is unchanged
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
@@ -102,8 +103,8 @@ class Session:
         return self.config.stage_names
 
     @property
-    def perceptual_kind(self) -> str:
-        return "vgg16" if self._vgg is not None else "discriminator"
+    def perceptual_kind(self) -> PerceptualKind:
+        return PerceptualKind.VGG16 if self._vgg is not None else PerceptualKind.DISCRIMINATOR
 
     def _check_stage_image(self, k: int, image: torch.Tensor) -> torch.Tensor:
         if not 0 <= k < self.num_stages:
@@ -266,7 +267,7 @@ class Session:
             self._perceptual[i] = make_perceptual(self.model.discriminators[i], self._vgg)
         return self._perceptual[i]
 
-    def refine(self, steps: int = STEPS, regularizer: str = "learned", lr: float = STEP_SIZE,
+    def refine(self, steps: int = STEPS, regularizer: Regularizer | str = Regularizer.LEARNED, lr: float = STEP_SIZE,
                lambda_p: float = LAMBDA_P, preview_every: int = 10,
                should_stop: Callable[[], bool] | None = None) -> Generator[RefineStep, None, RefineReport]:
         """The AdaIN optimisation, transition by transition from the first to the last. Transition i starts from
@@ -275,6 +276,7 @@ class Session:
         was."""
         if regularizer not in REGULARIZERS:
             raise ArtflowError(f"unknown regularizer {regularizer!r}; choose one of {', '.join(REGULARIZERS)}")
+        regularizer = Regularizer(regularizer)
         targets = self.targets if self.targets is not None else [s.clone() for s in self.stages]
         t0 = time.perf_counter()
         stages = [s.clone() for s in self.stages]
@@ -286,7 +288,7 @@ class Session:
             g = self.model.generators[i]
             with torch.no_grad():
                 base = g.adain_params(self.latents[i].to(self.device).reshape(1, -1))[0]
-            w = self.model.reg_weights[i] if regularizer == "learned" else None
+            w = self.model.reg_weights[i] if regularizer is Regularizer.LEARNED else None
             result: TransitionResult = yield from refine_transition(
                 g, self.perceptual(i), stages[i], targets[i + 1], base, deltas[i], w, transition=i, steps=steps,
                 lr=lr, lambda_p=lambda_p, preview_every=preview_every, should_stop=should_stop)

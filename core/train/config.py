@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.config import StageSpec, default_stages
+from core.data.stage_dataset import StageDataset, scan_stage_folders
 from core.errors import ArtflowError
 
 PHASES = ("inference", "inference-joint", "generation", "generation-joint", "regularizer")
@@ -92,3 +95,23 @@ def paper() -> TrainConfig:
 def quick(n: int = 20) -> TrainConfig:
     """A few iterations of every phase (tests, smoke runs)."""
     return TrainConfig(iters={p: n for p in PHASES}, batch_size=2, log_every=5, sample_every=0)
+
+
+def parse_phases(text: str | None) -> tuple[str, ...]:
+    """A comma-separated list of phases (None: all, in order); ArtflowError for an unknown one."""
+    if not text:
+        return PHASES
+    phases = tuple(p.strip() for p in text.split(","))
+    for ph in phases:
+        if ph not in PHASES:
+            raise ArtflowError(f"unknown phase {ph!r}; phases: {', '.join(PHASES)}")
+    return phases
+
+
+def stage_specs_from_folder(data_dir: str | os.PathLike[str]) -> tuple[StageSpec, ...]:
+    """The stages of a model trained on the stage dataset `data_dir`: names from its stage folders, channels from
+    its images, and the labels of the known stages (core.config.default_stages)."""
+    folders = scan_stage_folders(data_dir)
+    probe = StageDataset(data_dir, size=16)
+    known = {s.name: s.label for s in default_stages()}
+    return tuple(StageSpec(name, ch, known.get(name, "")) for (_, name, _), ch in zip(folders, probe.channels))

@@ -24,11 +24,12 @@ from core import bundle
 from core.config import WorkflowConfig
 from core.device import resolve_device
 from core.errors import ArtflowError, CancelledError
-from core.latent_prior import fit_model_latent_priors
 from core.model import WorkflowModel, make_encoders
 from core.perceptual import make_perceptual
+from core.train.checkpoint import CHECKPOINT, read_checkpoint, refuse_legacy_checkpoint, write_checkpoint
 from core.train.config import PHASES, TrainConfig
 from core.train.data import StageBank, batch_indices, step_generator
+from core.train.latent_prior_fit import fit_model_latent_priors
 from core.train.phases import (
     DiscriminatorStep,
     GenerationStep,
@@ -36,8 +37,7 @@ from core.train.phases import (
     RegularizerStep,
     make_inference_discriminators,
 )
-
-CHECKPOINT = "checkpoint.pt"
+from core.train.samples import sample_grid
 
 
 class Trainer:
@@ -134,21 +134,15 @@ class Trainer:
         state = {"model": self.model.state_dict(), "inf_discs": self.inf_discs.state_dict(),
                  "optims": {k: o.state_dict() for k, o in self.optims.items()},
                  "phase_done": dict(self.phase_done), "rng": self._rng_state(),
-                 "model_config": self.mcfg.to_json(), "train_config": self.cfg.to_json(),
-                 "format": 1}
-        tmp = self.out / (CHECKPOINT + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.out / CHECKPOINT)
+                 "model_config": self.mcfg.to_json(), "train_config": self.cfg.to_json()}
+        write_checkpoint(state, self.out / CHECKPOINT)
 
     def _resume(self) -> bool:
+        refuse_legacy_checkpoint(self.out)
         path = self.out / CHECKPOINT
         if not path.exists():
             return False
-        try:
-            # weights_only=True: tensors, dicts and numbers only, never arbitrary pickled objects.
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ArtflowError(f"{path}: the checkpoint cannot be read ({exc}); move it away to start afresh") from None
+        state = read_checkpoint(path)
         if state.get("model_config") != self.mcfg.to_json():
             raise ArtflowError(f"{path}: the checkpoint was made with another model configuration; "
                                "use another --out folder or the same settings")
@@ -183,8 +177,6 @@ class Trainer:
     def _samples(self, phase: str, step: int) -> None:
         if not self.is_main:
             return
-        from core.train.samples import sample_grid
-
         self.model.eval()
         try:
             stages = self.data.batch(torch.arange(min(4, len(self.data))), None, False, self.device)
@@ -308,7 +300,7 @@ class Trainer:
 
     # ----- export -----
     def fit_latent_priors(self) -> None:
-        """Fit each transition's latent prior to the codes of the training artworks (core/latent_prior.py)."""
+        """Fit each transition's latent prior to the codes of the training artworks (core/train/latent_prior_fit.py)."""
         if len(self.data) < 2:
             return  # nothing to fit to: the prior stays as it is
         self.model.eval()

@@ -15,7 +15,9 @@ from PIL import Image
 
 from core import bundle, cli, config
 from core.errors import DatasetError
-from core.eval import EvalOptions, eval_order, evaluate, evaluate_bundle, format_table, pairwise_l1_01, psnr_01
+from core.eval import EvalOptions, eval_order, evaluate, evaluate_bundle
+from core.eval_report import format_table
+from core.metrics import pairwise_l1_01, psnr_01
 from core.model import WorkflowModel
 from tests.core.engine_util import FOUR_STAGES, single_thread  # noqa: F401
 from tests.synthetic import make_stage_dataset
@@ -206,5 +208,9 @@ def test_measures():
     assert psnr_01(a, b).tolist() == pytest.approx([100.0, 10 * math.log10(1 / 0.25)])
     s = torch.stack([torch.full((1, 2, 2), v) for v in (-1.0, 0.0, 1.0)])
     assert pairwise_l1_01(s) == pytest.approx((0.5 + 1.0 + 0.5) / 3)
-    names = ["b", "a", "c"]
-    assert sorted(eval_order(names)) == [0, 1, 2] and eval_order(names) == eval_order(list(names))
+
+def test_eval_order_is_by_sha1_of_the_name():
+    # SHA-1: c 84a516..., a 86f7e4..., b e9d71f... -> c, a, b whatever order the folder lists them in.
+    for names in (["b", "a", "c"], ["a", "b", "c"], ["c", "b", "a"]):
+        assert [names[i] for i in eval_order(names)] == ["c", "a", "b"]
+    assert eval_order(["c", "a", "b"]) == [0, 1, 2] and eval_order(["b", "c", "a"]) == [1, 2, 0]

@@ -1,6 +1,6 @@
-"""Latent priors (core.latent_prior): the fit matches the encoded codes' statistics, bundles keep them (and older
-bundles without them load with N(0, I)), sessions start at and sample from them, training exports them, and
-`artflow fit-prior` updates a bundle."""
+"""Latent priors (core.latent_prior, fitted by core.train.latent_prior_fit): the fit matches the encoded codes'
+statistics, bundles keep them (and older bundles without them load with N(0, I)), sessions start at and sample from
+them, training exports them, and `artflow fit-prior` updates a bundle."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from core import bundle
 from core.bundle import WEIGHTS_FILE
 from core.cli import main as cli_main
 from core.errors import BundleError
-from core.latent_prior import JITTER, LatentPrior, fit_latent_prior
+from core.latent_prior import LatentPrior
 from core.session import Z_RANGE, Session
 from core.train.data import StageBank
+from core.train.latent_prior_fit import JITTER, fit_latent_prior
 from tests.core.engine_util import image, single_thread, tiny_model  # noqa: F401
 from tests.synthetic import make_stage_dataset
 

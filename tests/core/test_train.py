@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from core import bundle, config
 from core.errors import ArtflowError
 from core.model import WorkflowModel
+from core.train.checkpoint import LEGACY_CHECKPOINT, read_checkpoint, write_checkpoint
 from core.train.config import PHASES, TrainConfig, quick
 from core.train.data import StageBank
 from core.train.phases import latent_regression
@@ -128,6 +129,49 @@ def test_resume_is_exact(bank, tmp_path):
     second.run(phases)
     a, b = straight.model.state_dict(), second.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_is_safetensors_with_the_optimiser_state(bank, tmp_path):
+    tr = Trainer(config.tiny(), _cfg(inference=2), bank, tmp_path, device="cpu", progress=False)
+    tr.run(("inference",))
+    tensors = load_file(tmp_path / CHECKPOINT)  # a plain safetensors file: no pickle anywhere
+    moments = [k for k in tensors if k.startswith("/optims/inference_g/state/") and k.endswith("/exp_avg")]
+    assert len(moments) == len(list(tr.model.inference.parameters()))
+    state = read_checkpoint(tmp_path / CHECKPOINT)
+    saved = state["optims"]["inference_g"]
+    live = tr.optims["inference_g"].state_dict()
+    assert saved["param_groups"] == live["param_groups"]  # settings back from the JSON, betas still a tuple
+    assert isinstance(saved["param_groups"][0]["betas"], tuple) and set(saved["state"]) == set(live["state"])
+    assert all(torch.equal(saved["state"][i][k], live["state"][i][k]) for i in live["state"] for k in live["state"][i])
+    assert state["phase_done"]["inference"] == 2
+
+
+def test_checkpoint_roundtrip_keeps_types(tmp_path):
+    state = {"a": (1, 2.5, None), "b": {0: torch.arange(3), 7: {"x": [torch.ones(2, dtype=torch.uint8)]}},
+             "c": "text", "d": True}
+    write_checkpoint(state, tmp_path / "c.safetensors")
+    back = read_checkpoint(tmp_path / "c.safetensors")
+    assert back["a"] == (1, 2.5, None) and back["c"] == "text" and back["d"] is True
+    assert list(back["b"]) == [0, 7] and torch.equal(back["b"][0], torch.arange(3))
+    assert back["b"][7]["x"][0].dtype == torch.uint8
+
+
+def test_old_pickle_checkpoint_is_refused_not_loaded(bank, tmp_path):
+    (tmp_path / LEGACY_CHECKPOINT).write_bytes(b"\x80\x04not really a pickle")
+    with pytest.raises(ArtflowError, match="earlier Artflow version") as info:
+        Trainer(config.tiny(), _cfg(inference=1), bank, tmp_path, device="cpu", progress=False)
+    assert "\n" not in str(info.value)
+
+
+def test_damaged_checkpoint_is_one_clear_error(bank, tmp_path):
+    Trainer(config.tiny(), _cfg(inference=1), bank, tmp_path, device="cpu", progress=False).run(("inference",))
+    data = (tmp_path / CHECKPOINT).read_bytes()
+    (tmp_path / CHECKPOINT).write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArtflowError, match="cannot be read"):
+        Trainer(config.tiny(), _cfg(inference=1), bank, tmp_path, device="cpu", progress=False)
+    save_file({"x": torch.zeros(1)}, tmp_path / CHECKPOINT)
+    with pytest.raises(ArtflowError, match="not an Artflow training checkpoint"):
+        Trainer(config.tiny(), _cfg(inference=1), bank, tmp_path, device="cpu", progress=False)
 
 
 def test_checkpoint_of_another_model_is_refused(bank, tmp_path):

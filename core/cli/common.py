@@ -1,0 +1,117 @@
+"""What the CLI's commands share: the common arguments, opening the model, and the way a command that writes a
+project finishes (stage PNGs, project.artflow, report.json; the project's path on stdout)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from core import bundle
+from core.atomic import atomic_write, ensure_folder
+from core.device import resolve_device
+from core.errors import ArtflowError, BundleError
+from core.export import export_stages
+from core.project import project_from_session, save_project
+from core.session import Session
+
+STAGE_DATA_HELP = "stage dataset folder (0-<stage>/, 1-<stage>/, ... with same-named images)"
+
+
+def add_common(p: argparse.ArgumentParser, model: bool = True) -> None:
+    if model:
+        p.add_argument("--model", metavar="DIR", help="model bundle folder (default: the bundled model)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="where to compute")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+
+
+def parse_kv_ints(items: list[str] | None, what: str) -> dict[str, int]:
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise ArtflowError(f"{what} must look like NAME=INTEGER, got {item!r}")
+        out[key.strip()] = int(value)
+    return out
+
+
+def model_path(args: argparse.Namespace) -> Path:
+    path = Path(args.model) if args.model else bundle.default_bundle_path()
+    if not path.exists():
+        if args.model:
+            raise BundleError(f"{path}: model folder not found")
+        raise BundleError(f"the bundled model is not installed ({path} does not exist); "
+                          "pass --model DIR (a folder with config.json and model.safetensors)")
+    return path
+
+
+def open_session(args: argparse.Namespace) -> tuple[Session, Path]:
+    """Resolve the device first (a missing GPU is reported before any loading), then load the bundle."""
+    device = resolve_device(args.device)
+    path = model_path(args)
+    torch.manual_seed(args.seed)
+    return Session(bundle.load(path), device), path
+
+
+def model_facts(session: Session, path: Path) -> dict:
+    return {"name": session.config.name, "path": str(path), "config_hash": bundle.config_hash(session.config)}
+
+
+def out_folder(out: str) -> Path:
+    return ensure_folder(out)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def progress_bar(total: int, desc: str) -> tqdm:
+    # Always on stderr (stdout carries the written paths, for scripts).
+    return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, dynamic_ncols=True, leave=True)
+
+
+def propagate_with_bar(session: Session, k: int, keep_mask: torch.Tensor | None = None,
+                       desc: str = "generate") -> list[int]:
+    # The chain runs in one call (milliseconds per transition); the bar reports it once done.
+    if k >= session.num_stages - 1:
+        return []  # the last stage changed: nothing comes after it
+    with progress_bar(session.num_stages - 1 - k, desc) as bar:
+        changed = session.propagate(k, keep_mask)
+        bar.update(len(changed))
+    return changed
+
+
+def write_outputs(session: Session, out: Path, extra: dict) -> dict:
+    """OUT/stages/NN-<stage>.png and OUT/project.artflow; returns their paths for the report."""
+    stages = export_stages(session.stages, session.stage_names, out / "stages")
+    project = save_project(project_from_session(session, extra), out / "project.artflow")
+    return {"project": str(project), "stages": [str(p) for p in stages]}
+
+
+def _finite(obj):
+    """NaN/inf (a diverged loss) -> null: report.json stays strict JSON that any tool parses."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def write_json(data: dict, path: Path) -> None:
+    with atomic_write(path) as f:
+        f.write((json.dumps(_finite(data), indent=2, allow_nan=False) + "\n").encode())
+
+
+def finish(report: dict, out: Path) -> int:
+    """Every command that writes a project ends the same way: report.json beside it, its path on stdout."""
+    write_json(report, out / "report.json")
+    print(out / "project.artflow")
+    return 0

@@ -1,0 +1,43 @@
+"""The CLI's parser (every command's module adds its own) and its error handling: an ArtflowError or a file-system
+failure is one line on stderr and exit code 2, an interrupt exit code 130."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core import __version__
+from core.cli import dataset, edit, export, fit_prior, generate, info, reconstruct, train
+from core.cli import eval as eval_command
+from core.errors import ArtflowError
+
+# In the order of `artflow --help`.
+COMMAND_MODULES = (generate, reconstruct, edit, export, train, fit_prior, dataset, info, eval_command)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="artflow", description="Artflow: paint with a learned model of your "
+                                     "artistic workflow. With no command, `artflow` opens the desktop app.")
+    parser.add_argument("--version", action="version", version=f"artflow {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module in COMMAND_MODULES:
+        module.add_parser(sub)
+    return parser
+
+
+def run(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except ArtflowError as exc:
+        print(f"artflow {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"artflow {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        # A safety net for file-system failures not already worded by the engine (disk full, permissions).
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"artflow {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2

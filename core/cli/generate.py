@@ -1,0 +1,51 @@
+"""`artflow generate`: the chain forward from a first-stage drawing."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from core.cli import common
+from core.device import device_label
+from core.imageio import load_image
+from core.latents import choose_latents, parse_latent_coords
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("generate", help="run the chain forward from a first-stage drawing",
+                       description="Generate every stage from a first-stage drawing (e.g. line art). Each later "
+                                   "stage uses a latent code: sampled from the prior with --seed, the prior's mean "
+                                   "with --mean-z, or given with --z. Writes OUT/stages/NN-<stage>.png, "
+                                   "OUT/project.artflow and OUT/report.json.")
+    p.add_argument("image", metavar="FIRST_STAGE_IMAGE", help="the first stage's drawing (any image Pillow reads)")
+    p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder")
+    p.add_argument("--z", action="append", metavar="STAGE=v1,...,vD",
+                   help="latent code of the transition that produces STAGE, in standard deviations of its latent "
+                        "prior like the app's sliders, each within +-3 (repeatable); the others are sampled")
+    p.add_argument("--mean-z", action="store_true", help="use the latent prior's mean instead of sampling")
+    common.add_common(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    session, mpath = common.open_session(args)
+    cfg = session.config
+    given = parse_latent_coords(args.z or [], cfg)
+    first = load_image(args.image, cfg.stages[0].channels, cfg.resolution)
+    out = common.out_folder(args.out)
+    session.set_stage(0, first, propagate=False)  # a fresh session: no targets, zero deltas
+    for i, z in enumerate(choose_latents(session.model, args.seed, given, mean=args.mean_z)):
+        session.set_latent(i, z, propagate=False)
+    common.propagate_with_bar(session, 0)
+    latents = {session.stage_names[i + 1]: [round(float(v), 6) for v in z] for i, z in enumerate(session.latents)}
+    coords = {session.stage_names[i + 1]: [round(float(v), 6) for v in p.to_standard(z)]
+              for i, (z, p) in enumerate(zip(session.latents, session.model.latent_priors))}
+    written = common.write_outputs(session, out, {"cli": [{"command": "generate", "source": str(args.image),
+                                                    "seed": args.seed, "time": common.now()}]})
+    report = {"command": "generate", "source": str(args.image), "model": common.model_facts(session, mpath),
+              "device": device_label(session.device), "seed": args.seed,
+              "latents": latents, "latent_coords": coords,
+              "latents_given": [session.stage_names[i + 1] for i in sorted(given)],
+              "mean_z": bool(args.mean_z), "seconds": round(time.perf_counter() - t0, 3), **written}
+    return common.finish(report, out)
