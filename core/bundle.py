@@ -14,12 +14,16 @@ import torch
 from core.config import WorkflowConfig
 from core.errors import BundleError
 from core.model import WorkflowModel
+from core.safe_io import MAX_JSON_BYTES, MAX_WEIGHTS_FILE_BYTES, check_regular_file, read_regular_file
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 _PICKLE_SUFFIXES = {".pth", ".pt", ".ckpt", ".pkl", ".bin"}
 # Tensors a bundle may lack: bundles written before latent priors existed sample from N(0, I), the default.
 _OPTIONAL_PREFIXES = ("latent_priors.",)
+# Every tensor of a WorkflowModel is float32; bundle.save(half=True) stores fp16. Anything else (bool, integers)
+# is not a model Artflow wrote.
+_FLOAT_DTYPES = ("F32", "F16", "BF16")
 _CONVERT_HINT = (
     "Artflow never loads pickle files (they can run arbitrary code). Convert it once, in a trusted environment, "
     "with: python -c \"import torch, safetensors.torch as s; "
@@ -105,14 +109,11 @@ def load_config(path: str | Path) -> WorkflowConfig:
     cfg_path = path / CONFIG_FILE
     if not path.is_dir():
         raise BundleError(f"{path}: not a model folder (expected a folder with {CONFIG_FILE} and {WEIGHTS_FILE})")
-    if not cfg_path.is_file():
+    if not cfg_path.exists():
         raise BundleError(f"{path}: no {CONFIG_FILE} in the model folder")
+    raw = read_regular_file(cfg_path, MAX_JSON_BYTES, BundleError, f"a model's {CONFIG_FILE}")
     try:
-        text = cfg_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{cfg_path}: cannot be read ({exc})") from None
-    try:
-        return WorkflowConfig.from_json(text)
+        return WorkflowConfig.from_json(raw)
     except BundleError as exc:
         raise BundleError(f"{path}: {exc}") from None
 
@@ -125,9 +126,11 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> WorkflowModel:
     path = Path(path)
     config = load_config(path)
     weights = path / WEIGHTS_FILE
-    if not weights.is_file():
+    if not weights.exists():
         raise BundleError(f"{path}: no {WEIGHTS_FILE} in the model folder")
-    model = WorkflowModel(config)
+    # Memory-mapped, not read whole: the bound is on the file; each tensor is then checked against the config.
+    check_regular_file(weights, MAX_WEIGHTS_FILE_BYTES, BundleError, "a safetensors weights file")
+    model = WorkflowModel(config)  # the config's footprint was bounded when it was parsed
     expected = model.state_dict()
     try:
         with safe_open(str(weights), framework="pt") as f:
@@ -145,7 +148,14 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> WorkflowModel:
             for k in expected:
                 if k not in keys:
                     continue  # optional, keeps its default
-                t = f.get_tensor(k)
+                stored = f.get_slice(k)
+                if stored.get_dtype() not in _FLOAT_DTYPES:
+                    raise BundleError(f"{weights}: tensor '{k}' is stored as {stored.get_dtype()}, "
+                                      "expected floating point (F32, F16 or BF16)")
+                if tuple(stored.get_shape()) != tuple(expected[k].shape):
+                    raise BundleError(f"{weights}: tensor '{k}' has shape {tuple(stored.get_shape())}, "
+                                      f"config.json expects {tuple(expected[k].shape)}")
+                t = f.get_tensor(k)  # read only once its dtype and shape are known to fit
                 if tuple(t.shape) != tuple(expected[k].shape):
                     raise BundleError(f"{weights}: tensor '{k}' has shape {tuple(t.shape)}, "
                                       f"config.json expects {tuple(expected[k].shape)}")
