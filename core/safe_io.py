@@ -111,6 +111,17 @@ def json_depth(raw: bytes) -> int:
     return int(np.cumsum(steps).max(initial=0))
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")  # Python's json accepts NaN and Infinity; the standard does not
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
+
+
 def loads_json(text: str | bytes, where: str, error: type[ArtflowError] = ArtflowError,
                limit: int = MAX_JSON_BYTES, max_depth: int = MAX_JSON_DEPTH) -> Any:
     """Parse JSON of at most `limit` bytes nested at most `max_depth` deep; every problem is `error` naming
@@ -122,7 +133,7 @@ def loads_json(text: str | bytes, where: str, error: type[ArtflowError] = Artflo
     if depth > max_depth:
         raise error(f"{where}: nested {depth} levels deep, more than the {max_depth} allowed")
     try:
-        return json.loads(raw.decode("utf-8"))
+        return json.loads(raw.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite_float)
     except UnicodeDecodeError:
         raise error(f"{where} cannot be read (not UTF-8 text)") from None
     except json.JSONDecodeError as exc:
