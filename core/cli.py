@@ -66,9 +66,10 @@ def _model_facts(session, path) -> dict:
 
 
 def _out_folder(out: str) -> Path:
-    from core.atomic import ensure_folder
+    """Checked early (not an existing file); created only when _finish commits every output together."""
+    from core.atomic import check_output_folder
 
-    return ensure_folder(out)
+    return check_output_folder(out)
 
 
 def _finite(obj):
@@ -125,13 +126,14 @@ def _propagate_with_bar(session, k: int, keep_mask=None, desc: str = "generate")
 
 
 def _write_outputs(session, out, extra: dict) -> dict:
-    """OUT/stages/NN-<stage>.png and OUT/project.artflow; returns their paths for the report."""
+    """OUT/stages/NN-<stage>.png and OUT/project.artflow into the staging folder of `out` (an OutputDir); returns
+    their final paths for the report."""
     from core.export import export_stages
     from core.project import project_from_session, save_project
 
-    stages = export_stages(session.stages, session.stage_names, out / "stages")
-    project = save_project(project_from_session(session, extra), out / "project.artflow")
-    return {"project": str(project), "stages": [str(p) for p in stages]}
+    stages = export_stages(session.stages, session.stage_names, out.staging / "stages")
+    project = save_project(project_from_session(session, extra), out.staging / "project.artflow")
+    return {"project": str(out.final(project)), "stages": [str(out.final(p)) for p in stages]}
 
 
 def _stage_index(session, name: str) -> int:
@@ -221,19 +223,28 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     latents = {session.stage_names[i + 1]: [round(float(v), 6) for v in z] for i, z in enumerate(session.latents)}
     coords = {session.stage_names[i + 1]: [round(float(v), 6) for v in p.to_standard(z)]
               for i, (z, p) in enumerate(zip(session.latents, session.model.latent_priors))}
-    written = _write_outputs(session, out, {"cli": [{"command": "generate", "source": str(args.image),
-                                                     "seed": args.seed, "time": _now()}]})
+    extra = {"cli": [{"command": "generate", "source": str(args.image), "seed": args.seed, "time": _now()}]}
     report = {"command": "generate", "source": str(args.image), "model": _model_facts(session, mpath),
               "device": device_label(session.device), "seed": args.seed,
               "latents": latents, "latent_coords": coords,
               "latents_given": [session.stage_names[i + 1] for i in sorted(given)],
-              "mean_z": bool(args.mean_z), "seconds": round(time.perf_counter() - t0, 3), **written}
-    return _finish(report, out)
+              "mean_z": bool(args.mean_z), "seconds": round(time.perf_counter() - t0, 3)}
+    return _finish(report, out, session, extra)
 
 
-def _finish(report: dict, out) -> int:
-    """Every command that writes a project ends the same way: report.json beside it, its path on stdout."""
-    _write_json(report, out / "report.json")
+def _finish(report: dict, out: Path, session, extra: dict, inferred: list | None = None) -> int:
+    """Every command that writes a project ends the same way: OUT/stages/, OUT/project.artflow, (OUT/inferred/)
+    and report.json written into a staging folder and committed together (OUT is complete or untouched), then the
+    project's path on stdout."""
+    from core.atomic import atomic_output_dir
+    from core.export import export_stages
+
+    with atomic_output_dir(out) as staged:
+        if inferred is not None:
+            files = export_stages(inferred, session.stage_names, staged.staging / "inferred")
+            report["inferred"] = [str(staged.final(p)) for p in files]
+        report.update(_write_outputs(session, staged, extra))
+        _write_json(report, staged.staging / "report.json")
     print(out / "project.artflow")
     return 0
 
@@ -262,7 +273,6 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     import time
 
     from core.device import device_label
-    from core.export import export_stages
     from core.imageio import load_image
     from core.session import run_to_end
 
@@ -274,7 +284,6 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
     art = load_image(args.image, cfg.stages[-1].channels, cfg.resolution)
     out = _out_folder(args.out)
     inferred = session.infer_stages(art)
-    inferred_files = export_stages(inferred, session.stage_names, out / "inferred")
     session.encode(propagate=True)
     n = session.num_stages
     untrained = [session.stage_names[i + 1] for i in range(n - 1) if not session.model.regularizer_trained(i)]
@@ -291,9 +300,8 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         result = run_to_end(session.refine(steps=args.steps, regularizer=args.regularizer, preview_every=0),
                             on_step)
     stages_psnr = {session.stage_names[k]: _psnr(session.stages[k], inferred[k]) for k in range(1, n)}
-    written = _write_outputs(session, out, {"cli": [{"command": "reconstruct", "source": str(args.image),
-                                                     "steps": args.steps, "regularizer": args.regularizer,
-                                                     "seed": args.seed, "time": _now()}]})
+    extra = {"cli": [{"command": "reconstruct", "source": str(args.image), "steps": args.steps,
+                      "regularizer": args.regularizer, "seed": args.seed, "time": _now()}]}
     report = {
         "command": "reconstruct", "source": str(args.image), "model": _model_facts(session, mpath),
         "device": device_label(session.device), "seed": args.seed, "steps": args.steps,
@@ -306,10 +314,9 @@ def _cmd_reconstruct(args: argparse.Namespace) -> int:
         "psnr_stages": stages_psnr,
         "refine_seconds": round(result.seconds, 3),
         "seconds": round(time.perf_counter() - t0, 3),
-        "inferred": [str(p) for p in inferred_files], **written,
     }
     print(f"artflow reconstruct: PSNR {report['psnr']:.2f} dB in {report['seconds']:.1f} s", file=sys.stderr)
-    return _finish(report, out)
+    return _finish(report, out, session, extra, inferred)
 
 
 # ----- edit -----
@@ -357,7 +364,6 @@ def _cmd_edit(args: argparse.Namespace) -> int:
     history = list(extra.get("cli", [])) if isinstance(extra.get("cli"), list) else []
     extra["cli"] = history + [{"command": "edit", "stage": cfg.stages[k].name, "image": image_path,
                                "keep_unedited": bool(args.keep_unedited), "time": _now()}]
-    written = _write_outputs(session, out, extra)
     report = {
         "command": "edit", "source_project": str(args.project), "stage": cfg.stages[k].name, "image": image_path,
         "keep_unedited": bool(args.keep_unedited), "model": _model_facts(session, mpath),
@@ -367,9 +373,9 @@ def _cmd_edit(args: argparse.Namespace) -> int:
         # Mean absolute change of each stage on the [0, 1] scale: what the edit did downstream.
         "stage_change": {n: round(float((session.stages[i] - before[i]).abs().mean() / 2), 6)
                          for i, n in enumerate(session.stage_names)},
-        "seconds": round(time.perf_counter() - t0, 3), **written,
+        "seconds": round(time.perf_counter() - t0, 3),
     }
-    return _finish(report, out)
+    return _finish(report, out, session, extra)
 
 
 # ----- export -----
