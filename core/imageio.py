@@ -29,6 +29,9 @@ MAX_PIXELS: int = 8192 * 8192
 # at import (warnings.catch_warnings per call would not be thread-safe, and images load in worker threads).
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+# Pillow's other warnings report damage it tolerated ("Corrupt EXIF data", "Tag data larger than file"): the image
+# decodes or our one-line error follows; they would only add noise to the CLI's output.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\..*)?$")
 
 # Modes that carry an alpha channel (or palette transparency once expanded): these are composited on white.
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
