@@ -145,8 +145,8 @@ def _one_line(exc: Exception) -> None:
 # ----- JSON values -----
 def nasty_value(rng: random.Random) -> Any:
     return rng.choice([
-        0, -1, -5, 1, 2, 3, 10**6, 10**12, 2**63, -(2**63), 10**400, 1e6, 1.5, float("nan"), float("inf"), True,
-        False, None, "", "x" * rng.randint(1, 50), "../../etc", [], [1, 2], {}, {"a": 1}, "1e6",
+        0, -1, -5, 1, 2, 3, 7, 64, 256, 1024, 10**6, 10**12, 2**63, -(2**63), 10**400, 1e6, 1.5, float("nan"),
+        float("inf"), True, False, None, "", "x" * rng.randint(1, 50), "../../etc", [], [1, 2], {}, {"a": 1}, "1e6",
     ])
 
 

@@ -86,6 +86,16 @@ def test_model_over_the_memory_budget_names_the_field(bases, tmp_path):
         bundle.load_config(path)
 
 
+def test_a_large_model_is_not_built_for_weights_that_cannot_fill_it(bases, tmp_path):
+    # The paper's sizes (0.5 GB of weights, within every bound) over the tiny model's 0.8 MB of weights.
+    path = tmp_path / "paper-over-tiny"
+    path.mkdir()
+    (path / "config.json").write_text(config.paper().to_json())
+    (path / "model.safetensors").write_bytes((bases["bundle"] / "model.safetensors").read_bytes())
+    with pytest.raises(BundleError, match=r"holds 190,366 values, config\.json implies 133,\d{3},\d{3}"):
+        bundle.load(path)
+
+
 @pytest.mark.parametrize("make", [config.tiny, config.small, lambda: tiny_config(
     (config.StageSpec("a", 1), config.StageSpec("b", 3), config.StageSpec("c", 1), config.StageSpec("d", 3)))])
 def test_parameter_count_is_computed_exactly_without_building(make):
