@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -343,6 +344,7 @@ def load_project(path: str | os.PathLike[str], config: WorkflowConfig | None = N
     # A regular file of bounded size, opened without blocking: a FIFO or a link to /dev/zero is refused unread.
     f = open_regular_file(p, MAX_PROJECT_FILE_BYTES, ProjectError, "a project file")
     with f:
+        _check_directory_size(p, f)
         try:
             zf = zipfile.ZipFile(f)
         except zipfile.BadZipFile:
@@ -369,6 +371,30 @@ def load_project(path: str | os.PathLike[str], config: WorkflowConfig | None = N
                                f"stages can be viewed and exported but not edited; open it with the model "
                                f"'{project.model_name}' to edit it")
     return project
+
+
+_MAX_ENTRIES = 1000  # a project holds 2 + one PNG per stage
+_EOCD = struct.Struct("<4s4H2LH")  # the zip's end-of-central-directory record
+
+
+def _check_directory_size(p: Path, f) -> None:
+    """Refuse a zip whose central directory lists more entries than a project can hold, before zipfile parses it
+    (it builds one object per entry: a forged directory of millions would cost gigabytes)."""
+    try:
+        size = f.seek(0, os.SEEK_END)
+        tail_len = min(size, _EOCD.size + 65535)  # the record and a comment of at most 64 KB
+        f.seek(size - tail_len)
+        tail = f.read(tail_len)
+        f.seek(0)
+    except OSError as exc:
+        raise _fail(p, f"cannot be read ({exc.strerror or exc})") from None
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + _EOCD.size > len(tail):
+        return  # not a zip: zipfile says so in its own words
+    _, _, _, _, entries, cd_size, _, _ = _EOCD.unpack_from(tail, at)
+    if entries > _MAX_ENTRIES or cd_size > _MAX_ENTRIES * 1024:
+        raise _fail(p, f"the archive lists {entries:,} entries in {cd_size:,} bytes, more than a project holds "
+                       "(not an Artflow project, or a damaged one)")
 
 
 def _check_same_shape(p: Path, m: dict[str, Any], config: WorkflowConfig) -> None:

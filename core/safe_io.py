@@ -68,13 +68,14 @@ def open_regular_file(path: str | os.PathLike[str], limit: int, error: type[Artf
     regular file of at most `limit` bytes. The caller closes it."""
     check_regular_file(path, limit, error, what)
     name = str(path)
+    nonblock = getattr(os, "O_NONBLOCK", 0)  # POSIX; Windows has no FIFOs to block on
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        fd = os.open(path, os.O_RDONLY | nonblock | getattr(os, "O_BINARY", 0))
     except OSError as exc:
         raise error(f"{name}: cannot be read ({exc.strerror or exc})") from None
     try:
         _check_stat(os.fstat(fd), name, limit, error, what)
-        if hasattr(os, "set_blocking"):
+        if nonblock:
             os.set_blocking(fd, True)  # a regular file: blocking mode only matters for pipes
         return os.fdopen(fd, "rb")
     except BaseException:

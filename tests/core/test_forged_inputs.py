@@ -440,3 +440,21 @@ def test_main_without_xcb_libraries_prints_the_command_and_does_not_start_qt():
     proc = subprocess.run([sys.executable, "main.py"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert "install them with" in proc.stderr.lower() and "Traceback" not in proc.stderr
+
+
+@needs_fifo
+def test_vgg_weights_must_be_a_regular_file(tmp_path):
+    from core.nn.vgg import VGG16Features
+
+    os.mkfifo(tmp_path / "vgg.safetensors")
+    with pytest.raises(BundleError, match="a FIFO"):
+        VGG16Features.from_file(tmp_path / "vgg.safetensors")
+
+
+def test_zip_listing_more_entries_than_a_project_holds(bases, tmp_path):
+    def many(entries):
+        for i in range(1500):
+            entries[f"junk/{i}"] = b""
+    path = _rezip(bases["project"], tmp_path / "many-entries.artflow", many)
+    with pytest.raises(ProjectError, match="lists 1,505 entries"):
+        load_project(path)
