@@ -217,16 +217,17 @@ def test_project_symlink_to_dev_zero(bases, tmp_path, capsys):
 
 
 @needs_fifo
-def test_fifo_project_does_not_hang_export_or_edit(bases, tmp_path):
-    # A subprocess with a timeout: a regression would hang, and must fail the test instead of the whole run.
+def test_fifo_project_does_not_hang_export_or_edit(bases, tmp_path, capsys):
     fifo = tmp_path / ".artflow"
     os.mkfifo(fifo)
-    for argv in (["export", fifo, "--format", "png", "-o", tmp_path / "x.png"],
-                 ["edit", fifo, "--stage", f"flat={bases['dir'] / 'art.png'}", "-o", tmp_path / "out"]):
-        proc = subprocess.run([sys.executable, "main.py", *map(str, argv), *map(str, model_args(bases))],
-                              cwd=ROOT, capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 2 and "a FIFO (named pipe), not a project file" in proc.stderr
-        assert "Traceback" not in proc.stderr
+    code, _, err = run(["export", fifo, "--format", "png", "-o", tmp_path / "x.png", *model_args(bases)], capsys)
+    assert code == 2 and "a FIFO (named pipe), not a project file" in err
+    # `edit` in a subprocess with a timeout: a regression would hang, and must fail this test, not the whole run.
+    argv = ["edit", fifo, "--stage", f"flat={bases['dir'] / 'art.png'}", "-o", tmp_path / "out", *model_args(bases)]
+    proc = subprocess.run([sys.executable, "main.py", *map(str, argv)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and "a FIFO (named pipe), not a project file" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_manifest_claims_cannot_raise_the_tensor_limit(bases, tmp_path, monkeypatch):
