@@ -7,10 +7,9 @@ import argparse
 import sys
 import time
 
-from core.cli.common import add_common, finish, model_facts, now, open_session, out_folder, progress_bar, write_outputs
+from core.cli.common import add_common, finish, model_facts, now, open_session, out_folder, progress_bar
 from core.device import device_label
 from core.errors import ArtflowError
-from core.export import export_stages
 from core.imageio import load_image
 from core.metrics import psnr
 from core.refine import STEPS, RefineStep
@@ -45,7 +44,6 @@ def run(args: argparse.Namespace) -> int:
     art = load_image(args.image, cfg.stages[-1].channels, cfg.resolution)
     out = out_folder(args.out)
     inferred = session.infer_stages(art)
-    inferred_files = export_stages(inferred, session.stage_names, out / "inferred")
     session.encode(propagate=True)
     n = session.num_stages
     untrained = [session.stage_names[i + 1] for i in range(n - 1) if not session.model.regularizer_trained(i)]
@@ -61,9 +59,8 @@ def run(args: argparse.Namespace) -> int:
 
         result = run_to_end(session.refine(steps=args.steps, regularizer=regularizer, preview_every=0), on_step)
     stages_psnr = {session.stage_names[k]: round(psnr(session.stages[k], inferred[k]), 4) for k in range(1, n)}
-    written = write_outputs(session, out, {"cli": [{"command": "reconstruct", "source": str(args.image),
-                                                    "steps": args.steps, "regularizer": regularizer.value,
-                                                    "seed": args.seed, "time": now()}]})
+    extra = {"cli": [{"command": "reconstruct", "source": str(args.image), "steps": args.steps,
+                      "regularizer": regularizer.value, "seed": args.seed, "time": now()}]}
     report = {
         "command": "reconstruct", "source": str(args.image), "model": model_facts(session, mpath),
         "device": device_label(session.device), "seed": args.seed, "steps": args.steps,
@@ -76,7 +73,6 @@ def run(args: argparse.Namespace) -> int:
         "psnr_stages": stages_psnr,
         "refine_seconds": round(result.seconds, 3),
         "seconds": round(time.perf_counter() - t0, 3),
-        "inferred": [str(p) for p in inferred_files], **written,
     }
     print(f"artflow reconstruct: PSNR {report['psnr']:.2f} dB in {report['seconds']:.1f} s", file=sys.stderr)
-    return finish(report, out)
+    return finish(report, out, session, extra, inferred)
