@@ -68,7 +68,7 @@ def test_exports_open_in_pillow(qtbot, window, tmp_path):
     paint_something(qtbot, window)
     out = window.export("png", str(tmp_path / "final.png"))
     assert Image.open(out).size == (32, 32)
-    out = window.export("png-up", str(tmp_path / "final4.png"), scale=4)
+    out = window.export("png", str(tmp_path / "final4.png"), scale=4)
     assert Image.open(out).size == (128, 128)
     files = window.export("stages", str(tmp_path / "stages"))
     assert [p.name for p in files] == ["00-lineart.png", "01-flat.png", "02-detail.png"]
@@ -91,12 +91,17 @@ def test_exports_open_in_pillow(qtbot, window, tmp_path):
 
 
 def test_export_to_a_bad_place_gives_a_message(window, tmp_path, dialogs):
-    assert window.export("png", str(tmp_path / "no" / "such" / "folder" / "x.png")) is None \
-        or (tmp_path / "no" / "such" / "folder" / "x.png").exists()
+    # A missing folder is created (as the CLI's -o does): the export is written, no message.
+    missing = tmp_path / "no" / "such" / "folder" / "x.png"
+    assert window.export("png", str(missing)) == missing and Image.open(missing).size == (32, 32)
+    assert dialogs.calls == []
+    # A place that cannot be a folder: a message, nothing written, no traceback.
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert window.export("stages", str(blocker)) is None
-    assert "critical" in dialogs.kinds()
+    assert dialogs.kinds() == ["critical"] and "not a folder" in dialogs.calls[-1][2]
+    assert window.export("png", str(blocker / "x.png")) is None
+    assert dialogs.kinds() == ["critical", "critical"] and blocker.read_text() == "x"
 
 
 def test_bad_project_files_give_a_message(qtbot, window, tmp_path, dialogs):
@@ -185,13 +190,12 @@ def test_missing_default_model_says_so(qtbot, monkeypatch, tmp_path, dialogs):
     assert "No model" in dialogs.calls[-1][1]
     assert "Open model" in win.statusBar().currentMessage()
     assert win.device_label.text() == "No model loaded"
-    assert win.tabs.count() == 0 and not win.act_save.isEnabled()
+    assert win.tabs.count() == 0 and not win.controls.act_save.isEnabled()
     win.canvas.repaint()
     # Opening an image without a model: a message, no crash.
     win.doc.open_image(str(tmp_path / "x.png"))
     assert dialogs.kinds()[-1] == "critical"
     win.shutdown()
-    win._closing = True
 
 
 def test_autosave_and_recovery_after_a_crash(qtbot, window, tiny_bundle, dialogs):
@@ -239,4 +243,3 @@ def test_a_broken_model_at_startup_offers_to_open_another(qtbot, tmp_path, tiny_
     assert title == "No model loaded" and "config.json" in text and "Open one now?" in text
     assert "Open model" in win.statusBar().currentMessage()
     win.shutdown()
-    win._closing = True
