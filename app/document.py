@@ -13,6 +13,10 @@ The parts live in their own modules: the layers and their undo (app/stage_layers
 (app/variations.py), the request bookkeeping (app/request_tracking.py), the app's record in a project
 (app/project_extra.py); engine answers are applied by app/document_results.py. Widgets connect to the signals and
 call the methods; none of them talks to the engine.
+
+Why this module is still about 550 lines: it is the one object the widgets bind to (its signals and its editing
+API: painting, latents, whole-artwork actions, files); each method is a short entry point whose logic lives in the
+modules above. Cutting that API in pieces would make every widget talk to several objects about one artwork.
 """
 
 from __future__ import annotations

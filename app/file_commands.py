@@ -76,18 +76,17 @@ class FileCommands:
         self.then_after_saving(self.doc.new_artwork)
 
     def open_image(self, path: str | None = None) -> None:
-        def go() -> None:
-            chosen = path or self._ask_open("Open an artwork", IMAGE_FILTER)
-            if chosen:
-                self.doc.open_image(chosen)
-
-        self.then_after_saving(go)
+        self._open(path, "Open an artwork", IMAGE_FILTER, self.doc.open_image)
 
     def open_project(self, path: str | None = None) -> None:
+        self._open(path, "Open a project", PROJECT_FILTER, self.doc.open_project)
+
+    def _open(self, path: str | None, title: str, filt: str, opener: Callable[[str], object]) -> None:
+        """After "Save changes?": open `path`, or the file the artist chooses."""
         def go() -> None:
-            chosen = path or self._ask_open("Open a project", PROJECT_FILTER)
+            chosen = path or self._ask_open(title, filt)
             if chosen:
-                self.doc.open_project(chosen)
+                opener(chosen)
 
         self.then_after_saving(go)
 
