@@ -62,6 +62,11 @@ class ResultApplier:
             SaveProject: self._save_failed,
         }
 
+    @property
+    def requests_handled(self) -> frozenset[type[Request]]:
+        """The request types whose results this applies (the same set the engine thread runs)."""
+        return frozenset(self._on_result)
+
     # ----- entry points (engine signals) -----
     def apply(self, res: EngineResult) -> None:
         doc = self.doc

@@ -298,6 +298,11 @@ class EngineThread(QThread):
                 if idle:
                     self.activity.emit("")
 
+    @property
+    def requests_handled(self) -> frozenset[type[Request]]:
+        """The request types this thread runs (the Document's ResultApplier answers the same set)."""
+        return frozenset(self._handlers)
+
     def handle(self, rid: int, req: Request) -> EngineResult:
         """Run one request on this thread (the dispatch table below, keyed like the Document's result table in
         app/document_results.py); an ArtflowError is the request's failure."""

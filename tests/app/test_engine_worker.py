@@ -7,7 +7,7 @@ import threading
 import pytest
 import torch
 
-from app.engine_worker import ApplyEdits, EngineThread, LoadModel, Refine, Regenerate, SampleLatent
+from app.engine_worker import ApplyEdits, EngineThread, LoadModel, Refine, Regenerate, Request, SampleLatent
 
 
 class SpyEngine(EngineThread):
@@ -112,3 +112,9 @@ def test_the_engine_thread_owns_torchs_threads(qtbot, tiny_bundle):
         eng.stop()
     finally:
         torch.set_num_threads(before)
+
+
+def test_every_request_has_an_engine_handler_and_a_result_handler(window):
+    """The engine thread's handler table and the document's result table are keyed by the same request types."""
+    kinds = set(Request.__subclasses__())
+    assert window.engine.requests_handled == kinds == window.doc.results.requests_handled
