@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from PySide6.QtCore import QObject
 
 from app.engine_worker import (
     ApplyEdits,
@@ -40,10 +41,12 @@ FAILURE_TITLES: dict[type[Request], str] = {
     SaveProject: "Cannot save the project", SampleLatent: "Cannot make a variation"}
 
 
-class ResultApplier:
-    """Connected to the engine's signals by the Document that owns it."""
+class ResultApplier(QObject):
+    """Connected to the engine's signals by the Document that owns it. A QObject living on the GUI thread (the
+    document's child), so that Qt queues the engine thread's signals to it: every answer is applied there."""
 
     def __init__(self, doc: Document) -> None:
+        super().__init__(doc)
         self.doc = doc
         self._on_result: dict[type[Request], Callable[[EngineResult], None]] = {
             LoadModel: self._model_loaded,

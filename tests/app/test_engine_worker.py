@@ -118,3 +118,13 @@ def test_every_request_has_an_engine_handler_and_a_result_handler(window):
     """The engine thread's handler table and the document's result table are keyed by the same request types."""
     kinds = set(Request.__subclasses__())
     assert window.engine.requests_handled == kinds == window.doc.results.requests_handled
+
+
+def test_results_are_applied_on_the_gui_thread(qtbot, window):
+    from tests.app.conftest import wait_idle
+
+    threads = []
+    window.doc.stageChanged.connect(lambda k: threads.append(threading.current_thread()))
+    window.doc.set_latent(0, torch.ones(8))
+    wait_idle(qtbot, window)
+    assert threads and all(t is threading.main_thread() for t in threads)
