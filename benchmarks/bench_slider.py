@@ -6,7 +6,7 @@ model (or any bundle), in one run:
 Variants, interleaved move by move so that a shared machine's load hits them alike:
   uncached  set_latent + propagate(i, cache=False): every generator re-encodes its input (the old path)
   cached    set_latent + propagate(i): the changed transition's input content code comes from the cache
-  preview   set_latent + preview(i): the same chain at half size (the picture while dragging; full on release)
+  previewN  set_latent + preview(i, N): the same chain at N px (the picture while dragging; full on release)
   contiguous  cached, with the weights in the default (not channels_last) memory format
 Each move draws a new z for the transition (a slider step). The transition changed is 0 (every later stage
 regenerates: the worst case) unless --transition says otherwise. A script, not a test: it asserts nothing.
@@ -70,9 +70,14 @@ def main(argv: list[str] | None = None) -> int:
         move()
         session.propagate(i)
 
-    def preview() -> None:
-        move()
-        session.preview(i)
+    res = cfg.resolution
+    sizes = (res // 2, 3 * res // 4)
+
+    def preview(size: int):
+        def run() -> None:
+            move()
+            session.preview(i, size)
+        return run
 
     # contiguous: a second session on the same weights in the default memory format.
     other = Session(bundle.load(args.model), "cpu")
@@ -83,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         other.set_latent(i, session.model.sample_latents(i, 1, gen, clip=3.0)[0], propagate=False)
         other.propagate(i)
 
-    variants = {"uncached": uncached, "cached": cached, "preview": preview, "contiguous": contiguous_only}
+    variants = {"uncached": uncached, "cached": cached, "contiguous": contiguous_only,
+                **{f"preview{n}": preview(n) for n in sizes}}
     times: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(args.warmup):
         for f in variants.values():
@@ -99,9 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     ref = [s.clone() for s in session.stages[i + 1:]]
     session.propagate(i)
     same = all(torch.equal(a, b) for a, b in zip(ref, session.stages[i + 1:]))
-    prev = session.preview(i)
-    small = prev[0].shape[-1]
-    fidelity = [_psnr(p, F.interpolate(r[None], size=(small, small), mode="area")[0]) for p, r in zip(prev, ref)]
+    fidelity = {n: [_psnr(p, F.interpolate(r[None], size=(n, n), mode="area")[0])
+                    for p, r in zip(session.preview(i, n), ref)] for n in sizes}
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     med = {k: statistics.median(v) for k, v in times.items()}
@@ -114,8 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {k:10s} {v:7.1f} ms  (p10 {q[len(q) // 10]:.1f}, p90 {q[9 * len(q) // 10]:.1f}; "
               f"{v / med['uncached']:.2f}x uncached)")
     print(f"cached == uncached bit for bit: {same}")
-    print(f"preview ({small} px) vs full picture area-downsized: PSNR " + ", ".join(f"{p:.1f}" for p in fidelity)
-          + " dB")
+    for n, f in fidelity.items():
+        print(f"preview{n} vs the full picture area-downsized to {n} px: PSNR per stage "
+              + ", ".join(f"{p:.1f}" for p in f) + " dB")
     if load > (os.cpu_count() or 1):
         print(f"note: load average {load:.1f} exceeds the {os.cpu_count()} CPUs: absolute times are inflated; "
               "compare the ratios.")
