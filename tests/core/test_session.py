@@ -503,3 +503,25 @@ def test_preview_is_the_chain_at_a_smaller_size_without_changing_the_session(ses
     assert states_equal(before, session.snapshot())
     with pytest.raises(ArtflowError, match="preview size"):
         session.preview(0, size=RES * 2)
+
+
+def test_fast_and_exact_schedules_agree_through_the_session(session):
+    """The session's fast schedule reconstructs the artwork as well as the exact one (within 0.1 dB or better) and
+    runs no more steps; an unknown schedule is a clear error that leaves the session as it was."""
+    from core.eval import psnr_01
+
+    start = session.snapshot()
+    art = session.targets[-1]
+    runs = {}
+    for name in ("exact", "fast"):
+        session.restore(start)
+        steps = []
+        report = run_to_end(session.refine(schedule=name, preview_every=0), steps.append)
+        assert report.completed and report.extra["schedule"] == name
+        runs[name] = (float(psnr_01(session.stages[-1][None], art[None])[0]), len(steps))
+    assert runs["fast"][0] > runs["exact"][0] - 0.1, runs
+    assert runs["fast"][1] <= runs["exact"][1] == 150 * (session.num_stages - 1), runs
+    session.restore(start)
+    with pytest.raises(ArtflowError, match="unknown schedule"):
+        run_to_end(session.refine(schedule="quick"))
+    assert states_equal(start, session.snapshot())
