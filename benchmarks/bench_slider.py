@@ -91,14 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     variants = {"uncached": uncached, "cached": cached, "contiguous": contiguous_only,
                 **{f"preview{n}": preview(n) for n in sizes}}
     times: dict[str, list[float]] = {k: [] for k in variants}
+    cpu: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(args.warmup):
         for f in variants.values():
             f()
     for _ in range(args.moves):
         for name, f in variants.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             f()
             times[name].append((time.perf_counter() - t) * 1e3)
+            cpu[name].append((time.process_time() - c) * 1e3)
 
     # Same results: the cached path equals the uncached one; the preview against the full picture (downsized).
     session.propagate(i, cache=False)
@@ -110,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     med = {k: statistics.median(v) for k, v in times.items()}
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     print(f"model {Path(args.model).name}: {cfg.resolution} px, {cfg.num_stages} stages; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, cpu count {os.cpu_count()}, load avg {load:.2f}")
     print(f"latent change of transition {i} -> stages {i + 1}..{cfg.num_stages - 1} ready, median of {args.moves} "
@@ -117,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     for k, v in med.items():
         q = sorted(times[k])
         print(f"  {k:10s} {v:7.1f} ms  (p10 {q[len(q) // 10]:.1f}, p90 {q[9 * len(q) // 10]:.1f}; "
-              f"{v / med['uncached']:.2f}x uncached)")
+              f"{v / med['uncached']:.2f}x uncached; process CPU {med_cpu[k]:.1f} ms, "
+              f"{med_cpu[k] / med_cpu['uncached']:.2f}x)")
     print(f"cached == uncached bit for bit: {same}")
     for n, f in fidelity.items():
         print(f"preview{n} vs the full picture area-downsized to {n} px: PSNR per stage "
