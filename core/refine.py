@@ -43,8 +43,9 @@ class Schedule:
 SCHEDULES = {
     "exact": Schedule("exact"),
     # The paper's steps, ended once the loss has flattened (best loss < 0.2 % lower than 10 steps before). Not the
-    # default: benchmarks/bench_refine.py measured it 0.6 dB below "exact" on average on the bundled model's TEST
-    # drawings (+0.4 on one, -1.6 on another) for about half the time; 60-step and half-size schedules lost more.
+    # default: benchmarks/bench_refine.py measured it 0.64 dB below "exact" on average over 3 of the bundled
+    # model's TEST drawings (+0.4 on one, -1.6 on another) in about half the time; 60-step and half-size schedules
+    # lost more.
     "fast": Schedule("fast", stop_window=10, stop_tol=0.002),
 }
 DEFAULT_SCHEDULE = "exact"
