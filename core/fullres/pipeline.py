@@ -4,6 +4,7 @@ full-resolution image per stage in step with it.
 - generate_fullres: a new artwork from a full-resolution first stage (line art);
 - reconstruct_fullres: the editing pipeline on a finished full-resolution artwork;
 - apply_edit_fullres: one stage replaced by an edited full-resolution image, later stages regenerated;
+- follow_proxies: later proxies changed (an edit, a latent slider): the full-res stages follow;
 - fullres_stages: the full-resolution stages for the session's current proxies (used by the three above).
 
 Rules (issue 12): a stage the artist supplied is kept as is, pixel for pixel; a stage the model changed is the
@@ -119,17 +120,43 @@ def reconstruct_fullres(session: Session, artwork: torch.Tensor, steps: int = ST
     return pm, fullres_stages(session, pm, {n - 1: artwork}, clean_flats, lines), report
 
 
+def follow_proxies(session: Session, full: list[torch.Tensor], old_proxy: list[torch.Tensor], pm: ProxyMap,
+                   start: int, mask: torch.Tensor | None = None, proxy_mask: torch.Tensor | None = None,
+                   clean_flats: bool = CLEAN_FLATS, lines: str = "split", guide: str = "stage") -> list[torch.Tensor]:
+    """The session's stages start+1.. changed at proxy size (an edit of stage `start`, a new latent of transition
+    `start`): each full-res stage j becomes its previous image plus the model's change (session.stages[j] -
+    old_proxy[j]) carried up along the edges of `guide` ("stage": that stage's previous full-res image, the
+    issue's rule; "source": the new full-res stage before it). A "flat" stage after a changed line art is
+    cleaned again (and fed back to the session with `proxy_mask`). With `mask` (H, W) in [0, 1], a stage changes
+    only where it is > 0 and is exactly its previous image elsewhere. full[start] must already be the new
+    image of stage `start`. Returns the new list; `full` is not modified."""
+    if guide not in ("stage", "source"):
+        raise ValueError(f"guide must be 'stage' or 'source', got {guide!r}")
+    kinds = stage_kinds(session.config.stages)
+    new_full = list(full)
+    for j in range(start + 1, session.num_stages):
+        g = full[j] if guide == "stage" else new_full[j - 1]
+        candidate = full[j] + transfer_change(session.stages[j] - old_proxy[j], g, pm)
+        line = _line_before(kinds, j, since=start)
+        if clean_flats and line is not None:
+            candidate = clean_flat(new_full[line], candidate.clamp(-1, 1), lines=lines)
+        if mask is not None:
+            candidate = full[j] + mask * (candidate - full[j])
+        new_full[j] = candidate.clamp_(-1, 1)
+        if clean_flats and line is not None and j + 1 < session.num_stages:
+            # The next stages are generated from the clean flat (their change is still measured from before).
+            session.set_stage(j, proxy_with(new_full[j], pm), propagate=True, keep_mask=proxy_mask)
+    return new_full
+
+
 def apply_edit_fullres(session: Session, full: list[torch.Tensor], pm: ProxyMap, k: int, image: torch.Tensor,
                        keep_unedited: bool = False, clean_flats: bool = CLEAN_FLATS, lines: str = "split",
                        guide: str = "stage") -> tuple[list[torch.Tensor], torch.Tensor | None]:
-    """Stage k replaced by the full-res `image` (the whole stage as the artist now sees it); later stages are
-    regenerated at proxy size and each becomes its previous full-res image plus the model's change, carried up
-    along the edges of `guide` ("stage": that stage's own previous full-res image, the issue's rule; "source":
-    the new full-res stage before it). With keep_unedited, a later stage changes only within 24 px of the
-    pixels the edit changed (keep_mask_fullres) and is exactly the previous image elsewhere. Returns the new
-    full-res stages and the full-res keep mask (None without keep_unedited). `full` is not modified."""
-    if guide not in ("stage", "source"):
-        raise ValueError(f"guide must be 'stage' or 'source', got {guide!r}")
+    """Stage k replaced by the full-res `image` (the whole stage as the artist now sees it): its proxy goes to
+    the session (layer cleared, later stages regenerated), then follow_proxies. With keep_unedited, later stages
+    change only within 24 px of the pixels the edit changed (keep_mask_fullres) and are exactly their previous
+    images elsewhere. Returns the new full-res stages and the full-res keep mask (None without keep_unedited).
+    `full` is not modified."""
     if not 0 <= k < session.num_stages:
         raise ArtflowError(f"stage index {k} is out of range (this model has {session.num_stages} stages)")
     image = _check_full(session, k, image, pm)
@@ -140,20 +167,5 @@ def apply_edit_fullres(session: Session, full: list[torch.Tensor], pm: ProxyMap,
     proxy_mask = edit_mask(old_proxy[k], new_proxy) if keep_unedited else None
     session.set_layer(k, None, propagate=False)
     session.set_stage(k, new_proxy, propagate=True, keep_mask=proxy_mask)
-    kinds = stage_kinds(session.config.stages)
-    new_full = list(old_full)
-    new_full[k] = image
-    for j in range(k + 1, session.num_stages):
-        g = old_full[j] if guide == "stage" else new_full[j - 1]
-        change = transfer_change(session.stages[j] - old_proxy[j], g, pm)
-        candidate = old_full[j] + change
-        line = _line_before(kinds, j, since=k)
-        if clean_flats and line is not None:
-            candidate = clean_flat(new_full[line], candidate.clamp(-1, 1), lines=lines)
-        if mask is not None:
-            candidate = old_full[j] + mask * (candidate - old_full[j])
-        new_full[j] = candidate.clamp_(-1, 1)
-        if clean_flats and line is not None and j + 1 < session.num_stages:
-            # The next stages are generated from the clean flat (their change is still measured from before).
-            session.set_stage(j, proxy_with(new_full[j], pm), propagate=True, keep_mask=proxy_mask)
-    return new_full, mask
+    old_full[k] = image
+    return follow_proxies(session, old_full, old_proxy, pm, k, mask, proxy_mask, clean_flats, lines, guide), mask

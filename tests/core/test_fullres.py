@@ -22,7 +22,7 @@ from core.fullres import (
     to_proxy,
     transfer_change,
 )
-from core.fullres.pipeline import apply_edit_fullres, generate_fullres, reconstruct_fullres
+from core.fullres.pipeline import apply_edit_fullres, follow_proxies, generate_fullres, reconstruct_fullres
 from core.fullres.proxy import proxy_with
 from core.session import Session
 from tests.core.engine_util import RES, single_thread, tiny_model  # noqa: F401
@@ -299,3 +299,15 @@ def test_a_local_edit_keeps_the_artists_pixels_away_from_it(model):
     assert (new[2] - full[2]).abs().amax() > 0.05  # the edit did change the detail stage near it
     with pytest.raises(ArtflowError):
         apply_edit_fullres(session, full, pm, 1, edited[:, :50])
+
+
+def test_full_res_stages_follow_a_latent_change(model):
+    session = Session(model, "cpu")
+    pm, full = generate_fullres(session, line_art())
+    old = [s.clone() for s in session.stages]
+    session.set_latent(1, session.latents[1].clone())  # the same code: nothing moves
+    assert all(torch.equal(a, b) for a, b in zip(follow_proxies(session, full, old, pm, 1), full))
+    session.set_latent(1, session.latents[1] + 2.0)
+    new = follow_proxies(session, full, old, pm, 1)
+    assert torch.equal(new[0], full[0]) and torch.equal(new[1], full[1])
+    assert (new[2] - full[2]).abs().amax() > 0.01 and new[2].shape == full[2].shape
