@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default="/work/shared/data/fluent-emoji", help="folder with the three npm tarballs")
     ap.add_argument("--model", default=str(bundle.default_bundle_path()))
-    ap.add_argument("--drawings", type=int, default=4)
+    ap.add_argument("--drawings", type=int, default=4, help="0: only the times")
     ap.add_argument("--steps", type=int, default=STEPS, help="refinement steps per transition")
     ap.add_argument("--tone", default="dark", choices=("light", "medium-light", "medium", "medium-dark", "dark"))
     ap.add_argument("--threads", type=int, default=2)
@@ -282,22 +282,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{i + 1}/{len(picked)}] {name}: " + ", ".join(
             f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in rows[name].items())
             + f"  ({time.perf_counter() - t0:.0f} s)", flush=True)
-    keys = next(iter(rows.values())).keys()
+    keys = next(iter(rows.values())).keys() if rows else ()
     mean = {k: float(np.mean([r[k] for r in rows.values()])) for k in keys}
-    mean["local_unedited_maxdiff_255_stage"] = max(r["local_unedited_maxdiff_255_stage"] for r in rows.values())
-    times = {} if args.no_times else measure_times(session, sets, picked[0], args.tone, args.steps)
+    if rows:
+        mean["local_unedited_maxdiff_255_stage"] = max(r["local_unedited_maxdiff_255_stage"] for r in rows.values())
+    times = {} if args.no_times else measure_times(session, sets, names[0], args.tone, args.steps)
     report = {"drawings": picked, "tone": args.tone, "steps": args.steps, "threads": args.threads,
               "canvas": CANVAS, "mean": mean, "per_drawing": rows, "times": times}
     print(json.dumps({"mean": mean, "times": times}, indent=2))
-    m = mean
-    print(f"\nlocal edit PSNR: full-res {m['local_psnr_fullres_stage']:.2f} dB vs 128 px route "
-          f"{m['local_psnr_128']:.2f} dB "
-          f"(+{m['local_psnr_fullres_stage'] - m['local_psnr_128']:.2f} dB); unedited max diff beyond "
-          f"{UNEDITED_BEYOND} px: {m['local_unedited_maxdiff_255_stage']:.2f}/255 (max over drawings)")
-    print(f"whole-stage edit PSNR: full-res {m['whole_psnr_fullres_stage']:.2f} dB vs 128 px "
-          f"{m['whole_psnr_128']:.2f} dB; sharpness ratio {m['whole_sharpness_ratio_fullres_stage']:.3f} vs "
-          f"{m['whole_sharpness_ratio_128']:.3f}")
-    print(f"clean-flat spread: {m['flat_spread_clean']:.4f} (128 px route {m['flat_spread_128']:.4f})")
+    if rows:
+        m = mean
+        print(f"\nlocal edit PSNR: full-res {m['local_psnr_fullres_stage']:.2f} dB vs 128 px route "
+              f"{m['local_psnr_128']:.2f} dB "
+              f"(+{m['local_psnr_fullres_stage'] - m['local_psnr_128']:.2f} dB); unedited max diff beyond "
+              f"{UNEDITED_BEYOND} px: {m['local_unedited_maxdiff_255_stage']:.2f}/255 (max over drawings)")
+        print(f"whole-stage edit PSNR: full-res {m['whole_psnr_fullres_stage']:.2f} dB vs 128 px "
+              f"{m['whole_psnr_128']:.2f} dB; sharpness ratio {m['whole_sharpness_ratio_fullres_stage']:.3f} vs "
+              f"{m['whole_sharpness_ratio_128']:.3f}")
+        print(f"clean-flat spread: {m['flat_spread_clean']:.4f} (128 px route {m['flat_spread_128']:.4f})")
     if out is not None:
         (out / "bench_fullres.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     return 0
