@@ -19,6 +19,13 @@ def main(argv: list[str] | None = None) -> int:
         from core.cli import main as cli_main
 
         return cli_main(argv)
+    # Before Qt loads: a missing xcb library would otherwise end in Qt's bare "could not load the platform plugin".
+    from core.desktop_deps import xcb_problem
+
+    problem = xcb_problem()
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     from app.application import run_app
 
     return run_app(argv)

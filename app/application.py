@@ -114,7 +114,6 @@ def create_window(model: str | None = None, device: str = "auto", screenshot_mod
     win = MainWindow(settings, device=device, screenshot_mode=screenshot_mode)
     path = Path(model) if model else bundle.default_bundle_path()
     if model is None and not (path / bundle.CONFIG_FILE).is_file():
-        win._startup_model_missing = True
         QTimer.singleShot(0, lambda: win.show_no_model(
             f"The bundled default model was not found in {path}."))
     else:
@@ -182,7 +181,8 @@ def _drive_screenshot(app, win, out: Path, timeout: float, rc: dict) -> None:
     state = {"quiet": 0}
 
     def tick() -> None:
-        busy = (not win.engine.is_idle()) or win.doc.refining or win.doc.model_loading or win.doc._pending_layers
+        busy = (not win.engine.is_idle()) or win.doc.refining or win.doc.model_loading \
+            or win.doc.has_unsent_edits()
         if time.monotonic() - start > timeout:
             print(f"artflow: --screenshot timed out after {timeout:.0f} s", file=sys.stderr)
             rc["code"] = 2

@@ -7,16 +7,21 @@ Who owns what:
   snapshot; the engine is their truth.
 A result can also carry new inputs (opening an artwork or a project, a seeded variation): those replace the
 document's values only where the artist has not changed them since the request was made (each input remembers the
-id of the latest request that sent it), so a late result never overwrites newer work.
+id of the latest request that sent it: app/request_tracking.py), so a late result never overwrites newer work.
 
-Widgets connect to the signals and call the methods; none of them talks to the engine.
+The parts live in their own modules: the layers and their undo (app/stage_layers.py), the variation history
+(app/variations.py), the request bookkeeping (app/request_tracking.py), the app's record in a project
+(app/project_extra.py); engine answers are applied by app/document_results.py. Widgets connect to the signals and
+call the methods; none of them talks to the engine.
+
+Why this module is still about 550 lines: it is the one object the widgets bind to (its signals and its editing
+API: painting, latents, whole-artwork actions, files); each method is a short entry point whose logic lives in the
+modules above. Cutting that API in pieces would make every widget talk to several objects about one artwork.
 """
 
 from __future__ import annotations
 
-import logging
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,89 +29,28 @@ import torch
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app import autosave
+from app.document_results import ResultApplier
 from app.engine_worker import (
     ApplyEdits,
-    EngineResult,
     EngineThread,
     LoadArtwork,
     LoadModel,
     NewArtwork,
     OpenProject,
     Refine,
-    RefineProgress,
     Regenerate,
     Request,
     SampleLatent,
     SaveProject,
 )
-from app.layers import RGBA, composite, is_empty, layer_to_tensors, tensors_to_layer, to_rgb
+from app.layers import RGBA, composite, layer_to_tensors, to_rgb
+from app.project_extra import AppExtra, SavedVariation
+from app.request_tracking import UNSENT, RequestTracker, Wait
 from app.settings import Settings
+from app.stage_layers import StageLayers
+from app.stage_status import StageStatus
+from app.variations import Variation, Variations
 from core.session import Z_RANGE, compose
-
-log = logging.getLogger(__name__)
-
-UNDO_LIMIT = 100  # steps per stage (the brief asks for at least 50)
-VARIATION_LIMIT = 40  # per transition
-_UNSENT = 1 << 62  # a stale marker for edits not sent yet (auto-regenerate off, or the debounce running)
-
-STATUS_TEXT = {
-    "blank": "Blank",
-    "generated": "Generated",
-    "inferred": "Inferred from the artwork",
-    "refined": "Generated (refined)",
-    "edited": "Hand-edited",
-    "stale": "Stale",
-}
-
-
-class UndoStack:
-    """Layer states of one stage. Entries are (label, layer before the change)."""
-
-    def __init__(self, limit: int = UNDO_LIMIT) -> None:
-        self.limit = limit
-        self._undo: list[tuple[str, RGBA | None]] = []
-        self._redo: list[tuple[str, RGBA | None]] = []
-
-    def push(self, before: RGBA | None, label: str) -> None:
-        self._undo.append((label, before))
-        del self._undo[:-self.limit]
-        self._redo.clear()
-
-    def can_undo(self) -> bool:
-        return bool(self._undo)
-
-    def can_redo(self) -> bool:
-        return bool(self._redo)
-
-    def undo_label(self) -> str:
-        return self._undo[-1][0] if self._undo else ""
-
-    def redo_label(self) -> str:
-        return self._redo[-1][0] if self._redo else ""
-
-    def undo(self, current: RGBA | None) -> RGBA | None:
-        label, before = self._undo.pop()
-        self._redo.append((label, current))
-        return before
-
-    def redo(self, current: RGBA | None) -> RGBA | None:
-        label, after = self._redo.pop()
-        self._undo.append((label, current))
-        return after
-
-    def __len__(self) -> int:
-        return len(self._undo)
-
-
-@dataclass
-class Variation:
-    """One entry of a transition's variation history: a latent code and the final stage it gave."""
-
-    z: torch.Tensor | None  # None until a seeded sample comes back from the engine
-    label: str
-    seed: int | None = None
-    rid: int = 0  # the request that produces its picture
-    thumb: np.ndarray | None = None  # (H, W, 3) uint8, the final stage
 
 
 class Document(QObject):
@@ -128,6 +72,7 @@ class Document(QObject):
     compareChanged = Signal()
     artworkOpened = Signal()  # an image was opened (its stages inferred)
     projectSaved = Signal(str, bool)  # path, autosave
+    saveFinished = Signal(int, bool)  # the id save_project returned, saved (False: it failed, the error is shown)
     readOnlyProject = Signal(object)  # a core.project.Project made with another model
     error = Signal(str, str)  # title, message: shown in a message box
     message = Signal(str)  # a transient status-bar message
@@ -147,40 +92,35 @@ class Document(QObject):
         self.debounce_ms = 120
         self.project_path: Path | None = None
         self.artwork_name = ""
-        self._clear_state()
-        self._serial = 0  # bumps on every change of the artwork
-        self._saved_serial = 0
-        self._autosaved_serial = 0
+        self.clear_state()
+        self.serial = 0  # bumps on every change of the artwork
+        self.saved_serial = 0  # the serial of the last save (-1: never saved, e.g. an opened image)
+        self.autosaved_serial = 0
         self.refine_rid: int | None = None
         self.last_refine_report = None
-        self._open_rid = 0
-        self._last_result_rid = 0
         self._flush_timer = QTimer(self)
         self._flush_timer.setSingleShot(True)
         self._flush_timer.timeout.connect(self._flush)
-        engine.resultReady.connect(self._on_result)
-        engine.failed.connect(self._on_failed)
-        engine.progress.connect(self._on_progress)
+        self.results = ResultApplier(self)
+        engine.resultReady.connect(self.results.apply)
+        engine.failed.connect(self.results.failed)
+        engine.progress.connect(self.results.progress)
         engine.activity.connect(self.activityChanged)
 
-    def _clear_state(self) -> None:
+    def clear_state(self) -> None:
+        """Forget the artwork (a model is being installed: the stage count may change)."""
         n = self.num_stages
         self.bases: list[torch.Tensor] = []
-        self.layers: list[RGBA | None] = [None] * n
+        self.layers = StageLayers(n)
         self.latents: list[torch.Tensor] = []
         self.deltas: list[torch.Tensor] = []
         self.targets: list[torch.Tensor] | None = None
-        self.origin: list[str] = ["generated"] * n
-        self.undo_stacks = [UndoStack() for _ in range(n)]
+        self.origin: list[StageStatus] = [StageStatus.GENERATED] * n
         self.reset_latents: list[torch.Tensor] = []
-        self.variations: list[list[Variation]] = [[] for _ in range(max(0, n - 1))]
+        self.variations = Variations(max(0, n - 1))
         self.before_final: np.ndarray | None = None
-        self._stale: dict[int, int] = {}  # stage -> id of the request that will regenerate it
-        self._layer_rev = [0] * n
-        self._latent_rev = [0] * max(0, n - 1)
-        self._pending_layers: set[int] = set()
-        self._pending_latents: set[int] = set()
-        self._previews: dict[int, torch.Tensor] = {}
+        self.requests = RequestTracker(n)
+        self.previews: dict[int, torch.Tensor] = {}  # refinement previews shown instead of bases while it runs
         self._rgb: dict[int, np.ndarray] = {}
         self._latent_drag = False
 
@@ -221,44 +161,48 @@ class Document(QObject):
 
     @property
     def dirty(self) -> bool:
-        return self._serial != self._saved_serial
+        return self.serial != self.saved_serial
 
     @property
     def refining(self) -> bool:
         return self.refine_rid is not None
 
     def title(self) -> str:
-        name = self.project_path.name if self.project_path else (self.artwork_name or "Untitled")
-        return name
+        return self.project_path.name if self.project_path else (self.artwork_name or "Untitled")
 
-    def status(self, k: int) -> str:
-        """'stale' (waiting to be regenerated), 'edited' (has the artist's paint), or where its base came from:
-        'blank', 'generated', 'inferred', 'refined'."""
-        if k in self._stale or (self.refining and k in self._previews):
-            return "stale"
-        if not is_empty(self.layers[k]):
-            return "edited"
+    def status(self, k: int) -> StageStatus:
+        """STALE (waiting to be regenerated), EDITED (has the artist's paint), or where its base came from."""
+        if self.requests.is_stale(k) or (self.refining and k in self.previews):
+            return StageStatus.STALE
+        if self.layers[k] is not None:
+            return StageStatus.EDITED
         return self.origin[k]
 
     def status_text(self, k: int) -> str:
         st = self.status(k)
-        if st == "stale":
+        if st == StageStatus.STALE:
             if self.refining:
                 return "Stale: refining…"
-            return "Stale: press Regenerate (F5)" if self._stale.get(k) == _UNSENT and not self.auto_regenerate \
+            return "Stale: press Regenerate (F5)" if self.requests.waits_for_sending(k) and not self.auto_regenerate \
                 else "Stale: updating…"
-        text = STATUS_TEXT[st]
-        if st == "edited":
-            text += f" over {STATUS_TEXT[self.origin[k]].lower()}"
-        return text
+        if st == StageStatus.EDITED:
+            return f"{st.text} over {self.origin[k].text.lower()}"
+        return st.text
 
     def is_stale(self, k: int) -> bool:
-        return self.status(k) == "stale"
+        return self.status(k) == StageStatus.STALE
+
+    def waiting_for_engine(self) -> bool:
+        """Something asked of the engine (or about to be: edits in the debounce) is not answered and applied yet."""
+        return bool(self.refining or self.model_loading or not self.requests.settled()
+                    or self._flush_timer.isActive())
+
+    def has_unsent_edits(self) -> bool:
+        return self.requests.has_unsent()
 
     # ----- images -----
     def base_rgb(self, k: int) -> np.ndarray:
-        src = self._previews.get(k, self.bases[k])
-        return to_rgb(src)
+        return to_rgb(self.previews.get(k, self.bases[k]))
 
     def stage_rgb(self, k: int) -> np.ndarray:
         """Stage k as shown: (H, W, 3) uint8, the artist's layer over the generated (or preview) image."""
@@ -285,13 +229,21 @@ class Document(QObject):
             return self.before_final, "Before"
         return None
 
-    def _invalidate(self, k: int) -> None:
+    def invalidate(self, k: int) -> None:
+        """Stage k's picture changed: drop its cached composite and tell the widgets."""
         self._rgb.pop(k, None)
         self.stageChanged.emit(k)
 
-    def _touch(self) -> None:
+    def drop_cached_picture(self, k: int) -> None:
+        self._rgb.pop(k, None)
+
+    def has_cached_picture(self, k: int) -> bool:
+        return k in self._rgb
+
+    def touch(self) -> None:
+        """The artwork changed (it needs saving)."""
         was = self.dirty
-        self._serial += 1
+        self.serial += 1
         if not was:
             self.dirtyChanged.emit(True)
 
@@ -312,21 +264,18 @@ class Document(QObject):
         """A finished edit of stage k's artist layer (a stroke, a fill, a clear): undoable; later stages follow."""
         if not self.editable:
             return
-        before = self.layers[k]
-        if before is None and is_empty(layer):
-            return
-        self.undo_stacks[k].push(None if before is None else before.copy(), label)
-        self._set_layer(k, layer)
+        before_final = self.stage_rgb(self.num_stages - 1).copy()
+        if self.layers.commit(k, layer, label):
+            self._layer_changed(k, before_final)
 
-    def _set_layer(self, k: int, layer: RGBA | None) -> None:
-        self._capture_before()
-        self.layers[k] = None if is_empty(layer) else np.ascontiguousarray(layer)
-        self._layer_rev[k] = _UNSENT
-        self._pending_layers.add(k)
-        self._mark_stale(range(k + 1, self.num_stages), _UNSENT)
-        self._invalidate(k)
+    def _layer_changed(self, k: int, before_final: np.ndarray) -> None:
+        self.before_final = before_final
+        self.compareChanged.emit()
+        self.requests.layer_edited(k)
+        self._mark_stale(range(k + 1, self.num_stages), UNSENT)
+        self.invalidate(k)
         self.statusChanged.emit(k)
-        self._touch()
+        self.touch()
         self.undoChanged.emit()
         if self.auto_regenerate:
             self._flush_timer.start(self.debounce_ms)
@@ -339,21 +288,31 @@ class Document(QObject):
 
     def can_undo(self, k: int | None = None) -> bool:
         k = self.current_stage if k is None else k
-        return self.has_model and self.undo_stacks[k].can_undo()
+        return self.has_model and self.layers.can_undo(k)
 
     def can_redo(self, k: int | None = None) -> bool:
         k = self.current_stage if k is None else k
-        return self.has_model and self.undo_stacks[k].can_redo()
+        return self.has_model and self.layers.can_redo(k)
+
+    def undo_label(self, k: int | None = None) -> str:
+        return self.layers.undo_label(self.current_stage if k is None else k) if self.has_model else ""
+
+    def redo_label(self, k: int | None = None) -> str:
+        return self.layers.redo_label(self.current_stage if k is None else k) if self.has_model else ""
 
     def undo(self, k: int | None = None) -> None:
         k = self.current_stage if k is None else k
         if self.editable and self.can_undo(k):
-            self._set_layer(k, self.undo_stacks[k].undo(self.layers[k]))
+            before_final = self.stage_rgb(self.num_stages - 1).copy()
+            self.layers.undo(k)
+            self._layer_changed(k, before_final)
 
     def redo(self, k: int | None = None) -> None:
         k = self.current_stage if k is None else k
         if self.editable and self.can_redo(k):
-            self._set_layer(k, self.undo_stacks[k].redo(self.layers[k]))
+            before_final = self.stage_rgb(self.num_stages - 1).copy()
+            self.layers.redo(k)
+            self._layer_changed(k, before_final)
 
     # ----- latents -----
     def set_latent(self, i: int, z, live: bool = False) -> None:
@@ -368,10 +327,9 @@ class Document(QObject):
             self._capture_before()
         self._latent_drag = live
         self.latents[i] = z
-        self._latent_rev[i] = _UNSENT
-        self._pending_latents.add(i)
-        self._mark_stale(range(i + 1, self.num_stages), _UNSENT)
-        self._touch()
+        self.requests.latent_edited(i)
+        self._mark_stale(range(i + 1, self.num_stages), UNSENT)
+        self.touch()
         self.latentChanged.emit(i)
         if self.auto_regenerate:
             self._flush()
@@ -414,10 +372,10 @@ class Document(QObject):
         self._flush()
         self._capture_before()
         rid = self._submit(SampleLatent(i, int(seed)))
-        self._latent_rev[i] = rid
-        self._mark_stale(range(i + 1, self.num_stages), rid)
-        self._touch()
-        self._add_variation(i, Variation(None, f"Seed {seed}", seed=int(seed), rid=rid))
+        self.requests.latent_requested(i, rid)
+        self._mark_stale(range(i + 1, self.num_stages), Wait(rid))
+        self.touch()
+        self._add_variation(i, Variation(None, f"Seed {seed}", seed=int(seed), picture=Wait(rid)))
 
     def reset_latent(self, i: int) -> None:
         """Back to the code this artwork started with (the prior's mean for a new drawing, the encoder's estimate
@@ -434,40 +392,29 @@ class Document(QObject):
             self._latent_drag = False
 
     def _add_variation(self, i: int, var: Variation) -> None:
-        history = self.variations[i]
-        if var.z is not None and history and history[-1].z is not None and torch.equal(history[-1].z, var.z):
-            return
-        if not var.rid:
-            var.rid = self._latent_rev[i]
-        history.append(var)
-        del history[:-VARIATION_LIMIT]
-        self._fill_variation_thumbs()
-        self.variationsChanged.emit(i)
+        if var.picture is None:
+            var.picture = self.requests.latent_wait(i)  # the request that sent (or will send) this code
+        if self.variations.add(i, var):
+            self.fill_variation_thumbs()
+            self.variationsChanged.emit(i)
 
-    def _fill_variation_thumbs(self) -> None:
+    def fill_variation_thumbs(self) -> None:
         """A variation's picture is the final stage once the engine has answered the request that made it."""
-        if not self.has_model:
+        if not self.has_model or self.refining:
             return
         final = self.num_stages - 1
-        for i, history in enumerate(self.variations):
-            changed = False
-            for var in history:
-                if (var.thumb is None and var.z is not None and 0 <= var.rid != _UNSENT
-                        and var.rid <= self._last_result_rid and not self.refining):
-                    var.thumb = self.stage_rgb(final).copy()
-                    changed = True
-            if changed:
-                self.variationsChanged.emit(i)
+        for i in self.variations.fill_thumbs(self.requests.last_result, lambda: self.stage_rgb(final)):
+            self.variationsChanged.emit(i)
 
     # ----- sending edits -----
-    def _mark_stale(self, stages, rid: int) -> None:
-        for j in stages:
-            old = self._stale.get(j)
-            if old == _UNSENT:
-                continue  # edits not sent yet: stale until they are sent and answered
-            self._stale[j] = rid if old is None or rid == _UNSENT else max(old, rid)
-            if old is None:
-                self.statusChanged.emit(j)
+    def _mark_stale(self, stages, wait: Wait) -> None:
+        for j in self.requests.mark_stale(stages, wait):
+            self.statusChanged.emit(j)
+
+    def clear_stale(self, rid: int) -> None:
+        """The engine answered request `rid`: the stages it regenerated are no longer stale."""
+        for j in self.requests.answered(rid):
+            self.statusChanged.emit(j)
 
     def _submit(self, request: Request) -> int:
         return self.engine.submit(request)
@@ -475,36 +422,25 @@ class Document(QObject):
     def _flush(self) -> None:
         """Send the pending edits (debounced strokes, slider values) as one request."""
         self._flush_timer.stop()
-        if not self.has_model or not (self._pending_layers or self._pending_latents):
+        if not self.has_model or not self.requests.has_unsent():
             return
-        layers = {k: layer_to_tensors(self.layers[k], self.stage_channels(k)) for k in self._pending_layers}
-        latents = {i: self.latents[i].clone() for i in self._pending_latents}
+        stages, transitions = self.requests.unsent_inputs()
+        layers = {k: layer_to_tensors(self.layers[k], self.stage_channels(k)) for k in stages}
+        latents = {i: self.latents[i].clone() for i in transitions}
         request = ApplyEdits(layers, latents, self.keep_unedited)
         rid = self._submit(request)
-        for k in layers:
-            self._layer_rev[k] = rid
-        for i in latents:
-            self._latent_rev[i] = rid
-        first = request.first_stage()
-        for j, r in list(self._stale.items()):
-            if r == _UNSENT and j > first:
-                self._stale[j] = rid
-        for history in self.variations:
-            for var in history:
-                if var.rid == _UNSENT:
-                    var.rid = rid
-        self._pending_layers.clear()
-        self._pending_latents.clear()
+        self.requests.sent(rid, layers, latents, request.first_stage())
+        self.variations.sent(rid)
 
     def regenerate(self) -> None:
         """Send pending edits, or regenerate every later stage from the first one."""
         if not self.has_model:
             return
-        if self._pending_layers or self._pending_latents:
+        if self.requests.has_unsent():
             self._flush()
             return
         rid = self._submit(Regenerate(0))
-        self._mark_stale(range(1, self.num_stages), rid)
+        self._mark_stale(range(1, self.num_stages), Wait(rid))
 
     def set_auto_regenerate(self, on: bool) -> None:
         self.auto_regenerate = self.settings.auto_regenerate = bool(on)
@@ -519,6 +455,10 @@ class Document(QObject):
     def flush_now(self) -> None:
         self._flush()
 
+    def stop_sending(self) -> None:
+        """The engine is shutting down: edits waiting for the debounce are not sent."""
+        self._flush_timer.stop()
+
     # ----- whole-artwork actions -----
     def load_model(self, path: str | Path) -> int:
         self._flush()  # edits for the current model go to the current model
@@ -526,24 +466,37 @@ class Document(QObject):
         self.modelLoading.emit(str(path))
         return self._submit(LoadModel(str(path), self.device))
 
+    def model_load_failed(self) -> None:
+        self.model_loading = ""
+        self.modelLoading.emit("")
+
     def new_artwork(self) -> None:
         if self.has_model:
             self._flush()
-            self._open_rid = self._submit(NewArtwork())
+            self._submit(NewArtwork())
+
+    def _needs_model(self) -> bool:
+        if not self.has_model and not self.model_loading:
+            self.error.emit("No model", "Open a model first (File > Open model…).")
+            return True
+        return False
 
     def open_image(self, path: str | Path) -> int:
         """Open a finished artwork: its earlier stages are inferred (then refined, if the preference says so)."""
-        if not self.has_model and not self.model_loading:
-            self.error.emit("No model", "Open a model first (File > Open model…).")
+        if self._needs_model():
             return 0
         self._flush()
-        self._open_rid = self._submit(LoadArtwork(str(path)))
-        return self._open_rid
+        return self._submit(LoadArtwork(str(path)))
 
     def open_image_tensor(self, image: torch.Tensor, name: str) -> int:
         self._flush()
-        self._open_rid = self._submit(LoadArtwork(name, image))
-        return self._open_rid
+        return self._submit(LoadArtwork(name, image))
+
+    def open_project(self, path: str | Path, recovered: bool = False) -> int:
+        if self._needs_model():
+            return 0
+        self._flush()
+        return self._submit(OpenProject(str(path), recovered))
 
     def refine(self, steps: int | None = None) -> None:
         """Fit the refinement deltas to the opened artwork (the paper's AdaIN optimisation) on the engine thread."""
@@ -564,15 +517,16 @@ class Document(QObject):
             self.engine.cancel_refine()
             self.message.emit("Cancelling the refinement…")
 
-    def save_project(self, path: str | Path) -> None:
+    def save_project(self, path: str | Path) -> int:
+        """Queue a save; returns its id (0: nothing to save). saveFinished(id, saved) says how it ended."""
         if not self.has_model:
-            return
+            return 0
         self._flush()
-        self._submit(SaveProject(str(path), self.project_extra()))
+        return self._submit(SaveProject(str(path), self.app_extra().to_extra()))
 
     def autosave(self) -> bool:
         """Autosave if something changed since the last autosave. Returns whether one was queued."""
-        if not self.has_model or self._serial == self._autosaved_serial or self._serial == self._saved_serial:
+        if not self.has_model or self.serial in (self.autosaved_serial, self.saved_serial):
             return False
         path = autosave.autosave_path()
         try:
@@ -583,263 +537,27 @@ class Document(QObject):
             self.message.emit(f"Autosave failed: {exc}")
             return False
         self._flush()
-        self._submit(SaveProject(str(path), self.project_extra(), autosave=True))
-        self._autosaved_serial = self._serial
+        self._submit(SaveProject(str(path), self.app_extra().to_extra(), autosave=True))
+        self.autosaved_serial = self.serial
         return True
 
     def discard_autosave(self) -> None:
         autosave.remove(autosave.autosave_path())
 
-    def open_project(self, path: str | Path, recovered: bool = False) -> int:
-        if not self.has_model and not self.model_loading:
-            self.error.emit("No model", "Open a model first (File > Open model…).")
-            return 0
-        self._flush()
-        self._open_rid = self._submit(OpenProject(str(path), recovered))
-        return self._open_rid
+    def app_extra(self) -> AppExtra:
+        """The app's record for a project file (what core's project format does not hold)."""
+        return AppExtra(tuple(self.origin), tuple(self.reset_latents),
+                        tuple(tuple(SavedVariation(v.z, v.label, v.seed) for v in h if v.z is not None)
+                              for h in self.variations),
+                        self.artwork_name, self.model_info.path if self.model_info else "")
 
-    def project_extra(self) -> dict:
-        return {"app": {
-            "version": 1,
-            "origins": list(self.origin),
-            "reset_latents": [z.tolist() for z in self.reset_latents],
-            "variations": [[{"z": v.z.tolist(), "label": v.label, "seed": v.seed} for v in h if v.z is not None]
-                           for h in self.variations],
-            "artwork_name": self.artwork_name,
-            "model_path": self.model_info.path if self.model_info else "",
-        }}
-
-    def _read_extra(self, extra: dict) -> None:
-        app = extra.get("app") if isinstance(extra, dict) else None
-        if not isinstance(app, dict):
-            return
-        n, t, zd = self.num_stages, self.num_transitions, self.z_dim
-        origins = app.get("origins")
-        if isinstance(origins, list) and len(origins) == n and all(o in STATUS_TEXT for o in origins):
-            self.origin = list(origins)
-        try:
-            reset = [torch.tensor(z, dtype=torch.float32) for z in app.get("reset_latents", [])]
-            if len(reset) == t and all(z.shape == (zd,) for z in reset):
-                self.reset_latents = [self.clip_latent(i, z) for i, z in enumerate(reset)]
-            hist = app.get("variations", [])
-            if isinstance(hist, list) and len(hist) == t:
-                for i, h in enumerate(hist):
-                    for v in h[-VARIATION_LIMIT:]:
-                        z = torch.tensor(v["z"], dtype=torch.float32)
-                        if z.shape == (zd,):
-                            # rid -1: saved without its picture (it shows its label until chosen again)
-                            self.variations[i].append(Variation(self.clip_latent(i, z), str(v.get("label", "")),
-                                                                v.get("seed") if isinstance(v.get("seed"), int)
-                                                                else None, rid=-1))
-        except (TypeError, ValueError, KeyError, RuntimeError) as exc:
-            log.warning("ignoring the project's variation history: %s", exc)
-        name = app.get("artwork_name")
-        if isinstance(name, str):
-            self.artwork_name = name
-
-    # ----- results from the engine -----
-    def _on_result(self, res: EngineResult) -> None:
-        req = res.request
-        self._last_result_rid = max(self._last_result_rid, res.rid)
-        if isinstance(req, LoadModel):
-            self._install_model(res)
-            return
-        if not self.has_model:
-            return
-        if isinstance(req, SaveProject):
-            if req.autosave:
-                self.message.emit("Autosaved")
-            else:
-                self.project_path = Path(res.info["path"])
-                self._saved_serial = self._serial
-                self.dirtyChanged.emit(False)
-                self.titleChanged.emit(self.title())
-                self.message.emit(f"Saved {self.project_path}")
-            self.projectSaved.emit(res.info["path"], req.autosave)
-            return
-        if isinstance(req, OpenProject) and not res.info.get("applied"):
-            self.readOnlyProject.emit(res.info["project"])
-            return
-        if isinstance(req, (NewArtwork, LoadArtwork, OpenProject)):
-            self._start_over(res)
-            return
-        self._take_state(res, authoritative_latents={req.transition} if isinstance(req, SampleLatent) else set())
-        if isinstance(req, Refine):
-            self._end_refine(res)
-        for k in res.changed:
-            if self.origin[k] not in ("refined",) and k > 0:
-                self.origin[k] = "generated"
-        if isinstance(req, Refine) and res.info.get("report") is not None and res.info["report"].completed:
-            for k in range(1, self.num_stages):
-                self.origin[k] = "refined"
-        if isinstance(req, SampleLatent):
-            for var in self.variations[req.transition]:
-                if var.rid == res.rid and var.z is None:
-                    var.z = res.state.latents[req.transition].clone()
-        self._clear_stale(res.rid)
-        for k in range(self.num_stages):
-            self.statusChanged.emit(k)
-        self._fill_variation_thumbs()
-
-    def _take_state(self, res: EngineResult, authoritative_latents: set[int] | None = None,
-                    authoritative_layers: bool = False) -> None:
-        st = res.state
-        if st is None:
-            return
-        for k in range(self.num_stages):
-            if authoritative_layers and res.rid >= self._layer_rev[k]:
-                self.layers[k] = tensors_to_layer(st.layers[k])
-                self._rgb.pop(k, None)
-            if not torch.equal(self.bases[k], st.bases[k]) or k not in self._rgb:
-                self.bases[k] = st.bases[k]
-                self._invalidate(k)
-        for i in range(self.num_transitions):
-            if i in (authoritative_latents or ()) and res.rid >= self._latent_rev[i]:
-                if not torch.equal(self.latents[i], st.latents[i]):
-                    self.latents[i] = st.latents[i].clone()
-                    self.latentChanged.emit(i)
-        self.deltas = list(st.deltas)
-        self.targets = list(st.targets) if st.targets is not None else None
-
-    def _clear_stale(self, rid: int) -> None:
-        for j, r in list(self._stale.items()):
-            if r != _UNSENT and r <= rid:
-                del self._stale[j]
-                self.statusChanged.emit(j)
-
-    def _install_model(self, res: EngineResult) -> None:
-        info = res.info["model"]
-        self.model_loading = ""
-        self.model_info = info
-        self.config = info.config
-        self._clear_state()
-        st = res.state
-        self.bases = list(st.bases)
-        self.latents = [z.clone() for z in st.latents]
-        self.reset_latents = [z.clone() for z in st.latents]
-        self.deltas = list(st.deltas)
-        self.origin = ["blank"] + ["generated"] * (self.num_stages - 1)
-        self.current_stage = 0
-        self.project_path = None
-        self.artwork_name = ""
-        self._serial = self._saved_serial = self._autosaved_serial = 0
-        self.refine_rid = None
-        for i in range(self.num_transitions):
-            self.variations[i].append(Variation(self.latents[i].clone(), "Start", rid=res.rid))
-        self.modelChanged.emit()
-        self._fill_variation_thumbs()
-        self.titleChanged.emit(self.title())
-        self.dirtyChanged.emit(False)
-        self.message.emit(f"Model {info.config.name} loaded ({info.device_label})")
-
-    def _start_over(self, res: EngineResult) -> None:
-        """A new, opened or recovered artwork replaces the document (undo history and variations start afresh),
-        except for edits the artist made after asking for it."""
-        req = res.request
-        st = res.state
-        n = self.num_stages
-        newer_layers = [self._layer_rev[k] > res.rid for k in range(n)]
-        self.undo_stacks = [s if newer_layers[k] else UndoStack() for k, s in enumerate(self.undo_stacks)]
-        self._take_state(res, authoritative_latents=set(range(self.num_transitions)), authoritative_layers=True)
-        self.reset_latents = [z.clone() for z in st.latents]
-        self.variations = [[] for _ in range(self.num_transitions)]
-        self.before_final = None
-        self._previews.clear()
-        if isinstance(req, NewArtwork):
-            self.origin = ["blank"] + ["generated"] * (n - 1)
-            self.project_path, self.artwork_name = None, ""
-            label = "Start"
-        elif isinstance(req, LoadArtwork):
-            self.origin = ["inferred"] + ["generated"] * (n - 1)
-            self.project_path, self.artwork_name = None, Path(req.path).stem if req.path else "artwork"
-            label = "Encoded"
-        else:
-            self.origin = ["generated"] * n
-            project = res.info["project"]
-            self.project_path = None if req.recovered else Path(req.path)
-            self.artwork_name = ""
-            self._read_extra(project.extra)
-            label = "Opened"
-        for i in range(self.num_transitions):
-            history = self.variations[i]
-            if history and torch.equal(history[-1].z, self.latents[i]):
-                history[-1].rid = res.rid  # the current one: its picture is on screen
-            else:
-                history.append(Variation(self.latents[i].clone(), label, rid=res.rid))
-        self._clear_stale(res.rid)
-        for k in range(n):
-            self._rgb.pop(k, None)
-            self.stageChanged.emit(k)
-            self.statusChanged.emit(k)
-        for i in range(self.num_transitions):
-            self.latentChanged.emit(i)
-            self.variationsChanged.emit(i)
-        if isinstance(req, OpenProject) and not req.recovered:
-            self._serial = self._saved_serial = self._autosaved_serial = self._serial + 1
-        else:
-            self._serial += 1
-            self._saved_serial = -1 if not isinstance(req, NewArtwork) else self._serial
-        self._fill_variation_thumbs()
-        self.compareChanged.emit()
-        self.undoChanged.emit()
-        self.dirtyChanged.emit(self.dirty)
-        self.titleChanged.emit(self.title())
-        if isinstance(req, LoadArtwork):
-            self.message.emit(f"Opened {self.artwork_name}: earlier stages inferred")
-            self.artworkOpened.emit()
-            if self.settings.refine_after_open:
-                self.refine()
-        elif isinstance(req, OpenProject):
-            self.message.emit("Recovered the autosaved work" if req.recovered else f"Opened {req.path}")
-
-    def _end_refine(self, res: EngineResult) -> None:
-        self.refine_rid = None
-        self._previews.clear()
-        for k in range(self.num_stages):
-            self._invalidate(k)
-        report = res.info.get("report")
-        self.last_refine_report = report
-        self.refineStateChanged.emit(False)
-        if res.info.get("cancelled"):
-            msg = "Refinement cancelled: the stages are as they were"
-            self.refineFinished.emit(False, msg)
-        else:
-            losses = ", ".join(f"{t.loss_start:.3f}→{t.loss_end:.3f}" for t in report.transitions)
-            msg = f"Refinement done in {res.info.get('seconds', 0):.1f} s (loss {losses})"
-            self._touch()
-            self.refineFinished.emit(True, msg)
-        self.message.emit(msg)
-
-    def _on_progress(self, p: RefineProgress) -> None:
-        if p.rid != self.refine_rid or not self.has_model:
-            return
-        if p.preview is not None:
-            k = p.transition + 1
-            self._previews[k] = p.preview
-            self._invalidate(k)
-            self.statusChanged.emit(k)
-        self.refineProgress.emit(p)
-
-    def _on_failed(self, rid: int, request: Request, message: str) -> None:
-        if isinstance(request, LoadModel):
-            self.model_loading = ""
-            self.modelLoading.emit("")
-            self.modelFailed.emit(message)
-            return
-        self._clear_stale(rid)
-        if isinstance(request, Refine) and rid == self.refine_rid:
-            self.refine_rid = None
-            self._previews.clear()
-            for k in range(self.num_stages):
-                self._invalidate(k)
-            self.refineStateChanged.emit(False)
-            self.refineFinished.emit(False, message)
-            self.error.emit("Refinement failed", message)
-            return
-        if isinstance(request, SaveProject) and request.autosave:
-            self.message.emit(f"Autosave failed: {message}")
-            self._autosaved_serial = -1
-            return
-        titles = {LoadArtwork: "Cannot open the image", OpenProject: "Cannot open the project",
-                  SaveProject: "Cannot save the project", SampleLatent: "Cannot make a variation"}
-        self.error.emit(titles.get(type(request), "Something went wrong"), message)
+    def restore_app_extra(self, record: AppExtra) -> None:
+        """Take back what app_extra() saved (codes clipped to the open model's priors)."""
+        if record.origins:
+            self.origin = list(record.origins)
+        if record.reset_latents:
+            self.reset_latents = [self.clip_latent(i, z) for i, z in enumerate(record.reset_latents)]
+        for i, history in enumerate(record.variations):
+            for v in history:
+                self.variations.add(i, Variation(self.clip_latent(i, v.z), v.label, v.seed))
+        self.artwork_name = record.artwork_name

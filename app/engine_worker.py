@@ -22,8 +22,10 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from PySide6.QtCore import QThread, Signal
@@ -212,6 +214,17 @@ class EngineThread(QThread):
         self._running_rid = 0
         self.session = None  # owned by this thread: never touch it from the GUI thread
         self.merged = 0  # requests dropped because a newer one superseded them (for tests and the curious)
+        self._handlers: dict[type[Request], Callable[[int, Any], EngineResult]] = {
+            LoadModel: self._load_model,
+            NewArtwork: self._new_artwork,
+            ApplyEdits: self._apply_edits,
+            Regenerate: self._regenerate,
+            SampleLatent: self._sample_latent,
+            LoadArtwork: self._load_artwork,
+            Refine: self._refine,
+            SaveProject: self._save_project,
+            OpenProject: self._open_project,
+        }
 
     # ----- GUI-thread API -----
     def submit(self, request: Request) -> int:
@@ -237,6 +250,11 @@ class EngineThread(QThread):
     def is_idle(self) -> bool:
         with self._cond:
             return not self._queue and self._running_rid == 0
+
+    def running(self) -> int:
+        """The id of the request running now (0: none)."""
+        with self._cond:
+            return self._running_rid
 
     def pending(self) -> int:
         with self._cond:
@@ -267,7 +285,7 @@ class EngineThread(QThread):
                 self._running_rid = rid
             self.activity.emit(request.label)
             try:
-                result = self._handle(rid, request)
+                result = self.handle(rid, request)
             except ArtflowError as exc:
                 self.failed.emit(rid, request, str(exc))
             except Exception as exc:  # noqa: BLE001 - an engine bug must not kill the thread (and the app's work)
@@ -283,54 +301,64 @@ class EngineThread(QThread):
                 if idle:
                     self.activity.emit("")
 
-    def _need_session(self):
-        if self.session is None:
+    @property
+    def requests_handled(self) -> frozenset[type[Request]]:
+        """The request types this thread runs (the Document's ResultApplier answers the same set)."""
+        return frozenset(self._handlers)
+
+    def handle(self, rid: int, req: Request) -> EngineResult:
+        """Run one request on this thread (the dispatch table below, keyed like the Document's result table in
+        app/document_results.py); an ArtflowError is the request's failure."""
+        handler = self._handlers.get(type(req))
+        if handler is None:
+            raise ArtflowError(f"unknown request {type(req).__name__}")
+        if not isinstance(req, LoadModel) and self.session is None:
             raise ArtflowError("no model is loaded: choose one with File > Open model…")
-        return self.session
+        return handler(rid, req)
 
-    def _handle(self, rid: int, req: Request) -> EngineResult:
-        if isinstance(req, LoadModel):
-            return self._load_model(rid, req)
-        s = self._need_session()
-        if isinstance(req, NewArtwork):
-            for k in range(s.num_stages):
-                s.set_layer(k, None, propagate=False)
-            res = s.config.resolution
-            s.start_from(torch.ones(s.config.stages[0].channels, res, res))
-            return EngineResult(rid, req, s.snapshot(), tuple(range(1, s.num_stages)))
-        if isinstance(req, ApplyEdits):
-            return self._apply_edits(rid, req)
-        if isinstance(req, Regenerate):
-            changed = s.propagate(req.stage)
-            return EngineResult(rid, req, s.snapshot(), tuple(changed))
-        if isinstance(req, SampleLatent):
-            s.sample_latent(req.transition, seed=req.seed, propagate=False)
-            changed = s.propagate(req.transition)
-            return EngineResult(rid, req, s.snapshot(), tuple(changed))
-        if isinstance(req, LoadArtwork):
-            from core.imageio import load_image
+    def _new_artwork(self, rid: int, req: NewArtwork) -> EngineResult:
+        s = self.session
+        for k in range(s.num_stages):
+            s.set_layer(k, None, propagate=False)
+        res = s.config.resolution
+        s.start_from(torch.ones(s.config.stages[0].channels, res, res))
+        return EngineResult(rid, req, s.snapshot(), tuple(range(1, s.num_stages)))
 
-            last = s.config.stages[-1]
-            image = req.image if req.image is not None else load_image(req.path, last.channels, s.config.resolution)
-            s.load_artwork(image)
-            return EngineResult(rid, req, s.snapshot(), tuple(range(s.num_stages)))
-        if isinstance(req, Refine):
-            return self._refine(rid, req)
-        if isinstance(req, SaveProject):
-            from core.project import project_from_session, save_project
+    def _regenerate(self, rid: int, req: Regenerate) -> EngineResult:
+        s = self.session
+        changed = s.propagate(req.stage)
+        return EngineResult(rid, req, s.snapshot(), tuple(changed))
 
-            path = save_project(project_from_session(s, req.extra), req.path)
-            return EngineResult(rid, req, None, (), {"path": str(path)})
-        if isinstance(req, OpenProject):
-            from core.project import apply_project, load_project
+    def _sample_latent(self, rid: int, req: SampleLatent) -> EngineResult:
+        s = self.session
+        s.sample_latent(req.transition, seed=req.seed, propagate=False)
+        changed = s.propagate(req.transition)
+        return EngineResult(rid, req, s.snapshot(), tuple(changed))
 
-            project = load_project(req.path, config=s.config)
-            if project.read_only:
-                return EngineResult(rid, req, None, (), {"project": project, "applied": False})
-            apply_project(s, project)
-            return EngineResult(rid, req, s.snapshot(), tuple(range(s.num_stages)),
-                                {"project": project, "applied": True})
-        raise ArtflowError(f"unknown request {type(req).__name__}")
+    def _load_artwork(self, rid: int, req: LoadArtwork) -> EngineResult:
+        from core.imageio import load_image
+
+        s = self.session
+        last = s.config.stages[-1]
+        image = req.image if req.image is not None else load_image(req.path, last.channels, s.config.resolution)
+        s.load_artwork(image)
+        return EngineResult(rid, req, s.snapshot(), tuple(range(s.num_stages)))
+
+    def _save_project(self, rid: int, req: SaveProject) -> EngineResult:
+        from core.project import project_from_session, save_project
+
+        path = save_project(project_from_session(self.session, req.extra), req.path)
+        return EngineResult(rid, req, None, (), {"path": str(path)})
+
+    def _open_project(self, rid: int, req: OpenProject) -> EngineResult:
+        from core.project import apply_project, load_project
+
+        s = self.session
+        project = load_project(req.path, config=s.config)
+        if project.read_only:
+            return EngineResult(rid, req, None, (), {"project": project, "applied": False})
+        apply_project(s, project)
+        return EngineResult(rid, req, s.snapshot(), tuple(range(s.num_stages)), {"project": project, "applied": True})
 
     def _load_model(self, rid: int, req: LoadModel) -> EngineResult:
         from core import bundle

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import secrets
 import shutil
@@ -14,12 +15,18 @@ import torch
 from core.config import WorkflowConfig
 from core.errors import BundleError
 from core.model import WorkflowModel
+from core.safe_io import MAX_JSON_BYTES, MAX_WEIGHTS_FILE_BYTES, check_regular_file, read_regular_file
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 _PICKLE_SUFFIXES = {".pth", ".pt", ".ckpt", ".pkl", ".bin"}
 # Tensors a bundle may lack: bundles written before latent priors existed sample from N(0, I), the default.
 _OPTIONAL_PREFIXES = ("latent_priors.",)
+# Every tensor of a WorkflowModel is float32; bundle.save(half=True) stores fp16. Anything else (bool, integers)
+# is not a model Artflow wrote.
+_FLOAT_DTYPES = ("F32", "F16", "BF16")
+# A model whose weights take more than this is built only once the file is known to hold as many values.
+_PREFLIGHT_BYTES = 256 * 2**20
 _CONVERT_HINT = (
     "Artflow never loads pickle files (they can run arbitrary code). Convert it once, in a trusted environment, "
     "with: python -c \"import torch, safetensors.torch as s; "
@@ -105,14 +112,11 @@ def load_config(path: str | Path) -> WorkflowConfig:
     cfg_path = path / CONFIG_FILE
     if not path.is_dir():
         raise BundleError(f"{path}: not a model folder (expected a folder with {CONFIG_FILE} and {WEIGHTS_FILE})")
-    if not cfg_path.is_file():
+    if not cfg_path.exists():
         raise BundleError(f"{path}: no {CONFIG_FILE} in the model folder")
+    raw = read_regular_file(cfg_path, MAX_JSON_BYTES, BundleError, f"a model's {CONFIG_FILE}")
     try:
-        text = cfg_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BundleError(f"{cfg_path}: cannot be read ({exc})") from None
-    try:
-        return WorkflowConfig.from_json(text)
+        return WorkflowConfig.from_json(raw)
     except BundleError as exc:
         raise BundleError(f"{path}: {exc}") from None
 
@@ -125,12 +129,17 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> WorkflowModel:
     path = Path(path)
     config = load_config(path)
     weights = path / WEIGHTS_FILE
-    if not weights.is_file():
+    if not weights.exists():
         raise BundleError(f"{path}: no {WEIGHTS_FILE} in the model folder")
-    model = WorkflowModel(config)
-    expected = model.state_dict()
+    # Memory-mapped, not read whole: the bound is on the file; each tensor is then checked against the config.
+    check_regular_file(weights, MAX_WEIGHTS_FILE_BYTES, BundleError, "a safetensors weights file")
     try:
         with safe_open(str(weights), framework="pt") as f:
+            # From the header alone, before any network is built: a forged file cannot make us allocate a model
+            # its weights could never fill.
+            _check_header(weights, f, config)
+            model = WorkflowModel(config)  # the config's footprint was bounded when it was parsed
+            expected = model.state_dict()
             keys = set(f.keys())
             missing = sorted(k for k in set(expected) - keys if not k.startswith(_OPTIONAL_PREFIXES))
             unexpected = sorted(keys - set(expected))
@@ -145,7 +154,11 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> WorkflowModel:
             for k in expected:
                 if k not in keys:
                     continue  # optional, keeps its default
-                t = f.get_tensor(k)
+                stored = f.get_slice(k)
+                if tuple(stored.get_shape()) != tuple(expected[k].shape):
+                    raise BundleError(f"{weights}: tensor '{k}' has shape {tuple(stored.get_shape())}, "
+                                      f"config.json expects {tuple(expected[k].shape)}")
+                t = f.get_tensor(k)  # read only once its dtype and shape are known to fit
                 if tuple(t.shape) != tuple(expected[k].shape):
                     raise BundleError(f"{weights}: tensor '{k}' has shape {tuple(t.shape)}, "
                                       f"config.json expects {tuple(expected[k].shape)}")
@@ -164,6 +177,30 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> WorkflowModel:
             raise BundleError(f"{weights}: the latent prior of transition {i} is not a Cholesky factor "
                               "(lower triangular with a positive diagonal)")
     return model.eval().requires_grad_(False).to(device)
+
+
+def _check_header(weights: Path, f, config: WorkflowConfig) -> None:
+    """Every stored tensor floating point; and for a model of more than _PREFLIGHT_BYTES of weights, as many
+    values in all as the config implies (the latent priors, the only optional tensors, counted where present).
+    Smaller models are built first, so that a mismatch is reported by the name of the tensor at fault."""
+    from core.footprint import parameter_count
+
+    total = 0
+    priors = 0
+    for k in f.keys():
+        stored = f.get_slice(k)
+        if stored.get_dtype() not in _FLOAT_DTYPES:
+            raise BundleError(f"{weights}: tensor '{k}' is stored as {stored.get_dtype()}, "
+                              "expected floating point (F32, F16 or BF16)")
+        n = math.prod(stored.get_shape())
+        total += n
+        if k.startswith(_OPTIONAL_PREFIXES):
+            priors += n
+    z = config.generator.z_dim
+    want = parameter_count(config) - config.num_transitions * (z + z * z) + priors
+    if total != want and 4 * want > _PREFLIGHT_BYTES:
+        raise BundleError(f"{weights}: holds {total:,} values, config.json implies {want:,} "
+                          "(the weights do not match config.json)")
 
 
 def _check_not_pickle(path: Path) -> None:

@@ -17,6 +17,20 @@ from core.errors import BundleError
 CONFIG_VERSION = 1
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 
+# The documented range of every size field (inclusive). Far above any sensible model, low enough that no single
+# field can make the networks' construction itself exhaust memory or time; footprint.MEMORY_BUDGET_BYTES then
+# bounds the whole model. config.json's version must be 1..CONFIG_VERSION.
+FIELD_BOUNDS: dict[str, dict[str, tuple[int, int]]] = {
+    "generator": {"dim": (1, 1024), "n_down": (1, 8), "n_res_content": (1, 32), "n_res_adain": (1, 16),
+                  "mlp_dim": (1, 8192), "mlp_layers": (1, 16), "z_dim": (1, 512), "up_kernel": (1, 9)},
+    "encoder": {"dim": (1, 1024), "n_down": (1, 11), "max_mult": (1, 64)},
+    "unet": {"ngf": (1, 1024), "n_down": (1, 11), "max_mult": (1, 64)},
+    "discriminator": {"ndf": (1, 1024), "n_layers": (1, 11), "n_scales": (1, 6)},
+}
+RESOLUTION_RANGE = (16, 2048)
+MAX_STAGES = 16
+MAX_TEXT = 10_000  # characters of a name, label or description
+
 
 @dataclass(frozen=True)
 class StageSpec:
@@ -127,8 +141,10 @@ class WorkflowConfig:
         if not isinstance(data, dict):
             raise BundleError("config.json: expected a JSON object at the top level")
         version = data.get("version", None)
-        if not isinstance(version, int):
+        if not isinstance(version, int) or isinstance(version, bool):
             raise BundleError("config.json: missing integer field 'version'")
+        if version < 1:
+            raise BundleError(f"config.json: version must be 1..{CONFIG_VERSION} (got {version})")
         if version > CONFIG_VERSION:
             raise BundleError(
                 f"config.json: format version {version} is newer than this Artflow understands ({CONFIG_VERSION}); "
@@ -137,6 +153,10 @@ class WorkflowConfig:
         unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise BundleError(f"config.json: unknown top-level field(s) {', '.join(sorted(map(str, unknown)))}")
+        if not isinstance(data.get("stages", []), list) or len(data.get("stages", [])) > MAX_STAGES:
+            raise BundleError(f"config.json: stages must be a list of 2..{MAX_STAGES} stages")
+        if not isinstance(data.get("regularizer_trained", []), list):
+            raise BundleError("config.json: regularizer_trained must be a list of true/false")
         try:
             stages = tuple(_build(StageSpec, s, f"stages[{i}]") for i, s in enumerate(data["stages"]))
             kwargs: dict[str, Any] = {
@@ -158,12 +178,11 @@ class WorkflowConfig:
         return cls(**kwargs)
 
     @classmethod
-    def from_json(cls, text: str) -> WorkflowConfig:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise BundleError(f"config.json is not valid JSON ({exc.msg} at line {exc.lineno})") from None
-        return cls.from_dict(data)
+    def from_json(cls, text: str | bytes) -> WorkflowConfig:
+        """Parse config.json text with the size and nesting limits of core.safe_io (never a RecursionError)."""
+        from core.safe_io import MAX_JSON_BYTES, loads_json
+
+        return cls.from_dict(loads_json(text, "config.json", BundleError, MAX_JSON_BYTES))
 
 
 def _build(kind: type, data: Any, where: str) -> Any:
@@ -176,35 +195,56 @@ def _build(kind: type, data: Any, where: str) -> Any:
     return kind(**data)
 
 
-def _positive_ints(obj: Any, where: str, problems: list[str]) -> None:
+def _bounded_ints(obj: Any, where: str, problems: list[str]) -> None:
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            problems.append(f"{where}.{f.name} must be a positive integer (got {value!r})")
+        lo, hi = FIELD_BOUNDS[where][f.name]
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            problems.append(f"{where}.{f.name} must be an integer in {lo}..{hi} (got {_short(value)})")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _text(value: Any, where: str, problems: list[str]) -> None:
+    if not isinstance(value, str) or len(value) > MAX_TEXT:
+        problems.append(f"{where} must be a string of at most {MAX_TEXT} characters")
 
 
 def validate(cfg: WorkflowConfig) -> list[str]:
     problems: list[str] = []
-    if not isinstance(cfg.name, str) or not cfg.name:
-        problems.append("name must be a non-empty string")
+    if not isinstance(cfg.name, str) or not cfg.name or len(cfg.name) > MAX_TEXT:
+        problems.append(f"name must be a non-empty string of at most {MAX_TEXT} characters")
+    _text(cfg.description, "description", problems)
+    if not isinstance(cfg.version, int) or isinstance(cfg.version, bool) or not 1 <= cfg.version <= CONFIG_VERSION:
+        problems.append(f"version must be 1..{CONFIG_VERSION} (got {_short(cfg.version)})")
     if len(cfg.stages) < 2:
         problems.append(f"a workflow needs at least 2 stages (got {len(cfg.stages)})")
+    elif len(cfg.stages) > MAX_STAGES:
+        problems.append(f"a workflow has at most {MAX_STAGES} stages (got {len(cfg.stages)})")
     seen: set[str] = set()
     for i, s in enumerate(cfg.stages):
-        if not isinstance(s.name, str) or not _NAME_RE.match(s.name):
-            problems.append(f"stages[{i}].name {s.name!r} must be lower-case letters, digits, '-' or '_'")
+        _text(s.label, f"stages[{i}].label", problems)
+        if not isinstance(s.name, str) or len(s.name) > 64 or not _NAME_RE.match(s.name):
+            problems.append(f"stages[{i}].name {_short(s.name)} must be lower-case letters, digits, '-' or '_' "
+                            "(at most 64)")
         if isinstance(s.name, str):
             if s.name in seen:
                 problems.append(f"stage name {s.name!r} is used twice")
             seen.add(s.name)
-        if s.channels not in (1, 3):
-            problems.append(f"stages[{i}].channels must be 1 or 3 (got {s.channels!r})")
+        if s.channels not in (1, 3) or isinstance(s.channels, bool):
+            problems.append(f"stages[{i}].channels must be 1 or 3 (got {_short(s.channels)})")
     for sub, where in ((cfg.generator, "generator"), (cfg.encoder, "encoder"), (cfg.unet, "unet"),
                        (cfg.discriminator, "discriminator")):
-        _positive_ints(sub, where, problems)
+        _bounded_ints(sub, where, problems)
+    if not problems and cfg.generator.up_kernel % 2 == 0:
+        problems.append(f"generator.up_kernel must be odd (got {cfg.generator.up_kernel})")
     r = cfg.resolution
-    if not isinstance(r, int) or r < 16 or r > 2048:
-        problems.append(f"resolution must be an integer in 16..2048 (got {r!r})")
+    lo, hi = RESOLUTION_RANGE
+    if not isinstance(r, int) or isinstance(r, bool) or r < lo or r > hi:
+        problems.append(f"resolution must be an integer in {lo}..{hi} (got {_short(r)})")
     elif not problems:
         if r % (2 ** cfg.generator.n_down):
             problems.append(f"resolution {r} must be divisible by 2**generator.n_down")
@@ -214,6 +254,13 @@ def validate(cfg: WorkflowConfig) -> list[str]:
             problems.append(f"resolution {r} must be divisible by 2**unet.n_down")
     if cfg.regularizer_trained and len(cfg.regularizer_trained) != len(cfg.stages) - 1:
         problems.append("regularizer_trained must have one entry per transition")
+    if not problems:
+        # Only once every field is in range: the estimate is arithmetic on them, before any network exists.
+        from core.footprint import footprint_problem
+
+        too_big = footprint_problem(cfg)
+        if too_big:
+            problems.append(too_big)
     return problems
 
 

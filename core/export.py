@@ -11,6 +11,7 @@ import os
 import re
 import zipfile
 from collections.abc import Sequence
+from enum import Enum
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -21,7 +22,22 @@ from core.atomic import atomic_write, ensure_folder
 from core.errors import ImageError
 from core.imageio import tensor_to_pil
 
-FORMATS = ("png", "stages", "strip", "ora", "gif")
+
+class ExportFormat(str, Enum):
+    """What an export writes (a str enum: the values are the CLI's --format words)."""
+
+    PNG = "png"  # the last stage (the artwork), optionally enlarged
+    STAGES = "stages"  # a folder with one PNG per stage
+    STRIP = "strip"  # all stages side by side in one picture
+    ORA = "ora"  # layered OpenRaster
+    GIF = "gif"  # the workflow as an animation
+
+    @property
+    def writes_folder(self) -> bool:
+        return self is ExportFormat.STAGES
+
+
+FORMATS = tuple(f.value for f in ExportFormat)
 MAX_SCALE = 16
 ORA_MIMETYPE = b"image/openraster"
 THUMBNAIL_SIZE = 256  # OpenRaster: the thumbnail's longest side is at most 256 px
@@ -183,19 +199,22 @@ def export_gif(images: Sequence[torch.Tensor], path: str | os.PathLike[str], ms_
     return p
 
 
-def export(images: Sequence[torch.Tensor], stage_names: Sequence[str], fmt: str, path: str | os.PathLike[str],
-           scale: int = 1) -> list[Path]:
-    """Dispatch on `fmt` (one of FORMATS); returns the written files. `scale` applies to "png" only."""
-    if fmt not in FORMATS:
-        raise ImageError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    if scale != 1 and fmt != "png":
+def export(images: Sequence[torch.Tensor], stage_names: Sequence[str], fmt: ExportFormat | str,
+           path: str | os.PathLike[str], scale: int = 1) -> list[Path]:
+    """Write `images` in format `fmt` (an ExportFormat or its word) to `path` (a folder for STAGES); returns the
+    written files. `scale` enlarges the PNG export only. The one dispatch used by the app and the CLI."""
+    try:
+        fmt = ExportFormat(fmt)
+    except ValueError:
+        raise ImageError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}") from None
+    if scale != 1 and fmt is not ExportFormat.PNG:
         raise ImageError("scale applies to the png export only")
-    if fmt == "png":
+    if fmt is ExportFormat.PNG:
         return [export_final_png(images, path, scale)]
-    if fmt == "stages":
+    if fmt is ExportFormat.STAGES:
         return export_stages(images, stage_names, path)
-    if fmt == "strip":
+    if fmt is ExportFormat.STRIP:
         return [export_strip(images, stage_names, path)]
-    if fmt == "ora":
+    if fmt is ExportFormat.ORA:
         return [export_ora(images, stage_names, path)]
     return [export_gif(images, path)]

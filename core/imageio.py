@@ -9,6 +9,8 @@ white is the paper colour of every stage.
 from __future__ import annotations
 
 import os
+import struct
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +19,19 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.atomic import atomic_write
 from core.errors import ImageError
+from core.safe_io import MAX_IMAGE_FILE_BYTES, open_regular_file
 
-# Largest image (in pixels) we agree to decode. Pillow's own default (~89 Mpx) is generous for drawings; a file
-# that claims more is almost certainly a decompression bomb. Module-level so that callers/tests may tune it.
-MAX_PIXELS: int = Image.MAX_IMAGE_PIXELS or 89_478_485
+# Largest image (in pixels) we agree to decode: 8192 x 8192, far beyond the model's resolution (at most 2048); a
+# file that claims more is almost certainly a decompression bomb. Module-level so that callers/tests may tune it.
+MAX_PIXELS: int = 8192 * 8192
+# Pillow warns (two lines on stderr) between its limit and twice it, and raises above. With its limit at ours and
+# its warning turned into an exception, both become our one-line ImageError and nothing is printed. Installed once
+# at import (warnings.catch_warnings per call would not be thread-safe, and images load in worker threads).
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+# Pillow's other warnings report damage it tolerated ("Corrupt EXIF data", "Tag data larger than file"): the image
+# decodes or our one-line error follows; they would only add noise to the CLI's output.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\..*)?$")
 
 # Modes that carry an alpha channel (or palette transparency once expanded): these are composited on white.
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
@@ -70,6 +81,13 @@ def normalize_pil(img: Image.Image, channels: int) -> Image.Image:
     except Exception:  # noqa: BLE001 - a malformed EXIF block must not make an otherwise fine image unreadable
         pass
     mode = img.mode
+    if mode == "La":  # premultiplied grey + alpha: Pillow converts it to LA only
+        img, mode = img.convert("LA"), "LA"
+    if mode not in _DIRECT_MODES and not (mode in ("I", "F") or mode.startswith("I;16")):
+        # LAB, HSV, YCbCr, CMYK, RGBX...: Pillow converts every one of them to RGB, not all of them to L; going
+        # through RGB gives the same grey for a mode whichever stage (1 or 3 channels) reads it.
+        img = _convert(img, "RGB")
+        mode = "RGB"
     if mode in ("I", "F") or mode.startswith("I;16"):
         img = _wide_gray_to_l(img)
         mode = "L"
@@ -88,8 +106,19 @@ def normalize_pil(img: Image.Image, channels: int) -> Image.Image:
         mode = "RGB"
     target = "L" if channels == 1 else "RGB"
     if mode != target:
-        img = img.convert(target)
+        img = _convert(img, target)
     return img
+
+
+# Modes handled without a detour through RGB (grey, palette, alpha, and RGB itself).
+_DIRECT_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBa"})
+
+
+def _convert(img: Image.Image, mode: str) -> Image.Image:
+    try:
+        return img.convert(mode)
+    except (ValueError, OSError) as exc:
+        raise ImageError(f"image: colour mode {img.mode} cannot be converted ({exc})") from None
 
 
 def fit_square(img: Image.Image, size: int, fill: int | tuple[int, ...] | None = None,
@@ -138,9 +167,11 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
     if p.is_dir():
         raise ImageError(f"{name}: is a folder, not an image file")
     limit = MAX_PIXELS
+    # A regular file of bounded size, opened without blocking: a FIFO or a link to /dev/zero is refused unread.
+    handle = open_regular_file(p, MAX_IMAGE_FILE_BYTES, ImageError, "an image file")
     try:
         # Our own handle: closed on exit whatever the Pillow version does; load() has read the pixels.
-        with open(p, "rb") as f:
+        with handle as f:
             # Pillow raises DecompressionBombError above 2x its limit (and only warns between 1x and 2x);
             # our own check below refuses anything over MAX_PIXELS before a single pixel is decoded.
             # (No warnings.catch_warnings here: it is not thread-safe and images load in worker threads.)
@@ -156,13 +187,17 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
             return im
     except ImageError:
         raise
-    except Image.DecompressionBombError as e:
-        raise ImageError(f"{name}: image is too large to decode safely (possible decompression bomb): {e}") from e
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{name}: image is too large (more than {Image.MAX_IMAGE_PIXELS:,} pixels); refusing "
+                         "to decode it (possible decompression bomb)") from None
+    except MemoryError:
+        raise ImageError(f"{name}: image is too large to decode in the memory available") from None
     except UnidentifiedImageError as e:
         raise ImageError(f"{name}: not an image format Pillow can read (or the file is corrupt)") from e
     except PermissionError as e:
         raise ImageError(f"{name}: permission denied") from e
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
+    except (OSError, SyntaxError, ValueError, EOFError, TypeError, IndexError, KeyError, struct.error,
+            ZeroDivisionError, OverflowError) as e:
         # Pillow reports truncated/corrupt data as OSError ("image file is truncated") or SyntaxError.
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ImageError(f"{name}: corrupt or truncated image ({msg})") from e

@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -33,9 +34,10 @@ import torch
 
 from core.atomic import atomic_write
 from core.bundle import config_hash
-from core.config import _NAME_RE, WorkflowConfig
+from core.config import _NAME_RE, MAX_STAGES, WorkflowConfig
 from core.errors import ArtflowError, ProjectError
 from core.imageio import tensor_to_pil
+from core.safe_io import MAX_PROJECT_FILE_BYTES, loads_json, open_regular_file
 from core.session import Layer, Session, SessionState, compose
 
 PROJECT_VERSION = 1
@@ -44,8 +46,11 @@ PROJECT_SUFFIX = ".artflow"
 MANIFEST = "manifest.json"
 TENSORS = "tensors.safetensors"
 _MAX_MANIFEST_BYTES = 16 * 2**20  # extra (variation history) is small; anything larger is not ours
-_MAX_STAGES = 64
+_MAX_STAGES = MAX_STAGES
 _MAX_LATENT = 4096
+# The most tensor data a project may unpack to when no model says what to expect (opened for viewing or export, or
+# made with another model): a 1024 px project of 4 colour stages with layers and targets needs 168 MB.
+MAX_TENSOR_BYTES_WITHOUT_MODEL = 256 * 2**20
 
 
 @dataclass
@@ -190,14 +195,23 @@ def _read_entry(path: Path, zf: zipfile.ZipFile, name: str, limit: int) -> bytes
         info = zf.getinfo(name)
     except KeyError:
         raise _fail(path, f"no {name} inside: not an Artflow project, or a damaged one") from None
+    too_big = (f"{name} is more than a project of this size can hold ({limit:,} bytes); the file is damaged or "
+               "not an Artflow project")
     if info.file_size > limit:
-        # The declared size bounds what zipfile will decompress, so checking it first defuses zip bombs.
-        raise _fail(path, f"{name} is {info.file_size:,} bytes, more than a project of this size can hold "
-                          f"({limit:,}); the file is damaged or not an Artflow project")
+        raise _fail(path, too_big)  # the declared size: refused before anything is decompressed
+    if info.flag_bits & 0x1:
+        raise _fail(path, f"{name} is encrypted; Artflow never writes encrypted projects")
     try:
-        return zf.read(info)
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError) as exc:
-        raise _fail(path, f"{name} is corrupt or truncated ({exc})") from None
+        # Read at most limit + 1 bytes whatever the member declares: the limit comes from the caller, never the zip.
+        with zf.open(info) as member:
+            data = member.read(limit + 1)
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError,
+            MemoryError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise _fail(path, f"{name} is corrupt, truncated or unreadable ({reason})") from None
+    if len(data) > limit:
+        raise _fail(path, too_big)
+    return data
 
 
 def _want(cond: bool, path: Path, message: str) -> None:
@@ -211,12 +225,8 @@ def _is_int(x: Any) -> bool:
 
 def _read_manifest(path: Path, raw: bytes) -> dict[str, Any]:
     """Parse and validate manifest.json; returns it upgraded to PROJECT_VERSION."""
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise _fail(path, "manifest.json is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise _fail(path, f"manifest.json is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    # Bounded depth (no RecursionError), no NaN or infinity anywhere (extra included), so a save cannot fail late.
+    data = loads_json(raw, f"{path}: manifest.json", ProjectError, _MAX_MANIFEST_BYTES)
     if not isinstance(data, dict):
         raise _fail(path, "manifest.json: expected a JSON object at the top level")
     if data.get("format") != PROJECT_FORMAT:
@@ -254,10 +264,19 @@ def _read_manifest(path: Path, raw: bytes) -> dict[str, Any]:
     return data
 
 
-def _tensor_limit(m: dict[str, Any]) -> int:
-    r2 = m["resolution"] ** 2
-    per_stage = sum((3 * s["channels"] + 1) * r2 for s in m["stages"])  # base, layer colour + alpha, target
-    return 4 * per_stage + 64 * 2**20  # + latents, deltas and the header
+def _tensor_limit(resolution: int, channels: list[int]) -> int:
+    """The largest tensors.safetensors a project of this shape holds: base, layer colour + alpha and target per
+    stage, plus latents, deltas and the header."""
+    per_stage = sum((3 * c + 1) * resolution**2 for c in channels)
+    return 4 * per_stage + 64 * 2**20
+
+
+def model_tensor_limit(config: WorkflowConfig | None) -> int:
+    """How many bytes of tensors a project may unpack to: from the open model's resolution and stages, or
+    MAX_TENSOR_BYTES_WITHOUT_MODEL without one. Never from the project's own manifest."""
+    if config is None:
+        return MAX_TENSOR_BYTES_WITHOUT_MODEL
+    return _tensor_limit(config.resolution, [s.channels for s in config.stages])
 
 
 def _read_tensors(path: Path, raw: bytes, m: dict[str, Any]) -> SessionState:
@@ -322,18 +341,24 @@ def load_project(path: str | os.PathLike[str], config: WorkflowConfig | None = N
         raise _fail(p, "file not found")
     if p.is_dir():
         raise _fail(p, "is a folder, not a project file")
-    try:
-        zf = zipfile.ZipFile(p)
-    except zipfile.BadZipFile:
-        raise _fail(p, "not an Artflow project file, or it is truncated or corrupt (not a readable zip archive)") \
-            from None
-    except PermissionError:
-        raise _fail(p, "permission denied") from None
-    except (OSError, ValueError, EOFError) as exc:
-        raise _fail(p, f"cannot be read ({exc})") from None
-    with zf:
-        m = _read_manifest(p, _read_entry(p, zf, MANIFEST, _MAX_MANIFEST_BYTES))
-        state = _read_tensors(p, _read_entry(p, zf, TENSORS, _tensor_limit(m)), m)
+    # A regular file of bounded size, opened without blocking: a FIFO or a link to /dev/zero is refused unread.
+    f = open_regular_file(p, MAX_PROJECT_FILE_BYTES, ProjectError, "a project file")
+    with f:
+        _check_directory_size(p, f)
+        try:
+            zf = zipfile.ZipFile(f)
+        except zipfile.BadZipFile:
+            raise _fail(p, "not an Artflow project file, or it is truncated or corrupt (not a readable zip "
+                           "archive)") from None
+        except (OSError, ValueError, EOFError, RuntimeError, NotImplementedError) as exc:
+            raise _fail(p, f"cannot be read ({exc})") from None
+        with zf:
+            m = _read_manifest(p, _read_entry(p, zf, MANIFEST, _MAX_MANIFEST_BYTES))
+            same_model = config is not None and m["model"]["config_hash"] == config_hash(config)
+            if same_model:
+                _check_same_shape(p, m, config)
+            state = _read_tensors(p, _read_entry(p, zf, TENSORS, model_tensor_limit(config if same_model else None)),
+                                  m)
     project = Project(model_name=m["model"]["name"], config_hash=m["model"]["config_hash"],
                       stage_names=[s["name"] for s in m["stages"]], stage_channels=[s["channels"] for s in m["stages"]],
                       resolution=m["resolution"], state=state, extra=dict(m.get("extra", {})))
@@ -345,11 +370,40 @@ def load_project(path: str | os.PathLike[str], config: WorkflowConfig | None = N
                                f"{project.config_hash}), not the open model '{config.name}' (config {want}); its "
                                f"stages can be viewed and exported but not edited; open it with the model "
                                f"'{project.model_name}' to edit it")
-        elif (project.stage_names != config.stage_names or project.resolution != config.resolution
-              or project.stage_channels != [s.channels for s in config.stages]
-              or project.state.latents[0].numel() != config.generator.z_dim):
-            # Same hash but different shapes: the manifest was edited by hand or forged.
-            raise _fail(p, "manifest.json claims the open model's config hash but its stages, resolution or "
-                           "latent size differ from that model's; the file is inconsistent")
     return project
+
+
+_MAX_ENTRIES = 1000  # a project holds 2 + one PNG per stage
+_EOCD = struct.Struct("<4s4H2LH")  # the zip's end-of-central-directory record
+
+
+def _check_directory_size(p: Path, f) -> None:
+    """Refuse a zip whose central directory lists more entries than a project can hold, before zipfile parses it
+    (it builds one object per entry: a forged directory of millions would cost gigabytes)."""
+    try:
+        size = f.seek(0, os.SEEK_END)
+        tail_len = min(size, _EOCD.size + 65535)  # the record and a comment of at most 64 KB
+        f.seek(size - tail_len)
+        tail = f.read(tail_len)
+        f.seek(0)
+    except OSError as exc:
+        raise _fail(p, f"cannot be read ({exc.strerror or exc})") from None
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + _EOCD.size > len(tail):
+        return  # not a zip: zipfile says so in its own words
+    _, _, _, _, entries, cd_size, _, _ = _EOCD.unpack_from(tail, at)
+    if entries > _MAX_ENTRIES or cd_size > _MAX_ENTRIES * 1024:
+        raise _fail(p, f"the archive lists {entries:,} entries in {cd_size:,} bytes, more than a project holds "
+                       "(not an Artflow project, or a damaged one)")
+
+
+def _check_same_shape(p: Path, m: dict[str, Any], config: WorkflowConfig) -> None:
+    """A manifest that claims the open model's config hash must have its stages, resolution and latent size;
+    checked before the tensors are read, so a forged manifest cannot raise the size they may unpack to."""
+    if ([s["name"] for s in m["stages"]] != config.stage_names or m["resolution"] != config.resolution
+            or [s["channels"] for s in m["stages"]] != [s.channels for s in config.stages]
+            or m["latent_dim"] != config.generator.z_dim):
+        # Same hash but different shapes: the manifest was edited by hand or forged.
+        raise _fail(p, "manifest.json claims the open model's config hash but its stages, resolution or "
+                       "latent size differ from that model's; the file is inconsistent")
 

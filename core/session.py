@@ -12,13 +12,22 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 
 from core.device import resolve_device
 from core.errors import ArtflowError
 from core.model import WorkflowModel
 from core.nn.vgg import VGG16Features
 from core.perceptual import Perceptual, PerceptualKind, make_perceptual, vgg_weights_path
-from core.refine import LAMBDA_P, STEP_SIZE, STEPS, RefineStep, TransitionResult, refine_transition
+from core.refine import (
+    DEFAULT_SCHEDULE,
+    LAMBDA_P,
+    RefineStep,
+    Schedule,
+    TransitionResult,
+    refine_transition,
+    schedule_named,
+)
 from core.regularizer import Regularizer
 
 # Random codes stay within +-3 standard deviations of the latent prior: beyond, artefacts (supplementary, Fig. 3).
@@ -92,6 +101,9 @@ class Session:
         # What the AdaIN optimisation reproduces: the inferred stages (the artwork itself last). None until
         # an artwork is loaded; then refine() falls back to the current stages.
         self.targets: list[torch.Tensor] | None = None
+        # Content code of each transition's last input, keyed by an exact copy of that input: a latent or delta
+        # change (a slider drag) re-decodes without re-encoding, and any change of the input misses the cache.
+        self._content_cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
     # ----- facts -----
     @property
@@ -161,27 +173,42 @@ class Session:
             base = self.model.generators[i].adain_params(z)[0].cpu()
         return base + self.deltas[i]
 
-    @torch.no_grad()
+    def content(self, i: int, source: torch.Tensor) -> torch.Tensor:
+        """Content code of generator i for `source` (C, h, w), from the cache when `source` equals the last input
+        of that transition at that size (compared exactly, so no edit can leave a stale code)."""
+        key = (i, source.shape[-1])
+        hit = self._content_cache.get(key)
+        if hit is not None and hit[0].shape == source.shape and torch.equal(hit[0], source):
+            return hit[1]
+        with torch.inference_mode():
+            code = self.model.generators[i].encode_content(source.unsqueeze(0).to(self.device))
+        self._content_cache[key] = (source.clone(), code)
+        return code
+
     def generate(self, i: int, source: torch.Tensor | None = None, latent: torch.Tensor | None = None,
-                 delta: torch.Tensor | None = None) -> torch.Tensor:
-        """Stage i+1 from `source` (default: the current stage i), without changing the session."""
+                 delta: torch.Tensor | None = None, cache: bool = True) -> torch.Tensor:
+        """Stage i+1 from `source` (default: the current stage i), without changing the session. cache=False
+        recomputes the content code (the uncached reference path)."""
         src = self.stages[i] if source is None else source
         g = self.model.generators[i]
-        z = (self.latents[i] if latent is None else latent).to(self.device).reshape(1, -1)
-        d = (self.deltas[i] if delta is None else delta).to(self.device).reshape(1, -1)
-        params = g.adain_params(z) + d
-        out = g.decode(g.encode_content(src.unsqueeze(0).to(self.device)), params)
-        return out[0].float().cpu()
+        with torch.inference_mode():
+            z = (self.latents[i] if latent is None else latent).to(self.device).reshape(1, -1)
+            d = (self.deltas[i] if delta is None else delta).to(self.device).reshape(1, -1)
+            params = g.adain_params(z) + d
+            content = (self.content(i, src) if cache
+                       else g.encode_content(src.unsqueeze(0).to(self.device)))
+            out = g.decode(content, params)
+        return out[0].float().cpu().clone()  # a normal tensor: inference tensors refuse later in-place edits
 
-    def propagate(self, k: int, keep_mask: torch.Tensor | None = None) -> list[int]:
+    def propagate(self, k: int, keep_mask: torch.Tensor | None = None, cache: bool = True) -> list[int]:
         """Stage k changed: regenerate stages k+1 .. N-1 with the current latents. Stages <= k are not touched.
         keep_mask (H, W) in [0, 1]: where 0, later stages keep their previous pixels ("keep unedited areas").
-        Returns the indices of the regenerated stages."""
+        Returns the indices of the regenerated stages. cache=False: no content code reuse (reference path)."""
         if not 0 <= k < self.num_stages:
             raise ArtflowError(f"stage index {k} is out of range (this model has {self.num_stages} stages)")
         changed = []
         for i in range(k, self.num_stages - 1):
-            new = self.generate(i)
+            new = self.generate(i, cache=cache)
             if keep_mask is not None:
                 m = keep_mask.to(new.dtype)[None]
                 new = m * new + (1 - m) * self.bases[i + 1]
@@ -189,6 +216,26 @@ class Session:
             self.stages[i + 1] = compose(new, self.layers[i + 1])
             changed.append(i + 1)
         return changed
+
+    def preview(self, k: int, size: int | None = None) -> list[torch.Tensor]:
+        """Stages k+1 .. N-1 as propagate(k) would make them now, but at size x size (default: half the
+        resolution), without changing the session: the live picture while a slider is dragged, the full
+        propagate on release. The generators are fully convolutional, so the smaller input gives the smaller
+        picture at a quarter of the cost (the artist's layers are resized the same way)."""
+        if not 0 <= k < self.num_stages:
+            raise ArtflowError(f"stage index {k} is out of range (this model has {self.num_stages} stages)")
+        res = self.config.resolution
+        size = max(res // 2, 8) if size is None else size
+        if not 8 <= size <= res:
+            raise ArtflowError(f"a preview size must be between 8 and {res}, got {size}")
+        src = _resize(self.stages[k], size)
+        out = []
+        for i in range(k, self.num_stages - 1):
+            base = self.generate(i, source=src)
+            layer = self.layers[i + 1]
+            src = base if layer is None else compose(base, (_resize(layer[0], size), _resize(layer[1], size)))
+            out.append(src)
+        return out
 
     def set_stage(self, k: int, image: torch.Tensor, propagate: bool = True,
                   keep_mask: torch.Tensor | None = None) -> list[int]:
@@ -267,13 +314,19 @@ class Session:
             self._perceptual[i] = make_perceptual(self.model.discriminators[i], self._vgg)
         return self._perceptual[i]
 
-    def refine(self, steps: int = STEPS, regularizer: Regularizer | str = Regularizer.LEARNED, lr: float = STEP_SIZE,
+    def refine(self, steps: int | None = None, regularizer: Regularizer | str = Regularizer.LEARNED,
+               lr: float | None = None,
                lambda_p: float = LAMBDA_P, preview_every: int = 10,
-               should_stop: Callable[[], bool] | None = None) -> Generator[RefineStep, None, RefineReport]:
+               should_stop: Callable[[], bool] | None = None,
+               schedule: str | Schedule = DEFAULT_SCHEDULE) -> Generator[RefineStep, None, RefineReport]:
         """The AdaIN optimisation, transition by transition from the first to the last. Transition i starts from
         stage i as now generated (stage 0: the inferred first stage) and reproduces target i+1. Yields RefineStep;
         returns a RefineReport. The session changes only when all transitions complete: a cancel leaves it as it
-        was."""
+        was. schedule: "exact" (the paper's 150 steps of 0.1) or "fast" (core.refine.SCHEDULES); steps and lr,
+        when given, override the schedule's."""
+        plan = schedule_named(schedule)
+        steps = plan.steps if steps is None else steps
+        lr = plan.lr if lr is None else lr
         if regularizer not in REGULARIZERS:
             raise ArtflowError(f"unknown regularizer {regularizer!r}; choose one of {', '.join(REGULARIZERS)}")
         regularizer = Regularizer(regularizer)
@@ -291,7 +344,8 @@ class Session:
             w = self.model.reg_weights[i] if regularizer is Regularizer.LEARNED else None
             result: TransitionResult = yield from refine_transition(
                 g, self.perceptual(i), stages[i], targets[i + 1], base, deltas[i], w, transition=i, steps=steps,
-                lr=lr, lambda_p=lambda_p, preview_every=preview_every, should_stop=should_stop)
+                lr=lr, lambda_p=lambda_p, preview_every=preview_every, should_stop=should_stop, lr_end=plan.lr_end,
+                coarse_steps=plan.coarse_steps, stop_window=plan.stop_window, stop_tol=plan.stop_tol)
             if not result.completed:
                 completed = False
                 break
@@ -303,7 +357,14 @@ class Session:
             self.bases, self.stages, self.deltas = bases, stages, deltas
         trained = tuple(self.model.regularizer_trained(i) for i in range(self.num_stages - 1))
         return RefineReport(tuple(reports), regularizer, trained, self.perceptual_kind, completed,
-                            time.perf_counter() - t0)
+                            time.perf_counter() - t0, {"schedule": plan.name})
+
+
+def _resize(image: torch.Tensor, size: int) -> torch.Tensor:
+    """(C, H, W) -> (C, size, size), area-averaged (an exact copy at the same size)."""
+    if image.shape[-1] == size and image.shape[-2] == size:
+        return image
+    return F.interpolate(image[None], size=(size, size), mode="area")[0]
 
 
 def run_to_end(gen: Generator[RefineStep, None, RefineReport],

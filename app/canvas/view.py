@@ -6,6 +6,10 @@ the later stages. Tablet events carry pressure; the mouse paints at full pressur
 
 Navigation follows Krita: Space-drag or middle-drag pans, Ctrl+wheel zooms about the cursor (the wheel alone
 scrolls), Ctrl+click picks a colour.
+
+Why one module of about 460 lines: it is one widget's event handling (paint, mouse, tablet, keys, wheel, compare
+divider), and those handlers share the view's transform and stroke state; the pixel work is already elsewhere
+(app/canvas/brush.py, app/canvas/tools.py).
 """
 
 from __future__ import annotations

@@ -9,20 +9,20 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QMenu, QSizePolicy, Q
 
 from app.document import Document
 from app.qt_image import thumbnail
+from app.stage_status import StageStatus
 
 STATUS_COLOURS = {
-    "blank": QColor(140, 140, 150),
-    "generated": QColor(92, 184, 120),
-    "inferred": QColor(80, 180, 200),
-    "refined": QColor(90, 150, 230),
-    "edited": QColor(235, 170, 60),
-    "stale": QColor(225, 95, 85),
+    StageStatus.BLANK: QColor(140, 140, 150),
+    StageStatus.GENERATED: QColor(92, 184, 120),
+    StageStatus.INFERRED: QColor(80, 180, 200),
+    StageStatus.REFINED: QColor(90, 150, 230),
+    StageStatus.EDITED: QColor(235, 170, 60),
+    StageStatus.STALE: QColor(225, 95, 85),
 }
-STATUS_SHORT = {"blank": "Blank", "generated": "Generated", "inferred": "Inferred", "refined": "Refined",
-                "edited": "Hand-edited", "stale": "Stale"}
+STATUS_SHORT = {StageStatus.INFERRED: "Inferred", StageStatus.REFINED: "Refined"}  # else the status's own text
 
 
-def status_icon(status: str, size: int = 12) -> QIcon:
+def status_icon(status: StageStatus, size: int = 12) -> QIcon:
     pm = QPixmap(size, size)
     pm.fill(Qt.GlobalColor.transparent)
     p = QPainter(pm)
@@ -62,9 +62,10 @@ class StageCard(QFrame):
     def set_image(self, rgb) -> None:
         self.image.setPixmap(thumbnail(rgb, self.thumb_size))
 
-    def set_status(self, status: str, text: str, refining: bool = False) -> None:
+    def set_status(self, status: StageStatus, text: str, refining: bool = False) -> None:
         c = STATUS_COLOURS.get(status, QColor(128, 128, 128))
-        short = "Stale · refining" if refining and status == "stale" else STATUS_SHORT.get(status, status)
+        short = ("Stale · refining" if refining and status == StageStatus.STALE
+                 else STATUS_SHORT.get(status, status.text))
         self.status.setText(f"<span style='color:{c.name()}'>●</span> {short}")
         self.setToolTip(text)
 

@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from core import bundle
-from core.atomic import atomic_write, ensure_folder
+from core.atomic import OutputDir, atomic_output_dir, atomic_write, check_output_folder
 from core.device import resolve_device
 from core.errors import ArtflowError, BundleError
 from core.export import export_stages
@@ -64,7 +64,8 @@ def model_facts(session: Session, path: Path) -> dict:
 
 
 def out_folder(out: str) -> Path:
-    return ensure_folder(out)
+    """Checked early (not an existing file); created only when finish() commits every output together."""
+    return check_output_folder(out)
 
 
 def now() -> str:
@@ -87,11 +88,12 @@ def propagate_with_bar(session: Session, k: int, keep_mask: torch.Tensor | None 
     return changed
 
 
-def write_outputs(session: Session, out: Path, extra: dict) -> dict:
-    """OUT/stages/NN-<stage>.png and OUT/project.artflow; returns their paths for the report."""
-    stages = export_stages(session.stages, session.stage_names, out / "stages")
-    project = save_project(project_from_session(session, extra), out / "project.artflow")
-    return {"project": str(project), "stages": [str(p) for p in stages]}
+def write_outputs(session: Session, out: OutputDir, extra: dict) -> dict:
+    """OUT/stages/NN-<stage>.png and OUT/project.artflow into the staging folder of `out`; returns their final
+    paths for the report."""
+    stages = export_stages(session.stages, session.stage_names, out.staging / "stages")
+    project = save_project(project_from_session(session, extra), out.staging / "project.artflow")
+    return {"project": str(out.final(project)), "stages": [str(out.final(p)) for p in stages]}
 
 
 def _finite(obj):
@@ -110,8 +112,15 @@ def write_json(data: dict, path: Path) -> None:
         f.write((json.dumps(_finite(data), indent=2, allow_nan=False) + "\n").encode())
 
 
-def finish(report: dict, out: Path) -> int:
-    """Every command that writes a project ends the same way: report.json beside it, its path on stdout."""
-    write_json(report, out / "report.json")
+def finish(report: dict, out: Path, session: Session, extra: dict, inferred: list | None = None) -> int:
+    """Every command that writes a project ends the same way: OUT/stages/, OUT/project.artflow, (OUT/inferred/)
+    and report.json written into a staging folder and committed together (OUT is complete or untouched), then the
+    project's path on stdout."""
+    with atomic_output_dir(out) as staged:
+        if inferred is not None:
+            files = export_stages(inferred, session.stage_names, staged.staging / "inferred")
+            report["inferred"] = [str(staged.final(p)) for p in files]
+        report.update(write_outputs(session, staged, extra))
+        write_json(report, staged.staging / "report.json")
     print(out / "project.artflow")
     return 0

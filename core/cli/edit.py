@@ -52,7 +52,6 @@ def run(args: argparse.Namespace) -> int:
     history = list(extra.get("cli", [])) if isinstance(extra.get("cli"), list) else []
     extra["cli"] = history + [{"command": "edit", "stage": cfg.stages[k].name, "image": image_path,
                                "keep_unedited": bool(args.keep_unedited), "time": common.now()}]
-    written = common.write_outputs(session, out, extra)
     report = {
         "command": "edit", "source_project": str(args.project), "stage": cfg.stages[k].name, "image": image_path,
         "keep_unedited": bool(args.keep_unedited), "model": common.model_facts(session, mpath),
@@ -62,6 +61,6 @@ def run(args: argparse.Namespace) -> int:
         # Mean absolute change of each stage on the [0, 1] scale: what the edit did downstream.
         "stage_change": {n: round(float(l1_01(session.stages[i][None], before[i][None])[0]), 6)
                          for i, n in enumerate(session.stage_names)},
-        "seconds": round(time.perf_counter() - t0, 3), **written,
+        "seconds": round(time.perf_counter() - t0, 3),
     }
-    return common.finish(report, out)
+    return common.finish(report, out, session, extra)

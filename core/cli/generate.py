@@ -41,11 +41,10 @@ def run(args: argparse.Namespace) -> int:
     latents = {session.stage_names[i + 1]: [round(float(v), 6) for v in z] for i, z in enumerate(session.latents)}
     coords = {session.stage_names[i + 1]: [round(float(v), 6) for v in p.to_standard(z)]
               for i, (z, p) in enumerate(zip(session.latents, session.model.latent_priors))}
-    written = common.write_outputs(session, out, {"cli": [{"command": "generate", "source": str(args.image),
-                                                    "seed": args.seed, "time": common.now()}]})
+    extra = {"cli": [{"command": "generate", "source": str(args.image), "seed": args.seed, "time": common.now()}]}
     report = {"command": "generate", "source": str(args.image), "model": common.model_facts(session, mpath),
               "device": device_label(session.device), "seed": args.seed,
               "latents": latents, "latent_coords": coords,
               "latents_given": [session.stage_names[i + 1] for i in sorted(given)],
-              "mean_z": bool(args.mean_z), "seconds": round(time.perf_counter() - t0, 3), **written}
-    return common.finish(report, out)
+              "mean_z": bool(args.mean_z), "seconds": round(time.perf_counter() - t0, 3)}
+    return common.finish(report, out, session, extra)

@@ -7,13 +7,12 @@ import argparse
 import sys
 import time
 
-from core.cli.common import add_common, finish, model_facts, now, open_session, out_folder, progress_bar, write_outputs
+from core.cli.common import add_common, finish, model_facts, now, open_session, out_folder, progress_bar
 from core.device import device_label
 from core.errors import ArtflowError
-from core.export import export_stages
 from core.imageio import load_image
 from core.metrics import psnr
-from core.refine import STEPS, RefineStep
+from core.refine import DEFAULT_SCHEDULE, SCHEDULES, RefineStep
 from core.regularizer import Regularizer
 from core.session import run_to_end
 
@@ -27,8 +26,11 @@ def add_parser(sub) -> None:
                                    "OUT/report.json (losses, wall time, PSNR, device).")
     p.add_argument("image", metavar="ARTWORK", help="the finished artwork (any image Pillow reads)")
     p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder")
-    p.add_argument("--steps", type=int, default=STEPS,
-                   help=f"refinement steps per transition (default {STEPS}; 0: encoder only)")
+    p.add_argument("--schedule", default=DEFAULT_SCHEDULE, choices=list(SCHEDULES),
+                   help="refinement schedule: 'exact' (the paper's 150 steps, the default) or 'fast' (the same "
+                        "steps, stopped once the loss has flattened)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="refinement steps per transition (default: the schedule's, 150; 0: encoder only)")
     p.add_argument("--regularizer", default=Regularizer.LEARNED.value, choices=[r.value for r in Regularizer],
                    help="the learned AdaIN regulariser (Algorithm 1) or plain optimisation")
     add_common(p)
@@ -36,6 +38,8 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.steps is None:
+        args.steps = SCHEDULES[args.schedule].steps
     if args.steps < 0:
         raise ArtflowError(f"--steps must be 0 or more, got {args.steps}")
     regularizer = Regularizer(args.regularizer)
@@ -45,7 +49,6 @@ def run(args: argparse.Namespace) -> int:
     art = load_image(args.image, cfg.stages[-1].channels, cfg.resolution)
     out = out_folder(args.out)
     inferred = session.infer_stages(art)
-    inferred_files = export_stages(inferred, session.stage_names, out / "inferred")
     session.encode(propagate=True)
     n = session.num_stages
     untrained = [session.stage_names[i + 1] for i in range(n - 1) if not session.model.regularizer_trained(i)]
@@ -59,14 +62,14 @@ def run(args: argparse.Namespace) -> int:
             bar.update(1)
             bar.set_postfix_str(f"{session.stage_names[step.transition + 1]} loss {step.loss:.4f}", refresh=False)
 
-        result = run_to_end(session.refine(steps=args.steps, regularizer=regularizer, preview_every=0), on_step)
+        result = run_to_end(session.refine(steps=args.steps, regularizer=regularizer, preview_every=0,
+                                            schedule=args.schedule), on_step)
     stages_psnr = {session.stage_names[k]: round(psnr(session.stages[k], inferred[k]), 4) for k in range(1, n)}
-    written = write_outputs(session, out, {"cli": [{"command": "reconstruct", "source": str(args.image),
-                                                    "steps": args.steps, "regularizer": regularizer.value,
-                                                    "seed": args.seed, "time": now()}]})
+    extra = {"cli": [{"command": "reconstruct", "source": str(args.image), "steps": args.steps,
+                      "regularizer": regularizer.value, "seed": args.seed, "time": now()}]}
     report = {
         "command": "reconstruct", "source": str(args.image), "model": model_facts(session, mpath),
-        "device": device_label(session.device), "seed": args.seed, "steps": args.steps,
+        "device": device_label(session.device), "seed": args.seed, "steps": args.steps, "schedule": args.schedule,
         "regularizer": result.regularizer.value, "regularizer_trained": list(result.regularizer_trained),
         "perceptual": result.perceptual.value,
         "transitions": [{"transition": t.transition, "stage": session.stage_names[t.transition + 1],
@@ -76,7 +79,6 @@ def run(args: argparse.Namespace) -> int:
         "psnr_stages": stages_psnr,
         "refine_seconds": round(result.seconds, 3),
         "seconds": round(time.perf_counter() - t0, 3),
-        "inferred": [str(p) for p in inferred_files], **written,
     }
     print(f"artflow reconstruct: PSNR {report['psnr']:.2f} dB in {report['seconds']:.1f} s", file=sys.stderr)
-    return finish(report, out)
+    return finish(report, out, session, extra, inferred)

@@ -53,9 +53,12 @@ class VGG16Features(nn.Module):
     def from_file(cls, path: str | Path) -> VGG16Features:
         from safetensors.torch import load_file
 
+        from core.safe_io import MAX_WEIGHTS_FILE_BYTES, check_regular_file
+
         path = Path(path)
-        if not path.is_file():
+        if not path.exists():
             raise BundleError(f"VGG16 weights {path}: file not found")
+        check_regular_file(path, MAX_WEIGHTS_FILE_BYTES, BundleError, "VGG16 weights (a safetensors file)")
         try:
             state = load_file(str(path))
         except Exception as exc:  # safetensors raises several types for corrupt files
@@ -66,6 +69,8 @@ class VGG16Features(nn.Module):
         if missing:
             raise BundleError(f"VGG16 weights {path}: missing tensors {', '.join(missing[:4])}")
         for k, ref in expected.items():
+            if not state[k].is_floating_point():
+                raise BundleError(f"VGG16 weights {path}: tensor '{k}' is {state[k].dtype}, expected floating point")
             if tuple(state[k].shape) != tuple(ref.shape):
                 raise BundleError(f"VGG16 weights {path}: tensor '{k}' has shape {tuple(state[k].shape)}, "
                                   f"VGG16 expects {tuple(ref.shape)}")

@@ -118,8 +118,7 @@ def wait_idle(qtbot, win, timeout: int = 30000) -> None:
     doc = win.doc
 
     def idle() -> bool:
-        return (win.engine.is_idle() and not doc.refining and not doc._stale and not doc._pending_layers
-                and not doc._pending_latents and not doc._flush_timer.isActive() and not doc.model_loading)
+        return win.engine.is_idle() and not doc.waiting_for_engine()
 
     qtbot.waitUntil(idle, timeout=timeout)
     QApplication.processEvents()
@@ -131,7 +130,6 @@ def window(qtbot, tiny_bundle):
     win = open_window(qtbot, tiny_bundle)
     yield win
     win.shutdown()
-    win._closing = True
 
 
 def mouse(widget, kind: QEvent.Type, pos: QPointF, button=Qt.MouseButton.LeftButton,

@@ -97,8 +97,8 @@ def test_closing_during_a_refinement_exits_cleanly(qtbot, tiny_bundle, artwork_p
 def test_keep_unedited_areas(qtbot, window, artwork_png):
     doc = window.doc
     open_artwork(qtbot, window, artwork_png, refine=False)
-    window.act_keep.setChecked(True)
-    assert doc.keep_unedited and window.keep_box.isChecked()
+    window.controls.act_keep.setChecked(True)
+    assert doc.keep_unedited and window.controls.keep_box.isChecked()
     final_before = doc.stage_rgb(2).copy()
     window.tools.set_size(3)
     drag(window.canvas, [(3, 3), (5, 4)])  # a small edit in the top-left corner of the line art
@@ -108,7 +108,7 @@ def test_keep_unedited_areas(qtbot, window, artwork_png):
     # Far from the edit the final stage kept its pixels exactly.
     assert not changed[16:, 16:].any()
     # Without the option the whole picture may change (instance normalisation sees every pixel).
-    window.act_keep.setChecked(False)
+    window.controls.act_keep.setChecked(False)
     before = doc.stage_rgb(2).copy()
     drag(window.canvas, [(3, 28), (5, 29)])
     wait_idle(qtbot, window)
@@ -123,7 +123,7 @@ def test_compare_before_after(qtbot, window, artwork_png):
     wait_idle(qtbot, window)
     ref, label = doc.compare_reference()
     assert label == "Before" and ref.shape == (32, 32, 3)
-    window.act_compare.setChecked(True)
+    window.controls.act_compare.setChecked(True)
     assert doc.current_stage == 2 and canvas.compare_active()
     canvas.repaint()
     # Dragging moves the divider, it does not paint.
@@ -131,7 +131,7 @@ def test_compare_before_after(qtbot, window, artwork_png):
     assert abs(canvas.split - 0.25) < 0.05 and doc.layers[2] is None
     grab = canvas.grab().toImage()
     assert not grab.isNull()
-    window.act_compare.setChecked(False)
+    window.controls.act_compare.setChecked(False)
     # Editing an artwork: the reference is the original picture.
     open_artwork(qtbot, window, artwork_png, refine=False)
     ref, label = doc.compare_reference()

@@ -7,47 +7,55 @@ import threading
 import pytest
 import torch
 
-from app.engine_worker import ApplyEdits, EngineThread, LoadModel, Refine, Regenerate, SampleLatent
+from app.engine_worker import ApplyEdits, EngineThread, LoadModel, Refine, Regenerate, Request, SampleLatent
 
 
-@pytest.fixture
-def engine(qtbot, tiny_bundle):
-    eng = EngineThread()
+class SpyEngine(EngineThread):
+    """An engine thread that calls record(seen) on its own thread before each request it handles."""
+
+    def __init__(self, record) -> None:
+        super().__init__()
+        self.record = record
+        self.seen: dict = {}
+
+    def handle(self, rid, req):
+        self.record(self.seen)
+        return super().handle(rid, req)
+
+
+def start_engine(qtbot, eng: EngineThread, bundle) -> EngineThread:
     results, failures = [], []
     eng.resultReady.connect(results.append)
     eng.failed.connect(lambda rid, req, msg: failures.append((rid, req, msg)))
     eng.start()
     eng.results, eng.failures = results, failures
     with qtbot.waitSignal(eng.resultReady, timeout=20000):
-        eng.submit(LoadModel(str(tiny_bundle), "cpu"))
+        eng.submit(LoadModel(str(bundle), "cpu"))
+    return eng
+
+
+@pytest.fixture
+def engine(qtbot, tiny_bundle):
+    eng = start_engine(qtbot, EngineThread(), tiny_bundle)
     yield eng
     eng.stop()
 
 
-def _spy_on_requests(eng: EngineThread, record) -> dict:
-    """Wrap the engine's request handler: record(seen) runs on the engine thread before each request."""
-    seen: dict = {}
-    original = eng._handle
-
-    def spy(rid, req):
-        record(seen)
-        return original(rid, req)
-
-    eng._handle = spy
-    return seen
-
-
-def test_the_session_lives_on_the_engine_thread(qtbot, engine):
-    seen = _spy_on_requests(engine, lambda seen: seen.__setitem__("thread", threading.current_thread()))
-    with qtbot.waitSignal(engine.resultReady, timeout=10000):
-        engine.submit(Regenerate(0))
-    assert seen["thread"] is not threading.main_thread()
+def test_the_session_lives_on_the_engine_thread(qtbot, tiny_bundle):
+    engine = start_engine(qtbot, SpyEngine(lambda seen: seen.__setitem__("thread", threading.current_thread())),
+                          tiny_bundle)
+    try:
+        with qtbot.waitSignal(engine.resultReady, timeout=10000):
+            engine.submit(Regenerate(0))
+        assert engine.seen["thread"] is not threading.main_thread()
+    finally:
+        engine.stop()
 
 
 def test_superseded_edits_are_merged(qtbot, engine):
     # Hold the thread busy with a refinement so the edits pile up behind it.
     engine.submit(Refine(steps=100000, preview_every=1000))
-    qtbot.waitUntil(lambda: engine._running_rid != 0, timeout=10000)
+    qtbot.waitUntil(lambda: engine.running() != 0, timeout=10000)
     zs = [torch.full((8,), v / 10) for v in range(-20, 21)]
     rids = [engine.submit(ApplyEdits(latents={0: z})) for z in zs]
     engine.submit(ApplyEdits(latents={1: torch.ones(8)}))
@@ -63,7 +71,7 @@ def test_superseded_edits_are_merged(qtbot, engine):
 
 def test_edits_are_not_merged_across_other_requests(qtbot, engine):
     engine.submit(Refine(steps=100000, preview_every=1000))
-    qtbot.waitUntil(lambda: engine._running_rid != 0, timeout=10000)
+    qtbot.waitUntil(lambda: engine.running() != 0, timeout=10000)
     engine.submit(ApplyEdits(latents={0: torch.zeros(8)}))
     engine.submit(SampleLatent(0, seed=5))
     engine.submit(ApplyEdits(latents={0: torch.ones(8)}))
@@ -94,14 +102,29 @@ def test_the_engine_thread_owns_torchs_threads(qtbot, tiny_bundle):
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        eng = EngineThread()
+        eng = SpyEngine(lambda seen: seen.__setitem__("threads", torch.get_num_threads()))
         assert eng.torch_threads == 2 and torch.get_num_threads() == 1
-        seen = _spy_on_requests(eng, lambda seen: seen.__setitem__("threads", torch.get_num_threads()))
         eng.start()
         with qtbot.waitSignal(eng.resultReady, timeout=20000) as blocker:
             eng.submit(LoadModel(str(tiny_bundle), "cpu"))
-        assert seen["threads"] == 2
+        assert eng.seen["threads"] == 2
         assert blocker.args[0].info["model"].device_label == "CPU, 2 threads"
         eng.stop()
     finally:
         torch.set_num_threads(before)
+
+
+def test_every_request_has_an_engine_handler_and_a_result_handler(window):
+    """The engine thread's handler table and the document's result table are keyed by the same request types."""
+    kinds = set(Request.__subclasses__())
+    assert window.engine.requests_handled == kinds == window.doc.results.requests_handled
+
+
+def test_results_are_applied_on_the_gui_thread(qtbot, window):
+    from tests.app.conftest import wait_idle
+
+    threads = []
+    window.doc.stageChanged.connect(lambda k: threads.append(threading.current_thread()))
+    window.doc.set_latent(0, torch.ones(8))
+    wait_idle(qtbot, window)
+    assert threads and all(t is threading.main_thread() for t in threads)

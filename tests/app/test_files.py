@@ -68,7 +68,7 @@ def test_exports_open_in_pillow(qtbot, window, tmp_path):
     paint_something(qtbot, window)
     out = window.export("png", str(tmp_path / "final.png"))
     assert Image.open(out).size == (32, 32)
-    out = window.export("png-up", str(tmp_path / "final4.png"), scale=4)
+    out = window.export("png", str(tmp_path / "final4.png"), scale=4)
     assert Image.open(out).size == (128, 128)
     files = window.export("stages", str(tmp_path / "stages"))
     assert [p.name for p in files] == ["00-lineart.png", "01-flat.png", "02-detail.png"]
@@ -91,12 +91,17 @@ def test_exports_open_in_pillow(qtbot, window, tmp_path):
 
 
 def test_export_to_a_bad_place_gives_a_message(window, tmp_path, dialogs):
-    assert window.export("png", str(tmp_path / "no" / "such" / "folder" / "x.png")) is None \
-        or (tmp_path / "no" / "such" / "folder" / "x.png").exists()
+    # A missing folder is created (as the CLI's -o does): the export is written, no message.
+    missing = tmp_path / "no" / "such" / "folder" / "x.png"
+    assert window.export("png", str(missing)) == missing and Image.open(missing).size == (32, 32)
+    assert dialogs.calls == []
+    # A place that cannot be a folder: a message, nothing written, no traceback.
     blocker = tmp_path / "file"
     blocker.write_text("x")
     assert window.export("stages", str(blocker)) is None
-    assert "critical" in dialogs.kinds()
+    assert dialogs.kinds() == ["critical"] and "not a folder" in dialogs.calls[-1][2]
+    assert window.export("png", str(blocker / "x.png")) is None
+    assert dialogs.kinds() == ["critical", "critical"] and blocker.read_text() == "x"
 
 
 def test_bad_project_files_give_a_message(qtbot, window, tmp_path, dialogs):
@@ -185,13 +190,12 @@ def test_missing_default_model_says_so(qtbot, monkeypatch, tmp_path, dialogs):
     assert "No model" in dialogs.calls[-1][1]
     assert "Open model" in win.statusBar().currentMessage()
     assert win.device_label.text() == "No model loaded"
-    assert win.tabs.count() == 0 and not win.act_save.isEnabled()
+    assert win.tabs.count() == 0 and not win.controls.act_save.isEnabled()
     win.canvas.repaint()
     # Opening an image without a model: a message, no crash.
     win.doc.open_image(str(tmp_path / "x.png"))
     assert dialogs.kinds()[-1] == "critical"
     win.shutdown()
-    win._closing = True
 
 
 def test_autosave_and_recovery_after_a_crash(qtbot, window, tiny_bundle, dialogs):
@@ -239,4 +243,60 @@ def test_a_broken_model_at_startup_offers_to_open_another(qtbot, tmp_path, tiny_
     assert title == "No model loaded" and "config.json" in text and "Open one now?" in text
     assert "Open model" in win.statusBar().currentMessage()
     win.shutdown()
-    win._closing = True
+
+
+def test_save_changes_on_close_waits_for_the_engine_and_a_failed_save_keeps_the_window(qtbot, tiny_bundle,
+                                                                                       tmp_path, dialogs):
+    from app.layers import layer_to_tensors
+    from core.project import load_project
+
+    win = open_window(qtbot, tiny_bundle)
+    folder = tmp_path / "projects"
+    path = folder / "work.artflow"
+    with qtbot.waitSignal(win.doc.projectSaved, timeout=10000):
+        win.save_project(str(path))
+    paint_something(qtbot, win)
+    dialogs.answers["question"] = QMessageBox.StandardButton.Save
+    # The save cannot be written (its folder became a file): the message is shown and the window stays.
+    shutil.rmtree(folder)
+    folder.write_text("x")
+    assert not win.close()  # the close waits for the engine's answer; the event loop keeps running meanwhile
+    qtbot.waitUntil(lambda: "critical" in dialogs.kinds(), timeout=10000)
+    assert "Cannot save" in dialogs.calls[-1][1]
+    qtbot.wait(50)
+    assert win.isVisible() and win.doc.dirty and not win.engine.isFinished()
+    # Once it can be written, Save on close saves first, then closes.
+    folder.unlink()
+    layer = win.doc.layers[0].copy()
+    assert not win.close()
+    qtbot.waitUntil(win.engine.isFinished, timeout=10000)
+    assert not win.isVisible()
+    colour, alpha = load_project(path).state.layers[0]
+    expected = layer_to_tensors(layer, 1)
+    assert torch.equal(colour, expected[0]) and torch.equal(alpha, expected[1])
+
+
+def test_a_project_with_newer_app_data_opens_with_a_note(qtbot, window, tmp_path):
+    from core.project import load_project, save_project
+
+    doc = window.doc
+    paint_something(qtbot, window)
+    path = tmp_path / "mine.artflow"
+    with qtbot.waitSignal(doc.projectSaved, timeout=10000):
+        window.save_project(str(path))
+    project = load_project(path)
+    project.extra["app"]["version"] = 2  # written by a newer Artflow
+    newer = save_project(project, tmp_path / "newer.artflow")
+    layers = [None if ly is None else ly.copy() for ly in doc.layers]
+    messages = []
+    doc.message.connect(messages.append)
+    with qtbot.waitSignal(doc.stageChanged, timeout=10000):
+        window.new_artwork()
+    wait_idle(qtbot, window)
+    window.open_project(str(newer))
+    qtbot.waitUntil(lambda: doc.project_path == newer, timeout=10000)
+    wait_idle(qtbot, window)
+    assert any("version 2" in m and "left out" in m for m in messages)
+    for a, b in zip(layers, doc.layers):  # core's part of the project is read all the same
+        assert (a is None and b is None) or np.array_equal(a, b)
+    assert [doc.status(k) for k in range(3)] == ["edited", "edited", "generated"]

@@ -4,6 +4,7 @@ history of variations."""
 from __future__ import annotations
 
 import torch
+from PySide6.QtCore import Qt
 
 from core.session import Z_RANGE
 from tests.app.conftest import wait_idle
@@ -86,7 +87,10 @@ def test_randomize_seed_reset_and_history(qtbot, window):
     history = doc.variations[0]
     assert len(history) >= 4 and all(v.thumb is not None for v in history)
     assert panel.history.count() == len(history)
-    panel._on_history_clicked(panel.history.item(0))
+    first = panel.history.item(0)
+    panel.history.scrollToItem(first)
+    qtbot.mouseClick(panel.history.viewport(), Qt.MouseButton.LeftButton,
+                     pos=panel.history.visualItemRect(first).center())
     wait_idle(qtbot, window)
     assert torch.equal(doc.latents[0], start)
     panel.reset_btn.click()
@@ -132,4 +136,3 @@ def test_sliders_follow_a_fitted_latent_prior(qtbot, tmp_path):
         wait_idle(qtbot, win)
     finally:
         win.shutdown()
-        win._closing = True

@@ -9,6 +9,7 @@ from PySide6.QtGui import QColor, QKeyEvent, QPointingDevice, QTabletEvent
 from PySide6.QtWidgets import QApplication
 
 from app.canvas.tools import Tool
+from app.layers import layer_to_tensors
 from tests.app.conftest import click, drag, wait_idle
 
 
@@ -25,6 +26,9 @@ def test_stroke_paints_the_layer_and_regenerates_later_stages(qtbot, window):
     doc, canvas = window.doc, window.canvas
     before = [doc.stage_rgb(k).copy() for k in range(3)]
     bases_before = [b.clone() for b in doc.bases]
+    strip_before = window.strip.cards[2].image.pixmap().toImage()
+    results = []
+    window.engine.resultReady.connect(results.append)
     window.tools.set_size(4)
     drag(canvas, [(4, 4), (10, 8), (20, 16), (28, 26)])
     # The stroke is on stage 0's own layer, and later stages are stale until the engine answers.
@@ -38,9 +42,12 @@ def test_stroke_paints_the_layer_and_regenerates_later_stages(qtbot, window):
     assert not torch.equal(doc.bases[2], bases_before[2])
     assert torch.equal(doc.bases[0], bases_before[0])  # the artist's paint is a layer; the base stays
     # The strip shows the new pictures.
-    assert window.strip.cards[2].image.pixmap() is not None
-    # The engine got exactly the document's layer.
-    assert doc.undo_stacks[0].can_undo()
+    assert window.strip.cards[2].image.pixmap().toImage() != strip_before
+    # The engine got exactly the document's layer: its answer's snapshot holds the layer the document sent.
+    engine_colour, engine_alpha = results[-1].state.layers[0]
+    colour, alpha = layer_to_tensors(doc.layers[0], doc.stage_channels(0))
+    assert torch.equal(engine_colour, colour) and torch.equal(engine_alpha, alpha)
+    assert doc.can_undo(0)
 
 
 def test_black_on_line_art_colour_elsewhere(qtbot, window):
@@ -88,20 +95,20 @@ def test_undo_redo_per_stage_more_than_50_steps(qtbot, window):
     window.tools.set_size(1)
     for i in range(55):
         drag(canvas, [(i % 30 + 1, (i // 30) * 5 + 2), (i % 30 + 1.5, (i // 30) * 5 + 3)])
-    assert len(doc.undo_stacks[0]) == 55
+    assert doc.layers.undo_depth(0) == 55
     doc.set_current_stage(1)
     drag(canvas, [(5, 5), (6, 6)])
     doc.set_current_stage(0)
     for _ in range(55):
-        window.act_undo.trigger()
+        window.controls.act_undo.trigger()
     assert doc.layers[0] is None
     assert not doc.can_undo(0)
     assert doc.layers[1] is not None  # undo is per stage
-    window.act_redo.trigger()
+    window.controls.act_redo.trigger()
     assert doc.layers[0] is not None
     # Ctrl+Z / Ctrl+Shift+Z shortcuts exist.
-    assert "Ctrl+Z" in [s.toString() for s in window.act_undo.shortcuts()]
-    assert "Ctrl+Shift+Z" in [s.toString() for s in window.act_redo.shortcuts()]
+    assert "Ctrl+Z" in [s.toString() for s in window.controls.act_undo.shortcuts()]
+    assert "Ctrl+Shift+Z" in [s.toString() for s in window.controls.act_redo.shortcuts()]
     wait_idle(qtbot, window)
 
 
@@ -120,7 +127,7 @@ def test_eraser_modes_fill_eyedropper_and_clear(qtbot, window):
     drag(canvas, [(5, 20), (25, 20)])
     assert doc.layers[2][20, 15, 3] == 255
     tools.set_tool(Tool.ERASER)
-    assert window.reveal_box.isChecked()
+    assert window.controls.reveal_box.isChecked()
     drag(canvas, [(5, 20), (25, 20)])
     assert doc.layers[2] is None or doc.layers[2][20, 15, 3] == 0
     # Eyedropper (I): picks the colour under the cursor on a colour stage.
@@ -142,7 +149,7 @@ def test_eraser_modes_fill_eyedropper_and_clear(qtbot, window):
     click(canvas, 16.5, 16.5)
     assert (doc.stage_rgb(1) == np.array([10, 200, 30], np.uint8)).all()
     # Remove my paint: back to the generated image.
-    window.act_remove_paint.trigger()
+    window.controls.act_remove_paint.trigger()
     assert doc.layers[1] is None
     wait_idle(qtbot, window)
     assert doc.status(1) == "generated"
@@ -160,7 +167,7 @@ def test_shortcuts_switch_tools_and_sizes(qtbot, window):
     qtbot.keyClick(window.canvas, Qt.Key.Key_BracketLeft)
     qtbot.keyClick(window.canvas, Qt.Key.Key_BracketLeft)
     assert tools.size < size
-    assert window.size_spin.value() == round(tools.size)
+    assert window.controls.size_spin.value() == round(tools.size)
 
 
 def test_zoom_and_pan(qtbot, window):
@@ -191,7 +198,7 @@ def test_zoom_and_pan(qtbot, window):
 
 def test_without_auto_regenerate_later_stages_go_stale_until_regenerate(qtbot, window):
     doc = window.doc
-    window.act_auto.setChecked(False)
+    window.controls.act_auto.setChecked(False)
     assert not doc.auto_regenerate
     bases = [b.clone() for b in doc.bases]
     drag(window.canvas, [(4, 4), (20, 20)])
@@ -201,7 +208,7 @@ def test_without_auto_regenerate_later_stages_go_stale_until_regenerate(qtbot, w
     assert "Regenerate" in doc.status_text(2)
     assert window.tabs.tabToolTip(2).endswith(doc.status_text(2))
     assert "Stale" in window.strip.cards[2].status.text()
-    window.act_regen.trigger()  # F5
+    window.controls.act_regen.trigger()  # F5
     wait_idle(qtbot, window)
     assert doc.status(1) == "generated" and not torch.equal(doc.bases[2], bases[2])
-    window.act_auto.setChecked(True)
+    window.controls.act_auto.setChecked(True)

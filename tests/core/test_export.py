@@ -12,7 +12,17 @@ import torch
 from PIL import Image
 
 from core.errors import ImageError
-from core.export import export, export_final_png, export_gif, export_ora, export_stages, export_strip, strip_image
+from core.export import (
+    FORMATS,
+    ExportFormat,
+    export,
+    export_final_png,
+    export_gif,
+    export_ora,
+    export_stages,
+    export_strip,
+    strip_image,
+)
 from core.imageio import tensor_to_uint8
 from tests.core.engine_util import image
 
@@ -109,6 +119,9 @@ def test_gif(tmp_path, images):
 
 def test_dispatch_and_errors(tmp_path, images):
     assert export(images, NAMES, "gif", tmp_path / "a.gif")[0].exists()
+    with zipfile.ZipFile(export(images, NAMES, ExportFormat.ORA, tmp_path / "a.ora")[0]) as zf:
+        assert zf.read("mimetype") == b"image/openraster"
+    assert FORMATS == ("png", "stages", "strip", "ora", "gif")  # the CLI's --format words
     assert len(export(images, NAMES, "stages", tmp_path / "st")) == 3
     with pytest.raises(ImageError, match="unknown export format"):
         export(images, NAMES, "psd", tmp_path / "a.psd")

@@ -180,3 +180,57 @@ def test_stop_never_true_completes(problem):
                             torch.zeros_like(problem["base"]), None, steps=12, should_stop=stop)
     steps, res = drive(gen, stop.seen)
     assert len(steps) == 12 and res.completed and stop.calls == 12  # checked before every step
+
+
+# ----- schedules: the fast path against the paper's exact one -----
+
+def test_fast_schedule_degenerating_to_exact_is_bit_identical(problem):
+    """With a constant step size, no half-size steps and no early stop, the fast loop is the exact loop."""
+    _, exact = _refine(problem, None, steps=30)
+    _, same = _refine(problem, None, steps=30, lr_end=STEP_SIZE, coarse_steps=0, stop_window=0)
+    assert torch.equal(exact.delta, same.delta) and torch.equal(exact.output, same.output)
+
+
+def test_fast_schedule_agrees_with_exact(problem):
+    """The fast schedule (early stop on a flat loss) lands on the same picture as the exact one: on a target the
+    generator can reproduce, both get within 45 dB of it and of each other (where 0.1 dB differences mean nothing;
+    the session test below compares the PSNR of a real reconstruction)."""
+    from core.metrics import psnr_01
+    from core.refine import SCHEDULES
+
+    p = problem
+    w = p["model"].reg_weights[0]
+    fast = SCHEDULES["fast"]
+    _, exact = _refine(p, w, steps=STEPS)
+    steps, quick = _refine(p, w, steps=fast.steps, lr=fast.lr, lr_end=fast.lr_end, coarse_steps=fast.coarse_steps,
+                           stop_window=fast.stop_window, stop_tol=fast.stop_tol)
+    assert quick.completed and len(steps) <= fast.steps
+    psnr = {k: float(psnr_01(v[None], p["target"][None])[0])
+            for k, v in (("exact", exact.output), ("fast", quick.output), ("start", p["start"]))}
+    assert min(psnr["fast"], psnr["exact"]) > 45 > psnr["start"] + 20, psnr
+    assert float(psnr_01(quick.output[None], exact.output[None])[0]) > 45
+
+
+def test_coarse_steps_run_at_half_size_and_return_full_size(problem):
+    p = problem
+    steps, res = _refine(p, None, steps=30, coarse_steps=20, preview_every=5)
+    half = p["target"].shape[-1] // 2
+    assert [s.preview.shape[-1] for s in steps if s.preview is not None] == [half] * 4 + [p["target"].shape[-1]] * 2
+    assert res.output.shape == p["target"].shape and res.loss_end < 0.5 * res.loss_start
+    _, all_coarse = _refine(p, None, steps=10, coarse_steps=10)
+    assert all_coarse.output.shape == p["target"].shape
+
+
+def test_early_stop_on_a_flat_loss(problem):
+    steps, res = _refine(problem, None, steps=100, stop_window=5, stop_tol=0.5)  # 50 % in 5 steps: soon flat
+    assert res.completed and 5 < len(steps) < 100
+    assert steps[-1].preview is not None  # the last step shows its picture, as at the normal end
+
+
+def test_unknown_schedule_is_a_clear_error():
+    from core.errors import ArtflowError
+    from core.refine import schedule_named
+
+    with pytest.raises(ArtflowError, match="unknown schedule 'quick'"):
+        schedule_named("quick")
+    assert schedule_named("exact").steps == STEPS and schedule_named("exact").lr == STEP_SIZE

@@ -439,3 +439,89 @@ def test_start_from_clears_the_previous_artworks_layers(session):
     session.start_from(image(1, seed=64))
     assert session.layers == [None] * session.num_stages
     assert all(torch.equal(s, b) for s, b in zip(session.stages, session.bases, strict=True))
+
+
+# ----- the content cache (live slider) and the small preview -----
+
+def _uncached_chain(session, k):
+    """Stages k+1.. regenerated with no cache: the reference the cached path must equal."""
+    out, src = [], session.stages[k]
+    for i in range(k, session.num_stages - 1):
+        base = session.generate(i, source=src, cache=False)
+        src = compose(base, session.layers[i + 1])
+        out.append(src)
+    return out
+
+
+def test_cached_propagation_equals_uncached(session):
+    for seed in range(3):  # slider moves on either transition: the cache serves the unchanged inputs
+        for i in range(session.num_stages - 1):
+            session.set_latent(i, torch.randn(session.latents[i].shape, generator=torch.Generator().manual_seed(seed)))
+            assert all(torch.equal(a, b) for a, b in zip(session.stages[i + 1:], _uncached_chain(session, i)))
+    cached = stages_of(session)
+    session.propagate(0, cache=False)
+    assert changed(cached, stages_of(session)) == []
+
+
+def test_content_cache_serves_an_unchanged_input_only(session):
+    src = session.stages[0]
+    code = session.content(0, src)
+    assert session.content(0, src.clone()) is code  # equal input: the cached code
+    other = src.clone()
+    other[0, 0, 0] = -other[0, 0, 0] if other[0, 0, 0] != 0 else 0.5
+    assert session.content(0, other) is not code
+
+
+def test_cache_follows_a_change_of_an_earlier_stage(session):
+    session.set_latent(0, session.latents[0] + 0.5)  # fills the cache for stage 0 and stage 1
+    session.set_stage(0, image(1, seed=7))  # a new first stage
+    assert all(torch.equal(a, b) for a, b in zip(session.stages[1:], _uncached_chain(session, 0)))
+    session.stages[0].mul_(-1)  # even an in-place change of the input tensor is seen
+    session.propagate(0)
+    assert all(torch.equal(a, b) for a, b in zip(session.stages[1:], _uncached_chain(session, 0)))
+    # A layer over stage 1 changes the input of transition 1; a latent change of transition 1 then uses it.
+    session.set_layer(1, (torch.ones(3, RES, RES), torch.full((1, RES, RES), 0.5)))
+    session.set_latent(1, session.latents[1] - 0.5)
+    assert torch.equal(session.stages[2], _uncached_chain(session, 1)[0])
+    # restore() brings other inputs: no stale code.
+    state = session.snapshot()
+    session.start_from(image(1, seed=8))
+    session.restore(state)
+    session.propagate(0)
+    assert all(torch.equal(a, b) for a, b in zip(session.stages[1:], _uncached_chain(session, 0)))
+
+
+def test_preview_is_the_chain_at_a_smaller_size_without_changing_the_session(session):
+    session.set_layer(1, (torch.ones(3, RES, RES), torch.full((1, RES, RES), 0.5)))
+    before = session.snapshot()
+    full = session.preview(0, size=RES)
+    session.propagate(0)
+    assert all(torch.equal(a, b) for a, b in zip(full, session.stages[1:]))  # full size: the propagated stages
+    session.restore(before)
+    small = session.preview(0)
+    assert [tuple(s.shape) for s in small] == [(3, RES // 2, RES // 2)] * 2
+    assert states_equal(before, session.snapshot())
+    with pytest.raises(ArtflowError, match="preview size"):
+        session.preview(0, size=RES * 2)
+
+
+def test_fast_and_exact_schedules_agree_through_the_session(session):
+    """The session's fast schedule reconstructs the artwork as well as the exact one (within 0.1 dB or better) and
+    runs no more steps; an unknown schedule is a clear error that leaves the session as it was."""
+    from core.metrics import psnr_01
+
+    start = session.snapshot()
+    art = session.targets[-1]
+    runs = {}
+    for name in ("exact", "fast"):
+        session.restore(start)
+        steps = []
+        report = run_to_end(session.refine(schedule=name, preview_every=0), steps.append)
+        assert report.completed and report.extra["schedule"] == name
+        runs[name] = (float(psnr_01(session.stages[-1][None], art[None])[0]), len(steps))
+    assert runs["fast"][0] > runs["exact"][0] - 0.1, runs
+    assert runs["fast"][1] <= runs["exact"][1] == 150 * (session.num_stages - 1), runs
+    session.restore(start)
+    with pytest.raises(ArtflowError, match="unknown schedule"):
+        run_to_end(session.refine(schedule="quick"))
+    assert states_equal(start, session.snapshot())

@@ -1,0 +1,181 @@
+"""Benchmark of the paper's configuration: one transition's AdaIN optimisation at 256 px (generator dim 64, VGG16
+perceptual loss), a naive baseline loop against Artflow's refine_transition, same machine and threads, one run:
+
+    python benchmarks/bench_paper.py [--steps 150] [--threads 2] [--device auto] [--vgg PATH]
+
+The baseline is written from the official implementation's description: every step runs the full generator
+(content encoder included) on the input and VGG16 on both the output and the target, takes L1 + 10 x perceptual and
+an Adam update of the AdaIN parameters; fp32, nothing cached. Artflow's loop caches the content code and the
+target's VGG features and runs the session's channels_last model.
+
+Printed: seconds for --steps steps of each (and, when --steps < 150, the 150-step figure extrapolated from the
+per-step time after the first step, saying so), their ratio, the final losses, and the peak memory of each loop
+(resident set size above the loaded model, sampled every 2 ms; on CUDA, the allocator's peak instead).
+VGG16 weights: --vgg or ARTFLOW_VGG16 (a local safetensors file, see core/nn/vgg.py); without them the VGG16 is
+randomly initialised, which costs the same time (said in the output). A script, not a test: it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from core import config  # noqa: E402
+from core.device import DEVICE_CHOICES, device_label, resolve_device  # noqa: E402
+from core.model import WorkflowModel  # noqa: E402
+from core.nn.generator import AdaINGenerator  # noqa: E402
+from core.nn.vgg import VGG16Features  # noqa: E402
+from core.perceptual import Perceptual, vgg_weights_path  # noqa: E402
+from core.refine import LAMBDA_P, STEP_SIZE, STEPS, refine_transition  # noqa: E402
+
+
+def naive_refine(generator: AdaINGenerator, vgg: VGG16Features, source: torch.Tensor, target: torch.Tensor,
+                 base_params: torch.Tensor, steps: int, on_step=None) -> float:
+    """The baseline: per step the full generator and VGG16 on output and target, L1 + 10 x perceptual, Adam."""
+    src, tgt = source[None], target[None]
+    delta = torch.zeros_like(base_params)[None].requires_grad_(True)
+    opt = torch.optim.Adam([delta], lr=STEP_SIZE, betas=(0.9, 0.999), eps=1e-8)
+    value = float("nan")
+    for _ in range(steps):
+        out = generator.decode(generator.encode_content(src), base_params[None] + delta)
+        feats_out, feats_tgt = vgg(out), vgg(tgt)
+        perc = sum((a - b).abs().mean() for a, b in zip(feats_out, feats_tgt)) / len(feats_out)
+        loss = F.l1_loss(out, tgt) + LAMBDA_P * perc
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        value = float(loss.detach())  # the host read that ends a step (as in refine_transition)
+        if on_step is not None:
+            on_step(value)
+    return value
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakMemory:
+    """Peak resident set size above the level at entry, sampled by a thread (CPU); the allocator's peak on CUDA."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.peak, self._stop = device, 0, threading.Event()
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self._base = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+            return self
+        self._base = _rss()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, _rss() - self._base)
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self.peak = torch.cuda.max_memory_allocated() - self._base
+            return
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss() - self._base)
+
+
+def _image(channels: int, res: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, channels, res // 8, res // 8, generator=g) * 2 - 1
+    return F.interpolate(x, size=(res, res), mode="bilinear", align_corners=False)[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=STEPS, help=f"steps timed per loop (default {STEPS}; fewer: the "
+                                                             f"{STEPS}-step time is extrapolated)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    ap.add_argument("--vgg", default=None, help="VGG16 safetensors (default: ARTFLOW_VGG16, else random weights)")
+    args = ap.parse_args(argv)
+    if args.steps < 2:
+        ap.error("--steps must be 2 or more (the first step is timed apart)")
+    torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    torch.manual_seed(0)
+    cfg = config.paper()
+    model = WorkflowModel(cfg).eval().requires_grad_(False)
+    vgg_path = vgg_weights_path(args.vgg)
+    vgg = VGG16Features.from_file(vgg_path) if vgg_path else VGG16Features().eval().requires_grad_(False)
+    res = cfg.resolution
+    src, tgt = _image(cfg.stages[0].channels, res, 1), _image(cfg.stages[1].channels, res, 2)
+    # Each loop gets its own copy of the networks, as each implementation holds them.
+    naive_g, naive_vgg = copy.deepcopy(model.generators[0]).to(device), copy.deepcopy(vgg).to(device)
+    ours_g = copy.deepcopy(model.generators[0]).to(device, memory_format=torch.channels_last)
+    ours_perc = Perceptual(copy.deepcopy(vgg).to(device), "vgg16")
+    with torch.no_grad():
+        base = model.generators[0].adain_params(torch.zeros(1, cfg.generator.z_dim))[0].to(device)
+    src, tgt = src.to(device), tgt.to(device)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def timed(run) -> tuple[float, float, float, int, float]:
+        """(total s, first step s, steady s per step, peak bytes, last step's loss) of run(on_step)."""
+        marks: list[float] = []
+        with PeakMemory(device) as mem:
+            sync()
+            t0 = time.perf_counter()
+            loss = run(lambda *_: marks.append(time.perf_counter()))
+            sync()
+            total = time.perf_counter() - t0
+        first = marks[0] - t0
+        steady = (marks[-1] - marks[0]) / (len(marks) - 1)
+        return total, first, steady, mem.peak, loss
+
+    def ours(on_step) -> float:
+        loss = float("nan")
+        for step in refine_transition(ours_g, ours_perc, src, tgt, base, torch.zeros_like(base), None,
+                                      steps=args.steps, preview_every=0):
+            on_step()
+            loss = step.loss
+        return loss
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"paper configuration: {res} px, generator dim {cfg.generator.dim}, VGG16 "
+          f"{'weights ' + str(vgg_path) if vgg_path else 'RANDOMLY INITIALISED (no local weights; same cost)'}")
+    print(f"device {device_label(device)}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"cpu count {os.cpu_count()}, load avg {load:.2f}; {args.steps} steps per loop")
+    results = {}
+    for name, run in (("naive", lambda cb: naive_refine(naive_g, naive_vgg, src, tgt, base, args.steps, cb)),
+                      ("artflow", ours)):
+        total, first, steady, peak, loss = timed(run)
+        est = first + (STEPS - 1) * steady
+        results[name] = (total, est)
+        print(f"  {name:8s} {total:8.2f} s for {args.steps} steps (first {first:.2f} s, then {steady * 1e3:.1f} ms "
+              f"per step)" + (f"; {STEPS} steps extrapolated: {est:.1f} s" if args.steps != STEPS else "")
+              + f"; last step's loss {loss:.4f}; peak memory above the loaded model {peak / 2**20:.0f} MiB", flush=True)
+    n, a = results["naive"], results["artflow"]
+    print(f"ratio artflow / naive: {a[0] / n[0]:.2f}x over the {args.steps} measured steps"
+          + (f", {a[1] / n[1]:.2f}x extrapolated to {STEPS} steps" if args.steps != STEPS else ""))
+    if load > (os.cpu_count() or 1):
+        print(f"note: load average {load:.1f} exceeds the {os.cpu_count()} CPUs: absolute times are inflated; "
+              "compare the ratio.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""Benchmark of time to quality: the whole refinement (every transition) of bundled-model artworks from a TEST split,
+per schedule, in one run:
+
+    python benchmarks/bench_refine.py TEST_DIR [--model resources/models/fluent-emoji-128] [--limit 12]
+        [--threads 2] [--variants exact,fast,short60,short60-c2f]
+
+TEST_DIR is a stage dataset (0-lineart/, 1-flat/, 2-detail/), e.g. the test/ folder written by
+`python main.py dataset fluent-emoji /work/shared/data/fluent-emoji -o OUT --size 128`. The first --limit drawings
+in the evaluation order of `artflow eval` are used. Each artwork is loaded (workflow inference + encoder), then
+every variant refines it from that same state, one after the other (so a shared machine's load hits them alike),
+with the learned regulariser. Printed per variant: mean PSNR of the final stage against the artwork (as
+`artflow reconstruct` reports it), its difference to "exact", mean wall and process-CPU seconds, and the time
+ratio to "exact". A script, not a test: it asserts nothing.
+
+Variants: the schedules of core.refine.SCHEDULES ("exact": the paper's 150 steps; "fast": the same, ended when the
+loss has flattened), and options measured beside them: "short60" (60 steps, step size decaying 0.15 -> 0.03, early
+stop), "short60-c2f" (the same with half of its steps at half size), "steps60" (60 constant steps of 0.1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from core import bundle  # noqa: E402
+from core.eval import eval_order, open_test_set  # noqa: E402
+from core.metrics import psnr_01  # noqa: E402
+from core.refine import SCHEDULES, Schedule  # noqa: E402
+from core.session import Session, run_to_end  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = ROOT / "resources" / "models" / "fluent-emoji-128"
+
+_SHORT = Schedule("short60", steps=60, lr=0.15, lr_end=0.03, stop_window=10, stop_tol=0.002)
+VARIANTS: dict[str, Schedule] = {
+    **SCHEDULES,
+    "short60": _SHORT,  # 60 steps, step size decaying from 0.15 to 0.03, early stop
+    "short60-c2f": replace(_SHORT, name="short60-c2f", coarse_steps=_SHORT.steps // 2),  # half of them at half size
+    "steps60": Schedule("steps60", steps=60),  # 60 constant steps of 0.1
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("test_dir", help="a stage dataset folder (the TEST split)")
+    ap.add_argument("--model", default=str(DEFAULT_MODEL))
+    ap.add_argument("--limit", type=int, default=12, help="drawings (first in the evaluation order)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--variants", default="exact,fast,short60,short60-c2f")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    model = bundle.load(args.model)
+    data = open_test_set(args.test_dir, model)
+    session = Session(model, "cpu")
+    order = eval_order(data.sample_names)[:args.limit]
+    psnr: dict[str, list[float]] = {v: [] for v in names}
+    wall: dict[str, list[float]] = {v: [] for v in names}
+    cpu: dict[str, list[float]] = {v: [] for v in names}
+    steps: dict[str, list[int]] = {v: [] for v in names}
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"model {Path(args.model).name}, {len(order)} TEST drawings from {args.test_dir}; torch "
+          f"{torch.__version__}, {torch.get_num_threads()} threads, cpu count {os.cpu_count()}, load avg {load:.2f}")
+    for a in order:
+        art = data.load(a)[-1]
+        session.load_artwork(art)
+        start = session.snapshot()
+        row = []
+        for v in names:
+            session.restore(start)
+            seen: list[int] = []
+            t, c = time.perf_counter(), time.process_time()
+            report = run_to_end(session.refine(regularizer="learned", preview_every=0, schedule=VARIANTS[v]),
+                                seen.append)
+            wall[v].append(time.perf_counter() - t)
+            cpu[v].append(time.process_time() - c)
+            steps[v].append(len(seen))
+            psnr[v].append(float(psnr_01(session.stages[-1][None], art[None])[0]))
+            row.append(f"{v} {psnr[v][-1]:.2f} dB {wall[v][-1]:.1f} s ({len(seen)} steps)")
+            assert report.completed
+        print(f"  {data.sample_names[a]}: " + "; ".join(row), flush=True)
+    ref = names[0]
+    print(f"\nmeans over {len(order)} drawings (reference: {ref}):")
+    for v in names:
+        dp = statistics.mean(psnr[v]) - statistics.mean(psnr[ref])
+        print(f"  {v:11s} PSNR {statistics.mean(psnr[v]):6.2f} dB ({dp:+.2f})  wall {statistics.mean(wall[v]):6.2f} s "
+              f"({statistics.mean(wall[v]) / statistics.mean(wall[ref]):.2f}x)  CPU {statistics.mean(cpu[v]):6.2f} s "
+              f"({statistics.mean(cpu[v]) / statistics.mean(cpu[ref]):.2f}x)  steps {statistics.mean(steps[v]):.0f}")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    if load > (os.cpu_count() or 1):
+        print(f"note: load average {load:.1f} exceeds the {os.cpu_count()} CPUs: absolute times are inflated; "
+              "compare the ratios.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

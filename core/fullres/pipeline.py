@@ -1,0 +1,171 @@
+"""Full-resolution stages on top of a Session: the session keeps working on proxies, these functions keep one
+full-resolution image per stage in step with it.
+
+- generate_fullres: a new artwork from a full-resolution first stage (line art);
+- reconstruct_fullres: the editing pipeline on a finished full-resolution artwork;
+- apply_edit_fullres: one stage replaced by an edited full-resolution image, later stages regenerated;
+- follow_proxies: later proxies changed (an edit, a latent slider): the full-res stages follow;
+- fullres_stages: the full-resolution stages for the session's current proxies (used by the three above).
+
+Rules (issue 12): a stage the artist supplied is kept as is, pixel for pixel; a stage the model changed is the
+artist's image plus the model's change (new proxy minus old proxy) carried up along the image's own edges
+(guided.transfer_change); a "flat" stage after a line art is a clean flat (one colour per closed region,
+flats.clean_flat) and the next stage is generated from it; a stage nobody supplied is the previous full-res
+stage plus the model's residual (this proxy minus the previous one), guided, or, when the channel counts differ
+(line art -> colours), the proxy upsampled along the previous stage's edges.
+
+Full-res images are (C, H, W) float32 in [-1, 1] at the artwork's size; a ProxyMap ties them to the proxies.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from core.editing import edit_mask
+from core.errors import ArtflowError
+from core.fullres.flats import clean_flat
+from core.fullres.guided import transfer_change, upsample_guided
+from core.fullres.kinds import stage_kinds
+from core.fullres.masks import keep_mask_fullres
+from core.fullres.proxy import ProxyMap, from_proxy, proxy_with, to_proxy
+from core.refine import STEPS
+from core.session import RefineReport, Session, run_to_end
+
+CLEAN_FLATS = True  # on by default (issue 12); the CLI's --no-clean-flats and the app's toggle turn it off
+
+
+def _check_full(session: Session, k: int, image: torch.Tensor, pm: ProxyMap) -> torch.Tensor:
+    if image.dim() == 4 and image.shape[0] == 1:
+        image = image[0]
+    spec = session.config.stages[k]
+    if image.dim() != 3 or image.shape[0] != spec.channels:
+        raise ArtflowError(f"stage '{spec.name}' takes a {spec.channels}-channel image, got shape "
+                           f"{tuple(image.shape)}")
+    if tuple(image.shape[-2:]) != (pm.height, pm.width):
+        raise ArtflowError(f"stage '{spec.name}': the image is {image.shape[-1]} x {image.shape[-2]} pixels, the "
+                           f"artwork is {pm.width} x {pm.height}")
+    return image.detach().float().cpu().clamp(-1, 1)
+
+
+def _line_before(kinds: list[str | None], k: int, since: int = 0) -> int | None:
+    """The latest "line" stage in since..k-1 when stage k is "flat" (the line art its regions come from)."""
+    if kinds[k] != "flat":
+        return None
+    for i in range(k - 1, since - 1, -1):
+        if kinds[i] == "line":
+            return i
+    return None
+
+
+def _derive(session: Session, full: list[torch.Tensor], k: int, pm: ProxyMap) -> torch.Tensor:
+    """Stage k from the previous full-res stage and the model's proxies (nobody supplied it)."""
+    prev = full[k - 1]
+    proxy = session.stages[k]
+    if prev.shape[0] == proxy.shape[0]:
+        return (prev + transfer_change(proxy - session.stages[k - 1], prev, pm)).clamp_(-1, 1)
+    return upsample_guided(proxy, prev, pm)
+
+
+def fullres_stages(session: Session, pm: ProxyMap, known: dict[int, torch.Tensor] | None = None,
+                   clean_flats: bool = CLEAN_FLATS, lines: str = "split") -> list[torch.Tensor]:
+    """One full-res image per stage for the session's current proxies. `known`: stages the artist supplied at
+    full resolution (kept exactly). A clean flat that is not the last stage is fed back to the session (its proxy
+    becomes that stage and later stages are regenerated from it), unless every later stage is known."""
+    known = {k: _check_full(session, k, v, pm) for k, v in (known or {}).items()}
+    kinds = stage_kinds(session.config.stages)
+    n = session.num_stages
+    full: list[torch.Tensor] = []
+    for k in range(n):
+        if k in known:
+            full.append(known[k])
+            continue
+        line = _line_before(kinds, k)
+        if k == 0:
+            guide = known.get(n - 1)
+            full.append(upsample_guided(session.stages[0], guide, pm) if guide is not None
+                        else from_proxy(session.stages[0], pm))
+        elif clean_flats and line is not None:
+            flat = clean_flat(full[line], from_proxy(session.stages[k], pm), lines=lines)
+            full.append(flat)
+            if any(j not in known for j in range(k + 1, n)):
+                session.set_stage(k, proxy_with(flat, pm), propagate=True)
+        else:
+            full.append(_derive(session, full, k, pm))
+    return full
+
+
+def generate_fullres(session: Session, first: torch.Tensor, clean_flats: bool = CLEAN_FLATS,
+                     lines: str = "split") -> tuple[ProxyMap, list[torch.Tensor]]:
+    """A new artwork from a full-resolution first stage (C_0, H, W): Session.start_from on its proxy, then the
+    full-res chain (the first stage is the artist's own, pixel for pixel)."""
+    proxy, pm = to_proxy(first, session.config.resolution)
+    first = _check_full(session, 0, first, pm)
+    session.start_from(proxy)
+    return pm, fullres_stages(session, pm, {0: first}, clean_flats, lines)
+
+
+def reconstruct_fullres(session: Session, artwork: torch.Tensor, steps: int = STEPS, regularizer: str = "learned",
+                        clean_flats: bool = CLEAN_FLATS, lines: str = "split"
+                        ) -> tuple[ProxyMap, list[torch.Tensor], RefineReport | None]:
+    """The editing pipeline on a finished artwork (C_last, H, W) of any size: workflow inference, encoding and
+    `steps` refinement steps on its proxy (0: encoder only), then the full-res stages. The last full-res stage is
+    the artwork itself, so an unedited project reproduces it exactly. (The app drives Session.refine itself for
+    progress and cancel, then calls fullres_stages with {last: artwork}.)"""
+    proxy, pm = to_proxy(artwork, session.config.resolution)
+    n = session.num_stages
+    artwork = _check_full(session, n - 1, artwork, pm)
+    session.infer_stages(proxy)
+    session.encode(propagate=True)
+    report = run_to_end(session.refine(steps=steps, regularizer=regularizer, preview_every=0)) if steps else None
+    return pm, fullres_stages(session, pm, {n - 1: artwork}, clean_flats, lines), report
+
+
+def follow_proxies(session: Session, full: list[torch.Tensor], old_proxy: list[torch.Tensor], pm: ProxyMap,
+                   start: int, mask: torch.Tensor | None = None, proxy_mask: torch.Tensor | None = None,
+                   clean_flats: bool = CLEAN_FLATS, lines: str = "split", guide: str = "stage") -> list[torch.Tensor]:
+    """The session's stages start+1.. changed at proxy size (an edit of stage `start`, a new latent of transition
+    `start`): each full-res stage j becomes its previous image plus the model's change (session.stages[j] -
+    old_proxy[j]) carried up along the edges of `guide` ("stage": that stage's previous full-res image, the
+    issue's rule; "source": the new full-res stage before it). A "flat" stage after a changed line art is
+    cleaned again (and fed back to the session with `proxy_mask`). With `mask` (H, W) in [0, 1], a stage changes
+    only where it is > 0 and is exactly its previous image elsewhere. full[start] must already be the new
+    image of stage `start`. Returns the new list; `full` is not modified."""
+    if guide not in ("stage", "source"):
+        raise ValueError(f"guide must be 'stage' or 'source', got {guide!r}")
+    kinds = stage_kinds(session.config.stages)
+    new_full = list(full)
+    for j in range(start + 1, session.num_stages):
+        g = full[j] if guide == "stage" else new_full[j - 1]
+        candidate = full[j] + transfer_change(session.stages[j] - old_proxy[j], g, pm)
+        line = _line_before(kinds, j, since=start)
+        if clean_flats and line is not None:
+            candidate = clean_flat(new_full[line], candidate.clamp(-1, 1), lines=lines)
+        if mask is not None:
+            candidate = full[j] + mask * (candidate - full[j])
+        new_full[j] = candidate.clamp_(-1, 1)
+        if clean_flats and line is not None and j + 1 < session.num_stages:
+            # The next stages are generated from the clean flat (their change is still measured from before).
+            session.set_stage(j, proxy_with(new_full[j], pm), propagate=True, keep_mask=proxy_mask)
+    return new_full
+
+
+def apply_edit_fullres(session: Session, full: list[torch.Tensor], pm: ProxyMap, k: int, image: torch.Tensor,
+                       keep_unedited: bool = False, clean_flats: bool = CLEAN_FLATS, lines: str = "split",
+                       guide: str = "stage") -> tuple[list[torch.Tensor], torch.Tensor | None]:
+    """Stage k replaced by the full-res `image` (the whole stage as the artist now sees it): its proxy goes to
+    the session (layer cleared, later stages regenerated), then follow_proxies. With keep_unedited, later stages
+    change only within 24 px of the pixels the edit changed (keep_mask_fullres) and are exactly their previous
+    images elsewhere. Returns the new full-res stages and the full-res keep mask (None without keep_unedited).
+    `full` is not modified."""
+    if not 0 <= k < session.num_stages:
+        raise ArtflowError(f"stage index {k} is out of range (this model has {session.num_stages} stages)")
+    image = _check_full(session, k, image, pm)
+    old_full = [_check_full(session, j, f, pm) for j, f in enumerate(full)]
+    old_proxy = [s.clone() for s in session.stages]
+    new_proxy = proxy_with(image, pm)
+    mask = keep_mask_fullres(old_full[k], image) if keep_unedited else None
+    proxy_mask = edit_mask(old_proxy[k], new_proxy) if keep_unedited else None
+    session.set_layer(k, None, propagate=False)
+    session.set_stage(k, new_proxy, propagate=True, keep_mask=proxy_mask)
+    old_full[k] = image
+    return follow_proxies(session, old_full, old_proxy, pm, k, mask, proxy_mask, clean_flats, lines, guide), mask

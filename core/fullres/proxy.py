@@ -1,0 +1,136 @@
+"""The artwork <-> proxy mapping: the model works on a small square proxy, the artist on the artwork's own size.
+
+Artwork -> proxy: pad to a square with the paper colour (centred, never stretched), then resize to the model's
+resolution (area average when shrinking, bicubic when enlarging). Proxy -> artwork: the inverse, one axis at a
+time so that no square of the artwork's long side is ever allocated: the short axis is resampled and cropped
+first, then the long axis (which needs no crop).
+
+Images are float32 tensors (C, H, W) in [-1, 1] (C = 1 or 3), as everywhere in the engine; masks are (1, H, W)
+in [0, 1] and go through the same functions with paper=0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from core.errors import ImageError
+
+# Artworks are between MIN_SIDE and MAX_SIDE pixels on their long side, any aspect ratio. 4096 keeps a
+# three-stage project (float32 working copies) within the app's memory budget; the image loader refuses larger
+# files before decoding them (MAX_PIXELS is the matching decompression-bomb limit).
+MIN_SIDE = 64
+MAX_SIDE = 4096
+MAX_PIXELS = MAX_SIDE * MAX_SIDE
+PAPER = 1.0  # white, the paper colour of every stage
+
+
+def check_artwork_size(width: int, height: int, where: str = "image", minimum: int = MIN_SIDE) -> None:
+    """One-line ImageError unless the long side is within minimum..MAX_SIDE (any aspect ratio). Loaders call it
+    with the default minimum; the mapping itself takes anything from 1 px (tests use tiny models)."""
+    if width < 1 or height < 1:
+        raise ImageError(f"{where}: zero-size image ({width} x {height} pixels)")
+    long_side = max(width, height)
+    if long_side > MAX_SIDE:
+        raise ImageError(f"{where}: {width} x {height} pixels is larger than Artflow works with "
+                         f"({MAX_SIDE} px on the long side); scale it down first")
+    if long_side < minimum:
+        raise ImageError(f"{where}: {width} x {height} pixels is too small (at least {MIN_SIDE} px on the long "
+                         "side)")
+
+
+@dataclass(frozen=True)
+class ProxyMap:
+    """Where an artwork of width x height sits in its proxy: padded (centred) into a square of `side` pixels,
+    then resized to `resolution`. The offsets are in artwork pixels."""
+
+    width: int
+    height: int
+    resolution: int
+
+    @property
+    def side(self) -> int:
+        return max(self.width, self.height)
+
+    @property
+    def left(self) -> int:
+        return (self.side - self.width) // 2
+
+    @property
+    def top(self) -> int:
+        return (self.side - self.height) // 2
+
+    @property
+    def scale(self) -> float:
+        """Artwork pixels per proxy pixel."""
+        return self.side / self.resolution
+
+    @classmethod
+    def for_image(cls, image: torch.Tensor, resolution: int) -> ProxyMap:
+        h, w = image.shape[-2:]
+        check_artwork_size(int(w), int(h), minimum=1)
+        return cls(int(w), int(h), int(resolution))
+
+
+def _as_chw(image: torch.Tensor, what: str) -> torch.Tensor:
+    if image.dim() == 4 and image.shape[0] == 1:
+        image = image[0]
+    if image.dim() == 2:
+        image = image[None]
+    if image.dim() != 3:
+        raise ValueError(f"{what} must be (C, H, W), got shape {tuple(image.shape)}")
+    return image.detach().float()
+
+
+def resize_axis(x: torch.Tensor, size: int, axis: int, mode: str = "bicubic") -> torch.Tensor:
+    """Resample (C, H, W) along one axis (-2 rows, -1 columns) to `size`: area average when shrinking, `mode`
+    ("bicubic" or "bilinear", half-pixel centres) when enlarging; the same size is returned as is."""
+    n = x.shape[axis]
+    if n == size:
+        return x
+    target = (size, x.shape[-1]) if axis == -2 else (x.shape[-2], size)
+    if size < n:
+        return F.adaptive_avg_pool2d(x[None], target)[0]
+    return F.interpolate(x[None], size=target, mode=mode, align_corners=False)[0]
+
+
+def to_proxy(image: torch.Tensor, resolution: int, paper: float = PAPER) -> tuple[torch.Tensor, ProxyMap]:
+    """Artwork (C, H, W) -> (proxy (C, resolution, resolution), its ProxyMap): padded to a square with `paper`
+    (never stretched), then resized (area when shrinking, bicubic clamped to [-1, 1] when enlarging)."""
+    image = _as_chw(image, "artwork")
+    pm = ProxyMap.for_image(image, resolution)
+    return proxy_with(image, pm, paper), pm
+
+
+def proxy_with(image: torch.Tensor, pm: ProxyMap, paper: float = PAPER) -> torch.Tensor:
+    """Like to_proxy, with a given map (e.g. a mask or another stage of the same artwork)."""
+    image = _as_chw(image, "artwork")
+    if tuple(image.shape[-2:]) != (pm.height, pm.width):
+        raise ValueError(f"image is {image.shape[-1]}x{image.shape[-2]}, the map is for {pm.width}x{pm.height}")
+    s, r = pm.side, pm.resolution
+    square = image.new_full((image.shape[0], s, s), paper)
+    square[:, pm.top:pm.top + pm.height, pm.left:pm.left + pm.width] = image
+    out = resize_axis(resize_axis(square, r, -2), r, -1)
+    return out.clamp(-1, 1) if r > s else out
+
+
+def from_proxy(proxy: torch.Tensor, pm: ProxyMap, mode: str = "bicubic", clamp: bool = True) -> torch.Tensor:
+    """Proxy (C, R, R) -> the artwork's size (C, height, width): resize to the padded square and crop the
+    artwork. `mode` enlarges ("bicubic" or "bilinear"); clamp keeps images in [-1, 1] (turn it off for signed
+    data such as differences or filter coefficients)."""
+    proxy = _as_chw(proxy, "proxy")
+    if tuple(proxy.shape[-2:]) != (pm.resolution, pm.resolution):
+        raise ValueError(f"proxy must be {pm.resolution}x{pm.resolution}, got shape {tuple(proxy.shape)}")
+    s = pm.side
+    # The short axis first (resized then cropped), the long axis last (it needs no crop): the intermediate is
+    # (C, short, R), never a square of the long side.
+    if pm.height <= pm.width:
+        x = resize_axis(proxy, s, -2, mode)[:, pm.top:pm.top + pm.height]
+        x = resize_axis(x, s, -1, mode)[:, :, pm.left:pm.left + pm.width]
+    else:
+        x = resize_axis(proxy, s, -1, mode)[:, :, pm.left:pm.left + pm.width]
+        x = resize_axis(x, s, -2, mode)[:, pm.top:pm.top + pm.height]
+    x = x.contiguous()
+    return x.clamp_(-1, 1) if clamp else x
