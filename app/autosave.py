@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from app.settings import data_dir
+from core.atomic import process_alive
 
 
 def autosave_dir() -> Path:
@@ -39,20 +40,6 @@ def remove(project_path: Path) -> None:
             pass
         except OSError:
             pass
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    except OSError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -81,7 +68,7 @@ def find_recoverable() -> list[Recoverable]:
             pid = int(p.stem.split("-", 1)[1])
         except (IndexError, ValueError):
             continue
-        if _alive(pid):
+        if process_alive(pid):
             continue
         info: dict = {}
         try:
