@@ -18,13 +18,13 @@ from core.project import apply_project, load_project
 def add_parser(sub) -> None:
     p = sub.add_parser("edit", help="replace one stage of a project and propagate the change",
                        description="Replace one stage of a project by an edited image and regenerate the later "
-                                   "stages with the project's latent codes and refined AdaIN deltas. Writes "
-                                   "OUT/stages/NN-<stage>.png, OUT/project.artflow and OUT/report.json.")
-    p.add_argument("project", metavar="PROJECT", help="a .artflow project file")
+                                   "stages with the project's latent codes and refined AdaIN deltas. "
+                                   + common.WRITES_PROJECT)
+    common.add_project_file(p)
     p.add_argument("--stage", required=True, metavar="NAME=IMAGE", help="the stage to replace and its new image")
     p.add_argument("--keep-unedited", action="store_true",
                    help="later stages keep their pixels away from the edited area")
-    p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder (may hold PROJECT itself)")
+    common.add_out_folder(p, "output folder (may hold PROJECT itself)")
     common.add_common(p)
     p.set_defaults(func=run)
 

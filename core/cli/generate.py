@@ -15,10 +15,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("generate", help="run the chain forward from a first-stage drawing",
                        description="Generate every stage from a first-stage drawing (e.g. line art). Each later "
                                    "stage uses a latent code: sampled from the prior with --seed, the prior's mean "
-                                   "with --mean-z, or given with --z. Writes OUT/stages/NN-<stage>.png, "
-                                   "OUT/project.artflow and OUT/report.json.")
+                                   "with --mean-z, or given with --z. " + common.WRITES_PROJECT)
     p.add_argument("image", metavar="FIRST_STAGE_IMAGE", help="the first stage's drawing (any image Pillow reads)")
-    p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder")
+    common.add_out_folder(p)
     p.add_argument("--z", action="append", metavar="STAGE=v1,...,vD",
                    help="latent code of the transition that produces STAGE, in standard deviations of its latent "
                         "prior like the app's sliders, each within +-3 (repeatable); the others are sampled")

@@ -7,7 +7,7 @@ import argparse
 import sys
 import time
 
-from core.cli.common import add_common, finish, model_facts, now, open_session, out_folder, progress_bar
+from core.cli.common import add_common, add_out_folder, finish, model_facts, now, open_session, out_folder, progress_bar
 from core.device import device_label
 from core.errors import ArtflowError
 from core.imageio import load_image
@@ -25,7 +25,7 @@ def add_parser(sub) -> None:
                                    "(the stages after refinement; the last is the reconstruction) and "
                                    "OUT/report.json (losses, wall time, PSNR, device).")
     p.add_argument("image", metavar="ARTWORK", help="the finished artwork (any image Pillow reads)")
-    p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder")
+    add_out_folder(p)
     p.add_argument("--schedule", default=DEFAULT_SCHEDULE, choices=list(SCHEDULES),
                    help="refinement schedule: 'exact' (the paper's 150 steps, the default) or 'fast' (the same "
                         "steps, stopped once the loss has flattened)")
