@@ -32,7 +32,7 @@ def is_noise(category: str, message: str) -> bool:
     return category.startswith(NOISE_CATEGORIES) or any(m in message for m in NOISE_MESSAGES)
 
 
-def _handle(msg_type: QtMsgType, context, message: str) -> None:
+def handle_message(msg_type: QtMsgType, context, message: str) -> None:
     category = (getattr(context, "category", None) or "default") if context is not None else "default"
     debug = bool(os.environ.get("ARTFLOW_DEBUG"))
     if is_noise(category, message) and not debug:
@@ -44,5 +44,6 @@ def _handle(msg_type: QtMsgType, context, message: str) -> None:
 
 
 def install() -> None:
-    """Route Qt's messages through `_handle` (call before the QApplication exists: plugins speak as they load)."""
-    qInstallMessageHandler(_handle)
+    """Route Qt's messages through `handle_message` (call before the QApplication exists: plugins speak as they
+    load)."""
+    qInstallMessageHandler(handle_message)

@@ -74,7 +74,7 @@ def _png(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def _write_image(img: Image.Image, path: Path, fmt: str, **params) -> Path:
+def write_image(img: Image.Image, path: Path, fmt: str, **params) -> Path:
     with atomic_write(path, ImageError) as f:
         img.save(f, format=fmt, **params)
     return path
@@ -93,7 +93,7 @@ def export_final_png(images: Sequence[torch.Tensor], path: str | os.PathLike[str
     img = tensor_to_pil(images[-1])
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.LANCZOS)
-    return _write_image(img, Path(path), "PNG")
+    return write_image(img, Path(path), "PNG")
 
 
 def export_stages(images: Sequence[torch.Tensor], stage_names: Sequence[str],
@@ -101,7 +101,7 @@ def export_stages(images: Sequence[torch.Tensor], stage_names: Sequence[str],
     """One PNG per stage, `folder/NN-<stage>.png` (NN = zero-padded stage index). Returns the paths in order."""
     _check(images, stage_names)
     out = ensure_folder(folder, ImageError)
-    return [_write_image(tensor_to_pil(t), out / f"{k:02d}-{_safe(n)}.png", "PNG")
+    return [write_image(tensor_to_pil(t), out / f"{k:02d}-{_safe(n)}.png", "PNG")
             for k, (t, n) in enumerate(zip(images, stage_names, strict=True))]
 
 
@@ -146,7 +146,7 @@ def export_strip(images: Sequence[torch.Tensor], stage_names: Sequence[str] | No
     img = strip_image(images, stage_names if labels else None)
     p = Path(path)
     fmt = Image.registered_extensions().get(p.suffix.lower(), "PNG")
-    return _write_image(img, p, fmt if fmt in Image.SAVE else "PNG")
+    return write_image(img, p, fmt if fmt in Image.SAVE else "PNG")
 
 
 def export_ora(images: Sequence[torch.Tensor], stage_names: Sequence[str], path: str | os.PathLike[str]) -> Path:

@@ -286,7 +286,7 @@ def _zip(entries: list[tuple[zipfile.ZipInfo, bytes]]) -> bytes:
     return buf.getvalue()
 
 
-def _set_encrypted_flag(data: bytes, name: str) -> bytes:
+def set_encrypted_flag(data: bytes, name: str) -> bytes:
     """Set bit 0 (encrypted) of `name`'s general-purpose flags in its local and central headers."""
     b = bytearray(data)
     raw = name.encode()
@@ -335,7 +335,7 @@ def forge_project(rng: random.Random, good: bytes, folder: Path) -> Path:
             new.append((info, payload))
         data = _zip(new)
     elif kind < 0.8:
-        data = _set_encrypted_flag(good, rng.choice(("manifest.json", "tensors.safetensors")))
+        data = set_encrypted_flag(good, rng.choice(("manifest.json", "tensors.safetensors")))
     else:
         data = _mutate_bytes(good, rng)
     path.write_bytes(data)

@@ -101,7 +101,8 @@ class Trainer:
         enabled = self.cfg.amp and self.device.type == "cuda"
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=enabled)
 
-    def _batch(self, phase: str, step: int, batch: int | None = None) -> list[torch.Tensor]:
+    def batch(self, phase: str, step: int, batch: int | None = None) -> list[torch.Tensor]:
+        """The training batch of `phase` at `step` (seeded by both, so a resumed run sees the same data)."""
         b = batch or self.cfg.batch_size
         idx = batch_indices(len(self.data), b, self.cfg.seed, phase, step, self.rank, self.world)
         gen = step_generator(self.cfg.seed + 1 + self.rank, phase, step)
@@ -236,7 +237,7 @@ class Trainer:
 
     def _gan_step(self, phase: str, step: int) -> dict:
         joint = phase.endswith("-joint")
-        stages = self._batch(phase, step)
+        stages = self.batch(phase, step)
         m = self.model
         if phase.startswith("inference"):
             g_mod = getattr(self, "_inf_step", None) or self._make("_inf_step", InferenceStep(m, self.inf_discs,
@@ -277,8 +278,8 @@ class Trainer:
             self._make(key, RegularizerStep(m, i, perceptual, self.cfg))
         mod = getattr(self, key)
         b = self.cfg.reg_batch_size
-        stages = self._batch(phase, step, b)
-        other = self._batch(phase + "-edit", step, b)  # x'_i: another drawing's stage i, an "edit" of the input
+        stages = self.batch(phase, step, b)
+        other = self.batch(phase + "-edit", step, b)  # x'_i: another drawing's stage i, an "edit" of the input
         warm = 0
         if self.cfg.reg_warm_max > 0:
             warm = int(torch.randint(self.cfg.reg_warm_max + 1, (1,), generator=step_generator(

@@ -47,7 +47,7 @@ def _forged_project(folder: Path) -> Path:
     """A valid tiny project with the encrypted flag set on its manifest (a zip reader's RuntimeError, once)."""
     _bundle, good, _session = forgery.make_bases(folder)
     path = folder / "locked.artflow"
-    path.write_bytes(forgery._set_encrypted_flag(good, "manifest.json"))
+    path.write_bytes(forgery.set_encrypted_flag(good, "manifest.json"))
     return path
 
 
@@ -88,12 +88,12 @@ def test_qt_plugin_noise_is_dropped_and_real_warnings_kept(monkeypatch, caplog):
 
     monkeypatch.delenv("ARTFLOW_DEBUG", raising=False)
     with caplog.at_level("DEBUG", logger="qt"):
-        qt_messages._handle(QtMsgType.QtWarningMsg, None, "This plugin does not support propagateSizeHints()")
-        qt_messages._handle(QtMsgType.QtDebugMsg, None, "a debug note")
-        qt_messages._handle(QtMsgType.QtWarningMsg, None, "QPainter::begin: Paint device returned engine == 0")
+        qt_messages.handle_message(QtMsgType.QtWarningMsg, None, "This plugin does not support propagateSizeHints()")
+        qt_messages.handle_message(QtMsgType.QtDebugMsg, None, "a debug note")
+        qt_messages.handle_message(QtMsgType.QtWarningMsg, None, "QPainter::begin: Paint device returned engine == 0")
     assert [r.getMessage() for r in caplog.records] == ["QPainter::begin: Paint device returned engine == 0"]
     caplog.clear()
     monkeypatch.setenv("ARTFLOW_DEBUG", "1")
     with caplog.at_level("DEBUG", logger="qt"):
-        qt_messages._handle(QtMsgType.QtWarningMsg, None, "This plugin does not support propagateSizeHints()")
+        qt_messages.handle_message(QtMsgType.QtWarningMsg, None, "This plugin does not support propagateSizeHints()")
     assert len(caplog.records) == 1  # kept when debugging

@@ -138,7 +138,7 @@ def test_trainer_keeps_inference_targets_clean():
     t = trainer_mod.Trainer.__new__(trainer_mod.Trainer)
     t.cfg, t.data, t.rank, t.world, t.device = cfg, Spy(), 0, 1, torch.device("cpu")
     for phase in ("inference", "inference-joint", "generation", "generation-joint", "regularizer"):
-        t._batch(phase, 0)
+        t.batch(phase, 0)
     assert seen == {"inference": 0.0, "inference-joint": 0.0, "generation": 0.7, "generation-joint": 0.7,
                     "regularizer": 0.7}
 

@@ -25,7 +25,7 @@ from core.model import WorkflowModel
 from core.project import load_project
 from tests.core.cli_util import run_cli as run
 from tests.core.engine_util import image, single_thread, tiny_config  # noqa: F401 - fixture
-from tests.forgery import IMAGE_MODES, _set_encrypted_flag, make_bases, nested, random_image
+from tests.forgery import IMAGE_MODES, make_bases, nested, random_image, set_encrypted_flag
 
 ROOT = Path(__file__).resolve().parents[2]
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
@@ -191,7 +191,7 @@ def _manifest_edit(edit):
 
 def test_encrypted_member_is_a_clean_error(bases, tmp_path):
     path = tmp_path / "enc.artflow"
-    path.write_bytes(_set_encrypted_flag(bases["project_bytes"], "manifest.json"))
+    path.write_bytes(set_encrypted_flag(bases["project_bytes"], "manifest.json"))
     with pytest.raises(ProjectError, match="manifest.json is encrypted"):
         load_project(path)
 
@@ -412,7 +412,7 @@ def _fail_on_second_stage(monkeypatch):
     """The second stage PNG of an export meets a full disk."""
     import core.export
 
-    real, calls = core.export._write_image, []
+    real, calls = core.export.write_image, []
 
     def write(img, path, fmt, **params):
         calls.append(path)
@@ -420,7 +420,7 @@ def _fail_on_second_stage(monkeypatch):
             raise OSError(28, "No space left on device", str(path))
         return real(img, path, fmt, **params)
 
-    monkeypatch.setattr(core.export, "_write_image", write)
+    monkeypatch.setattr(core.export, "write_image", write)
 
 
 def test_export_stages_folder_appears_complete_or_not_at_all(bases, tmp_path, capsys, monkeypatch):
