@@ -59,6 +59,9 @@ _MAX_LATENT = 4096
 # The most tensor data a project may unpack to when no model says what to expect (opened for viewing or export, or
 # made with another model): a 1024 px project of 4 colour stages with layers and targets needs 168 MB.
 MAX_TENSOR_BYTES_WITHOUT_MODEL = 256 * 2**20
+# The most full-res stage data (float32 once decoded) a project may hold when no model says how many stages to
+# expect: four colour stages at the largest artwork size (~805 MB). With the model: its stages at that size.
+MAX_FULLRES_BYTES_WITHOUT_MODEL = 4 * 3 * MAX_SIDE**2 * 4
 
 
 @dataclass
@@ -333,9 +336,31 @@ def png_limit(width: int, height: int, channels: int) -> int:
     return raw + raw // 500 + 2**16
 
 
+def fullres_limit(config: WorkflowConfig | None) -> int:
+    """How many bytes the full-res stages may decode to (float32): from the open model's stages at MAX_SIDE, or
+    MAX_FULLRES_BYTES_WITHOUT_MODEL without one. Never from the project's own manifest."""
+    if config is None:
+        return MAX_FULLRES_BYTES_WITHOUT_MODEL
+    return 4 * MAX_SIDE**2 * sum(s.channels for s in config.stages)
+
+
+def _check_fullres_size(path: Path, m: dict[str, Any], limit: int) -> None:
+    """The manifest's full-res stages, all together, decode to at most `limit` bytes: checked before anything
+    else is read."""
+    if m.get("artwork") is None:
+        return
+    width, height = m["artwork"]["width"], m["artwork"]["height"]
+    need = 4 * width * height * sum(s["channels"] for s in m["stages"])
+    if need > limit:
+        raise _fail(path, f"its {len(m['stages'])} full-resolution stages of {width} x {height} pixels need "
+                          f"{need:,} bytes, more than a project holds ({limit:,}); the file is damaged or not an "
+                          "Artflow project")
+
+
 def _read_fullres(path: Path, zf: zipfile.ZipFile, m: dict[str, Any]) -> list[torch.Tensor]:
-    """The full-res stages of a manifest with "artwork": 8-bit PNGs of exactly that size and mode, each member
-    bounded by png_limit before it is inflated and its header checked before any pixel is decoded."""
+    """The full-res stages of a manifest with "artwork" (sized by _check_fullres_size): 8-bit PNGs of exactly
+    that size and mode, each member bounded by png_limit before it is inflated and its header checked before any
+    pixel is decoded."""
     from PIL import Image, UnidentifiedImageError
 
     width, height = m["artwork"]["width"], m["artwork"]["height"]
@@ -453,6 +478,7 @@ def load_project(path: str | os.PathLike[str], config: WorkflowConfig | None = N
             same_model = config is not None and m["model"]["config_hash"] == config_hash(config)
             if same_model:
                 _check_same_shape(p, m, config)
+            _check_fullres_size(p, m, fullres_limit(config if same_model else None))
             state = _read_tensors(p, _read_entry(p, zf, TENSORS, model_tensor_limit(config if same_model else None)),
                                   m)
             fullres = _read_fullres(p, zf, m) if m.get("artwork") is not None else None

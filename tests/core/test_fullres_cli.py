@@ -171,6 +171,19 @@ def test_project_png_members_are_bounded_and_checked(tmp_path):
             dst.writestr(info, data)
     with pytest.raises(ProjectError, match=f"'artwork' must be an object .* in 1..{MAX_SIDE}"):
         load_project(too_big)
+    # Many stages at the largest size (tiny PNGs claiming it) are refused before any PNG is decoded.
+    many = tmp_path / "many.artflow"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(many, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "manifest.json":
+                m = json.loads(data)
+                m["artwork"] = {"width": MAX_SIDE, "height": MAX_SIDE}
+                m["stages"] = [{"name": f"s{k}", "channels": 3} for k in range(5)]
+                data = json.dumps(m).encode()
+            dst.writestr(info, data)
+    with pytest.raises(ProjectError, match="full-resolution stages of 4096 x 4096 pixels need"):
+        load_project(many)
 
 
 # ----- the CLI at the artwork's own size -----
