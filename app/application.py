@@ -2,7 +2,8 @@
 [--screenshot FILE]`.
 
 --screenshot FILE starts the app, performs the --open (and the refinement, if the preference is on), waits until
-the engine is idle, saves a PNG of the main window and exits (README pictures, tests).
+the engine is idle, saves a PNG of the main window and exits (README pictures, tests). Errors go to stderr, one
+line each, instead of dialogs; the exit status is 1 when any was shown (a model or file that failed to open).
 """
 
 from __future__ import annotations
@@ -126,6 +127,9 @@ def run_app(argv: list[str] | None = None) -> int:
     args, qt_args = parse_args(argv)
     logging.basicConfig(level=logging.INFO if os.environ.get("ARTFLOW_DEBUG") else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    from app import qt_messages
+
+    qt_messages.install()  # before the QApplication: the platform plugin speaks as it loads
     app = QApplication.instance()
     own_app = app is None
     if own_app:
@@ -198,6 +202,8 @@ def _drive_screenshot(app, win, out: Path, timeout: float, rc: dict) -> None:
                 rc["code"] = 1
             else:
                 print(f"artflow: screenshot saved to {out}")
+            if win.errors_shown and not rc["code"]:
+                rc["code"] = 1  # what it was asked to open failed (each error is on stderr already)
             win.close()
             app.quit()
 

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from app.settings import data_dir
+from app.settings import data_dir, read_json_object
+
+MAX_INFO_BYTES = 2**20  # the record beside an autosave is a few hundred bytes
 
 
 def autosave_dir() -> Path:
@@ -83,13 +85,7 @@ def find_recoverable() -> list[Recoverable]:
             continue
         if _alive(pid):
             continue
-        info: dict = {}
-        try:
-            info = json.loads(p.with_suffix(".json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            pass
-        if not isinstance(info, dict):
-            info = {}
+        info = read_json_object(p.with_suffix(".json"), MAX_INFO_BYTES)  # damaged: recoverable all the same
         saved = str(info.get("saved") or datetime.fromtimestamp(p.stat().st_mtime).isoformat(timespec="seconds"))
         found.append(Recoverable(p, saved, str(info.get("project", "")), str(info.get("model", ""))))
     return sorted(found, key=lambda r: r.saved, reverse=True)

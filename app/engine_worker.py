@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import itertools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -289,7 +290,9 @@ class EngineThread(QThread):
             except ArtflowError as exc:
                 self.failed.emit(rid, request, str(exc))
             except Exception as exc:  # noqa: BLE001 - an engine bug must not kill the thread (and the app's work)
-                log.exception("engine request %s failed", type(request).__name__)
+                # The dialog names the exception; the traceback is for developers (ARTFLOW_DEBUG), not the console.
+                if os.environ.get("ARTFLOW_DEBUG"):
+                    log.exception("engine request %s failed", type(request).__name__)
                 self.failed.emit(rid, request, f"Internal error in {type(request).__name__}: "
                                                f"{type(exc).__name__}: {exc}")
             else:

@@ -50,6 +50,7 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.settings = settings or Settings.load()
         self.screenshot_mode = screenshot_mode
+        self.errors_shown: list[str] = []  # in screenshot mode, what went wrong (the exit status says so)
         self.engine = EngineThread()
         self.doc = Document(self.engine, self.settings, self, device=device)
         self.tools = ToolState(self)
@@ -303,15 +304,21 @@ class MainWindow(QMainWindow):
 
     def show_error(self, title: str, text: str) -> None:
         if self.screenshot_mode:
-            print(f"artflow: {title}: {text}", file=sys.stderr)
+            self._report(f"{title}: {text}")
             return
         QMessageBox.critical(self, title, text)
+
+    def _report(self, text: str) -> None:
+        """Screenshot mode has no one to click a dialog away: the error is one line on stderr instead."""
+        line = " ".join(text.split())
+        self.errors_shown.append(line)
+        print(f"artflow: {line}", file=sys.stderr)
 
     def show_no_model(self, reason: str) -> None:
         """The default model is missing: say so, and offer File > Open model."""
         self.statusBar().showMessage("No model is loaded: choose one with File > Open model…")
         if self.screenshot_mode:
-            print(f"artflow: {reason}", file=sys.stderr)
+            self._report(reason)
             return
         answer = QMessageBox.warning(
             self, "No model loaded", f"{reason}\n\nArtflow needs a model bundle (a folder with config.json and "

@@ -79,7 +79,8 @@ class AppExtra:
 
 def _origins(value: object, num_stages: int) -> tuple[StageStatus, ...]:
     values = {s.value for s in StageStatus if s.is_origin}
-    if isinstance(value, list) and len(value) == num_stages and all(o in values for o in value):
+    if (isinstance(value, list) and len(value) == num_stages
+            and all(isinstance(o, str) and o in values for o in value)):
         return tuple(StageStatus(o) for o in value)
     return ()
 
@@ -87,10 +88,15 @@ def _origins(value: object, num_stages: int) -> tuple[StageStatus, ...]:
 def _reset_latents(record: dict, num_transitions: int, z_dim: int) -> tuple[torch.Tensor, ...]:
     try:
         reset = [torch.tensor(z, dtype=torch.float32) for z in record.get("reset_latents", [])]
-    except (TypeError, ValueError, RuntimeError) as exc:
+    except (TypeError, ValueError, RuntimeError, OverflowError) as exc:
         log.warning("ignoring the project's reset codes: %s", exc)
         return ()
-    return tuple(reset) if len(reset) == num_transitions and all(z.shape == (z_dim,) for z in reset) else ()
+    fits = len(reset) == num_transitions and all(z.shape == (z_dim,) and _finite(z) for z in reset)
+    return tuple(reset) if fits else ()
+
+
+def _finite(z: torch.Tensor) -> bool:
+    return bool(torch.isfinite(z).all())  # 1e300 is valid JSON but inf as float32: a code of NaN pictures
 
 
 def _variations(record: dict, num_transitions: int, z_dim: int) -> tuple[tuple[SavedVariation, ...], ...]:
@@ -103,11 +109,12 @@ def _variations(record: dict, num_transitions: int, z_dim: int) -> tuple[tuple[S
             kept = []
             for v in h[-VARIATION_LIMIT:]:
                 z = torch.tensor(v["z"], dtype=torch.float32)
-                if z.shape == (z_dim,):
+                if z.shape == (z_dim,) and _finite(z):
                     seed = v.get("seed")
-                    kept.append(SavedVariation(z, str(v.get("label", "")), seed if isinstance(seed, int) else None))
+                    seed = seed if isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**63 else None
+                    kept.append(SavedVariation(z, str(v.get("label", "")), seed))
             out.append(tuple(kept))
-    except (TypeError, ValueError, KeyError, RuntimeError, AttributeError) as exc:
+    except (TypeError, ValueError, KeyError, RuntimeError, AttributeError, OverflowError) as exc:
         log.warning("ignoring the project's variation history: %s", exc)
         return ()
     return tuple(out)

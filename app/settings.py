@@ -13,10 +13,13 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from core.errors import ArtflowError
 from core.refine import STEPS
+from core.safe_io import read_json_file
 
 log = logging.getLogger(__name__)
 APP_NAME = "Artflow"
+MAX_SETTINGS_BYTES = 2**20  # a few hundred bytes in practice; a bigger file is not ours
 
 
 def data_dir() -> Path:
@@ -45,6 +48,22 @@ def _same_kind(default: object, value: object) -> bool:
     return isinstance(value, type(default))
 
 
+def read_json_object(path: Path, limit: int) -> dict:
+    """A small JSON object file of the app's own (bounded like every input); {} with a warning when it is damaged,
+    huge or not an object, {} silently when it does not exist yet."""
+    if not os.path.lexists(path):
+        return {}
+    try:
+        data = read_json_file(path, limit=limit)
+    except ArtflowError as exc:
+        log.warning("ignoring %s", exc)
+        return {}
+    if not isinstance(data, dict):
+        log.warning("ignoring %s: not a JSON object", path)
+        return {}
+    return data
+
+
 @dataclass
 class Settings:
     refine_steps: int = STEPS  # the paper's 150 AdaIN optimisation steps
@@ -60,17 +79,11 @@ class Settings:
     def load(cls) -> Settings:
         s = cls()
         path = config_dir() / "settings.json"
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(data, dict):
-                known = {f.name for f in fields(cls)}
-                for k, v in data.items():
-                    if k in known and _same_kind(getattr(s, k), v):
-                        setattr(s, k, v)
-        except FileNotFoundError:
-            pass
-        except (OSError, ValueError) as exc:  # a damaged settings file must never stop the app
-            log.warning("ignoring %s: %s", path, exc)
+        data = read_json_object(path, MAX_SETTINGS_BYTES)  # a damaged settings file must never stop the app
+        known = {f.name for f in fields(cls)}
+        for k, v in data.items():
+            if k in known and _same_kind(getattr(s, k), v):
+                setattr(s, k, v)
         s.refine_steps = int(min(max(1, s.refine_steps), 5000))
         s._stored_steps = s.refine_steps
         env = os.environ.get("ARTFLOW_REFINE_STEPS")

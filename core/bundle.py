@@ -6,12 +6,12 @@ import hashlib
 import json
 import math
 import os
-import secrets
 import shutil
 from pathlib import Path
 
 import torch
 
+from core.atomic import sweep_stale, temp_name
 from core.config import WorkflowConfig
 from core.errors import BundleError
 from core.model import WorkflowModel
@@ -55,8 +55,9 @@ def save(model: WorkflowModel, path: str | Path, *, half: bool = False, model_ca
         raise BundleError(f"{path}: the folder exists and is not a model bundle (no {CONFIG_FILE}); "
                           "choose a new or empty folder")
     path.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale(path.parent)  # temp folders of saves that were killed (their process is gone)
     # Not tempfile.mkdtemp: its folder is private (0700) and would stay so after the rename; mkdir honours the umask.
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+    tmp = path.parent / temp_name(path.name)
     tmp.mkdir()
     try:
         state = {}

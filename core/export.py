@@ -1,7 +1,8 @@
 """Exports of an artwork's stages for other tools (shared by the app and the CLI). No Qt here.
 
 `images` everywhere is the list of stage composites, first to last, each (C, H, W) float in [-1, 1] with C = 1 or 3
-and the same H, W for every stage. Every file is written atomically (temp file beside it, then os.replace).
+and the same H, W for every stage. Every file is written atomically (temp file beside it, then os.replace); the
+`stages` folder of `export()` as a whole (core.atomic.atomic_output_dir).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from xml.etree import ElementTree as ET
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from core.atomic import atomic_write, ensure_folder
+from core.atomic import atomic_output_dir, atomic_write, ensure_folder
 from core.errors import ImageError
 from core.imageio import tensor_to_pil
 
@@ -212,7 +213,10 @@ def export(images: Sequence[torch.Tensor], stage_names: Sequence[str], fmt: Expo
     if fmt is ExportFormat.PNG:
         return [export_final_png(images, path, scale)]
     if fmt is ExportFormat.STAGES:
-        return export_stages(images, stage_names, path)
+        # The folder appears complete or not at all (a full disk half-way leaves an existing one as it was).
+        with atomic_output_dir(path, ImageError) as out:
+            staged = export_stages(images, stage_names, out.staging)
+        return [out.final(p) for p in staged]
     if fmt is ExportFormat.STRIP:
         return [export_strip(images, stage_names, path)]
     if fmt is ExportFormat.ORA:

@@ -1,4 +1,4 @@
-"""`artflow dataset`: build a stage dataset (fluent-emoji, anime, face)."""
+"""`artflow dataset`: build a stage dataset (fluent-emoji, iconify, anime, face)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("dataset", help="build a stage dataset (fluent-emoji, anime, face)")
+    p = sub.add_parser("dataset", help="build a stage dataset (fluent-emoji, iconify, anime, face)")
     dsub = p.add_subparsers(dest="builder", required=True)
     f = dsub.add_parser("fluent-emoji", help="render the Fluent Emoji packages (line art, flat, detail)")
     f.add_argument("source", help="folder holding the three iconify-json-fluent-emoji*.tgz packages")
@@ -15,7 +15,19 @@ def add_parser(sub) -> None:
     f.add_argument("--size", type=int, default=128)
     f.add_argument("--no-tone-variants", action="store_true", help="skip the skin-tone variants")
     f.add_argument("--limit", type=int, help="at most this many drawings (for a quick look)")
+    f.add_argument("--line-art", choices=("outlines", "high-contrast"), default="outlines",
+                   help="stage 0: thin outlines of the flat's regions (default) or Fluent's filled high-contrast style")
+    f.add_argument("--line-width", type=int, default=2, help="outline width in px (default 2)")
     f.set_defaults(func=run_fluent)
+    ic = dsub.add_parser("iconify", help="any Iconify JSON colour emoji set (npm @iconify-json/<set> tarball): "
+                                         "outlines, region-median flat, artwork")
+    ic.add_argument("source", help="the set's npm tarball (.tgz), e.g. from `npm pack @iconify-json/twemoji`")
+    ic.add_argument("-o", "--out", required=True, help="output folder (train/ and test/ inside)")
+    ic.add_argument("--size", type=int, default=128)
+    ic.add_argument("--line-width", type=int, default=2, help="outline width in px (default 2)")
+    ic.add_argument("--no-tone-variants", action="store_true", help="skip the skin-tone variants")
+    ic.add_argument("--limit", type=int, help="at most this many drawings (for a quick look)")
+    ic.set_defaults(func=run_iconify)
     a = dsub.add_parser("anime", help="the paper's anime recipe: SLIC flat colours + pencil sketch")
     a.add_argument("source", help="folder of finished artworks")
     a.add_argument("-o", "--out", required=True)
@@ -39,7 +51,16 @@ def run_fluent(args: argparse.Namespace) -> int:
     from core.data.fluent_emoji import build_fluent_emoji
 
     _print_summary(build_fluent_emoji(args.source, args.out, size=args.size,
-                                      include_tone_variants=not args.no_tone_variants, limit=args.limit))
+                                      include_tone_variants=not args.no_tone_variants, limit=args.limit,
+                                      line_art=args.line_art, line_width=args.line_width))
+    return 0
+
+
+def run_iconify(args: argparse.Namespace) -> int:
+    from core.data.iconify_emoji import build_iconify_set
+
+    _print_summary(build_iconify_set(args.source, args.out, size=args.size, line_width=args.line_width,
+                                     include_tone_variants=not args.no_tone_variants, limit=args.limit))
     return 0
 
 

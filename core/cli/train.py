@@ -38,6 +38,10 @@ def add_parser(sub) -> None:
     p.add_argument("--reg-warm-max", type=int, help="ordinary AdaIN steps before the differentiable ones, drawn from "
                    "[0, N] per regulariser iteration (truncated unrolling over the refinement's 150 steps)")
     p.add_argument("--no-augment", action="store_true", help="no paired flip/crop augmentation")
+    p.add_argument("--recolour", type=float, metavar="P", help="probability of region-wise recolouring of a "
+                   "sample's flat and detail (default 0)")
+    p.add_argument("--hand-drawn", type=float, metavar="P", help="probability of hand-drawn-style line art "
+                   "(width, gaps, wobble) where the line art is an input (default 0)")
     p.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
     p.add_argument("--checkpoint-minutes", type=float, help="checkpoint interval (default 3)")
     p.add_argument("--sample-every", type=int, help="iterations between sample grids")
@@ -55,7 +59,8 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     changes = {"seed": args.seed}
     for field, value in (("batch_size", args.batch_size), ("lr", args.lr), ("lr_d", args.lr_d),
                          ("reg_unroll", args.reg_unroll), ("reg_warm_max", args.reg_warm_max),
-                         ("checkpoint_minutes", args.checkpoint_minutes), ("sample_every", args.sample_every)):
+                         ("checkpoint_minutes", args.checkpoint_minutes), ("sample_every", args.sample_every),
+                         ("recolour", args.recolour), ("hand_drawn", args.hand_drawn)):
         if value is not None:
             changes[field] = value
     if args.no_augment:

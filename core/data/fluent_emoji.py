@@ -6,7 +6,9 @@ imports it, so core stays usable without Qt.
 Sources (see the data README): three npm tarballs, each with `package/icons.json` in Iconify JSON form,
 identified by their icon-set `prefix`:
 
-* `fluent-emoji-high-contrast` -> stage 0 "lineart" (black line art, `fill="currentColor"`, drawn black)
+* `fluent-emoji-high-contrast` -> stage 0 "lineart" with `line_art="high-contrast"` (black silhouettes,
+  `fill="currentColor"`, drawn black); the default `line_art="outlines"` draws thin lines along the regions of
+  each drawing's flat instead (core.data.line_art)
 * `fluent-emoji-flat`          -> stage 1 "flat"
 * `fluent-emoji`               -> stage 2 "detail" (gradients, shading)
 
@@ -40,6 +42,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from core.data.line_art import DEFAULT_WIDTH, line_art_from_flat
+from core.data.svg_flatten import flatten_gradients
 from core.errors import DatasetError
 from core.imageio import save_image
 
@@ -49,6 +53,7 @@ STYLE_PREFIXES: dict[str, str] = {
     "detail": "fluent-emoji",
 }
 STAGE_DIRS: tuple[str, ...] = ("0-lineart", "1-flat", "2-detail")
+LINE_ART_STYLES: tuple[str, ...] = ("outlines", "high-contrast")
 SPLITS: tuple[str, ...] = ("train", "test")
 # Longest first, so that "-medium-light" is not mistaken for "-light".
 TONE_SUFFIXES: tuple[str, ...] = ("-medium-light", "-medium-dark", "-light", "-medium", "-dark")
@@ -214,8 +219,11 @@ def ensure_gui_app() -> Any:
     return app
 
 
-def render_svg(svg: str, size: int) -> Image.Image:
-    """Render an SVG document with QSvgRenderer (antialiased) into a size x size RGB image on white.
+def render_svg(svg: str, size: int, antialias: bool = True) -> Image.Image:
+    """Render an SVG document with QSvgRenderer into a size x size RGB image on white.
+
+    `antialias=False` gives hard edges: every pixel takes the colour of one shape, which is what region labelling
+    needs (antialiased edges would make thin regions of blended colours).
 
     The picture keeps its aspect ratio and is centred. Raises DatasetError if Qt cannot parse the SVG.
     """
@@ -232,8 +240,8 @@ def render_svg(svg: str, size: int) -> Image.Image:
     img.fill(Qt.GlobalColor.white)  # painting over opaque white == compositing on white
     painter = QPainter(img)
     try:
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, antialias)
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, antialias)
         renderer.render(painter, QRectF(0, 0, size, size))
     finally:
         painter.end()
@@ -323,8 +331,13 @@ def _plan(sets: dict[str, dict[str, Any]], include_tone_variants: bool, limit: i
 
 def build_fluent_emoji(source_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], size: int = 128,
                        include_tone_variants: bool = True, limit: int | None = None,
-                       progress: bool = True) -> FluentSummary:
+                       progress: bool = True, line_art: str = "outlines",
+                       line_width: int = DEFAULT_WIDTH) -> FluentSummary:
     """Render the Fluent Emoji (lineart, flat, detail) triplets into out_dir/{train,test}/{0-lineart,...}/.
+
+    `line_art`: "outlines" (default) draws thin dark lines `line_width` px wide along the colour regions of each
+    drawing's own flat (core.data.line_art), as an artist inks; "high-contrast" renders Fluent's high-contrast
+    style (filled black silhouettes), the first stage of bundles before issue 15.
 
     `limit` caps the number of base drawings (taken in name order; their tone variants come along). PNGs
     left in the output stage folders by an earlier build and not written now are removed, so each split is
@@ -332,6 +345,10 @@ def build_fluent_emoji(source_dir: str | os.PathLike[str], out_dir: str | os.Pat
     """
     if not isinstance(size, int) or size < 8:
         raise DatasetError(f"render size must be an integer >= 8, got {size!r}")
+    if line_art not in LINE_ART_STYLES:
+        raise DatasetError(f"unknown line art style {line_art!r}; styles: {', '.join(LINE_ART_STYLES)}")
+    if line_width < 1:
+        raise DatasetError("line width must be at least 1 px")
     t0 = time.perf_counter()
     out = Path(out_dir)
     found = find_sources(source_dir)
@@ -353,10 +370,19 @@ def build_fluent_emoji(source_dir: str | os.PathLike[str], out_dir: str | os.Pat
         box = union_box([icon_box(sets["lineart"], job.base), icon_box(sets["flat"], job.name),
                          icon_box(sets["detail"], job.name)])
         try:
-            key = (job.base, box)
-            if key not in line_cache:
-                line_cache[key] = render_svg(icon_svg(sets["lineart"], job.base, box), size).convert("L")
-            images = [line_cache[key],
+            if line_art == "outlines":
+                # The regions of the drawing's own flat, rendered with hard edges (no blended edge pixels).
+                flat_body = dict(sets["flat"]["icons"][job.name])
+                flat_body["body"] = flatten_gradients(flat_body["body"])
+                shapes = render_svg(icon_svg({**sets["flat"], "icons": {job.name: flat_body}}, job.name, box),
+                                    size, antialias=False)
+                line = Image.fromarray(line_art_from_flat(np.asarray(shapes, dtype=np.uint8), line_width), "L")
+            else:
+                key = (job.base, box)
+                if key not in line_cache:
+                    line_cache[key] = render_svg(icon_svg(sets["lineart"], job.base, box), size).convert("L")
+                line = line_cache[key]
+            images = [line,
                       render_svg(icon_svg(sets["flat"], job.name, box), size),
                       render_svg(icon_svg(sets["detail"], job.name, box), size)]
         except DatasetError as e:
@@ -378,6 +404,10 @@ def build_fluent_emoji(source_dir: str | os.PathLike[str], out_dir: str | os.Pat
                 summary.stale_removed += 1
     summary.seconds = time.perf_counter() - t0
     _write_build_info(out, summary, include_tone_variants, limit)
+    info_path = out / "build.json"
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    info.update(line_art=line_art, line_width=line_width if line_art == "outlines" else None)
+    info_path.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return summary
 
 

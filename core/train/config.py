@@ -43,6 +43,10 @@ class TrainConfig:
     # Mechanics
     seed: int = 0
     augment: bool = True
+    # Probabilities per sample (with augment; core/train/augment.py): region-wise recolouring of the flat and
+    # detail, and hand-drawn line art (only where the line art is an input, never as workflow inference's target).
+    recolour: float = 0.0
+    hand_drawn: float = 0.0
     amp: bool = True  # bf16 autocast on CUDA only
     checkpoint_minutes: float = 3.0
     log_every: int = 25
@@ -61,6 +65,8 @@ class TrainConfig:
             raise ArtflowError("learning rates must be positive")
         if self.reg_unroll < 2:
             raise ArtflowError("the regulariser needs at least 2 unrolled steps (reg_unroll >= 2)")
+        if not (0.0 <= self.recolour <= 1.0 and 0.0 <= self.hand_drawn <= 1.0):
+            raise ArtflowError("augmentation probabilities (recolour, hand_drawn) must lie in [0, 1]")
         if self.reg_warm_max < 0:
             raise ArtflowError("reg_warm_max must be a non-negative integer")
 

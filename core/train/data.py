@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from core.data.stage_dataset import StageDataset
 from core.errors import DatasetError
+from core.train.augment import hand_drawn_lines, recolour_regions
 
 
 class StageBank:
@@ -36,13 +37,22 @@ class StageBank:
         return self.stages[0].shape[0]
 
     def batch(self, indices: torch.Tensor, gen: torch.Generator | None, augment: bool,
-              device: torch.device) -> list[torch.Tensor]:
+              device: torch.device, recolour: float = 0.0, hand_drawn: float = 0.0) -> list[torch.Tensor]:
         """Stages of the given samples as float (B, C, H, W) in [-1, 1] on `device`; paired flip + crop when
-        augment (the same transform on every stage of a sample)."""
+        augment (the same transform on every stage of a sample). With augment, `recolour` is the probability of
+        a region-wise recolouring of stage 1 (a 3-channel flat) and all later stages, `hand_drawn` that of
+        hand-drawn line art for stage 0 (core/train/augment.py)."""
         out = [s[indices].to(device).float().div(127.5).sub(1).contiguous(memory_format=torch.channels_last)
                for s in self.stages]
         if not augment:
             return out
+        if gen is None:  # the extra augmentations draw from a generator; without one, a fresh seed
+            gen = torch.Generator().manual_seed(int(torch.randint(2**62, ())))
+        if recolour > 0 and len(out) > 1 and all(x.shape[1] == 3 for x in out[1:]):
+            flat, later = recolour_regions(out[1], out[2:], gen, p=recolour)
+            out = [out[0], flat, *later]
+        if hand_drawn > 0 and out[0].shape[1] == 1:
+            out[0] = hand_drawn_lines(out[0], gen, p=hand_drawn)
         b, size = len(indices), out[0].shape[-1]
         flip = torch.rand(b, generator=gen) < 0.5
         scale = 0.85 + 0.15 * torch.rand(b, generator=gen)

@@ -105,7 +105,11 @@ class Trainer:
         b = batch or self.cfg.batch_size
         idx = batch_indices(len(self.data), b, self.cfg.seed, phase, step, self.rank, self.world)
         gen = step_generator(self.cfg.seed + 1 + self.rank, phase, step)
-        return self.data.batch(idx, gen, self.cfg.augment, self.device)
+        # Hand-drawn line art only where stage 0 is an input: as workflow inference's target it would teach the
+        # U-Net to predict a blur of random wobbles.
+        hand_drawn = 0.0 if phase.startswith("inference") else self.cfg.hand_drawn
+        return self.data.batch(idx, gen, self.cfg.augment, self.device, recolour=self.cfg.recolour,
+                               hand_drawn=hand_drawn)
 
     # ----- checkpoints -----
     def _rng_state(self) -> dict:

@@ -128,3 +128,29 @@ def test_results_are_applied_on_the_gui_thread(qtbot, window):
     window.doc.set_latent(0, torch.ones(8))
     wait_idle(qtbot, window)
     assert threads and all(t is threading.main_thread() for t in threads)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_engine_bug_is_a_message_and_a_traceback_only_when_debugging(qtbot, tiny_bundle, monkeypatch, caplog,
+                                                                         debug):
+    def record(seen):
+        if seen.get("broken"):
+            raise ZeroDivisionError("division by zero")
+
+    if debug:
+        monkeypatch.setenv("ARTFLOW_DEBUG", "1")
+    else:
+        monkeypatch.delenv("ARTFLOW_DEBUG", raising=False)
+    engine = start_engine(qtbot, SpyEngine(record), tiny_bundle)
+    try:
+        engine.seen["broken"] = True
+        with caplog.at_level("DEBUG", logger="app.engine_worker"):
+            with qtbot.waitSignal(engine.failed, timeout=10000):
+                engine.submit(Regenerate(0))
+        assert engine.failures[-1][2] == "Internal error in Regenerate: ZeroDivisionError: division by zero"
+        assert any(r.exc_info for r in caplog.records) == debug
+        engine.seen["broken"] = False
+        with qtbot.waitSignal(engine.resultReady, timeout=10000):  # the thread goes on
+            engine.submit(Regenerate(0))
+    finally:
+        engine.stop()

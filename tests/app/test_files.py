@@ -300,3 +300,32 @@ def test_a_project_with_newer_app_data_opens_with_a_note(qtbot, window, tmp_path
     for a, b in zip(layers, doc.layers):  # core's part of the project is read all the same
         assert (a is None and b is None) or np.array_equal(a, b)
     assert [doc.status(k) for k in range(3)] == ["edited", "edited", "generated"]
+
+
+def test_a_project_with_a_forged_app_record_opens_without_it(qtbot, window, tmp_path, dialogs):
+    """Values of the wrong kind in the app's record (a list among the stage origins, codes of 1e300 or of
+    a 400-digit integer) are skipped with a log line; core's part of the project opens, no traceback."""
+    from core.project import load_project, save_project
+
+    doc = window.doc
+    paint_something(qtbot, window)
+    path = tmp_path / "mine.artflow"
+    with qtbot.waitSignal(doc.projectSaved, timeout=10000):
+        window.save_project(str(path))
+    project = load_project(path)
+    record = project.extra["app"]
+    record["origins"] = [["edited"], {"a": 1}, "generated"]
+    record["reset_latents"] = [[1e300] * len(z) for z in record["reset_latents"]]
+    record["variations"] = [[{"z": [10**400] * doc.z_dim, "label": "x", "seed": 10**30}] for _ in record["variations"]]
+    forged = save_project(project, tmp_path / "forged.artflow")
+    layers = [None if ly is None else ly.copy() for ly in doc.layers]
+    with qtbot.waitSignal(doc.stageChanged, timeout=10000):
+        window.new_artwork()
+    wait_idle(qtbot, window)
+    window.open_project(str(forged))
+    qtbot.waitUntil(lambda: doc.project_path == forged, timeout=10000)
+    wait_idle(qtbot, window)
+    assert dialogs.calls == []
+    for a, b in zip(layers, doc.layers):
+        assert (a is None and b is None) or np.array_equal(a, b)
+    assert all(bool(torch.isfinite(z).all()) for z in doc.reset_latents)

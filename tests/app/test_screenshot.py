@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
+
+from tests import forgery
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +37,63 @@ def test_screenshot_with_open_and_refinement(tmp_path, tiny_bundle, artwork_png)
 def test_screenshot_without_a_model_and_a_bad_model(tmp_path):
     out = tmp_path / "nomodel.png"
     r = run_main(["--model", str(tmp_path / "missing"), "--screenshot", str(out)], tmp_path)
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 1, r.stderr[-2000:]  # what it was asked to open failed
     assert out.is_file()
     assert "missing" in r.stderr  # the error is reported (on stderr in screenshot mode), not a traceback
     assert "Traceback" not in r.stderr
+
+
+def _forged_project(folder: Path) -> Path:
+    """A valid tiny project with the encrypted flag set on its manifest (a zip reader's RuntimeError, once)."""
+    _bundle, good, _session = forgery.make_bases(folder)
+    path = folder / "locked.artflow"
+    path.write_bytes(forgery._set_encrypted_flag(good, "manifest.json"))
+    return path
+
+
+def _forged_model(folder: Path, tiny_bundle: Path) -> Path:
+    """The tiny bundle with a config.json of 200,000 nested brackets (a RecursionError, once)."""
+    bad = folder / "bad-model"
+    shutil.copytree(tiny_bundle, bad)
+    (bad / "config.json").write_text(forgery.nested(200_000))
+    return bad
+
+
+@pytest.mark.parametrize("case", ["image", "project", "model"])
+def test_screenshot_exits_nonzero_when_an_open_fails(tmp_path, tiny_bundle, case):
+    out = tmp_path / "shot.png"
+    if case == "image":
+        bad = tmp_path / "broken.png"
+        bad.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+        args = ["--model", str(tiny_bundle), "--open", str(bad)]
+    elif case == "project":
+        bad = _forged_project(tmp_path)
+        args = ["--model", str(tiny_bundle), "--open", str(bad)]
+    else:
+        bad = _forged_model(tmp_path, tiny_bundle)
+        args = ["--model", str(bad)]
+    r = run_main([*args, "--screenshot", str(out)], tmp_path)
+    assert r.returncode == 1, r.stderr[-2000:]
+    lines = r.stderr.splitlines()
+    # One line, naming the file, and nothing else: no traceback, no Qt plugin chatter (propagateSizeHints ...).
+    assert len(lines) == 1, r.stderr[-2000:]
+    assert lines[0].startswith("artflow: ") and bad.name in lines[0]
+    assert "Traceback" not in r.stderr and "Internal error" not in r.stderr
+
+
+def test_qt_plugin_noise_is_dropped_and_real_warnings_kept(monkeypatch, caplog):
+    from PySide6.QtCore import QtMsgType
+
+    from app import qt_messages
+
+    monkeypatch.delenv("ARTFLOW_DEBUG", raising=False)
+    with caplog.at_level("DEBUG", logger="qt"):
+        qt_messages._handle(QtMsgType.QtWarningMsg, None, "This plugin does not support propagateSizeHints()")
+        qt_messages._handle(QtMsgType.QtDebugMsg, None, "a debug note")
+        qt_messages._handle(QtMsgType.QtWarningMsg, None, "QPainter::begin: Paint device returned engine == 0")
+    assert [r.getMessage() for r in caplog.records] == ["QPainter::begin: Paint device returned engine == 0"]
+    caplog.clear()
+    monkeypatch.setenv("ARTFLOW_DEBUG", "1")
+    with caplog.at_level("DEBUG", logger="qt"):
+        qt_messages._handle(QtMsgType.QtWarningMsg, None, "This plugin does not support propagateSizeHints()")
+    assert len(caplog.records) == 1  # kept when debugging

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 
-from app.settings import Settings, config_dir
+import pytest
+
+from app import autosave
+from app.settings import MAX_SETTINGS_BYTES, Settings, config_dir
+from tests import forgery
 
 
 def test_step_override_is_not_persisted(monkeypatch):
@@ -31,3 +37,39 @@ def test_damaged_settings_are_ignored(monkeypatch):
     (config_dir() / "settings.json").write_text('{"refine_steps": "many", "auto_regenerate": 3, "x": 1}')
     s = Settings.load()
     assert s.refine_steps == 150 and s.auto_regenerate is True
+
+
+@pytest.mark.parametrize("forged", ["nested", "huge", "nan", "fifo", "folder", "list"])
+def test_forged_settings_give_defaults_and_a_warning(monkeypatch, caplog, forged):
+    """Read through core.safe_io's bounded reader: never a RecursionError, a read of a huge file or a hang."""
+    monkeypatch.delenv("ARTFLOW_REFINE_STEPS")
+    path = config_dir() / "settings.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if forged == "nested":
+        path.write_text(forgery.nested(200_000))
+    elif forged == "huge":
+        path.write_text('{"refine_steps": 40, "last_folder": "' + "x" * MAX_SETTINGS_BYTES + '"}')
+    elif forged == "nan":
+        path.write_text('{"refine_steps": 40, "preview_every": NaN}')
+    elif forged == "fifo":
+        if not hasattr(os, "mkfifo"):
+            pytest.skip("no FIFOs here")
+        os.mkfifo(path)
+    elif forged == "folder":
+        path.mkdir()
+    else:
+        path.write_text("[1, 2, 3]")
+    with caplog.at_level(logging.WARNING, logger="app.settings"):
+        assert Settings.load() == Settings()
+    assert any("settings.json" in r.getMessage() for r in caplog.records), caplog.text
+
+
+def test_a_damaged_autosave_record_still_offers_the_autosave(caplog):
+    dead = autosave.autosave_path(pid=999999)
+    dead.parent.mkdir(parents=True, exist_ok=True)
+    dead.write_bytes(b"PK")  # recovery itself reads the project later, with its own checks
+    dead.with_suffix(".json").write_text(forgery.nested(100_000))
+    with caplog.at_level(logging.WARNING, logger="app.settings"):
+        found = autosave.find_recoverable()
+    assert [r.path for r in found] == [dead] and found[0].project == "" and found[0].model == ""
+    assert any("artflow-999999.json" in r.getMessage() for r in caplog.records), caplog.text

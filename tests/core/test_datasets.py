@@ -311,7 +311,7 @@ def test_build_fluent_emoji(fluent_src, tmp_path, gui):
     from core.data.fluent_emoji import build_fluent_emoji, split_of
     src, a, b, t = fluent_src
     out = tmp_path / "out"
-    s = build_fluent_emoji(src, out, size=32, progress=False)
+    s = build_fluent_emoji(src, out, size=32, progress=False, line_art="high-contrast")
     stages = ("0-lineart", "1-flat", "2-detail")
     for st in stages:
         assert _pngs(out / "train" / st) == {a, f"{a}-medium-dark", b}
@@ -347,6 +347,29 @@ def test_build_fluent_emoji(fluent_src, tmp_path, gui):
     assert _pngs(out / "train" / "1-flat") | _pngs(out / "test" / "1-flat") == {first}
     assert _pngs(out / split_of(first) / "0-lineart") == {first}
     assert s2.tone_variants_excluded == 2 and s2.stale_removed == 4 * 3
+
+
+def test_build_fluent_emoji_thin_outlines(fluent_src, tmp_path, gui):
+    """The default first stage: thin outlines of the flat's regions, not the high-contrast silhouettes."""
+    from core.data.fluent_emoji import build_fluent_emoji
+    from core.data.line_art import regions_of_line_art
+    src, a, _, _ = fluent_src
+    out = tmp_path / "out"
+    build_fluent_emoji(src, out, size=32, progress=False, line_width=1)
+    assert json.loads((out / "build.json").read_text())["line_art"] == "outlines"
+    la = np.asarray(Image.open(out / "train" / "0-lineart" / f"{a}.png"))
+    flat = np.asarray(Image.open(out / "train" / "1-flat" / f"{a}.png"))
+    # A 1 px ring around the red disc (radius 12 px at 32 px): paper inside and outside, ink on the rim only.
+    assert la[16, 16] == 255 and la[0, 0] == 255 and (la[16, 2:7] == 0).sum() == 1
+    assert 60 < (la == 0).sum() < 100  # about the circumference, 2 pi 12 = 75 px
+    regions, n = regions_of_line_art(la)
+    assert n == 2
+    inside = flat[regions == regions[16, 16]]
+    assert (inside == (255, 0, 0)).all(-1).mean() > 0.95  # one flat colour (antialiased rim pixels aside)
+    # Tone variants get the outlines of their own flat: the same shape gives the same lines.
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "train" / "0-lineart" / f"{a}-medium-dark.png")), la)
+    with pytest.raises(DatasetError, match="line art style"):
+        build_fluent_emoji(src, out, size=32, progress=False, line_art="pencil")
 
 
 def test_fluent_missing_sources(fluent_src, tmp_path):

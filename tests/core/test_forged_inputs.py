@@ -413,6 +413,56 @@ def test_stale_temp_files_are_swept_at_the_next_write(bases, tmp_path, capsys):
     assert sweep_stale(folder) == []
 
 
+
+def _fail_on_second_stage(monkeypatch):
+    """The second stage PNG of an export meets a full disk."""
+    import core.export
+
+    real, calls = core.export._write_image, []
+
+    def write(img, path, fmt, **params):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device", str(path))
+        return real(img, path, fmt, **params)
+
+    monkeypatch.setattr(core.export, "_write_image", write)
+
+
+def test_export_stages_folder_appears_complete_or_not_at_all(bases, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "stages"
+    _fail_on_second_stage(monkeypatch)
+    code, _, err = run(["export", bases["project"], "--format", "stages", "-o", out], capsys)
+    assert code == 2 and "No space left on device" in err
+    assert os.listdir(tmp_path) == []  # neither the folder nor its staging folder
+    monkeypatch.undo()
+    code, printed, _ = run(["export", bases["project"], "--format", "stages", "-o", out], capsys)
+    assert code == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert len(names) == 3 and [Path(line).name for line in printed.split()] == names  # final paths printed
+    (out / "notes.txt").write_text("mine")
+    for p in out.glob("*.png"):
+        p.write_bytes(b"earlier export")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    _fail_on_second_stage(monkeypatch)
+    code, _, _ = run(["export", bases["project"], "--format", "stages", "-o", out], capsys)
+    assert code == 2
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # not one stage replaced
+    assert os.listdir(tmp_path) == ["stages"]
+
+
+def test_bundle_save_uses_the_swept_temp_naming(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()
+    killed = tmp_path / f".b.0123456789ab.{gone.pid}.tmp"  # a save killed half-way
+    killed.mkdir()
+    (killed / "model.safetensors").write_bytes(b"half")
+    torch.manual_seed(0)
+    bundle.save(WorkflowModel(tiny_config()), tmp_path / "b")
+    assert sorted(os.listdir(tmp_path)) == ["b"]
+    assert bundle.load(tmp_path / "b").config == tiny_config()
+
+
 # ----- the xcb check of `python main.py` -----
 def test_xcb_check_prints_the_install_command():
     from core.desktop_deps import XCB_LIBRARIES, install_command, qt_would_use_xcb, xcb_problem

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Train on a lent GPU machine within about 9 minutes, from the repository root there:
+#
+#   bash tools/gpu_train.sh            (run's carry: ["data/gpu"]; timeout_s 590)
+#
+# Needs the packed training data (made here, on the CPU machine, see README "Training"):
+#   python tools/gpu_pack.py pack /work/data/mix128/train data/gpu/mix128-train.npz --max-mb 34
+# data/ is git-ignored, so the pack travels only through the device tool's `carry`.
+#
+# It unpacks the data, continues from the bundled model (or $INIT) with hand-drawn line art and region-wise
+# recolouring, for at most $MINUTES of training (a checkpoint then; the regulariser phase and the export follow
+# in a second, short call), and leaves in $OUT: config.json, model.safetensors split into 15 MiB parts (the
+# device tool returns files of at most 16 MiB; rejoin with `cat model.safetensors.part-* > model.safetensors`),
+# log.jsonl and train.log.
+#
+# Iteration counts: the H200 ran 0.021 / 0.027 / 0.072 / 0.075 / 0.068 s per iteration (inference, inference-
+# joint, generation, generation-joint, regulariser) at batch 32 for the current bundle (MODEL_CARD.md); with the
+# new augmentations and a few per-step costs that adds up to about 6 minutes for the counts below.
+set -euo pipefail
+PACK=${PACK:-data/gpu/mix128-train.npz}
+INIT=${INIT:-resources/models/fluent-emoji-128}
+MINUTES=${MINUTES:-6.5}
+OUT=${OUT:-runs/gpu-out}
+DEVICE=${DEVICE:-cuda}  # DEVICE=cpu ITERS="--iters inference=2 ..." for a smoke test on the CPU machine
+ITERS=${ITERS:---iters inference=1500 --iters inference-joint=800 --iters generation=3000 --iters generation-joint=400 --iters regularizer=250}
+DATA=${DATA:-/tmp/artflow-train}
+RUN=${RUN:-/tmp/artflow-run}
+export PYTHONUNBUFFERED=1
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+python tools/gpu_pack.py unpack "$PACK" "$DATA"
+# shellcheck disable=SC2206  # ITERS is a list of words on purpose
+ARGS=("$DATA" --out "$RUN" --preset small --name fluent-emoji-128 --init "$INIT" --device "$DEVICE" --batch-size 32
+      --lr 5e-4 --lr-d 2e-4 --recolour 0.5 --hand-drawn 0.5 --sample-every 1000000 --checkpoint-minutes 2 $ITERS)
+python main.py train "${ARGS[@]}" --max-minutes "$MINUTES" 2>&1 | tee "$OUT/train.log"
+if [ ! -f "$RUN/bundle/model.safetensors" ]; then
+  # Stopped by --max-minutes: finish with the regulariser (short) and export, from the checkpoint.
+  python main.py train "${ARGS[@]}" --phases regularizer 2>&1 | tee -a "$OUT/train.log"
+fi
+cp "$RUN/bundle/config.json" "$RUN/log.jsonl" "$OUT/"
+split -b 15m -d "$RUN/bundle/model.safetensors" "$OUT/model.safetensors.part-"
+ls -la "$OUT"
