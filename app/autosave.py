@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from app.settings import data_dir, read_json_object
+from core.atomic import process_alive
 
 MAX_INFO_BYTES = 2**20  # the record beside an autosave is a few hundred bytes
 
@@ -43,20 +44,6 @@ def remove(project_path: Path) -> None:
             pass
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    except OSError:
-        return False
-    return True
-
-
 @dataclass(frozen=True)
 class Recoverable:
     path: Path  # the autosaved .artflow
@@ -83,7 +70,7 @@ def find_recoverable() -> list[Recoverable]:
             pid = int(p.stem.split("-", 1)[1])
         except (IndexError, ValueError):
             continue
-        if _alive(pid):
+        if process_alive(pid):
             continue
         info = read_json_object(p.with_suffix(".json"), MAX_INFO_BYTES)  # damaged: recoverable all the same
         saved = str(info.get("saved") or datetime.fromtimestamp(p.stat().st_mtime).isoformat(timespec="seconds"))

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+from benchmarks._common import load_average, print_load_note  # noqa: E402
 from core import config  # noqa: E402
 from core.device import DEVICE_CHOICES, device_label, resolve_device  # noqa: E402
 from core.model import WorkflowModel  # noqa: E402
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load = load_average()
     print(f"device: {device_label(device)} | torch {torch.__version__} | cpu count {os.cpu_count()} | "
           f"load avg {load:.2f}")
     print(f"refinement: {args.warmup} warm-up + {args.steps} timed steps per transition; "
@@ -140,9 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  propagation       : {p['prop_ms'] / s['prop_ms']:6.1f}x  "
               f"(process CPU: {p['prop_cpu_ms'] / s['prop_cpu_ms']:.1f}x)")
         print(f"  full refinement   : {p['estimate_150_s'] / s['estimate_150_s']:6.1f}x")
-    if load > (os.cpu_count() or 1):
-        print(f"\nnote: load average {load:.1f} exceeds the {os.cpu_count()} CPUs: other work competes for them, so "
-              "wall-clock times are inflated; the process CPU times are the steadier figure.")
+    print_load_note(load, "other work competes for them, so wall-clock times are inflated; the process CPU times "
+                          "are the steadier figure.", before="\n")
     return 0
 
 

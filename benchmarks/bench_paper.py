@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from benchmarks._common import load_average, print_load_note  # noqa: E402
 from core import config  # noqa: E402
 from core.device import DEVICE_CHOICES, device_label, resolve_device  # noqa: E402
 from core.model import WorkflowModel  # noqa: E402
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             loss = step.loss
         return loss
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load = load_average()
     print(f"paper configuration: {res} px, generator dim {cfg.generator.dim}, VGG16 "
           f"{'weights ' + str(vgg_path) if vgg_path else 'RANDOMLY INITIALISED (no local weights; same cost)'}")
     print(f"device {device_label(device)}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
@@ -171,9 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     n, a = results["naive"], results["artflow"]
     print(f"ratio artflow / naive: {a[0] / n[0]:.2f}x over the {args.steps} measured steps"
           + (f", {a[1] / n[1]:.2f}x extrapolated to {STEPS} steps" if args.steps != STEPS else ""))
-    if load > (os.cpu_count() or 1):
-        print(f"note: load average {load:.1f} exceeds the {os.cpu_count()} CPUs: absolute times are inflated; "
-              "compare the ratio.")
+    print_load_note(load, "absolute times are inflated; compare the ratio.")
     return 0
 
 

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+from benchmarks._common import load_average, print_load_note  # noqa: E402
 from core import bundle  # noqa: E402
 from core.eval import eval_order, open_test_set  # noqa: E402
 from core.metrics import psnr_01  # noqa: E402
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     wall: dict[str, list[float]] = {v: [] for v in names}
     cpu: dict[str, list[float]] = {v: [] for v in names}
     steps: dict[str, list[int]] = {v: [] for v in names}
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load = load_average()
     print(f"model {Path(args.model).name}, {len(order)} TEST drawings from {args.test_dir}; torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads, cpu count {os.cpu_count()}, load avg {load:.2f}")
     for a in order:
@@ -98,10 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {v:11s} PSNR {statistics.mean(psnr[v]):6.2f} dB ({dp:+.2f})  wall {statistics.mean(wall[v]):6.2f} s "
               f"({statistics.mean(wall[v]) / statistics.mean(wall[ref]):.2f}x)  CPU {statistics.mean(cpu[v]):6.2f} s "
               f"({statistics.mean(cpu[v]) / statistics.mean(cpu[ref]):.2f}x)  steps {statistics.mean(steps[v]):.0f}")
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    if load > (os.cpu_count() or 1):
-        print(f"note: load average {load:.1f} exceeds the {os.cpu_count()} CPUs: absolute times are inflated; "
-              "compare the ratios.")
+    load = load_average()
+    print_load_note(load)
     return 0
 
 

@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from benchmarks._common import load_average, print_load_note  # noqa: E402
 from core import bundle  # noqa: E402
 from core.session import Session  # noqa: E402
 
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     fidelity = {n: [_psnr(p, F.interpolate(r[None], size=(n, n), mode="area")[0])
                     for p, r in zip(session.preview(i, n), ref)] for n in sizes}
 
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load = load_average()
     med = {k: statistics.median(v) for k, v in times.items()}
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     print(f"model {Path(args.model).name}: {cfg.resolution} px, {cfg.num_stages} stages; torch {torch.__version__}, "
@@ -126,9 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     for n, f in fidelity.items():
         print(f"preview{n} vs the full picture area-downsized to {n} px: PSNR per stage "
               + ", ".join(f"{p:.1f}" for p in f) + " dB")
-    if load > (os.cpu_count() or 1):
-        print(f"note: load average {load:.1f} exceeds the {os.cpu_count()} CPUs: absolute times are inflated; "
-              "compare the ratios.")
+    print_load_note(load)
     return 0
 
 

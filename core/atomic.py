@@ -30,17 +30,19 @@ def temp_name(name: str) -> str:
     return f".{name}.{secrets.token_hex(6)}.{os.getpid()}.tmp"
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` still runs (this one does: another thread may be writing). Meant for POSIX: on
+    Windows os.kill terminates the process, so sweep_stale goes by age there."""
     if pid == os.getpid():
-        return True  # this process may be writing it now (another thread)
-    if sys.platform == "win32":
-        return True  # os.kill would terminate it; an hour-old file is still swept below
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:
+    except PermissionError:
         return True  # exists, owned by someone else
+    except OSError:
+        return False
     return True
 
 
@@ -59,7 +61,7 @@ def sweep_stale(folder: str | os.PathLike[str]) -> list[Path]:
             continue
         try:
             if m.group(1) is not None and sys.platform != "win32":
-                stale = not _alive(int(m.group(1)))
+                stale = not process_alive(int(m.group(1)))
             else:
                 stale = now - entry.stat(follow_symlinks=False).st_mtime > _OLD_TEMP_AGE_S
             if not stale:

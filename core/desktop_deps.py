@@ -13,26 +13,31 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 
-# soname -> (Debian/Ubuntu package, Fedora package, Arch package, openSUSE package), as linked by PySide6 6.x's
-# libqxcb.so and libQt6XcbQpa.so (`ldd`). Fedora/Arch/openSUSE group several of them in one package.
+# The packages holding each library, per distribution family, as linked by PySide6 6.x's libqxcb.so and
+# libQt6XcbQpa.so (`ldd`). Fedora/Arch/openSUSE group several of them in one package.
+_PACKAGE_TABLE = """
+soname                     debian/ubuntu          fedora                 arch                   opensuse
+libxcb.so.1                libxcb1                libxcb                 libxcb                 libxcb1
+libX11-xcb.so.1            libx11-xcb1            libX11-xcb             libx11                 libX11-xcb1
+libxcb-cursor.so.0         libxcb-cursor0         xcb-util-cursor        xcb-util-cursor        libxcb-cursor0
+libxcb-icccm.so.4          libxcb-icccm4          xcb-util-wm            xcb-util-wm            libxcb-icccm4
+libxcb-image.so.0          libxcb-image0          xcb-util-image         xcb-util-image         libxcb-image0
+libxcb-keysyms.so.1        libxcb-keysyms1        xcb-util-keysyms       xcb-util-keysyms       libxcb-keysyms1
+libxcb-randr.so.0          libxcb-randr0          libxcb                 libxcb                 libxcb-randr0
+libxcb-render-util.so.0    libxcb-render-util0    xcb-util-renderutil    xcb-util-renderutil    libxcb-render-util0
+libxcb-shape.so.0          libxcb-shape0          libxcb                 libxcb                 libxcb-shape0
+libxcb-shm.so.0            libxcb-shm0            libxcb                 libxcb                 libxcb-shm0
+libxcb-sync.so.1           libxcb-sync1           libxcb                 libxcb                 libxcb-sync1
+libxcb-util.so.1           libxcb-util1           xcb-util               xcb-util               libxcb-util1
+libxcb-xfixes.so.0         libxcb-xfixes0         libxcb                 libxcb                 libxcb-xfixes0
+libxcb-xkb.so.1            libxcb-xkb1            libxcb                 libxcb                 libxcb-xkb1
+libxkbcommon.so.0          libxkbcommon0          libxkbcommon           libxkbcommon           libxkbcommon0
+libxkbcommon-x11.so.0      libxkbcommon-x11-0     libxkbcommon-x11       libxkbcommon-x11       libxkbcommon-x11-0
+"""
+# soname -> (Debian/Ubuntu package, Fedora package, Arch package, openSUSE package)
 XCB_LIBRARIES: dict[str, tuple[str, str, str, str]] = {
-    "libxcb.so.1": ("libxcb1", "libxcb", "libxcb", "libxcb1"),
-    "libX11-xcb.so.1": ("libx11-xcb1", "libX11-xcb", "libx11", "libX11-xcb1"),
-    "libxcb-cursor.so.0": ("libxcb-cursor0", "xcb-util-cursor", "xcb-util-cursor", "libxcb-cursor0"),
-    "libxcb-icccm.so.4": ("libxcb-icccm4", "xcb-util-wm", "xcb-util-wm", "libxcb-icccm4"),
-    "libxcb-image.so.0": ("libxcb-image0", "xcb-util-image", "xcb-util-image", "libxcb-image0"),
-    "libxcb-keysyms.so.1": ("libxcb-keysyms1", "xcb-util-keysyms", "xcb-util-keysyms", "libxcb-keysyms1"),
-    "libxcb-randr.so.0": ("libxcb-randr0", "libxcb", "libxcb", "libxcb-randr0"),
-    "libxcb-render-util.so.0": ("libxcb-render-util0", "xcb-util-renderutil", "xcb-util-renderutil",
-                                "libxcb-render-util0"),
-    "libxcb-shape.so.0": ("libxcb-shape0", "libxcb", "libxcb", "libxcb-shape0"),
-    "libxcb-shm.so.0": ("libxcb-shm0", "libxcb", "libxcb", "libxcb-shm0"),
-    "libxcb-sync.so.1": ("libxcb-sync1", "libxcb", "libxcb", "libxcb-sync1"),
-    "libxcb-util.so.1": ("libxcb-util1", "xcb-util", "xcb-util", "libxcb-util1"),
-    "libxcb-xfixes.so.0": ("libxcb-xfixes0", "libxcb", "libxcb", "libxcb-xfixes0"),
-    "libxcb-xkb.so.1": ("libxcb-xkb1", "libxcb", "libxcb", "libxcb-xkb1"),
-    "libxkbcommon.so.0": ("libxkbcommon0", "libxkbcommon", "libxkbcommon", "libxkbcommon0"),
-    "libxkbcommon-x11.so.0": ("libxkbcommon-x11-0", "libxkbcommon-x11", "libxkbcommon-x11", "libxkbcommon-x11-0"),
+    soname: (debian, fedora, arch, opensuse)
+    for soname, debian, fedora, arch, opensuse in (line.split() for line in _PACKAGE_TABLE.strip().splitlines()[1:])
 }
 # Distribution family (from /etc/os-release ID and ID_LIKE) -> (column in XCB_LIBRARIES, install command).
 _INSTALLERS = {

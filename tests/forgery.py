@@ -160,27 +160,26 @@ def _dumps(data: Any) -> str:
 
 def _mutate_json(data: Any, rng: random.Random, depth: int = 0) -> Any:
     """A random change somewhere in a JSON tree: a value replaced, a key dropped or added."""
-    if isinstance(data, dict) and data and depth < 4 and rng.random() < 0.7:
-        key = rng.choice(list(data))
+    if isinstance(data, (dict, list)) and data and depth < 4 and rng.random() < 0.7:
+        is_dict = isinstance(data, dict)
+        key = rng.choice(list(data)) if is_dict else rng.randrange(len(data))
         op = rng.random()
         if op < 0.15:
             data.pop(key)
-        elif op < 0.25:
-            data[rng.choice(("bogus", "resolutoin", "dim"))] = nasty_value(rng)
+        elif op < (0.25 if is_dict else 0.3):
+            _grow(data, rng)
         else:
             data[key] = _mutate_json(data[key], rng, depth + 1)
         return data
-    if isinstance(data, list) and data and depth < 4 and rng.random() < 0.7:
-        i = rng.randrange(len(data))
-        op = rng.random()
-        if op < 0.15:
-            data.pop(i)
-        elif op < 0.3:
-            data.extend(data[:1] * rng.choice((1, 20, 100)))
-        else:
-            data[i] = _mutate_json(data[i], rng, depth + 1)
-        return data
     return nasty_value(rng)
+
+
+def _grow(data: dict | list, rng: random.Random) -> None:
+    """A dict gains a stray key (a misspelt one among them); a list repeats its first item, up to 100 times."""
+    if isinstance(data, dict):
+        data[rng.choice(("bogus", "resolutoin", "dim"))] = nasty_value(rng)
+    else:
+        data.extend(data[:1] * rng.choice((1, 20, 100)))
 
 
 def _forge_json_text(data: Any, rng: random.Random) -> str | bytes:

@@ -23,7 +23,8 @@ from core.imageio import load_artwork
 from core.project import project_from_session, save_project
 from core.session import Session
 
-STAGE_DATA_HELP = "stage dataset folder (0-<stage>/, 1-<stage>/, ... with same-named images)"
+# What finish() writes, for the descriptions of the commands that end with it.
+WRITES_PROJECT = "Writes OUT/stages/NN-<stage>.png, OUT/project.artflow and OUT/report.json."
 
 
 def add_common(p: argparse.ArgumentParser, model: bool = True) -> None:
@@ -31,6 +32,19 @@ def add_common(p: argparse.ArgumentParser, model: bool = True) -> None:
         p.add_argument("--model", metavar="DIR", help="model bundle folder (default: the bundled model)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="where to compute")
     p.add_argument("--seed", type=int, default=0, help="random seed")
+
+
+# The arguments several commands declare alike, one wording each.
+def add_stage_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument("data", help="stage dataset folder (0-<stage>/, 1-<stage>/, ... with same-named images)")
+
+
+def add_project_file(p: argparse.ArgumentParser) -> None:
+    p.add_argument("project", metavar="PROJECT", help="a .artflow project file")
+
+
+def add_out_folder(p: argparse.ArgumentParser, help: str = "output folder") -> None:
+    p.add_argument("-o", "--out", required=True, metavar="OUT", help=help)
 
 
 def parse_kv_ints(items: list[str] | None, what: str) -> dict[str, int]:

@@ -23,13 +23,12 @@ def add_parser(sub) -> None:
                                    "stages with the project's latent codes and refined AdaIN deltas: at the "
                                    "artwork's own size, each later stage keeps its pixels plus the change the "
                                    "model made, carried up along its edges. The image must have the artwork's "
-                                   "size. Writes OUT/stages/NN-<stage>.png, OUT/project.artflow and "
-                                   "OUT/report.json.")
-    p.add_argument("project", metavar="PROJECT", help="a .artflow project file")
+                                   "size. " + common.WRITES_PROJECT)
+    common.add_project_file(p)
     p.add_argument("--stage", required=True, metavar="NAME=IMAGE", help="the stage to replace and its new image")
     p.add_argument("--keep-unedited", action="store_true",
                    help="later stages keep their pixels away from the edited area")
-    p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder (may hold PROJECT itself)")
+    common.add_out_folder(p, "output folder (may hold PROJECT itself)")
     common.add_clean_flats(p)
     common.add_common(p)
     p.set_defaults(func=run)

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from core import bundle
-from core.cli.common import add_common, model_path
+from core.cli.common import add_common, add_project_file, model_path
 from core.errors import ArtflowError, BundleError
 from core.export import FORMATS, check_scale, export
 from core.project import load_project
@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
                                    "layers for Krita/GIMP/MyPaint; gif: the workflow as an animation. Works with "
                                    "a project of any model (--model, or the bundled model if installed, is only "
                                    "used to warn when the project was made with another one).")
-    p.add_argument("project", metavar="PROJECT", help="a .artflow project file")
+    add_project_file(p)
     p.add_argument("--format", required=True, choices=FORMATS, help="what to write")
     p.add_argument("-o", "--out", required=True, metavar="FILE", help="output file (a folder for --format stages)")
     p.add_argument("--scale", type=int, default=1, help="enlargement for --format png (LANCZOS), 1..16")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from core.cli.common import STAGE_DATA_HELP, add_common, model_path
+from core.cli.common import add_common, add_stage_data, model_path
 from core.device import resolve_device
 from core.errors import ArtflowError
 from core.train.latent_prior_fit import fit_bundle_latent_priors
@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
                                    "codes the bundle's encoders give the training artworks. `train` does this on "
                                    "every export; this command updates a bundle trained before that, or after "
                                    "training on other data. Use the TRAIN split, never the test split.")
-    p.add_argument("data", help=STAGE_DATA_HELP)
+    add_stage_data(p)
     p.add_argument("-o", "--out", metavar="DIR", help="write the updated bundle here (default: replace --model's)")
     p.add_argument("--batch-size", type=int, default=64, help="images per encoder pass")
     add_common(p)

@@ -17,11 +17,10 @@ def add_parser(sub) -> None:
                        description="Generate every stage from a first-stage drawing (e.g. line art). Each later "
                                    "stage uses a latent code: sampled from the prior with --seed, the prior's mean "
                                    "with --mean-z, or given with --z. The drawing may have any size and aspect "
-                                   "(the model works on a padded square proxy of it). Writes "
-                                   "OUT/stages/NN-<stage>.png at the drawing's own size, OUT/project.artflow and "
-                                   "OUT/report.json.")
+                                   "(the model works on a padded square proxy of it); the stages are written at "
+                                   "its own size. " + common.WRITES_PROJECT)
     p.add_argument("image", metavar="FIRST_STAGE_IMAGE", help="the first stage's drawing (any image Pillow reads)")
-    p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder")
+    common.add_out_folder(p)
     p.add_argument("--z", action="append", metavar="STAGE=v1,...,vD",
                    help="latent code of the transition that produces STAGE, in standard deviations of its latent "
                         "prior like the app's sliders, each within +-3 (repeatable); the others are sampled")

@@ -10,6 +10,7 @@ import time
 from core.cli.common import (
     add_clean_flats,
     add_common,
+    add_out_folder,
     finish,
     is_proxy_size,
     model_facts,
@@ -41,7 +42,7 @@ def add_parser(sub) -> None:
                                    "the model's own size) and OUT/report.json (losses, wall time, PSNR of the "
                                    "proxy reconstruction, device, sizes).")
     p.add_argument("image", metavar="ARTWORK", help="the finished artwork (any image Pillow reads)")
-    p.add_argument("-o", "--out", required=True, metavar="OUT", help="output folder")
+    add_out_folder(p)
     p.add_argument("--schedule", default=DEFAULT_SCHEDULE, choices=list(SCHEDULES),
                    help="refinement schedule: 'exact' (the paper's 150 steps, the default) or 'fast' (the same "
                         "steps, stopped once the loss has flattened)")

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from core import config as mconfig
-from core.cli.common import STAGE_DATA_HELP, add_common, parse_kv_ints
+from core.cli.common import add_common, add_stage_data, parse_kv_ints
 from core.errors import ArtflowError
 from core.train.config import TrainConfig, parse_phases, stage_specs_from_folder
 from core.train.data import StageBank
@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
                                    "generation, generation-joint, regularizer. Re-running the same command resumes "
                                    "from the checkpoint in --out. Multi-GPU/CPU: torchrun --nproc_per_node=K main.py "
                                    "train ...")
-    p.add_argument("data", help=STAGE_DATA_HELP)
+    add_stage_data(p)
     p.add_argument("--out", required=True, help="run folder: checkpoint, logs, samples, bundle/")
     p.add_argument("--preset", default="small", choices=("paper", "small", "tiny"), help="network sizes")
     p.add_argument("--resolution", type=int, help="image size (default: the preset's)")

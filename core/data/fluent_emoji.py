@@ -42,6 +42,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from core.data.build_output import first, remove_unwritten, stage_split_dirs, write_build_info
 from core.data.line_art import DEFAULT_WIDTH, line_art_from_flat
 from core.data.svg_flatten import flatten_gradients
 from core.errors import DatasetError
@@ -290,8 +291,7 @@ def _plan(sets: dict[str, dict[str, Any]], include_tone_variants: bool, limit: i
             summary.skipped.append((name, bad))
             continue
         bases.append(name)
-    if limit is not None:
-        bases = bases[: max(0, limit)]
+    bases = first(bases, limit)
     base_set = set(bases)
 
     tones: dict[str, list[str]] = {}
@@ -357,9 +357,7 @@ def build_fluent_emoji(source_dir: str | os.PathLike[str], out_dir: str | os.Pat
     summary.sources = {s: f"{found[s][0].name} ({STYLE_PREFIXES[s]} {found[s][2] or '?'})" for s in found}
 
     jobs = _plan(sets, include_tone_variants, limit, summary)
-    dirs = {(sp, st): out / sp / st for sp in SPLITS for st in STAGE_DIRS}
-    for d in dirs.values():
-        d.mkdir(parents=True, exist_ok=True)
+    dirs = stage_split_dirs(out, SPLITS, STAGE_DIRS)
 
     ensure_gui_app()
     written: set[Path] = set()
@@ -397,21 +395,15 @@ def build_fluent_emoji(source_dir: str | os.PathLike[str], out_dir: str | os.Pat
         summary.hidden_included += any(sets[s]["icons"][n].get("hidden") for s, n in
                                        (("lineart", job.base), ("flat", job.name), ("detail", job.name)))
 
-    for d in dirs.values():
-        for f in d.glob("*.png"):
-            if f not in written:
-                f.unlink()
-                summary.stale_removed += 1
+    summary.stale_removed += remove_unwritten(dirs, written)
     summary.seconds = time.perf_counter() - t0
-    _write_build_info(out, summary, include_tone_variants, limit)
-    info_path = out / "build.json"
-    info = json.loads(info_path.read_text(encoding="utf-8"))
-    info.update(line_art=line_art, line_width=line_width if line_art == "outlines" else None)
-    info_path.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+    _write_build_info(out, summary, include_tone_variants, limit,
+                      line_art=line_art, line_width=line_width if line_art == "outlines" else None)
     return summary
 
 
-def _write_build_info(out: Path, summary: FluentSummary, include_tone_variants: bool, limit: int | None) -> None:
+def _write_build_info(out: Path, summary: FluentSummary, include_tone_variants: bool, limit: int | None,
+                      **more) -> None:
     info = asdict(summary)
     info["out_dir"] = str(summary.out_dir)
     info["skipped"] = [list(x) for x in summary.skipped]
@@ -420,6 +412,5 @@ def _write_build_info(out: Path, summary: FluentSummary, include_tone_variants: 
     info["stages"] = list(STAGE_DIRS)
     info["split_rule"] = ("family = name without -light/-medium-light/-medium/-medium-dark/-dark; "
                           "test iff int(sha256(family).hexdigest(), 16) % 10 == 0")
-    tmp = out / ".build.json.tmp"
-    tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "build.json")
+    info.update(more)
+    write_build_info(out, info)

@@ -33,6 +33,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from core.data.build_output import first, remove_unwritten, stage_split_dirs, write_build_info
 from core.data.fluent_emoji import STAGE_DIRS, icon_box, icon_svg, render_svg
 from core.data.line_art import DEFAULT_MIN_AREA, DEFAULT_WIDTH, color_labels, outline
 from core.data.recipes import region_median_colors
@@ -186,12 +187,9 @@ def build_iconify_set(tarball: str | os.PathLike[str], out_dir: str | os.PathLik
             summary.skipped.append((name, bad))
             continue
         names.append(name)
-    if limit is not None:
-        names = names[: max(0, limit)]
+    names = first(names, limit)
 
-    dirs = {(sp, st): out / sp / st for sp in SPLITS for st in STAGE_DIRS}
-    for d in dirs.values():
-        d.mkdir(parents=True, exist_ok=True)
+    dirs = stage_split_dirs(out, SPLITS, STAGE_DIRS)
     written: set[Path] = set()
     for name in tqdm(names, desc=pkg.prefix, unit="drawing", disable=not progress):
         box = icon_box(pkg.icons, name)
@@ -213,11 +211,7 @@ def build_iconify_set(tarball: str | os.PathLike[str], out_dir: str | os.PathLik
             save_image(img, p)
             written.add(p)
         summary.written[split] += 1
-    for d in dirs.values():
-        for f in d.glob("*.png"):
-            if f not in written:
-                f.unlink()
-                summary.stale_removed += 1
+    summary.stale_removed += remove_unwritten(dirs, written)
     summary.seconds = time.perf_counter() - t0
     info = asdict(summary)
     info.update(out_dir=str(out), skipped=[list(x) for x in summary.skipped], stages=list(STAGE_DIRS),
@@ -225,7 +219,5 @@ def build_iconify_set(tarball: str | os.PathLike[str], out_dir: str | os.PathLik
                 include_tone_variants=include_tone_variants,
                 split_rule="family = name without -<tone>-skin-tone parts; "
                            "test iff int(sha256(family).hexdigest(), 16) % 10 == 0")
-    tmp = out / ".build.json.tmp"
-    tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, out / "build.json")
+    write_build_info(out, info)
     return summary

@@ -276,26 +276,40 @@ def test_save_changes_on_close_waits_for_the_engine_and_a_failed_save_keeps_the_
     assert torch.equal(colour, expected[0]) and torch.equal(alpha, expected[1])
 
 
-def test_a_project_with_newer_app_data_opens_with_a_note(qtbot, window, tmp_path):
-    from core.project import load_project, save_project
+def _painted_and_saved(qtbot, window, tmp_path):
+    """Paint on the first stage, save as tmp_path/mine.artflow and read that project back (core's reader)."""
+    from core.project import load_project
 
-    doc = window.doc
     paint_something(qtbot, window)
     path = tmp_path / "mine.artflow"
-    with qtbot.waitSignal(doc.projectSaved, timeout=10000):
+    with qtbot.waitSignal(window.doc.projectSaved, timeout=10000):
         window.save_project(str(path))
-    project = load_project(path)
-    project.extra["app"]["version"] = 2  # written by a newer Artflow
-    newer = save_project(project, tmp_path / "newer.artflow")
+    return load_project(path)
+
+
+def _open_after_a_new_artwork(qtbot, window, path):
+    """Start a new artwork, then open the project `path`; returns the layers the window had before."""
+    doc = window.doc
     layers = [None if ly is None else ly.copy() for ly in doc.layers]
-    messages = []
-    doc.message.connect(messages.append)
     with qtbot.waitSignal(doc.stageChanged, timeout=10000):
         window.new_artwork()
     wait_idle(qtbot, window)
-    window.open_project(str(newer))
-    qtbot.waitUntil(lambda: doc.project_path == newer, timeout=10000)
+    window.open_project(str(path))
+    qtbot.waitUntil(lambda: doc.project_path == path, timeout=10000)
     wait_idle(qtbot, window)
+    return layers
+
+
+def test_a_project_with_newer_app_data_opens_with_a_note(qtbot, window, tmp_path):
+    from core.project import save_project
+
+    doc = window.doc
+    project = _painted_and_saved(qtbot, window, tmp_path)
+    project.extra["app"]["version"] = 2  # written by a newer Artflow
+    newer = save_project(project, tmp_path / "newer.artflow")
+    messages = []
+    doc.message.connect(messages.append)
+    layers = _open_after_a_new_artwork(qtbot, window, newer)
     assert any("version 2" in m and "left out" in m for m in messages)
     for a, b in zip(layers, doc.layers):  # core's part of the project is read all the same
         assert (a is None and b is None) or np.array_equal(a, b)
@@ -305,26 +319,16 @@ def test_a_project_with_newer_app_data_opens_with_a_note(qtbot, window, tmp_path
 def test_a_project_with_a_forged_app_record_opens_without_it(qtbot, window, tmp_path, dialogs):
     """Values of the wrong kind in the app's record (a list among the stage origins, codes of 1e300 or of
     a 400-digit integer) are skipped with a log line; core's part of the project opens, no traceback."""
-    from core.project import load_project, save_project
+    from core.project import save_project
 
     doc = window.doc
-    paint_something(qtbot, window)
-    path = tmp_path / "mine.artflow"
-    with qtbot.waitSignal(doc.projectSaved, timeout=10000):
-        window.save_project(str(path))
-    project = load_project(path)
+    project = _painted_and_saved(qtbot, window, tmp_path)
     record = project.extra["app"]
     record["origins"] = [["edited"], {"a": 1}, "generated"]
     record["reset_latents"] = [[1e300] * len(z) for z in record["reset_latents"]]
     record["variations"] = [[{"z": [10**400] * doc.z_dim, "label": "x", "seed": 10**30}] for _ in record["variations"]]
     forged = save_project(project, tmp_path / "forged.artflow")
-    layers = [None if ly is None else ly.copy() for ly in doc.layers]
-    with qtbot.waitSignal(doc.stageChanged, timeout=10000):
-        window.new_artwork()
-    wait_idle(qtbot, window)
-    window.open_project(str(forged))
-    qtbot.waitUntil(lambda: doc.project_path == forged, timeout=10000)
-    wait_idle(qtbot, window)
+    layers = _open_after_a_new_artwork(qtbot, window, forged)
     assert dialogs.calls == []
     for a, b in zip(layers, doc.layers):
         assert (a is None and b is None) or np.array_equal(a, b)

@@ -19,6 +19,7 @@ from core.config import StageSpec
 from core.imageio import load_image, save_image, tensor_to_uint8
 from core.project import apply_project, load_project
 from core.session import Session
+from tests.core.cli_util import run_cli as run
 from tests.core.engine_util import image, tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,13 +35,6 @@ def files(tmp_path_factory):
     save_image(image(3, seed=2), d / "art.png")
     (d / "text.png").write_text("I am not an image")
     return d
-
-
-def run(argv, capsys) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
 
 
 def model_args(files) -> list:

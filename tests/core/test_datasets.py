@@ -5,9 +5,7 @@ Everything runs on tiny fixtures made in tmp_path; nothing here needs /work/shar
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ from torch.utils.data import DataLoader
 from core.data import StageDataset, paired_augment, scan_stage_folders
 from core.data.recipes import build_anime_dataset, build_face_dataset, pencil_sketch, region_median_colors, slic_flat
 from core.errors import DatasetError
+from tests.tarball import write_json_tgz
 
 STAGES = (("sketch", "L"), ("flat", "RGB"), ("detail", "RGB"))
 
@@ -255,12 +254,7 @@ def _tgz(path: Path, prefix: str, icons: dict, aliases: dict | None = None, vers
                                "aliases": aliases or {}},
         "package/package.json": {"name": f"@iconify-json/{prefix}", "version": version},
     }
-    with tarfile.open(path, "w:gz") as tar:
-        for name, obj in files.items():
-            data = json.dumps(obj).encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    write_json_tgz(path, files)
 
 
 def _names_by_split():

@@ -16,13 +16,14 @@ import pytest
 import torch
 from PIL import Image
 
-from core import bundle, cli, config, footprint
+from core import bundle, config, footprint
 from core.atomic import atomic_output_dir, sweep_stale
 from core.cli import common as cli_common
 from core.errors import ArtflowError, BundleError, ImageError, ProjectError
 from core.imageio import load_image, pil_to_tensor, save_image
 from core.model import WorkflowModel
 from core.project import load_project
+from tests.core.cli_util import run_cli as run
 from tests.core.engine_util import image, single_thread, tiny_config  # noqa: F401 - fixture
 from tests.forgery import IMAGE_MODES, _set_encrypted_flag, make_bases, nested, random_image
 
@@ -39,13 +40,6 @@ def bases(tmp_path_factory):
     save_image(image(3, seed=2), d / "art.png")
     return {"dir": d, "bundle": good_bundle, "project": d / "good.artflow", "project_bytes": project_bytes,
             "session": session}
-
-
-def run(argv, capsys) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
 
 
 def model_args(bases) -> list:

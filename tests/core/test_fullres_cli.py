@@ -21,6 +21,7 @@ from core.fullres.proxy import proxy_with
 from core.imageio import load_artwork, save_image, tensor_to_uint8
 from core.project import apply_project, load_project, png_limit, project_from_session, save_project
 from core.session import Session
+from tests.core.cli_util import run_cli as run
 from tests.core.engine_util import RES, image, single_thread, states_equal, tiny_model  # noqa: F401
 
 W, H = 200, 120
@@ -40,13 +41,6 @@ def artwork(w: int = W, h: int = H, seed: int = 5) -> torch.Tensor:
     """A colour picture on 8-bit levels (what a PNG holds), (3, h, w)."""
     big = torch.nn.functional.interpolate(image(3, seed)[None], size=(h, w), mode="bilinear")[0]
     return torch.from_numpy(tensor_to_uint8(big).astype(np.float32)).permute(2, 0, 1) / 127.5 - 1
-
-
-def run(argv, capsys) -> tuple[int, str, str]:
-    code = cli.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    return code, out, err
 
 
 def png(path) -> np.ndarray:

@@ -15,6 +15,7 @@ from core.data.iconify_emoji import family_of, read_iconify_package, split_of, s
 from core.data.line_art import regions_of_line_art
 from core.data.stage_dataset import StageDataset
 from core.errors import DatasetError
+from tests.tarball import write_json_tgz
 
 # A yellow face with a gradient (the detail's shading), a black eye and a red mouth, on a 32 x 32 box.
 FACE = ('<radialGradient id="g" cx="16" cy="16" r="14" gradientUnits="userSpaceOnUse">'
@@ -30,13 +31,7 @@ def _tgz(path: Path, icons: dict, licence: str = "CC-BY-4.0") -> Path:
         "package/package.json": {"name": "@iconify-json/testmoji", "version": "9.9.9", "license": licence},
         "package/info.json": {"author": {"name": "Test Artist", "url": "https://example.org"}},
     }
-    with tarfile.open(path, "w:gz") as tar:
-        for name, obj in files.items():
-            data = json.dumps(obj).encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
+    return write_json_tgz(path, files)
 
 
 def _names():
