@@ -30,6 +30,7 @@ FIELD_BOUNDS: dict[str, dict[str, tuple[int, int]]] = {
 RESOLUTION_RANGE = (16, 2048)
 MAX_STAGES = 16
 MAX_TEXT = 10_000  # characters of a name, label or description
+STAGE_KINDS = ("line", "flat", "detail")  # what StageSpec.kind may say (core.fullres.kinds uses them)
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class StageSpec:
     name: str
     channels: int  # 1 (line art, grayscale) or 3 (colour)
     label: str = ""
+    # "line" | "flat" | "detail" | None: how the stage is brought to full resolution (clean flats for "flat").
+    # None: inferred from the name (core.fullres.kinds). Not part of config_hash: it shapes no network.
+    kind: str | None = None
 
     @property
     def title(self) -> str:
@@ -130,10 +134,20 @@ class WorkflowConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every field except the stages' `kind`: this is what bundle.config_hash hashes, and a kind shapes no
+        network, so adding kinds to an older bundle changes no hash (its projects keep opening). to_json, what
+        config.json holds, adds the kinds back."""
+        d = dataclasses.asdict(self)
+        for s in d["stages"]:
+            s.pop("kind", None)
+        return d
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        d = self.to_dict()
+        for s, spec in zip(d["stages"], self.stages, strict=True):
+            if spec.kind is not None:
+                s["kind"] = spec.kind
+        return json.dumps(d, indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, data: Any) -> WorkflowConfig:
@@ -236,6 +250,9 @@ def validate(cfg: WorkflowConfig) -> list[str]:
             seen.add(s.name)
         if s.channels not in (1, 3) or isinstance(s.channels, bool):
             problems.append(f"stages[{i}].channels must be 1 or 3 (got {_short(s.channels)})")
+        if s.kind is not None and s.kind not in STAGE_KINDS:
+            problems.append(f"stages[{i}].kind must be one of {', '.join(STAGE_KINDS)} or null "
+                            f"(got {_short(s.kind)})")
     for sub, where in ((cfg.generator, "generator"), (cfg.encoder, "encoder"), (cfg.unet, "unet"),
                        (cfg.discriminator, "discriminator")):
         _bounded_ints(sub, where, problems)
@@ -266,9 +283,9 @@ def validate(cfg: WorkflowConfig) -> list[str]:
 
 def default_stages() -> tuple[StageSpec, ...]:
     return (
-        StageSpec("lineart", 1, "Line art"),
-        StageSpec("flat", 3, "Flat colours"),
-        StageSpec("detail", 3, "Detail"),
+        StageSpec("lineart", 1, "Line art", kind="line"),
+        StageSpec("flat", 3, "Flat colours", kind="flat"),
+        StageSpec("detail", 3, "Detail", kind="detail"),
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import struct
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -155,10 +156,12 @@ def pil_to_tensor(img: Image.Image, channels: int, size: int) -> torch.Tensor:
     return uint8_to_tensor(np.asarray(img, dtype=np.uint8))
 
 
-def open_image(path: str | os.PathLike[str]) -> Image.Image:
+def open_image(path: str | os.PathLike[str],
+               check_size: Callable[[int, int], None] | None = None) -> Image.Image:
     """Open and fully decode an image file with Pillow, turning every failure into a one-line ImageError.
 
-    The returned image is loaded (the file is closed) and its mode is untouched.
+    The returned image is loaded (the file is closed) and its mode is untouched. `check_size(width, height)`, if
+    given, runs on the header's size before any pixel is decoded (it raises ImageError to refuse the file).
     """
     p = Path(path)
     name = str(p)
@@ -182,6 +185,8 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
                                  f"{limit:,}); refusing to decode it (possible decompression bomb)")
             if w == 0 or h == 0:
                 raise ImageError(f"{name}: zero-size image ({w} x {h} pixels)")
+            if check_size is not None:
+                check_size(w, h)
             # Truncated data raises OSError here (unless someone set ImageFile.LOAD_TRUNCATED_IMAGES).
             im.load()
             return im
@@ -216,6 +221,25 @@ def load_image(path: str | os.PathLike[str], channels: int, size: int) -> torch.
         return pil_to_tensor(img, channels, size)
     except ImageError as e:
         # Re-word with the file name (pil_to_tensor only knows "image").
+        raise ImageError(f"{path}: {str(e).removeprefix('image: ')}") from e
+    except (OSError, ValueError) as e:
+        raise ImageError(f"{path}: cannot convert image ({e})") from e
+
+
+def load_artwork(path: str | os.PathLike[str], channels: int, minimum: int | None = None) -> torch.Tensor:
+    """Read an artwork at its own size: (channels, H, W) float32 in [-1, 1], any aspect ratio (issue 12).
+
+    Like load_image (any mode, EXIF orientation, alpha on white) but never resized. The long side must be within
+    core.fullres.proxy's MIN_SIDE (or `minimum`) ..MAX_SIDE, checked on the file's header before anything is
+    decoded."""
+    from core.fullres.proxy import MIN_SIDE, check_artwork_size
+
+    _check_channels(channels, str(path))
+    low = MIN_SIDE if minimum is None else minimum
+    img = open_image(path, lambda w, h: check_artwork_size(w, h, str(path), low))
+    try:
+        return uint8_to_tensor(np.asarray(normalize_pil(img, channels), dtype=np.uint8))
+    except ImageError as e:
         raise ImageError(f"{path}: {str(e).removeprefix('image: ')}") from e
     except (OSError, ValueError) as e:
         raise ImageError(f"{path}: cannot convert image ({e})") from e

@@ -6,7 +6,13 @@ A project is a zip archive:
                            stages (name, channels, has_layer, image), has_targets, latent_dim, extra (app metadata)
     tensors.safetensors    float32, bit-exact: bases.K, layers.K.colour, layers.K.alpha (stages with a layer),
                            latents.I, deltas.I (transition I: stage I -> I+1), targets.K (when the session has them)
-    stages/NN-<name>.png   each stage's composite (layer over base), for other tools; not read back
+    stages/NN-<name>.png   each stage as seen: the full-resolution stage when the manifest has "artwork" (read back,
+                           bit-exact: full-res stages live on 8-bit levels); else the proxy composite (layer over
+                           base), for other tools, not read back
+
+Full resolution (issue 12): the manifest's "artwork" {"width", "height"} says the project holds full-res stages of
+that size (long side at most core.fullres.MAX_SIDE). Projects without it (written before full resolution, or whose
+session never had full-res stages) are artworks of the model's own size: their full-res stages are the proxies.
 
 Opening checks, in order, that the file is a readable zip, that it has a valid manifest of a known version, and that
 every tensor is present, float32, finite and of the shape the manifest implies; each problem is a ProjectError that
@@ -30,13 +36,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from core.atomic import atomic_write
 from core.bundle import config_hash
 from core.config import _NAME_RE, MAX_STAGES, WorkflowConfig
 from core.errors import ArtflowError, ProjectError
-from core.imageio import tensor_to_pil
+from core.fullres.proxy import MAX_SIDE, ProxyMap
+from core.imageio import tensor_to_pil, tensor_to_uint8, uint8_to_tensor
 from core.safe_io import MAX_PROJECT_FILE_BYTES, loads_json, open_regular_file
 from core.session import Layer, Session, SessionState, compose
 
@@ -51,6 +59,9 @@ _MAX_LATENT = 4096
 # The most tensor data a project may unpack to when no model says what to expect (opened for viewing or export, or
 # made with another model): a 1024 px project of 4 colour stages with layers and targets needs 168 MB.
 MAX_TENSOR_BYTES_WITHOUT_MODEL = 256 * 2**20
+# The most full-res stage data (float32 once decoded) a project may hold when no model says how many stages to
+# expect: four colour stages at the largest artwork size (~805 MB). With the model: its stages at that size.
+MAX_FULLRES_BYTES_WITHOUT_MODEL = 4 * 3 * MAX_SIDE**2 * 4
 
 
 @dataclass
@@ -67,10 +78,28 @@ class Project:
     extra: dict = field(default_factory=dict)  # JSON-serialisable app metadata (variation history, stage status)
     read_only: bool = False  # opened with a different model: images viewable, not editable
     warning: str = ""
+    # The full-resolution stages (C_k, height, width) on 8-bit levels, or None: the artwork is the proxies.
+    fullres: list[torch.Tensor] | None = None
+
+    def proxy_images(self) -> list[torch.Tensor]:
+        """Each stage's proxy as the model sees it: the artist's layer composited over the base, (C_k, R, R)."""
+        return [compose(b, ly) for b, ly in zip(self.state.bases, self.state.layers, strict=True)]
 
     def stage_images(self) -> list[torch.Tensor]:
-        """Each stage as seen: the artist's layer composited over the base, (C_k, H, W) in [-1, 1]."""
-        return [compose(b, ly) for b, ly in zip(self.state.bases, self.state.layers, strict=True)]
+        """Each stage as the artist sees it (what exports write): the full-res stages when the project has them,
+        else the proxy composites."""
+        return [t.clone() for t in self.fullres] if self.fullres is not None else self.proxy_images()
+
+    @property
+    def artwork_size(self) -> tuple[int, int]:
+        """(width, height) of the artwork: the full-res stages', or the model's resolution."""
+        if self.fullres is not None:
+            return int(self.fullres[0].shape[-1]), int(self.fullres[0].shape[-2])
+        return self.resolution, self.resolution
+
+    def proxy_map(self) -> ProxyMap:
+        width, height = self.artwork_size
+        return ProxyMap(width, height, self.resolution)
 
     @property
     def num_stages(self) -> int:
@@ -82,12 +111,20 @@ def stage_file_name(k: int, name: str, suffix: str = ".png") -> str:
     return f"{k:02d}-{name}{suffix}"
 
 
-def project_from_session(session: Session, extra: dict | None = None) -> Project:
-    """A Project holding a copy of the session's state (later edits to the session do not change it)."""
+def on_8bit_levels(image: torch.Tensor) -> torch.Tensor:
+    """(C, H, W) in [-1, 1] rounded to the 256 levels a PNG holds: what a project's full-res stage is."""
+    return uint8_to_tensor(tensor_to_uint8(image))
+
+
+def project_from_session(session: Session, extra: dict | None = None,
+                         fullres: list[torch.Tensor] | None = None) -> Project:
+    """A Project holding a copy of the session's state (later edits to the session do not change it) and, when
+    given, the full-resolution stages (rounded to 8-bit levels, as they are saved)."""
     cfg = session.config
     return Project(model_name=cfg.name, config_hash=config_hash(cfg), stage_names=list(cfg.stage_names),
                    stage_channels=[s.channels for s in cfg.stages], resolution=cfg.resolution,
-                   state=session.snapshot(), extra=dict(extra or {}))
+                   state=session.snapshot(), extra=dict(extra or {}),
+                   fullres=None if fullres is None else [on_8bit_levels(t) for t in fullres])
 
 
 def apply_project(session: Session, project: Project) -> None:
@@ -113,6 +150,10 @@ def _manifest(project: Project) -> dict[str, Any]:
     from core import __version__
 
     st = project.state
+    artwork = {}
+    if project.fullres is not None:
+        width, height = project.artwork_size
+        artwork = {"artwork": {"width": width, "height": height}}
     return {
         "format": PROJECT_FORMAT,
         "version": PROJECT_VERSION,
@@ -126,6 +167,7 @@ def _manifest(project: Project) -> dict[str, Any]:
         "has_targets": st.targets is not None,
         "latent_dim": int(st.latents[0].numel()) if st.latents else 0,
         "extra": project.extra,
+        **artwork,
     }
 
 
@@ -170,6 +212,8 @@ def save_project(project: Project, path: str | os.PathLike[str]) -> Path:
             and len(st.latents) == len(st.deltas) == n - 1
             and (st.targets is None or len(st.targets) == n)):
         raise ProjectError(f"{p}: cannot save: the project's stage lists have inconsistent lengths")
+    if project.fullres is not None:
+        _check_fullres(p, project)
     try:
         manifest = json.dumps(_manifest(project), indent=2, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -183,6 +227,22 @@ def save_project(project: Project, path: str | os.PathLike[str]) -> Path:
             for k, (name, image) in enumerate(zip(project.stage_names, project.stage_images(), strict=True)):
                 zf.writestr(f"stages/{stage_file_name(k, name)}", _png_bytes(image), compress_type=zipfile.ZIP_STORED)
     return p
+
+
+def _check_fullres(p: Path, project: Project) -> None:
+    full = project.fullres or []
+    sizes = {tuple(t.shape[-2:]) for t in full}
+    if len(full) != len(project.stage_names) or len(sizes) != 1:
+        raise ProjectError(f"{p}: cannot save: the full-resolution stages must be one image per stage, all of one "
+                           "size")
+    height, width = sizes.pop()
+    if not 1 <= max(width, height) <= MAX_SIDE:
+        raise ProjectError(f"{p}: cannot save: the artwork is {width} x {height} pixels, more than {MAX_SIDE} px "
+                           "on its long side")
+    for k, (t, c) in enumerate(zip(full, project.stage_channels, strict=True)):
+        if t.dim() != 3 or t.shape[0] != c:
+            raise ProjectError(f"{p}: cannot save: full-resolution stage {k} has shape {tuple(t.shape)}, expected "
+                               f"{c} channels")
 
 
 # ----- opening -----
@@ -261,7 +321,68 @@ def _read_manifest(path: Path, raw: bytes) -> dict[str, Any]:
     zd = data.get("latent_dim")
     _want(_is_int(zd) and 1 <= zd <= _MAX_LATENT, path, f"latent_dim must be an integer in 1..{_MAX_LATENT}")
     _want(isinstance(data.get("extra", {}), dict), path, "'extra' must be an object")
+    art = data.get("artwork")
+    _want(art is None or (isinstance(art, dict) and all(_is_int(art.get(k)) and 1 <= art[k] <= MAX_SIDE
+                                                        for k in ("width", "height"))),
+          path, f"'artwork' must be an object with integer fields 'width' and 'height' in 1..{MAX_SIDE}")
     return data
+
+
+def png_limit(width: int, height: int, channels: int) -> int:
+    """The largest stage PNG a project of this artwork size holds: the filtered scanlines (one filter byte per
+    row), zlib's worst case on incompressible data (~0.1% more), chunk headers and a little metadata. At most
+    ~48 MiB per member, from MAX_SIDE."""
+    raw = height * (1 + width * channels)
+    return raw + raw // 500 + 2**16
+
+
+def fullres_limit(config: WorkflowConfig | None) -> int:
+    """How many bytes the full-res stages may decode to (float32): from the open model's stages at MAX_SIDE, or
+    MAX_FULLRES_BYTES_WITHOUT_MODEL without one. Never from the project's own manifest."""
+    if config is None:
+        return MAX_FULLRES_BYTES_WITHOUT_MODEL
+    return 4 * MAX_SIDE**2 * sum(s.channels for s in config.stages)
+
+
+def _check_fullres_size(path: Path, m: dict[str, Any], limit: int) -> None:
+    """The manifest's full-res stages, all together, decode to at most `limit` bytes: checked before anything
+    else is read."""
+    if m.get("artwork") is None:
+        return
+    width, height = m["artwork"]["width"], m["artwork"]["height"]
+    need = 4 * width * height * sum(s["channels"] for s in m["stages"])
+    if need > limit:
+        raise _fail(path, f"its {len(m['stages'])} full-resolution stages of {width} x {height} pixels need "
+                          f"{need:,} bytes, more than a project holds ({limit:,}); the file is damaged or not an "
+                          "Artflow project")
+
+
+def _read_fullres(path: Path, zf: zipfile.ZipFile, m: dict[str, Any]) -> list[torch.Tensor]:
+    """The full-res stages of a manifest with "artwork" (sized by _check_fullres_size): 8-bit PNGs of exactly
+    that size and mode, each member bounded by png_limit before it is inflated and its header checked before any
+    pixel is decoded."""
+    from PIL import Image, UnidentifiedImageError
+
+    width, height = m["artwork"]["width"], m["artwork"]["height"]
+    out = []
+    for k, s in enumerate(m["stages"]):
+        name = f"stages/{stage_file_name(k, s['name'])}"  # never a path taken from the manifest
+        raw = _read_entry(path, zf, name, png_limit(width, height, s["channels"]))
+        mode = "L" if s["channels"] == 1 else "RGB"
+        try:
+            with Image.open(io.BytesIO(raw), formats=["PNG"]) as img:
+                if img.size != (width, height) or img.mode != mode:
+                    raise _fail(path, f"{name} is a {img.size[0]} x {img.size[1]} {img.mode} image, expected "
+                                      f"{width} x {height} {mode} (the manifest's artwork size)")
+                img.load()
+                out.append(uint8_to_tensor(np.asarray(img, dtype=np.uint8)))
+        except ProjectError:
+            raise
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, MemoryError,
+                Image.DecompressionBombError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise _fail(path, f"{name} is not a readable PNG ({reason})") from None
+    return out
 
 
 def _tensor_limit(resolution: int, channels: list[int]) -> int:
@@ -357,11 +478,13 @@ def load_project(path: str | os.PathLike[str], config: WorkflowConfig | None = N
             same_model = config is not None and m["model"]["config_hash"] == config_hash(config)
             if same_model:
                 _check_same_shape(p, m, config)
+            _check_fullres_size(p, m, fullres_limit(config if same_model else None))
             state = _read_tensors(p, _read_entry(p, zf, TENSORS, model_tensor_limit(config if same_model else None)),
                                   m)
+            fullres = _read_fullres(p, zf, m) if m.get("artwork") is not None else None
     project = Project(model_name=m["model"]["name"], config_hash=m["model"]["config_hash"],
                       stage_names=[s["name"] for s in m["stages"]], stage_channels=[s["channels"] for s in m["stages"]],
-                      resolution=m["resolution"], state=state, extra=dict(m.get("extra", {})))
+                      resolution=m["resolution"], state=state, extra=dict(m.get("extra", {})), fullres=fullres)
     if config is not None:
         want = config_hash(config)
         if project.config_hash != want:

@@ -18,6 +18,8 @@ from core.atomic import OutputDir, atomic_output_dir, atomic_write, check_output
 from core.device import resolve_device
 from core.errors import ArtflowError, BundleError
 from core.export import export_stages
+from core.fullres.proxy import MIN_SIDE, ProxyMap
+from core.imageio import load_artwork
 from core.project import project_from_session, save_project
 from core.session import Session
 
@@ -102,11 +104,36 @@ def propagate_with_bar(session: Session, k: int, keep_mask: torch.Tensor | None 
     return changed
 
 
-def write_outputs(session: Session, out: OutputDir, extra: dict) -> dict:
-    """OUT/stages/NN-<stage>.png and OUT/project.artflow into the staging folder of `out`; returns their final
-    paths for the report."""
-    stages = export_stages(session.stages, session.stage_names, out.staging / "stages")
-    project = save_project(project_from_session(session, extra), out.staging / "project.artflow")
+def add_clean_flats(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-clean-flats", dest="clean_flats", action="store_false",
+                   help="leave 'flat' stages as the model paints them (default: one colour per closed region of "
+                        "the line art, at the artwork's own resolution)")
+
+
+def read_artwork(session: Session, path: str, k: int) -> torch.Tensor:
+    """Stage k's image at its own size (C_k, H, W): any aspect ratio, MIN_SIDE..MAX_SIDE px on the long side (a
+    tiny model's own resolution is enough), refused with one line before decoding when larger."""
+    cfg = session.config
+    return load_artwork(path, cfg.stages[k].channels, min(MIN_SIDE, cfg.resolution))
+
+
+def is_proxy_size(pm: ProxyMap) -> bool:
+    """An artwork of the model's own square size is its own proxy: its stages are the session's, as before
+    full resolution existed (and its project stores no separate full-res images)."""
+    return pm.width == pm.height == pm.resolution
+
+
+def sizes(pm: ProxyMap) -> dict:
+    return {"artwork_size": {"width": pm.width, "height": pm.height},
+            "proxy_size": {"width": pm.resolution, "height": pm.resolution}}
+
+
+def write_outputs(session: Session, out: OutputDir, extra: dict, full: list[torch.Tensor] | None = None) -> dict:
+    """OUT/stages/NN-<stage>.png (the full-res stages `full`, else the session's) and OUT/project.artflow into
+    the staging folder of `out`; returns their final paths for the report."""
+    project = project_from_session(session, extra, full)
+    stages = export_stages(project.stage_images(), session.stage_names, out.staging / "stages")
+    project = save_project(project, out.staging / "project.artflow")
     return {"project": str(out.final(project)), "stages": [str(out.final(p)) for p in stages]}
 
 
@@ -126,15 +153,16 @@ def write_json(data: dict, path: Path) -> None:
         f.write((json.dumps(_finite(data), indent=2, allow_nan=False) + "\n").encode())
 
 
-def finish(report: dict, out: Path, session: Session, extra: dict, inferred: list | None = None) -> int:
+def finish(report: dict, out: Path, session: Session, extra: dict, inferred: list | None = None,
+           full: list[torch.Tensor] | None = None) -> int:
     """Every command that writes a project ends the same way: OUT/stages/, OUT/project.artflow, (OUT/inferred/)
     and report.json written into a staging folder and committed together (OUT is complete or untouched), then the
-    project's path on stdout."""
+    project's path on stdout. `full`: the full-res stages (None: the artwork is the session's proxies)."""
     with atomic_output_dir(out) as staged:
         if inferred is not None:
             files = export_stages(inferred, session.stage_names, staged.staging / "inferred")
             report["inferred"] = [str(staged.final(p)) for p in files]
-        report.update(write_outputs(session, staged, extra))
+        report.update(write_outputs(session, staged, extra, full))
         write_json(report, staged.staging / "report.json")
     print(out / "project.artflow")
     return 0

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import time
 
+import torch
+
 from core.cli import common
 from core.device import device_label
 from core.editing import edit_mask
 from core.errors import ArtflowError
-from core.imageio import load_image
+from core.fullres.pipeline import apply_edit_fullres
 from core.latents import stage_by_name
 from core.metrics import l1_01
 from core.project import apply_project, load_project
@@ -18,13 +20,16 @@ from core.project import apply_project, load_project
 def add_parser(sub) -> None:
     p = sub.add_parser("edit", help="replace one stage of a project and propagate the change",
                        description="Replace one stage of a project by an edited image and regenerate the later "
-                                   "stages with the project's latent codes and refined AdaIN deltas. "
-                                   + common.WRITES_PROJECT)
+                                   "stages with the project's latent codes and refined AdaIN deltas: at the "
+                                   "artwork's own size, each later stage keeps its pixels plus the change the "
+                                   "model made, carried up along its edges. The image must have the artwork's "
+                                   "size. " + common.WRITES_PROJECT)
     common.add_project_file(p)
     p.add_argument("--stage", required=True, metavar="NAME=IMAGE", help="the stage to replace and its new image")
     p.add_argument("--keep-unedited", action="store_true",
                    help="later stages keep their pixels away from the edited area")
     common.add_out_folder(p, "output folder (may hold PROJECT itself)")
+    common.add_clean_flats(p)
     common.add_common(p)
     p.set_defaults(func=run)
 
@@ -39,15 +44,24 @@ def run(args: argparse.Namespace) -> int:
     apply_project(session, project)  # ProjectError for a project of another model
     cfg = session.config
     k = stage_by_name(cfg, name)
-    image = load_image(image_path, cfg.stages[k].channels, cfg.resolution)
+    image = common.read_artwork(session, image_path, k)
+    pm = project.proxy_map()
+    if tuple(image.shape[-2:]) != (pm.height, pm.width):
+        raise ArtflowError(f"{image_path}: the image is {image.shape[-1]} x {image.shape[-2]} pixels, the "
+                           f"project's artwork is {pm.width} x {pm.height}; edit an exported stage of this project")
     out = common.out_folder(args.out)
-    before = [s.clone() for s in session.stages]
-    mask = edit_mask(before[k], image) if args.keep_unedited else None
+    before = project.stage_images()  # full-res (the proxies for a project of the model's own size)
     # The edited image is the whole stage as the artist sees it (an exported composite, painted over): it
     # replaces the base and the artist layer of that stage. Later stages keep their layers on top.
-    session.set_layer(k, None, propagate=False)
-    session.set_stage(k, image, propagate=False)
-    changed = common.propagate_with_bar(session, k, mask, desc="propagate")
+    with common.progress_bar(cfg.num_stages - 1 - k, "propagate") as bar:
+        full, mask = apply_edit_fullres(session, before, pm, k, image, keep_unedited=args.keep_unedited,
+                                        clean_flats=args.clean_flats)
+        bar.update(cfg.num_stages - 1 - k)
+    if common.is_proxy_size(pm):
+        full = None  # the artwork is its own proxy: the session's stages are the artwork
+        mask = edit_mask(before[k], image) if args.keep_unedited else None  # the mask the session used
+    after = full if full is not None else [s.clone() for s in session.stages]
+    changed = [i for i in range(k + 1, cfg.num_stages) if not torch.equal(after[i], before[i])]
     extra = dict(project.extra)
     history = list(extra.get("cli", [])) if isinstance(extra.get("cli"), list) else []
     extra["cli"] = history + [{"command": "edit", "stage": cfg.stages[k].name, "image": image_path,
@@ -58,9 +72,10 @@ def run(args: argparse.Namespace) -> int:
         "device": device_label(session.device), "seed": args.seed,
         "regenerated": [session.stage_names[i] for i in changed],
         "edited_fraction": round(float((mask > 0).float().mean()), 6) if mask is not None else None,
-        # Mean absolute change of each stage on the [0, 1] scale: what the edit did downstream.
-        "stage_change": {n: round(float(l1_01(session.stages[i][None], before[i][None])[0]), 6)
+        # Mean absolute change of each stage (as written) on the [0, 1] scale: what the edit did downstream.
+        "stage_change": {n: round(float(l1_01(after[i][None], before[i][None])[0]), 6)
                          for i, n in enumerate(session.stage_names)},
+        "clean_flats": bool(args.clean_flats), **common.sizes(pm),
         "seconds": round(time.perf_counter() - t0, 3),
     }
-    return common.finish(report, out, session, extra)
+    return common.finish(report, out, session, extra, full=full)

@@ -7,7 +7,8 @@ import time
 
 from core.cli import common
 from core.device import device_label
-from core.imageio import load_image
+from core.fullres.pipeline import fullres_stages
+from core.fullres.proxy import to_proxy
 from core.latents import choose_latents, parse_latent_coords
 
 
@@ -15,13 +16,16 @@ def add_parser(sub) -> None:
     p = sub.add_parser("generate", help="run the chain forward from a first-stage drawing",
                        description="Generate every stage from a first-stage drawing (e.g. line art). Each later "
                                    "stage uses a latent code: sampled from the prior with --seed, the prior's mean "
-                                   "with --mean-z, or given with --z. " + common.WRITES_PROJECT)
+                                   "with --mean-z, or given with --z. The drawing may have any size and aspect "
+                                   "(the model works on a padded square proxy of it); the stages are written at "
+                                   "its own size. " + common.WRITES_PROJECT)
     p.add_argument("image", metavar="FIRST_STAGE_IMAGE", help="the first stage's drawing (any image Pillow reads)")
     common.add_out_folder(p)
     p.add_argument("--z", action="append", metavar="STAGE=v1,...,vD",
                    help="latent code of the transition that produces STAGE, in standard deviations of its latent "
                         "prior like the app's sliders, each within +-3 (repeatable); the others are sampled")
     p.add_argument("--mean-z", action="store_true", help="use the latent prior's mean instead of sampling")
+    common.add_clean_flats(p)
     common.add_common(p)
     p.set_defaults(func=run)
 
@@ -31,12 +35,15 @@ def run(args: argparse.Namespace) -> int:
     session, mpath = common.open_session(args)
     cfg = session.config
     given = parse_latent_coords(args.z or [], cfg)
-    first = load_image(args.image, cfg.stages[0].channels, cfg.resolution)
+    first = common.read_artwork(session, args.image, 0)
     out = common.out_folder(args.out)
-    session.set_stage(0, first, propagate=False)  # a fresh session: no targets, zero deltas
+    proxy, pm = to_proxy(first, cfg.resolution)
+    session.set_stage(0, proxy, propagate=False)  # a fresh session: no targets, zero deltas
     for i, z in enumerate(choose_latents(session.model, args.seed, given, mean=args.mean_z)):
         session.set_latent(i, z, propagate=False)
     common.propagate_with_bar(session, 0)
+    # The first stage is the artist's own pixels; a clean flat is fed back to the session (later stages follow).
+    full = fullres_stages(session, pm, {0: first}, clean_flats=args.clean_flats)
     latents = {session.stage_names[i + 1]: [round(float(v), 6) for v in z] for i, z in enumerate(session.latents)}
     coords = {session.stage_names[i + 1]: [round(float(v), 6) for v in p.to_standard(z)]
               for i, (z, p) in enumerate(zip(session.latents, session.model.latent_priors))}
@@ -45,5 +52,6 @@ def run(args: argparse.Namespace) -> int:
               "device": device_label(session.device), "seed": args.seed,
               "latents": latents, "latent_coords": coords,
               "latents_given": [session.stage_names[i + 1] for i in sorted(given)],
-              "mean_z": bool(args.mean_z), "seconds": round(time.perf_counter() - t0, 3)}
-    return common.finish(report, out, session, extra)
+              "mean_z": bool(args.mean_z), "clean_flats": bool(args.clean_flats), **common.sizes(pm),
+              "seconds": round(time.perf_counter() - t0, 3)}
+    return common.finish(report, out, session, extra, full=None if common.is_proxy_size(pm) else full)

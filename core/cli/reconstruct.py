@@ -7,10 +7,24 @@ import argparse
 import sys
 import time
 
-from core.cli.common import add_common, add_out_folder, finish, model_facts, now, open_session, out_folder, progress_bar
+from core.cli.common import (
+    add_clean_flats,
+    add_common,
+    add_out_folder,
+    finish,
+    is_proxy_size,
+    model_facts,
+    now,
+    open_session,
+    out_folder,
+    progress_bar,
+    read_artwork,
+    sizes,
+)
 from core.device import device_label
 from core.errors import ArtflowError
-from core.imageio import load_image
+from core.fullres.pipeline import fullres_stages
+from core.fullres.proxy import from_proxy, to_proxy
 from core.metrics import psnr
 from core.refine import DEFAULT_SCHEDULE, SCHEDULES, RefineStep
 from core.regularizer import Regularizer
@@ -20,10 +34,13 @@ from core.session import run_to_end
 def add_parser(sub) -> None:
     p = sub.add_parser("reconstruct", help="infer an artwork's earlier stages and fit the model to it",
                        description="Workflow inference, latent encoding and AdaIN refinement of a finished artwork "
-                                   "(the paper's editing pipeline). Writes OUT/project.artflow, OUT/inferred/"
-                                   "NN-<stage>.png (what workflow inference produced), OUT/stages/NN-<stage>.png "
-                                   "(the stages after refinement; the last is the reconstruction) and "
-                                   "OUT/report.json (losses, wall time, PSNR, device).")
+                                   "(the paper's editing pipeline), on a proxy of the artwork (padded to a square, "
+                                   "at the model's resolution); any size and aspect. Writes OUT/project.artflow, "
+                                   "OUT/inferred/NN-<stage>.png (what workflow inference produced), "
+                                   "OUT/stages/NN-<stage>.png (the stages after refinement at the artwork's own "
+                                   "size; the last is the artwork itself, or the reconstruction for an artwork of "
+                                   "the model's own size) and OUT/report.json (losses, wall time, PSNR of the "
+                                   "proxy reconstruction, device, sizes).")
     p.add_argument("image", metavar="ARTWORK", help="the finished artwork (any image Pillow reads)")
     add_out_folder(p)
     p.add_argument("--schedule", default=DEFAULT_SCHEDULE, choices=list(SCHEDULES),
@@ -33,6 +50,7 @@ def add_parser(sub) -> None:
                    help="refinement steps per transition (default: the schedule's, 150; 0: encoder only)")
     p.add_argument("--regularizer", default=Regularizer.LEARNED.value, choices=[r.value for r in Regularizer],
                    help="the learned AdaIN regulariser (Algorithm 1) or plain optimisation")
+    add_clean_flats(p)
     add_common(p)
     p.set_defaults(func=run)
 
@@ -46,11 +64,12 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     session, mpath = open_session(args)
     cfg = session.config
-    art = load_image(args.image, cfg.stages[-1].channels, cfg.resolution)
+    n = session.num_stages
+    artwork = read_artwork(session, args.image, n - 1)
     out = out_folder(args.out)
+    art, pm = to_proxy(artwork, cfg.resolution)
     inferred = session.infer_stages(art)
     session.encode(propagate=True)
-    n = session.num_stages
     untrained = [session.stage_names[i + 1] for i in range(n - 1) if not session.model.regularizer_trained(i)]
     if regularizer is Regularizer.LEARNED and untrained and args.steps:
         print(f"artflow reconstruct: note: this model's learned regulariser was not trained for stage(s) "
@@ -64,6 +83,19 @@ def run(args: argparse.Namespace) -> int:
 
         result = run_to_end(session.refine(steps=args.steps, regularizer=regularizer, preview_every=0,
                                             schedule=args.schedule), on_step)
+    t_full = time.perf_counter()
+    inferred_out = inferred
+    if is_proxy_size(pm):
+        # The artwork is its own proxy: the stages are the session's (the last one the reconstruction), with
+        # clean flats fed back to the session.
+        fullres_stages(session, pm, {}, clean_flats=args.clean_flats)
+        full = None
+    else:
+        # The last stage is the artwork itself; the earlier ones come up from the proxies along its edges.
+        full = fullres_stages(session, pm, {n - 1: artwork}, clean_flats=args.clean_flats)
+        inferred_out = [from_proxy(t, pm) for t in inferred[:-1]] + [artwork]
+    fullres_seconds = time.perf_counter() - t_full
+    # PSNRs at the proxy size: how well the model reconstructs (the full-res last stage is the artwork itself).
     stages_psnr = {session.stage_names[k]: round(psnr(session.stages[k], inferred[k]), 4) for k in range(1, n)}
     extra = {"cli": [{"command": "reconstruct", "source": str(args.image), "steps": args.steps,
                       "regularizer": regularizer.value, "seed": args.seed, "time": now()}]}
@@ -78,7 +110,10 @@ def run(args: argparse.Namespace) -> int:
         "psnr": round(psnr(session.stages[-1], art), 4),
         "psnr_stages": stages_psnr,
         "refine_seconds": round(result.seconds, 3),
+        "fullres_seconds": round(fullres_seconds, 3),
+        "clean_flats": bool(args.clean_flats),
+        **sizes(pm),
         "seconds": round(time.perf_counter() - t0, 3),
     }
     print(f"artflow reconstruct: PSNR {report['psnr']:.2f} dB in {report['seconds']:.1f} s", file=sys.stderr)
-    return finish(report, out, session, extra, inferred)
+    return finish(report, out, session, extra, inferred_out, full)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-STAGE_KINDS = ("line", "flat", "detail")
+from core.config import STAGE_KINDS
 
 # Words in a stage name that give its kind away, checked in this order (a name like "flat-lines" is flat).
 _NAME_HINTS: tuple[tuple[str, tuple[str, ...]], ...] = (

@@ -84,7 +84,7 @@ def test_reconstruct(files, reconstructed):
 def test_reconstruct_encoder_only_and_progress(files, capsys):
     out = files / "rec0"
     code, stdout, err = run(["reconstruct", files / "art.png", "-o", out, "--steps", 0, "--regularizer", "none",
-                             *model_args(files)], capsys)
+                             "--no-clean-flats", *model_args(files)], capsys)
     assert code == 0 and stdout.strip() == str(out / "project.artflow")
     report = json.loads((out / "report.json").read_text())
     assert report["steps"] == 0 and report["regularizer"] == "none"
@@ -105,7 +105,7 @@ def test_reconstruct_encoder_only_and_progress(files, capsys):
 def test_generate(files, capsys):
     z = ",".join(["0.5"] * 8)
     code, stdout, err = run(["generate", files / "line.png", "-o", files / "gen", "--z", f"flat={z}", "--seed", 3,
-                             *model_args(files)], capsys)
+                             "--no-clean-flats", *model_args(files)], capsys)
     assert code == 0 and stdout.strip() == str(files / "gen" / "project.artflow")
     assert "generate" in err  # the progress bar
     report = json.loads((files / "gen" / "report.json").read_text())
