@@ -216,10 +216,19 @@ class ResultApplier(QObject):
             doc.project_path, doc.artwork_name = None, Path(req.path).stem if req.path else "artwork"
             label = "Encoded"
         else:
+            project = res.info["project"]
             doc.origin = [StageStatus.GENERATED] * n
             doc.project_path = None if req.recovered else Path(req.path)
             doc.artwork_name = ""
-            self._restore_app_extra(res.info["project"].extra)
+            self._restore_app_extra(project.extra)
+            if project.fullres is not None:
+                # The app edits at the model's size for now: saving over this file would drop its full-resolution
+                # stages, so it is never the save target (Save asks for a new file; the original stays intact).
+                doc.project_path, doc.artwork_name = None, Path(req.path).stem
+                width, height = project.artwork_size
+                doc.message.emit(f"{Path(req.path).name} holds full-resolution stages ({width} x {height}); the app "
+                                 f"edits them at the model's {doc.config.resolution} px, and saving writes a new "
+                                 "project: this file is left as it is")
             label = "Opened"
         for i in range(doc.num_transitions):
             doc.variations.now_showing(i, doc.latents[i], res.rid, label)
