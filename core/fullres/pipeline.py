@@ -81,7 +81,9 @@ def fullres_stages(session: Session, pm: ProxyMap, known: dict[int, torch.Tensor
             continue
         line = _line_before(kinds, k)
         if k == 0:
-            guide = known.get(n - 1)
+            # Inferred line art is upsampled plainly: guided by the colour artwork it picks up the artwork's
+            # shading (grey fills with dark halos) instead of staying line art.
+            guide = known.get(n - 1) if kinds[0] != "line" else None
             full.append(upsample_guided(session.stages[0], guide, pm) if guide is not None
                         else from_proxy(session.stages[0], pm))
         elif clean_flats and line is not None:
