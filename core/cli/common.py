@@ -23,9 +23,6 @@ from core.imageio import load_artwork
 from core.project import project_from_session, save_project
 from core.session import Session
 
-# What finish() writes, for the descriptions of the commands that end with it.
-WRITES_PROJECT = "Writes OUT/stages/NN-<stage>.png, OUT/project.artflow and OUT/report.json."
-
 
 def add_common(p: argparse.ArgumentParser, model: bool = True) -> None:
     if model:

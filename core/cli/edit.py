@@ -1,4 +1,8 @@
-"""`artflow edit`: replace one stage of a project and propagate the change."""
+"""Replace one stage of a project by an edited image and regenerate the later stages with the project's latent codes
+and refined AdaIN deltas: at the artwork's own size, each later stage keeps its pixels plus the change the model
+made, carried up along its edges. The image must have the artwork's size. Writes OUT/stages/NN-<stage>.png,
+OUT/project.artflow and OUT/report.json.
+"""
 
 from __future__ import annotations
 
@@ -19,11 +23,7 @@ from core.project import apply_project, load_project
 
 def add_parser(sub) -> None:
     p = sub.add_parser("edit", help="replace one stage of a project and propagate the change",
-                       description="Replace one stage of a project by an edited image and regenerate the later "
-                                   "stages with the project's latent codes and refined AdaIN deltas: at the "
-                                   "artwork's own size, each later stage keeps its pixels plus the change the "
-                                   "model made, carried up along its edges. The image must have the artwork's "
-                                   "size. " + common.WRITES_PROJECT)
+                       description=__doc__)
     common.add_project_file(p)
     p.add_argument("--stage", required=True, metavar="NAME=IMAGE", help="the stage to replace and its new image")
     p.add_argument("--keep-unedited", action="store_true",

@@ -1,4 +1,8 @@
-"""`artflow eval`: evaluate a model bundle on a test split (core/eval.py); metrics.json, contact sheets, a table."""
+"""Evaluate a model bundle on a stage dataset's test split (e.g. data/fluent128/test): workflow-inference L1,
+generation L1/PSNR, reconstruction PSNR (encoder only, AdaIN optimisation without and with the learned regulariser,
+wall time), diversity of random-z samples and editing tests. Writes OUT/metrics.json, OUT/samples.png and
+OUT/diversity.png and prints a table.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +19,7 @@ from core.refine import STEPS
 def add_parser(sub) -> None:
     p = sub.add_parser("eval", help="evaluate a model on a test split: inference, generation, reconstruction, "
                                     "diversity, editing",
-                       description="Evaluate a model bundle on a stage dataset's test split (e.g. "
-                                   "data/fluent128/test): workflow-inference L1, generation L1/PSNR, reconstruction "
-                                   "PSNR (encoder only, AdaIN optimisation without and with the learned regulariser, "
-                                   "wall time), diversity of random-z samples and editing tests. Writes "
-                                   "OUT/metrics.json, OUT/samples.png and OUT/diversity.png and prints a table.")
+                       description=__doc__)
     p.add_argument("data", metavar="TEST_DATA_DIR", help="stage dataset folder (0-<stage>/, 1-<stage>/, ...) whose "
                                                          "stages match the model's")
     p.add_argument("-o", "--out", metavar="DIR", help="output folder (default: eval/<model>-<data folder>)")

@@ -1,4 +1,8 @@
-"""`artflow export`: a project's stages as a PNG, stage PNGs, a strip, OpenRaster or a GIF (core/export.py)."""
+"""Export a project's stages. png: the artwork (--scale N enlarges it); stages: a folder of NN-<stage>.png; strip: all
+stages side by side; ora: OpenRaster layers for Krita/GIMP/MyPaint; gif: the workflow as an animation. Works with a
+project of any model (--model, or the bundled model if installed, is only used to warn when the project was made
+with another one).
+"""
 
 from __future__ import annotations
 
@@ -14,11 +18,7 @@ from core.project import load_project
 
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="export a project: final PNG, stage PNGs, strip, OpenRaster or GIF",
-                       description="Export a project's stages. png: the artwork (--scale N enlarges it); stages: "
-                                   "a folder of NN-<stage>.png; strip: all stages side by side; ora: OpenRaster "
-                                   "layers for Krita/GIMP/MyPaint; gif: the workflow as an animation. Works with "
-                                   "a project of any model (--model, or the bundled model if installed, is only "
-                                   "used to warn when the project was made with another one).")
+                       description=__doc__)
     add_project_file(p)
     p.add_argument("--format", required=True, choices=FORMATS, help="what to write")
     p.add_argument("-o", "--out", required=True, metavar="FILE", help="output file (a folder for --format stages)")

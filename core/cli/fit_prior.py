@@ -1,4 +1,7 @@
-"""`artflow fit-prior`: fit a bundle's latent priors to its training data (core/train/latent_prior_fit.py)."""
+"""Fit each transition's latent prior (where random codes are drawn from) to the codes the bundle's encoders give the
+training artworks. `train` does this on every export; this command updates a bundle trained before that, or after
+training on other data. Use the TRAIN split, never the test split.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +19,7 @@ from core.train.latent_prior_fit import fit_bundle_latent_priors
 
 def add_parser(sub) -> None:
     p = sub.add_parser("fit-prior", help="fit a bundle's latent priors to its training data",
-                       description="Fit each transition's latent prior (where random codes are drawn from) to the "
-                                   "codes the bundle's encoders give the training artworks. `train` does this on "
-                                   "every export; this command updates a bundle trained before that, or after "
-                                   "training on other data. Use the TRAIN split, never the test split.")
+                       description=__doc__)
     add_stage_data(p)
     p.add_argument("-o", "--out", metavar="DIR", help="write the updated bundle here (default: replace --model's)")
     p.add_argument("--batch-size", type=int, default=64, help="images per encoder pass")

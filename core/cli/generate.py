@@ -1,4 +1,8 @@
-"""`artflow generate`: the chain forward from a first-stage drawing."""
+"""Generate every stage from a first-stage drawing (e.g. line art). Each later stage uses a latent code: sampled from
+the prior with --seed, the prior's mean with --mean-z, or given with --z. The drawing may have any size and aspect
+(the model works on a padded square proxy of it); the stages are written at its own size. Writes
+OUT/stages/NN-<stage>.png, OUT/project.artflow and OUT/report.json.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +18,7 @@ from core.latents import choose_latents, parse_latent_coords
 
 def add_parser(sub) -> None:
     p = sub.add_parser("generate", help="run the chain forward from a first-stage drawing",
-                       description="Generate every stage from a first-stage drawing (e.g. line art). Each later "
-                                   "stage uses a latent code: sampled from the prior with --seed, the prior's mean "
-                                   "with --mean-z, or given with --z. The drawing may have any size and aspect "
-                                   "(the model works on a padded square proxy of it); the stages are written at "
-                                   "its own size. " + common.WRITES_PROJECT)
+                       description=__doc__)
     p.add_argument("image", metavar="FIRST_STAGE_IMAGE", help="the first stage's drawing (any image Pillow reads)")
     common.add_out_folder(p)
     p.add_argument("--z", action="append", metavar="STAGE=v1,...,vD",

@@ -1,5 +1,10 @@
-"""`artflow reconstruct`: the paper's editing pipeline on a finished artwork (workflow inference, latent encoding,
-AdaIN refinement)."""
+"""Workflow inference, latent encoding and AdaIN refinement of a finished artwork (the paper's editing pipeline), on a
+proxy of the artwork (padded to a square, at the model's resolution); any size and aspect. Writes
+OUT/project.artflow, OUT/inferred/NN-<stage>.png (what workflow inference produced), OUT/stages/NN-<stage>.png (the
+stages after refinement at the artwork's own size; the last is the artwork itself, or the reconstruction for an
+artwork of the model's own size) and OUT/report.json (losses, wall time, PSNR of the proxy reconstruction, device,
+sizes).
+"""
 
 from __future__ import annotations
 
@@ -33,14 +38,7 @@ from core.session import run_to_end
 
 def add_parser(sub) -> None:
     p = sub.add_parser("reconstruct", help="infer an artwork's earlier stages and fit the model to it",
-                       description="Workflow inference, latent encoding and AdaIN refinement of a finished artwork "
-                                   "(the paper's editing pipeline), on a proxy of the artwork (padded to a square, "
-                                   "at the model's resolution); any size and aspect. Writes OUT/project.artflow, "
-                                   "OUT/inferred/NN-<stage>.png (what workflow inference produced), "
-                                   "OUT/stages/NN-<stage>.png (the stages after refinement at the artwork's own "
-                                   "size; the last is the artwork itself, or the reconstruction for an artwork of "
-                                   "the model's own size) and OUT/report.json (losses, wall time, PSNR of the "
-                                   "proxy reconstruction, device, sizes).")
+                       description=__doc__)
     p.add_argument("image", metavar="ARTWORK", help="the finished artwork (any image Pillow reads)")
     add_out_folder(p)
     p.add_argument("--schedule", default=DEFAULT_SCHEDULE, choices=list(SCHEDULES),

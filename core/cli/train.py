@@ -1,4 +1,7 @@
-"""`artflow train`: train a workflow model on a stage dataset (the paper's phases); resumes from --out."""
+"""Train a workflow model on a stage dataset. Phases: inference, inference-joint, generation, generation-joint,
+regularizer. Re-running the same command resumes from the checkpoint in --out. Multi-GPU/CPU: torchrun
+--nproc_per_node=K main.py train ...
+"""
 
 from __future__ import annotations
 
@@ -19,10 +22,7 @@ from core.train.trainer import Trainer
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a workflow model (the paper's three phases); resumes from --out",
-                       description="Train a workflow model on a stage dataset. Phases: inference, inference-joint, "
-                                   "generation, generation-joint, regularizer. Re-running the same command resumes "
-                                   "from the checkpoint in --out. Multi-GPU/CPU: torchrun --nproc_per_node=K main.py "
-                                   "train ...")
+                       description=__doc__)
     add_stage_data(p)
     p.add_argument("--out", required=True, help="run folder: checkpoint, logs, samples, bundle/")
     p.add_argument("--preset", default="small", choices=("paper", "small", "tiny"), help="network sizes")

@@ -4,6 +4,7 @@ non-square artwork with a tiny seeded model."""
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -136,46 +137,52 @@ def test_a_project_written_before_full_resolution_opens_as_a_model_size_artwork(
     assert report["artwork_size"] == report["proxy_size"] == {"width": RES, "height": RES}
 
 
+def _with_member(src_path, out_path, member, change):
+    """A copy of the zip `src_path` with `member`'s bytes replaced by change(bytes)."""
+    with zipfile.ZipFile(src_path) as src, zipfile.ZipFile(out_path, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            dst.writestr(info, change(data) if info.filename == member else data)
+    return out_path
+
+
+def _edit_json(edit):
+    def change(data: bytes) -> bytes:
+        m = json.loads(data)
+        edit(m)
+        return json.dumps(m).encode()
+    return change
+
+
+def _png(image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def test_project_png_members_are_bounded_and_checked(tmp_path):
     s = Session(tiny_model(seed=0), "cpu")
     s.load_artwork(proxy_with(artwork(), ProxyMap(W, H, RES)))
     path = save_project(project_from_session(s, None, [artwork()[:1], artwork(), artwork()]), tmp_path / "p.artflow")
     assert png_limit(MAX_SIDE, MAX_SIDE, 3) < 64 * 2**20
     # A stage PNG of another size than the manifest's artwork is refused with one line.
-    forged = tmp_path / "forged.artflow"
-    with zipfile.ZipFile(path) as src, zipfile.ZipFile(forged, "w") as dst:
-        for info in src.infolist():
-            data = src.read(info)
-            if info.filename == "stages/01-flat.png":
-                buf = __import__("io").BytesIO()
-                Image.new("RGB", (W, H + 1), "red").save(buf, format="PNG")
-                data = buf.getvalue()
-            dst.writestr(info, data)
+    taller = Image.new("RGB", (W, H + 1), "red")
+    forged = _with_member(path, tmp_path / "forged.artflow", "stages/01-flat.png", lambda _: _png(taller))
     with pytest.raises(ProjectError, match=r"stages/01-flat.png is a 200 x 121 RGB image, expected 200 x 120 RGB"):
         load_project(forged)
     # An artwork size over the maximum in the manifest is refused before any PNG is read.
-    too_big = tmp_path / "big.artflow"
-    with zipfile.ZipFile(path) as src, zipfile.ZipFile(too_big, "w") as dst:
-        for info in src.infolist():
-            data = src.read(info)
-            if info.filename == "manifest.json":
-                m = json.loads(data)
-                m["artwork"]["width"] = MAX_SIDE + 1
-                data = json.dumps(m).encode()
-            dst.writestr(info, data)
+    def wider(m):
+        m["artwork"]["width"] = MAX_SIDE + 1
+
+    too_big = _with_member(path, tmp_path / "big.artflow", "manifest.json", _edit_json(wider))
     with pytest.raises(ProjectError, match=f"'artwork' must be an object .* in 1..{MAX_SIDE}"):
         load_project(too_big)
     # Many stages at the largest size (tiny PNGs claiming it) are refused before any PNG is decoded.
-    many = tmp_path / "many.artflow"
-    with zipfile.ZipFile(path) as src, zipfile.ZipFile(many, "w") as dst:
-        for info in src.infolist():
-            data = src.read(info)
-            if info.filename == "manifest.json":
-                m = json.loads(data)
-                m["artwork"] = {"width": MAX_SIDE, "height": MAX_SIDE}
-                m["stages"] = [{"name": f"s{k}", "channels": 3} for k in range(5)]
-                data = json.dumps(m).encode()
-            dst.writestr(info, data)
+    def many_large_stages(m):
+        m["artwork"] = {"width": MAX_SIDE, "height": MAX_SIDE}
+        m["stages"] = [{"name": f"s{k}", "channels": 3} for k in range(5)]
+
+    many = _with_member(path, tmp_path / "many.artflow", "manifest.json", _edit_json(many_large_stages))
     with pytest.raises(ProjectError, match="full-resolution stages of 4096 x 4096 pixels need"):
         load_project(many)
 
