@@ -114,12 +114,6 @@ def read_artwork(session: Session, path: str, k: int) -> torch.Tensor:
     return load_artwork(path, cfg.stages[k].channels, min(MIN_SIDE, cfg.resolution))
 
 
-def is_proxy_size(pm: ProxyMap) -> bool:
-    """An artwork of the model's own square size is its own proxy: its stages are the session's, as before
-    full resolution existed (and its project stores no separate full-res images)."""
-    return pm.width == pm.height == pm.resolution
-
-
 def sizes(pm: ProxyMap) -> dict:
     return {"artwork_size": {"width": pm.width, "height": pm.height},
             "proxy_size": {"width": pm.resolution, "height": pm.resolution}}

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         full, mask = apply_edit_fullres(session, before, pm, k, image, keep_unedited=args.keep_unedited,
                                         clean_flats=args.clean_flats)
         bar.update(cfg.num_stages - 1 - k)
-    if common.is_proxy_size(pm):
+    if pm.is_identity:
         full = None  # the artwork is its own proxy: the session's stages are the artwork
         mask = edit_mask(before[k], image) if args.keep_unedited else None  # the mask the session used
     after = full if full is not None else [s.clone() for s in session.stages]

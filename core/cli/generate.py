@@ -11,8 +11,7 @@ import time
 
 from core.cli import common
 from core.device import device_label
-from core.fullres.pipeline import fullres_stages
-from core.fullres.proxy import to_proxy
+from core.fullres.pipeline import generate_fullres
 from core.latents import choose_latents, parse_latent_coords
 
 
@@ -37,13 +36,11 @@ def run(args: argparse.Namespace) -> int:
     given = parse_latent_coords(args.z or [], cfg)
     first = common.read_artwork(session, args.image, 0)
     out = common.out_folder(args.out)
-    proxy, pm = to_proxy(first, cfg.resolution)
-    session.set_stage(0, proxy, propagate=False)  # a fresh session: no targets, zero deltas
-    for i, z in enumerate(choose_latents(session.model, args.seed, given, mean=args.mean_z)):
-        session.set_latent(i, z, propagate=False)
-    common.propagate_with_bar(session, 0)
-    # The first stage is the artist's own pixels; a clean flat is fed back to the session (later stages follow).
-    full = fullres_stages(session, pm, {0: first}, clean_flats=args.clean_flats)
+    latents = choose_latents(session.model, args.seed, given, mean=args.mean_z)
+    with common.progress_bar(cfg.num_stages - 1, "generate") as bar:
+        # The first stage is the artist's own pixels; a clean flat is fed back to the session (later stages follow).
+        pm, full = generate_fullres(session, first, clean_flats=args.clean_flats, latents=latents)
+        bar.update(cfg.num_stages - 1)
     latents = {session.stage_names[i + 1]: [round(float(v), 6) for v in z] for i, z in enumerate(session.latents)}
     coords = {session.stage_names[i + 1]: [round(float(v), 6) for v in p.to_standard(z)]
               for i, (z, p) in enumerate(zip(session.latents, session.model.latent_priors))}
@@ -54,4 +51,4 @@ def run(args: argparse.Namespace) -> int:
               "latents_given": [session.stage_names[i + 1] for i in sorted(given)],
               "mean_z": bool(args.mean_z), "clean_flats": bool(args.clean_flats), **common.sizes(pm),
               "seconds": round(time.perf_counter() - t0, 3)}
-    return common.finish(report, out, session, extra, full=None if common.is_proxy_size(pm) else full)
+    return common.finish(report, out, session, extra, full=None if pm.is_identity else full)

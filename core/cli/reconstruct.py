@@ -17,7 +17,6 @@ from core.cli.common import (
     add_common,
     add_out_folder,
     finish,
-    is_proxy_size,
     model_facts,
     now,
     open_session,
@@ -28,12 +27,11 @@ from core.cli.common import (
 )
 from core.device import device_label
 from core.errors import ArtflowError
-from core.fullres.pipeline import fullres_stages
-from core.fullres.proxy import from_proxy, to_proxy
+from core.fullres.pipeline import reconstruct_fullres
+from core.fullres.proxy import from_proxy
 from core.metrics import psnr
 from core.refine import DEFAULT_SCHEDULE, SCHEDULES, RefineStep
 from core.regularizer import Regularizer
-from core.session import run_to_end
 
 
 def add_parser(sub) -> None:
@@ -61,13 +59,9 @@ def run(args: argparse.Namespace) -> int:
     regularizer = Regularizer(args.regularizer)
     t0 = time.perf_counter()
     session, mpath = open_session(args)
-    cfg = session.config
     n = session.num_stages
     artwork = read_artwork(session, args.image, n - 1)
     out = out_folder(args.out)
-    art, pm = to_proxy(artwork, cfg.resolution)
-    inferred = session.infer_stages(art)
-    session.encode(propagate=True)
     untrained = [session.stage_names[i + 1] for i in range(n - 1) if not session.model.regularizer_trained(i)]
     if regularizer is Regularizer.LEARNED and untrained and args.steps:
         print(f"artflow reconstruct: note: this model's learned regulariser was not trained for stage(s) "
@@ -79,20 +73,14 @@ def run(args: argparse.Namespace) -> int:
             bar.update(1)
             bar.set_postfix_str(f"{session.stage_names[step.transition + 1]} loss {step.loss:.4f}", refresh=False)
 
-        result = run_to_end(session.refine(steps=args.steps, regularizer=regularizer, preview_every=0,
-                                            schedule=args.schedule), on_step)
-    t_full = time.perf_counter()
-    inferred_out = inferred
-    if is_proxy_size(pm):
-        # The artwork is its own proxy: the stages are the session's (the last one the reconstruction), with
-        # clean flats fed back to the session.
-        fullres_stages(session, pm, {}, clean_flats=args.clean_flats)
-        full = None
+        pm, full, result, inferred = reconstruct_fullres(
+            session, artwork, steps=args.steps, regularizer=regularizer, clean_flats=args.clean_flats,
+            schedule=args.schedule, on_step=on_step)
+    art = inferred[-1]  # the artwork's proxy
+    if pm.is_identity:
+        full, inferred_out = None, inferred  # the artwork is its own proxy: the stages are the session's
     else:
-        # The last stage is the artwork itself; the earlier ones come up from the proxies along its edges.
-        full = fullres_stages(session, pm, {n - 1: artwork}, clean_flats=args.clean_flats)
         inferred_out = [from_proxy(t, pm) for t in inferred[:-1]] + [artwork]
-    fullres_seconds = time.perf_counter() - t_full
     # PSNRs at the proxy size: how well the model reconstructs (the full-res last stage is the artwork itself).
     stages_psnr = {session.stage_names[k]: round(psnr(session.stages[k], inferred[k]), 4) for k in range(1, n)}
     extra = {"cli": [{"command": "reconstruct", "source": str(args.image), "steps": args.steps,
@@ -108,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         "psnr": round(psnr(session.stages[-1], art), 4),
         "psnr_stages": stages_psnr,
         "refine_seconds": round(result.seconds, 3),
-        "fullres_seconds": round(fullres_seconds, 3),
+        "fullres_seconds": round(result.extra["fullres_seconds"], 3),
         "clean_flats": bool(args.clean_flats),
         **sizes(pm),
         "seconds": round(time.perf_counter() - t0, 3),

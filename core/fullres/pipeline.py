@@ -19,6 +19,9 @@ Full-res images are (C, H, W) float32 in [-1, 1] at the artwork's size; a ProxyM
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import torch
 
 from core.editing import edit_mask
@@ -28,7 +31,7 @@ from core.fullres.guided import transfer_change, upsample_guided
 from core.fullres.kinds import stage_kinds
 from core.fullres.masks import keep_mask_fullres
 from core.fullres.proxy import ProxyMap, from_proxy, proxy_with, to_proxy
-from core.refine import STEPS
+from core.refine import DEFAULT_SCHEDULE, RefineStep
 from core.session import RefineReport, Session, run_to_end
 
 CLEAN_FLATS = True  # on by default (issue 12); the CLI's --no-clean-flats and the app's toggle turn it off
@@ -97,29 +100,46 @@ def fullres_stages(session: Session, pm: ProxyMap, known: dict[int, torch.Tensor
 
 
 def generate_fullres(session: Session, first: torch.Tensor, clean_flats: bool = CLEAN_FLATS,
-                     lines: str = "split") -> tuple[ProxyMap, list[torch.Tensor]]:
-    """A new artwork from a full-resolution first stage (C_0, H, W): Session.start_from on its proxy, then the
-    full-res chain (the first stage is the artist's own, pixel for pixel)."""
+                     lines: str = "split", latents: list[torch.Tensor] | None = None
+                     ) -> tuple[ProxyMap, list[torch.Tensor]]:
+    """A new artwork from a full-resolution first stage (C_0, H, W): the chain generated on its proxy with
+    `latents` (one code per transition; None: Session.start_from, the prior's means), then the full-res chain (the
+    first stage is the artist's own, pixel for pixel)."""
     proxy, pm = to_proxy(first, session.config.resolution)
     first = _check_full(session, 0, first, pm)
-    session.start_from(proxy)
+    if latents is None:
+        session.start_from(proxy)
+    else:
+        session.set_stage(0, proxy, propagate=False)
+        for i, z in enumerate(latents):
+            session.set_latent(i, z, propagate=False)
+        session.propagate(0)
     return pm, fullres_stages(session, pm, {0: first}, clean_flats, lines)
 
 
-def reconstruct_fullres(session: Session, artwork: torch.Tensor, steps: int = STEPS, regularizer: str = "learned",
-                        clean_flats: bool = CLEAN_FLATS, lines: str = "split"
-                        ) -> tuple[ProxyMap, list[torch.Tensor], RefineReport | None]:
-    """The editing pipeline on a finished artwork (C_last, H, W) of any size: workflow inference, encoding and
-    `steps` refinement steps on its proxy (0: encoder only), then the full-res stages. The last full-res stage is
-    the artwork itself, so an unedited project reproduces it exactly. (The app drives Session.refine itself for
-    progress and cancel, then calls fullres_stages with {last: artwork}.)"""
+def reconstruct_fullres(session: Session, artwork: torch.Tensor, steps: int | None = None,
+                        regularizer: str = "learned", clean_flats: bool = CLEAN_FLATS, lines: str = "split",
+                        schedule: str = DEFAULT_SCHEDULE, on_step: Callable[[RefineStep], None] | None = None
+                        ) -> tuple[ProxyMap, list[torch.Tensor], RefineReport, list[torch.Tensor]]:
+    """The editing pipeline on a finished artwork (C_last, H, W) of any size: workflow inference, encoding and the
+    refinement (`schedule`, or `steps` steps; 0: none, the report then holds the encoder-only losses) on its proxy,
+    then the full-res stages. Returns (proxy map, full-res stages, refinement report (its extra gives
+    fullres_seconds), inferred proxy stages). The
+    last full-res stage is the artwork itself, so an unedited project reproduces it exactly; an artwork of the
+    model's own size is its own proxy and its stages are the session's (the last one the reconstruction). (The
+    app drives Session.refine itself for cancel, then calls fullres_stages with {last: artwork}.)"""
     proxy, pm = to_proxy(artwork, session.config.resolution)
     n = session.num_stages
     artwork = _check_full(session, n - 1, artwork, pm)
-    session.infer_stages(proxy)
+    inferred = session.infer_stages(proxy)
     session.encode(propagate=True)
-    report = run_to_end(session.refine(steps=steps, regularizer=regularizer, preview_every=0)) if steps else None
-    return pm, fullres_stages(session, pm, {n - 1: artwork}, clean_flats, lines), report
+    report = run_to_end(session.refine(steps=steps, regularizer=regularizer, preview_every=0, schedule=schedule),
+                        on_step)
+    known = {} if pm.is_identity else {n - 1: artwork}
+    t0 = time.perf_counter()
+    full = fullres_stages(session, pm, known, clean_flats, lines)
+    report.extra["fullres_seconds"] = time.perf_counter() - t0
+    return pm, full, report, inferred
 
 
 def follow_proxies(session: Session, full: list[torch.Tensor], old_proxy: list[torch.Tensor], pm: ProxyMap,

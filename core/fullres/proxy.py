@@ -67,6 +67,12 @@ class ProxyMap:
         """Artwork pixels per proxy pixel."""
         return self.side / self.resolution
 
+    @property
+    def is_identity(self) -> bool:
+        """An artwork of the model's own square size is its own proxy: its stages are the session's, as before
+        full resolution existed (and its project stores no separate full-res images)."""
+        return self.width == self.height == self.resolution
+
     @classmethod
     def for_image(cls, image: torch.Tensor, resolution: int) -> ProxyMap:
         h, w = image.shape[-2:]

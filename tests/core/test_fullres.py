@@ -273,8 +273,8 @@ def test_generate_keeps_the_line_art_and_makes_clean_flats(model):
 def test_reconstruct_ends_with_the_artwork_itself(model):
     session = Session(model, "cpu")
     art = levels((3, 50, 70), seed=7)
-    pm, full, report = reconstruct_fullres(session, art, steps=2)
-    assert report is not None and report.completed
+    pm, full, report, inferred = reconstruct_fullres(session, art, steps=2)
+    assert report.completed and len(inferred) == session.num_stages
     assert torch.equal(full[-1], art) and full[0].shape == (1, 50, 70)
     with pytest.raises(ArtflowError):
         reconstruct_fullres(session, levels((1, 50, 70), seed=7), steps=0)
