@@ -211,7 +211,7 @@ def measure_times(session: Session, sets: dict, base: str, tone: str, steps: int
     t: dict = {}
     d = render(sets, base, tone, CANVAS, DRAWING, OFFSET)
     w0, c0 = time.perf_counter(), cpu_now()
-    pm, full, _ = reconstruct_fullres(session, d["detail"], steps=steps)
+    pm, full, _, _ = reconstruct_fullres(session, d["detail"], steps=steps)
     t["reconstruct_1024x768_s"] = time.perf_counter() - w0
     t["reconstruct_1024x768_cpu_s"] = cpu_now() - c0
 
