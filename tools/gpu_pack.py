@@ -18,6 +18,7 @@ import lzma
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +52,19 @@ def _decode(buf: bytes, mode: str, n: int, c: int, size: int) -> np.ndarray:
     return raw.reshape(n, size, size, c).transpose(0, 3, 1, 2)
 
 
+def _encode_chunk(job: tuple[str, int, list[int]]) -> list[tuple[bytes, str]]:
+    """One chunk of drawings (by dataset index) -> its stages, compressed (runs in a worker process)."""
+    data_dir, size, idx = job
+    ds = StageDataset(data_dir, size=size, augment=False)
+    stages = [np.empty((len(idx), c, size, size), np.uint8) for c in ds.channels]
+    for j, i in enumerate(idx):
+        for k, img in enumerate(ds.load(i)):
+            stages[k][j] = ((img.numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
+    return [_encode(s) for s in stages]
+
+
 def pack(data_dir: str | os.PathLike[str], out: str | os.PathLike[str], size: int = 128,
-         max_bytes: int = 34 * 2**20, progress: bool = True) -> dict:
+         max_bytes: int = 34 * 2**20, progress: bool = True, workers: int | None = None) -> dict:
     """Pack `data_dir` (a stage dataset) into `out` (.npz) within `max_bytes`; returns what was packed."""
     t0 = time.perf_counter()
     folders = scan_stage_folders(data_dir)
@@ -63,26 +75,26 @@ def pack(data_dir: str | os.PathLike[str], out: str | os.PathLike[str], size: in
     order = _order(names)
     arrays: dict[str, np.ndarray] = {}
     total, packed_names, chunk_sizes, modes = 0, [], [], []
-    for start in range(0, len(order), CHUNK):
-        idx = order[start:start + CHUNK]
-        stages = [np.empty((len(idx), c, size, size), np.uint8) for c in ds.channels]
-        for j, i in enumerate(idx):
-            for k, img in enumerate(ds.load(i)):
-                stages[k][j] = ((img.numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
-        enc = [_encode(s) for s in stages]
-        n_bytes = sum(len(b) for b, _ in enc)
-        if total + n_bytes > max_bytes:
-            break
-        c = len(chunk_sizes)
-        for k, (buf, _) in enumerate(enc):
-            arrays[f"chunk{c:04d}_stage{k}"] = np.frombuffer(buf, dtype=np.uint8)
-        modes.append([m for _, m in enc])
-        total += n_bytes
-        packed_names.extend(names[i] for i in idx)
-        chunk_sizes.append(len(idx))
-        if progress:
-            print(f"\rpacked {len(packed_names)}/{len(names)} drawings, {total / 2**20:.1f} MiB", end="",
-                  file=sys.stderr, flush=True)
+    chunks = [order[start:start + CHUNK] for start in range(0, len(order), CHUNK)]
+    # Loading and LZMA compression of chunks run in worker processes (the slow part: ~30 min on one core);
+    # results come back in order, so the pack stays the same deterministic prefix.
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for idx, enc in zip(chunks, pool.map(_encode_chunk, [(str(data_dir), size, idx) for idx in chunks]),
+                            strict=True):
+            n_bytes = sum(len(b) for b, _ in enc)
+            if total + n_bytes > max_bytes:
+                pool.shutdown(wait=False, cancel_futures=True)
+                break
+            c = len(chunk_sizes)
+            for k, (buf, _) in enumerate(enc):
+                arrays[f"chunk{c:04d}_stage{k}"] = np.frombuffer(buf, dtype=np.uint8)
+            modes.append([m for _, m in enc])
+            total += n_bytes
+            packed_names.extend(names[i] for i in idx)
+            chunk_sizes.append(len(idx))
+            if progress:
+                print(f"\rpacked {len(packed_names)}/{len(names)} drawings, {total / 2**20:.1f} MiB", end="",
+                      file=sys.stderr, flush=True)
     if progress:
         print(file=sys.stderr)
     if not chunk_sizes:
