@@ -6,7 +6,8 @@ perceptual loss), a naive baseline loop against Artflow's refine_transition, sam
 The baseline is written from the official implementation's description: every step runs the full generator
 (content encoder included) on the input and VGG16 on both the output and the target, takes L1 + 10 x perceptual and
 an Adam update of the AdaIN parameters; fp32, nothing cached. Artflow's loop caches the content code and the
-target's VGG features and runs the session's channels_last model.
+target's VGG features and runs the session's channels_last model; on CUDA it replays each step as one CUDA graph
+(core/refine_graph.py), and its eager steps are timed too ("artflow-eager").
 
 Printed: seconds for --steps steps of each (and, when --steps < 150, the 150-step figure extrapolated from the
 per-step time after the first step, saying so), their ratio, the final losses, and the peak memory of each loop
@@ -147,13 +148,20 @@ def main(argv: list[str] | None = None) -> int:
         steady = (marks[-1] - marks[0]) / (len(marks) - 1)
         return total, first, steady, mem.peak, loss
 
-    def ours(on_step) -> float:
+    deltas: dict[bool, torch.Tensor] = {}
+
+    def ours(on_step, cuda_graph: bool = True) -> float:
         loss = float("nan")
-        for step in refine_transition(ours_g, ours_perc, src, tgt, base, torch.zeros_like(base), None,
-                                      steps=args.steps, preview_every=0):
+        loop = refine_transition(ours_g, ours_perc, src, tgt, base, torch.zeros_like(base), None,
+                                 steps=args.steps, preview_every=0, cuda_graph=cuda_graph)
+        while True:
+            try:
+                step = next(loop)
+            except StopIteration as done:
+                deltas[cuda_graph] = done.value.delta
+                return loss
             on_step()
             loss = step.loss
-        return loss
 
     load = load_average()
     print(f"paper configuration: {res} px, generator dim {cfg.generator.dim}, VGG16 "
@@ -161,8 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"device {device_label(device)}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"cpu count {os.cpu_count()}, load avg {load:.2f}; {args.steps} steps per loop")
     results = {}
-    for name, run in (("naive", lambda cb: naive_refine(naive_g, naive_vgg, src, tgt, base, args.steps, cb)),
-                      ("artflow", ours)):
+    loops = [("naive", lambda cb: naive_refine(naive_g, naive_vgg, src, tgt, base, args.steps, cb)),
+             ("artflow", ours)]
+    if device.type == "cuda":  # "artflow" replays each step as a CUDA graph there; the eager steps for comparison
+        loops.append(("artflow-eager", lambda cb: ours(cb, cuda_graph=False)))
+    for name, run in loops:
         total, first, steady, peak, loss = timed(run)
         est = first + (STEPS - 1) * steady
         results[name] = (total, est)
@@ -172,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     n, a = results["naive"], results["artflow"]
     print(f"ratio artflow / naive: {a[0] / n[0]:.2f}x over the {args.steps} measured steps"
           + (f", {a[1] / n[1]:.2f}x extrapolated to {STEPS} steps" if args.steps != STEPS else ""))
+    if len(deltas) == 2:
+        diff = (deltas[True] - deltas[False]).abs().max().item()
+        print(f"CUDA graph against eager steps: {a[0] / results['artflow-eager'][0]:.2f}x the time; final delta "
+              f"max difference {diff:.2e} (of max |delta| {deltas[False].abs().max().item():.2e})")
     print_load_note(load, "absolute times are inflated; compare the ratio.")
     return 0
 

@@ -8,6 +8,7 @@ benchmarks/bench_refine.py for what each costs and reaches on the TEST drawings)
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 
 from core.nn.generator import AdaINGenerator
 from core.perceptual import Perceptual
+from core.refine_graph import StaticStep
 from core.regularizer import AdamMoments, regularized_step
 
 # The paper's values (supplementary, "AdaIN optimization").
@@ -61,6 +63,19 @@ def schedule_named(name: str | Schedule) -> Schedule:
     return SCHEDULES[name]
 
 
+def _graphed_step(generator: AdaINGenerator, loss_of, problem, base: torch.Tensor, d: torch.Tensor,
+                  w: torch.Tensor | None) -> StaticStep | None:
+    """The step captured as a CUDA graph, or None (eager steps) where this torch or device cannot capture it."""
+    content, t, t_feats = problem
+    step = StaticStep(generator, lambda out: loss_of(out, t, t_feats), content, base, d, w)
+    try:
+        step.capture()
+    except RuntimeError as e:
+        warnings.warn(f"CUDA graph capture failed, refining with eager steps: {e}", RuntimeWarning, stacklevel=3)
+        return None
+    return step
+
+
 @dataclass(frozen=True)
 class RefineStep:
     """Progress of the refinement. `preview` is the stage image (C, H, W) in [-1, 1] on the CPU, every few steps."""
@@ -101,6 +116,7 @@ def refine_transition(
     coarse_steps: int = 0,
     stop_window: int = 0,
     stop_tol: float = 0.0,
+    cuda_graph: bool = True,
 ) -> Generator[RefineStep, None, TransitionResult]:
     """Optimise delta so that generator(source, base_params + delta) reproduces target.
 
@@ -109,6 +125,8 @@ def refine_transition(
     generator's device. Returns (as the generator's value) a TransitionResult; the step loss is L1 + lambda_p *
     perceptual. Checks should_stop() before every step: a stop ends the loop within one step (completed=False).
     lr_end, coarse_steps, stop_window, stop_tol: see Schedule (their defaults give the paper's loop exactly).
+    cuda_graph: on a CUDA device, replay each step as one CUDA graph (core/refine_graph.py; same update, launched
+    at once), falling back to the eager step where capture fails; not used with coarse steps (two sizes).
     """
     device = next(generator.parameters()).device
     t0 = time.perf_counter()
@@ -133,6 +151,8 @@ def refine_transition(
     full = problem(None) if coarse_steps < steps else None
     current = problem(max(src.shape[-1] // 2, 8)) if coarse_steps else full
     state = AdamMoments.zeros_like(d)
+    graphed = _graphed_step(generator, loss_of, current, base, d, w) if (
+        cuda_graph and device.type == "cuda" and coarse_steps == 0 and steps > 0) else None
     loss_start = loss_end = float("nan")
     completed = True
     best, history = float("inf"), []
@@ -145,13 +165,18 @@ def refine_transition(
                 current = full
             content, t, t_feats = current
             step_lr = lr if lr_end is None else lr + (lr_end - lr) * (step - 1) / max(steps - 1, 1)
-            d.requires_grad_(True)
-            out = generator.decode(content, base + d)
-            loss = loss_of(out, t, t_feats)
-            (grad,) = torch.autograd.grad(loss, d)
-            with torch.no_grad():
-                d, state = regularized_step(d.detach(), grad, w, state, step_lr)
-            value = float(loss.detach())
+            if graphed is not None:
+                graphed.run(step_lr)
+                value, out = float(graphed.loss), graphed.output
+                d = graphed.delta
+            else:
+                d.requires_grad_(True)
+                out = generator.decode(content, base + d)
+                loss = loss_of(out, t, t_feats)
+                (grad,) = torch.autograd.grad(loss, d)
+                with torch.no_grad():
+                    d, state = regularized_step(d.detach(), grad, w, state, step_lr)
+                value = float(loss.detach())
             if step == 1:
                 loss_start = value
             flat = False

@@ -21,6 +21,7 @@ PACK=${PACK:-data/gpu/mix128-train.npz}
 INIT=${INIT:-resources/models/fluent-emoji-128}
 MINUTES=${MINUTES:-6.5}
 OUT=${OUT:-runs/gpu-out}
+BATCH=${BATCH:-32}
 DEVICE=${DEVICE:-cuda}  # DEVICE=cpu ITERS="--iters inference=2 ..." for a smoke test on the CPU machine
 ITERS=${ITERS:---iters inference=1500 --iters inference-joint=800 --iters generation=3000 --iters generation-joint=400 --iters regularizer=250}
 DATA=${DATA:-/tmp/artflow-train}
@@ -30,7 +31,7 @@ mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 python tools/gpu_pack.py unpack "$PACK" "$DATA"
 # shellcheck disable=SC2206  # ITERS is a list of words on purpose
-ARGS=("$DATA" --out "$RUN" --preset small --name fluent-emoji-128 --init "$INIT" --device "$DEVICE" --batch-size 32
+ARGS=("$DATA" --out "$RUN" --preset small --name fluent-emoji-128 --init "$INIT" --device "$DEVICE" --batch-size "$BATCH"
       --lr 5e-4 --lr-d 2e-4 --recolour 0.5 --hand-drawn 0.5 --sample-every 1000000 --checkpoint-minutes 2 $ITERS)
 python main.py train "${ARGS[@]}" --max-minutes "$MINUTES" 2>&1 | tee "$OUT/train.log"
 if [ ! -f "$RUN/bundle/model.safetensors" ]; then

@@ -234,3 +234,40 @@ def test_unknown_schedule_is_a_clear_error():
     with pytest.raises(ArtflowError, match="unknown schedule 'quick'"):
         schedule_named("quick")
     assert schedule_named("exact").steps == STEPS and schedule_named("exact").lr == STEP_SIZE
+
+
+@pytest.mark.parametrize("reg", ["none", "init"])
+def test_static_step_matches_the_eager_loop(problem, reg):
+    """The fixed-tensor step (what a CUDA graph replays on a GPU) computes the eager loop's update: same deltas,
+    losses and previews over 20 steps with a decaying step size (run eagerly here; capture needs CUDA)."""
+    from core.refine_graph import StaticStep
+
+    p = problem
+    w = None if reg == "none" else p["model"].reg_weights[0] * 50
+    g, perc = p["g"], p["perc"]
+    start = torch.randn(p["base"].shape, generator=torch.Generator().manual_seed(5)) * 0.1
+    steps, res = _refine(p, w, steps=20, delta=start, lr_end=0.02, preview_every=1)
+    with torch.no_grad():
+        content = g.encode_content(p["src"][None])
+        t_feats = perc.features(p["target"][None])
+
+    def loss_of(out):
+        return F.l1_loss(out, p["target"][None]) + LAMBDA_P * perc.distance(perc.features(out), t_feats)
+
+    static = StaticStep(g, loss_of, content, p["base"][None], start[None], w)
+    for i in range(20):
+        static.run(STEP_SIZE + (0.02 - STEP_SIZE) * i / 19)
+        assert float(static.loss) == pytest.approx(steps[i].loss, rel=1e-5, abs=1e-6)
+        torch.testing.assert_close(static.output[0], steps[i].preview, rtol=0, atol=1e-5)
+    torch.testing.assert_close(static.delta[0], res.delta, rtol=1e-4, atol=1e-6)
+    assert not torch.equal(static.delta[0], start)  # it moved
+
+
+def test_static_step_capture_needs_cuda(problem):
+    from core.refine_graph import StaticStep
+
+    p = problem
+    static = StaticStep(p["g"], lambda out: out.abs().mean(), p["g"].encode_content(p["src"][None]),
+                        p["base"][None], torch.zeros_like(p["base"])[None], None)
+    with pytest.raises(RuntimeError, match="CUDA"):
+        static.capture()
