@@ -4,6 +4,8 @@ from (seed, phase, step, rank) so that a resumed run sees exactly the batches it
 from __future__ import annotations
 
 import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 import torch.nn.functional as F
@@ -28,9 +30,16 @@ class StageBank:
             raise DatasetError(f"{root}: the dataset has {ds.num_stages} stages, the model {len(channels)}")
         n = len(ds)
         stages = [torch.empty(n, c, size, size, dtype=torch.uint8) for c in channels]
-        for j in tqdm(range(n), desc=f"loading {root}", disable=not progress, leave=False):
+
+        def load(j: int) -> None:
             for k, img in enumerate(ds.load(j)):
                 stages[k][j] = ((img + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+        # Image decoding releases the GIL: threads cut the start of a run on a many-core (GPU) machine.
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            for _ in tqdm(pool.map(load, range(n)), total=n, desc=f"loading {root}", disable=not progress,
+                          leave=False):
+                pass
         return cls(stages, ds.sample_names)
 
     def __len__(self) -> int:
