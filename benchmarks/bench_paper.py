@@ -7,7 +7,8 @@ The baseline is written from the official implementation's description: every st
 (content encoder included) on the input and VGG16 on both the output and the target, takes L1 + 10 x perceptual and
 an Adam update of the AdaIN parameters; fp32, nothing cached. Artflow's loop caches the content code and the
 target's VGG features and runs the session's channels_last model; on CUDA it replays each step as one CUDA graph
-(core/refine_graph.py), and its eager steps are timed too ("artflow-eager").
+(core/refine_graph.py), and its eager steps are timed too ("artflow-eager"), as are the graph with cudnn's
+autotuner and the graph in bfloat16 autocast, each final image compared with the eager steps' (PSNR).
 
 Printed: seconds for --steps steps of each (and, when --steps < 150, the 150-step figure extrapolated from the
 per-step time after the first step, saying so), their ratio, the final losses, and the peak memory of each loop
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import os
 import sys
 import threading
@@ -148,17 +150,17 @@ def main(argv: list[str] | None = None) -> int:
         steady = (marks[-1] - marks[0]) / (len(marks) - 1)
         return total, first, steady, mem.peak, loss
 
-    deltas: dict[bool, torch.Tensor] = {}
+    outputs: dict[str, torch.Tensor] = {}
 
-    def ours(on_step, cuda_graph: bool = True) -> float:
+    def ours(on_step, name: str = "artflow", cuda_graph: bool = True, cuda_bf16: bool = False) -> float:
         loss = float("nan")
         loop = refine_transition(ours_g, ours_perc, src, tgt, base, torch.zeros_like(base), None,
-                                 steps=args.steps, preview_every=0, cuda_graph=cuda_graph)
+                                 steps=args.steps, preview_every=0, cuda_graph=cuda_graph, cuda_bf16=cuda_bf16)
         while True:
             try:
                 step = next(loop)
             except StopIteration as done:
-                deltas[cuda_graph] = done.value.delta
+                outputs[name] = done.value.output
                 return loss
             on_step()
             loss = step.loss
@@ -172,8 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     loops = [("naive", lambda cb: naive_refine(naive_g, naive_vgg, src, tgt, base, args.steps, cb)),
              ("artflow", ours)]
     if device.type == "cuda":  # "artflow" replays each step as a CUDA graph there; the eager steps for comparison
-        loops.append(("artflow-eager", lambda cb: ours(cb, cuda_graph=False)))
+        loops += [("artflow-eager", lambda cb: ours(cb, "artflow-eager", cuda_graph=False)),
+                  ("artflow-cudnn-benchmark", lambda cb: ours(cb, "artflow-cudnn-benchmark")),
+                  ("artflow-bf16", lambda cb: ours(cb, "artflow-bf16", cuda_bf16=True))]
     for name, run in loops:
+        # cudnn's autotuner for the last two loops (a process-wide switch, so it stays on from here).
+        torch.backends.cudnn.benchmark = name in ("artflow-cudnn-benchmark", "artflow-bf16")
         total, first, steady, peak, loss = timed(run)
         est = first + (STEPS - 1) * steady
         results[name] = (total, est)
@@ -183,10 +189,14 @@ def main(argv: list[str] | None = None) -> int:
     n, a = results["naive"], results["artflow"]
     print(f"ratio artflow / naive: {a[0] / n[0]:.2f}x over the {args.steps} measured steps"
           + (f", {a[1] / n[1]:.2f}x extrapolated to {STEPS} steps" if args.steps != STEPS else ""))
-    if len(deltas) == 2:
-        diff = (deltas[True] - deltas[False]).abs().max().item()
-        print(f"CUDA graph against eager steps: {a[0] / results['artflow-eager'][0]:.2f}x the time; final delta "
-              f"max difference {diff:.2e} (of max |delta| {deltas[False].abs().max().item():.2e})")
+    if "artflow-eager" in outputs:  # same result? PSNR of each loop's final image against the eager steps'
+        ref = outputs["artflow-eager"]
+        for name, out in outputs.items():
+            if name != "artflow-eager":
+                mse = float(((out - ref) ** 2).mean())
+                psnr = 10 * math.log10(4 / mse) if mse > 0 else float("inf")  # images in [-1, 1]: peak 2
+                print(f"  {name}: {results[name][0] / results['artflow-eager'][0]:.2f}x the eager steps' time; final "
+                      f"image against theirs {psnr:.1f} dB PSNR")
     print_load_note(load, "absolute times are inflated; compare the ratio.")
     return 0
 

@@ -64,10 +64,11 @@ def schedule_named(name: str | Schedule) -> Schedule:
 
 
 def _graphed_step(generator: AdaINGenerator, loss_of, problem, base: torch.Tensor, d: torch.Tensor,
-                  w: torch.Tensor | None) -> StaticStep | None:
+                  w: torch.Tensor | None, bf16: bool) -> StaticStep | None:
     """The step captured as a CUDA graph, or None (eager steps) where this torch or device cannot capture it."""
     content, t, t_feats = problem
-    step = StaticStep(generator, lambda out: loss_of(out, t, t_feats), content, base, d, w)
+    step = StaticStep(generator, lambda out: loss_of(out, t, t_feats), content, base, d, w,
+                      torch.bfloat16 if bf16 else None)
     try:
         step.capture()
     except RuntimeError as e:
@@ -117,6 +118,7 @@ def refine_transition(
     stop_window: int = 0,
     stop_tol: float = 0.0,
     cuda_graph: bool = True,
+    cuda_bf16: bool = False,
 ) -> Generator[RefineStep, None, TransitionResult]:
     """Optimise delta so that generator(source, base_params + delta) reproduces target.
 
@@ -127,6 +129,7 @@ def refine_transition(
     lr_end, coarse_steps, stop_window, stop_tol: see Schedule (their defaults give the paper's loop exactly).
     cuda_graph: on a CUDA device, replay each step as one CUDA graph (core/refine_graph.py; same update, launched
     at once), falling back to the eager step where capture fails; not used with coarse steps (two sizes).
+    cuda_bf16: in that graph, the networks' passes in bfloat16 autocast (measured in benchmarks/bench_paper.py).
     """
     device = next(generator.parameters()).device
     t0 = time.perf_counter()
@@ -151,7 +154,7 @@ def refine_transition(
     full = problem(None) if coarse_steps < steps else None
     current = problem(max(src.shape[-1] // 2, 8)) if coarse_steps else full
     state = AdamMoments.zeros_like(d)
-    graphed = _graphed_step(generator, loss_of, current, base, d, w) if (
+    graphed = _graphed_step(generator, loss_of, current, base, d, w, cuda_bf16) if (
         cuda_graph and device.type == "cuda" and coarse_steps == 0 and steps > 0) else None
     loss_start = loss_end = float("nan")
     completed = True

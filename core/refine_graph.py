@@ -28,8 +28,9 @@ class StaticStep:
     output image -> scalar loss (target features bound in)."""
 
     def __init__(self, generator: AdaINGenerator, loss_of: LossFn, content: torch.Tensor, base: torch.Tensor,
-                 delta0: torch.Tensor, w: torch.Tensor | None) -> None:
+                 delta0: torch.Tensor, w: torch.Tensor | None, autocast_dtype: torch.dtype | None = None) -> None:
         self.generator, self.loss_of = generator, loss_of
+        self.autocast_dtype = autocast_dtype  # e.g. torch.bfloat16: the networks' passes in it, the update in fp32
         self.content, self.base = content, base
         self.w = effective_weight(w) if w is not None else None
         self.delta = delta0.detach().clone()
@@ -48,8 +49,10 @@ class StaticStep:
 
     def _body(self) -> None:
         d = self.delta.detach().requires_grad_(True)
-        out = self.generator.decode(self.content, self.base + d)
-        loss = self.loss_of(out)
+        with torch.autocast(self.delta.device.type, dtype=self.autocast_dtype or torch.float32,
+                            enabled=self.autocast_dtype is not None):
+            out = self.generator.decode(self.content, self.base + d)
+            loss = self.loss_of(out).float()
         (grad,) = torch.autograd.grad(loss, d)
         with torch.no_grad():
             g = grad if self.w is None else grad + self.w * self.delta
@@ -60,7 +63,7 @@ class StaticStep:
             self.delta.sub_(self.lr * m_hat / (torch.sqrt(v_hat + EPS * EPS) + EPS))
             self.loss.copy_(loss.detach())
             if self.output is None:
-                self.output = torch.empty_like(out)
+                self.output = torch.empty_like(out, dtype=torch.float32)
             self.output.copy_(out.detach())
 
     def _set_inputs(self, lr: float) -> None:

@@ -271,3 +271,27 @@ def test_static_step_capture_needs_cuda(problem):
                         p["base"][None], torch.zeros_like(p["base"])[None], None)
     with pytest.raises(RuntimeError, match="CUDA"):
         static.capture()
+
+
+def test_static_step_in_bf16_autocast_still_refines(problem):
+    """The bf16 option (measured on CUDA by benchmarks/bench_paper.py) keeps the update in fp32 and still lowers
+    the loss; checked here with the CPU's autocast."""
+    from core.refine_graph import StaticStep
+
+    p = problem
+    g, perc = p["g"], p["perc"]
+    with torch.no_grad():
+        content = g.encode_content(p["src"][None])
+        t_feats = perc.features(p["target"][None])
+
+    def loss_of(out):
+        return F.l1_loss(out.float(), p["target"][None]) + LAMBDA_P * perc.distance(perc.features(out), t_feats)
+
+    static = StaticStep(g, loss_of, content, p["base"][None], torch.zeros_like(p["base"])[None], None,
+                        autocast_dtype=torch.bfloat16)
+    losses = []
+    for _ in range(30):
+        static.run(STEP_SIZE)
+        losses.append(float(static.loss))
+    assert static.delta.dtype == torch.float32 and static.output.dtype == torch.float32
+    assert losses[-1] < 0.5 * losses[0], losses
