@@ -67,9 +67,9 @@ _MAX_LATENT = 4096
 # made with another model): a 1024 px project of 4 colour stages with layers and targets needs 168 MB.
 MAX_TENSOR_BYTES_WITHOUT_MODEL = 256 * 2**20
 # The most full-res stage data (float32 once decoded) a project may hold when no model says how many stages to
-# expect: four colour stages with full-res layers (stage, base, RGBA layer) at the largest artwork size. With the
-# model: its stages at that size.
-MAX_FULLRES_BYTES_WITHOUT_MODEL = 4 * (3 + 3 + 4) * MAX_SIDE**2 * 4
+# expect: four colour stages with full-res layers (stage and base as float32, the RGBA layer as uint8) at the
+# largest artwork size. With the model: its stages at that size.
+MAX_FULLRES_BYTES_WITHOUT_MODEL = 4 * (4 * 3 + 4 * 3 + 4) * MAX_SIDE**2
 
 
 @dataclass
@@ -379,12 +379,13 @@ def fullres_limit(config: WorkflowConfig | None) -> int:
     MAX_FULLRES_BYTES_WITHOUT_MODEL without one. Never from the project's own manifest."""
     if config is None:
         return MAX_FULLRES_BYTES_WITHOUT_MODEL
-    return 4 * MAX_SIDE**2 * sum(2 * s.channels + 4 for s in config.stages)
+    return MAX_SIDE**2 * sum(8 * s.channels + 4 for s in config.stages)
 
 
-def _fullres_channels(s: dict[str, Any]) -> int:
-    """Decoded channels of one manifest stage's full-res members: the stage, plus its base and RGBA layer."""
-    return s["channels"] + (s["channels"] + 4 if s.get("fullres_layer", False) else 0)
+def _fullres_bytes_per_pixel(s: dict[str, Any]) -> int:
+    """Decoded bytes per pixel of one manifest stage's full-res members: the stage (float32), plus its base
+    (float32) and RGBA layer (uint8) when it has one."""
+    return 4 * s["channels"] + (4 * s["channels"] + 4 if s.get("fullres_layer", False) else 0)
 
 
 def _check_fullres_size(path: Path, m: dict[str, Any], limit: int) -> None:
@@ -393,7 +394,7 @@ def _check_fullres_size(path: Path, m: dict[str, Any], limit: int) -> None:
     if m.get("artwork") is None:
         return
     width, height = m["artwork"]["width"], m["artwork"]["height"]
-    need = 4 * width * height * sum(_fullres_channels(s) for s in m["stages"])
+    need = width * height * sum(_fullres_bytes_per_pixel(s) for s in m["stages"])
     if need > limit:
         raise _fail(path, f"its {len(m['stages'])} full-resolution stages of {width} x {height} pixels need "
                           f"{need:,} bytes, more than a project holds ({limit:,}); the file is damaged or not an "
