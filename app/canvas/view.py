@@ -157,6 +157,11 @@ class CanvasView(QWidget):
         self._fit = False
         self._set_view(1.0, None)
 
+    def zoom_to(self, scale: float) -> None:
+        """A given zoom (1.0: 100 %, one image pixel per screen pixel), the image centred."""
+        self._fit = False
+        self._set_view(max(MIN_ZOOM, min(MAX_ZOOM, scale)), None)
+
     def _set_view(self, scale: float, anchor: QPointF | None) -> None:
         w, h = self.image_size()
         if anchor is None:
