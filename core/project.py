@@ -14,8 +14,9 @@ A project is a zip archive:
 
 Full resolution (issue 12): the manifest's "artwork" {"width", "height"} says the project holds full-res stages of
 that size (long side at most core.fullres.MAX_SIDE), and layers/ + bases/ the app's full-res layers (read by older
-versions as plain full-res stages: the layer stays baked into stages/). Projects without it (written before full resolution, or whose
-session never had full-res stages) are artworks of the model's own size: their full-res stages are the proxies.
+versions as plain full-res stages: the layer stays baked into stages/). Projects without it (written before full
+resolution, or whose session never had full-res stages) are artworks of the model's own size: their full-res
+stages are the proxies.
 
 Opening checks, in order, that the file is a readable zip, that it has a valid manifest of a known version, and that
 every tensor is present, float32, finite and of the shape the manifest implies; each problem is a ProjectError that
@@ -145,8 +146,8 @@ def project_from_session(session: Session, extra: dict | None = None,
                    state=session.snapshot(), extra=dict(extra or {}),
                    fullres=None if fullres is None else [on_8bit_levels(t) for t in fullres],
                    fullres_layers=list(layers) if has_layers else None,
-                   fullres_bases=[None if ly is None else on_8bit_levels(b) for ly, b in zip(layers, bases, strict=True)]
-                   if has_layers else None)
+                   fullres_bases=[None if ly is None else on_8bit_levels(b)
+                                  for ly, b in zip(layers, bases, strict=True)] if has_layers else None)
 
 
 def apply_project(session: Session, project: Project) -> None:
