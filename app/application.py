@@ -1,5 +1,5 @@
 """Start the desktop app: `python main.py [--model DIR] [--open IMAGE|PROJECT] [--device auto|cpu|cuda|mps]
-[--screenshot FILE]`.
+[--screenshot FILE] [--zoom PERCENT]`.
 
 --screenshot FILE starts the app, performs the --open (and the refinement, if the preference is on), waits until
 the engine is idle, saves a PNG of the main window and exits (README pictures, tests). Errors go to stderr, one
@@ -91,6 +91,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     ap.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="where the model runs (default: auto)")
     ap.add_argument("--screenshot", metavar="FILE", help="save a PNG of the window once ready, then exit")
     ap.add_argument("--steps", type=int, help="refinement steps (default: the paper's 150, or the preference)")
+    ap.add_argument("--zoom", type=float, metavar="PERCENT",
+                    help="the canvas's zoom once ready (100: one image pixel per screen pixel; default: fit)")
     ap.add_argument("--timeout", type=float, default=600, help=argparse.SUPPRESS)
     return ap.parse_known_args(argv)
 
@@ -157,8 +159,11 @@ def run_app(argv: list[str] | None = None) -> int:
         if win.doc.has_model or win.doc.model_loading:
             do_open()
     rc = {"code": 0}
+    zoom = max(1.0, float(args.zoom)) / 100 if args.zoom else None
+    if zoom is not None:
+        win.doc.artworkOpened.connect(lambda: win.canvas.zoom_to(zoom))
     if args.screenshot:
-        _drive_screenshot(app, win, Path(args.screenshot), args.timeout, rc)
+        _drive_screenshot(app, win, Path(args.screenshot), args.timeout, rc, zoom)
     app.aboutToQuit.connect(win.shutdown)  # however the loop ends, the engine thread is joined first
     _quit_on_sigint(win)
     code = app.exec()
@@ -179,7 +184,7 @@ def _quit_on_sigint(win) -> None:
     timer.start(250)
 
 
-def _drive_screenshot(app, win, out: Path, timeout: float, rc: dict) -> None:
+def _drive_screenshot(app, win, out: Path, timeout: float, rc: dict, zoom: float | None = None) -> None:
     """Poll until the engine is idle with nothing pending (model loaded, artwork opened and refined), then grab."""
     start = time.monotonic()
     state = {"quiet": 0}
@@ -195,6 +200,8 @@ def _drive_screenshot(app, win, out: Path, timeout: float, rc: dict) -> None:
         state["quiet"] = 0 if busy else state["quiet"] + 1
         if state["quiet"] >= 3:  # idle for a few ticks: every queued signal has been handled
             timer.stop()
+            if zoom is not None:
+                win.canvas.zoom_to(zoom)  # --zoom: e.g. 100 shows the artwork's true pixels
             app.processEvents()
             out.parent.mkdir(parents=True, exist_ok=True)
             if not win.grab().save(str(out), "PNG"):

@@ -43,14 +43,15 @@ from app.engine_worker import (
     SampleLatent,
     SaveProject,
 )
-from app.layers import RGBA, composite, layer_to_tensors, to_rgb
+from app.layers import RGBA, composite, rgb_of, to_rgb
 from app.project_extra import AppExtra, SavedVariation
 from app.request_tracking import UNSENT, RequestTracker, Wait
 from app.settings import Settings
 from app.stage_layers import StageLayers
 from app.stage_status import StageStatus
 from app.variations import Variation, Variations
-from core.session import Z_RANGE, compose
+from core.imageio import uint8_to_tensor
+from core.session import Z_RANGE
 
 
 class Document(QObject):
@@ -88,6 +89,7 @@ class Document(QObject):
         self.model_loading = ""
         self.current_stage = 0
         self.keep_unedited = self.settings.keep_unedited
+        self.clean_flats = self.settings.clean_flats
         self.auto_regenerate = self.settings.auto_regenerate
         self.debounce_ms = 120
         self.project_path: Path | None = None
@@ -110,7 +112,12 @@ class Document(QObject):
     def clear_state(self) -> None:
         """Forget the artwork (a model is being installed: the stage count may change)."""
         n = self.num_stages
-        self.bases: list[torch.Tensor] = []
+        self.bases: list[torch.Tensor] = []  # the session's bases (the model's proxies)
+        # The artwork at its own size: each stage's full-res base, (H, W) or (H, W, 3) uint8, read-only (the
+        # engine's arrays, shared); the layers above are at this size too.
+        self.full: list[np.ndarray] = []
+        self.artwork_size: tuple[int, int] = (0, 0)  # width, height
+        self.full_target: np.ndarray | None = None  # the opened artwork at its own size (compare view)
         self.layers = StageLayers(n)
         self.latents: list[torch.Tensor] = []
         self.deltas: list[torch.Tensor] = []
@@ -120,8 +127,9 @@ class Document(QObject):
         self.variations = Variations(max(0, n - 1))
         self.before_final: np.ndarray | None = None
         self.requests = RequestTracker(n)
-        self.previews: dict[int, torch.Tensor] = {}  # refinement previews shown instead of bases while it runs
+        self.previews: dict[int, np.ndarray] = {}  # refinement previews (full-res uint8) shown while it runs
         self._rgb: dict[int, np.ndarray] = {}
+        self._base_rgb: dict[int, np.ndarray] = {}
         self._latent_drag = False
 
     # ----- facts -----
@@ -201,11 +209,26 @@ class Document(QObject):
         return self.requests.has_unsent()
 
     # ----- images -----
+    @property
+    def width(self) -> int:
+        return self.artwork_size[0]
+
+    @property
+    def height(self) -> int:
+        return self.artwork_size[1]
+
     def base_rgb(self, k: int) -> np.ndarray:
-        return to_rgb(self.previews.get(k, self.bases[k]))
+        """Stage k's picture under the artist's layer, (H, W, 3) uint8 at the artwork's size."""
+        if k in self.previews:
+            return rgb_of(self.previews[k])
+        img = self._base_rgb.get(k)
+        if img is None:
+            img = self._base_rgb[k] = rgb_of(self.full[k])
+        return img
 
     def stage_rgb(self, k: int) -> np.ndarray:
-        """Stage k as shown: (H, W, 3) uint8, the artist's layer over the generated (or preview) image."""
+        """Stage k as shown: (H, W, 3) uint8 at the artwork's size, the artist's layer over the generated (or
+        preview) image."""
         img = self._rgb.get(k)
         if img is None:
             img = composite(self.base_rgb(k), self.layers[k])
@@ -213,8 +236,8 @@ class Document(QObject):
         return img
 
     def stage_tensor(self, k: int) -> torch.Tensor:
-        """Stage k as the engine sees it (for export): (C, H, W) in [-1, 1]."""
-        return compose(self.bases[k], layer_to_tensors(self.layers[k], self.stage_channels(k)))
+        """Stage k as saved and exported: (C, H, W) in [-1, 1] at the artwork's size."""
+        return uint8_to_tensor(composite(self.full[k], self.layers[k]))
 
     def stage_tensors(self) -> list[torch.Tensor]:
         return [self.stage_tensor(k) for k in range(self.num_stages)]
@@ -223,7 +246,9 @@ class Document(QObject):
         """What the final stage is compared with: the opened artwork, or the final stage before the last change."""
         if not self.has_model:
             return None
-        if self.targets is not None:
+        if self.full_target is not None:
+            return rgb_of(self.full_target), "Original"
+        if self.targets is not None and self.artwork_size == (self.resolution, self.resolution):
             return to_rgb(self.targets[-1]), "Original"
         if self.before_final is not None:
             return self.before_final, "Before"
@@ -231,11 +256,35 @@ class Document(QObject):
 
     def invalidate(self, k: int) -> None:
         """Stage k's picture changed: drop its cached composite and tell the widgets."""
-        self._rgb.pop(k, None)
+        self.drop_cached_picture(k)
         self.stageChanged.emit(k)
 
     def drop_cached_picture(self, k: int) -> None:
         self._rgb.pop(k, None)
+        self._base_rgb.pop(k, None)
+
+    def set_full_base(self, k: int, image: np.ndarray) -> bool:
+        """Stage k's full-res base from the engine; returns whether it is a new picture (the engine replaces
+        the arrays of the stages it changed and shares the others)."""
+        if k < len(self.full) and self.full[k] is image:
+            return False
+        while len(self.full) <= k:
+            self.full.append(image)
+        self.full[k] = image
+        return True
+
+    def _update_cached_rect(self, k: int, rect) -> None:
+        """Stage k's layer changed only inside `rect`: the cached composite is mended there, not rebuilt."""
+        img = self._rgb.get(k)
+        if img is None or rect is None:
+            self._rgb.pop(k, None)
+            return
+        x0, y0, x1, y1 = rect
+        if img is self._base_rgb.get(k) or img is self.previews.get(k) or not img.flags.writeable:
+            img = self._rgb[k] = img.copy()
+        layer = self.layers[k]
+        base = self.base_rgb(k)[y0:y1, x0:x1]
+        img[y0:y1, x0:x1] = base if layer is None else composite(base, layer[y0:y1, x0:x1])
 
     def has_cached_picture(self, k: int) -> bool:
         return k in self._rgb
@@ -260,20 +309,29 @@ class Document(QObject):
             self.undoChanged.emit()
 
     # ----- painting -----
-    def commit_layer(self, k: int, layer: RGBA | None, label: str = "Paint") -> None:
-        """A finished edit of stage k's artist layer (a stroke, a fill, a clear): undoable; later stages follow."""
+    def commit_layer(self, k: int, layer: RGBA | None, label: str = "Paint", rect=None) -> None:
+        """A finished edit of stage k's artist layer (a stroke, a fill, a clear): undoable; later stages follow.
+        `rect` (x0, y0, x1, y1): the only pixels the edit changed (undo and the shown picture are updated there
+        only)."""
         if not self.editable:
             return
-        before_final = self.stage_rgb(self.num_stages - 1).copy()
-        if self.layers.commit(k, layer, label):
-            self._layer_changed(k, before_final)
+        before_final = self._final_before(k)
+        if self.layers.commit(k, layer, label, rect):
+            self._layer_changed(k, before_final, rect)
 
-    def _layer_changed(self, k: int, before_final: np.ndarray) -> None:
+    def _final_before(self, k: int) -> np.ndarray:
+        """The final stage as shown before an edit of stage k (the compare view's "Before"). A copy only when the
+        edit is on the final stage itself (its cached picture is mended in place)."""
+        final = self.stage_rgb(self.num_stages - 1)
+        return final.copy() if k == self.num_stages - 1 else final
+
+    def _layer_changed(self, k: int, before_final: np.ndarray, rect=None) -> None:
         self.before_final = before_final
         self.compareChanged.emit()
         self.requests.layer_edited(k)
         self._mark_stale(range(k + 1, self.num_stages), UNSENT)
-        self.invalidate(k)
+        self._update_cached_rect(k, rect)
+        self.stageChanged.emit(k)
         self.statusChanged.emit(k)
         self.touch()
         self.undoChanged.emit()
@@ -303,14 +361,14 @@ class Document(QObject):
     def undo(self, k: int | None = None) -> None:
         k = self.current_stage if k is None else k
         if self.editable and self.can_undo(k):
-            before_final = self.stage_rgb(self.num_stages - 1).copy()
+            before_final = self._final_before(k)
             self.layers.undo(k)
             self._layer_changed(k, before_final)
 
     def redo(self, k: int | None = None) -> None:
         k = self.current_stage if k is None else k
         if self.editable and self.can_redo(k):
-            before_final = self.stage_rgb(self.num_stages - 1).copy()
+            before_final = self._final_before(k)
             self.layers.redo(k)
             self._layer_changed(k, before_final)
 
@@ -371,7 +429,7 @@ class Document(QObject):
             return
         self._flush()
         self._capture_before()
-        rid = self._submit(SampleLatent(i, int(seed)))
+        rid = self._submit(SampleLatent(i, int(seed), self.clean_flats))
         self.requests.latent_requested(i, rid)
         self._mark_stale(range(i + 1, self.num_stages), Wait(rid))
         self.touch()
@@ -425,9 +483,9 @@ class Document(QObject):
         if not self.has_model or not self.requests.has_unsent():
             return
         stages, transitions = self.requests.unsent_inputs()
-        layers = {k: layer_to_tensors(self.layers[k], self.stage_channels(k)) for k in stages}
+        layers = {k: self.layers[k] for k in stages}  # read-only arrays: sent without a copy
         latents = {i: self.latents[i].clone() for i in transitions}
-        request = ApplyEdits(layers, latents, self.keep_unedited)
+        request = ApplyEdits(layers, latents, self.keep_unedited, self.clean_flats)
         rid = self._submit(request)
         self.requests.sent(rid, layers, latents, request.first_stage())
         self.variations.sent(rid)
@@ -439,7 +497,7 @@ class Document(QObject):
         if self.requests.has_unsent():
             self._flush()
             return
-        rid = self._submit(Regenerate(0))
+        rid = self._submit(Regenerate(0, self.clean_flats))
         self._mark_stale(range(1, self.num_stages), Wait(rid))
 
     def set_auto_regenerate(self, on: bool) -> None:
@@ -451,6 +509,11 @@ class Document(QObject):
 
     def set_keep_unedited(self, on: bool) -> None:
         self.keep_unedited = self.settings.keep_unedited = bool(on)
+
+    def set_clean_flats(self, on: bool) -> None:
+        """"Clean flats": a "flat" stage regenerated after its line art gets one colour per closed region at the
+        artwork's size (core.fullres.flats). Takes effect with the next regeneration."""
+        self.clean_flats = self.settings.clean_flats = bool(on)
 
     def flush_now(self) -> None:
         self._flush()
@@ -486,11 +549,11 @@ class Document(QObject):
         if self._needs_model():
             return 0
         self._flush()
-        return self._submit(LoadArtwork(str(path)))
+        return self._submit(LoadArtwork(str(path), clean_flats=self.clean_flats))
 
     def open_image_tensor(self, image: torch.Tensor, name: str) -> int:
         self._flush()
-        return self._submit(LoadArtwork(name, image))
+        return self._submit(LoadArtwork(name, image, self.clean_flats))
 
     def open_project(self, path: str | Path, recovered: bool = False) -> int:
         if self._needs_model():
@@ -507,7 +570,7 @@ class Document(QObject):
             return
         self._flush()
         steps = self.settings.refine_steps if steps is None else int(steps)
-        self.refine_rid = self._submit(Refine(steps, self.settings.preview_every))
+        self.refine_rid = self._submit(Refine(steps, self.settings.preview_every, self.clean_flats))
         self.refineStateChanged.emit(True)
         for k in range(1, self.num_stages):
             self.statusChanged.emit(k)

@@ -28,7 +28,6 @@ from app.engine_worker import (
     SampleLatent,
     SaveProject,
 )
-from app.layers import tensors_to_layer
 from app.project_extra import AppExtra, AppExtraVersionError
 from app.stage_status import StageStatus
 from app.variations import Variations
@@ -87,9 +86,9 @@ class ResultApplier(QObject):
         doc = self.doc
         if p.rid != doc.refine_rid or not doc.has_model:
             return
-        if p.preview is not None:
+        if p.preview_full is not None:
             k = p.transition + 1
-            doc.previews[k] = p.preview
+            doc.previews[k] = p.preview_full
             doc.invalidate(k)
             doc.statusChanged.emit(k)
         doc.refineProgress.emit(p)
@@ -97,15 +96,18 @@ class ResultApplier(QObject):
     # ----- results -----
     def _take_state(self, res: EngineResult, authoritative_latents: set[int] = frozenset(),
                     authoritative_layers: bool = False) -> None:
-        doc, st = self.doc, res.state
+        doc, st, art = self.doc, res.state, res.art
         if st is None:
             return
+        resized = (art.width, art.height) != doc.artwork_size
+        if resized:
+            doc.artwork_size = (art.width, art.height)
         for k in range(doc.num_stages):
             if authoritative_layers and not doc.requests.layer_newer_than(k, res.rid):
-                doc.layers.set(k, tensors_to_layer(st.layers[k]))
+                doc.layers.set(k, art.layers[k])
                 doc.drop_cached_picture(k)
-            if not torch.equal(doc.bases[k], st.bases[k]) or not doc.has_cached_picture(k):
-                doc.bases[k] = st.bases[k]
+            doc.bases[k] = st.bases[k]
+            if doc.set_full_base(k, art.bases[k]) or not doc.has_cached_picture(k) or resized:
                 doc.invalidate(k)
         for i in authoritative_latents:
             if not doc.requests.latent_newer_than(i, res.rid) and not torch.equal(doc.latents[i], st.latents[i]):
@@ -173,6 +175,9 @@ class ResultApplier(QObject):
         doc.requests.result_arrived(res.rid)  # a fresh tracker: this answer is its first
         st = res.state
         doc.bases = list(st.bases)
+        doc.full = list(res.art.bases)
+        doc.artwork_size = (res.art.width, res.art.height)
+        doc.full_target = None
         doc.latents = [z.clone() for z in st.latents]
         doc.reset_latents = [z.clone() for z in st.latents]
         doc.deltas = list(st.deltas)
@@ -207,6 +212,7 @@ class ResultApplier(QObject):
         doc.variations = Variations(doc.num_transitions)
         doc.before_final = None
         doc.previews.clear()
+        doc.full_target = None if res.art.identity else self._target(res)
         if isinstance(req, NewArtwork):
             doc.origin = [StageStatus.BLANK] + [StageStatus.GENERATED] * (n - 1)
             doc.project_path, doc.artwork_name = None, ""
@@ -221,14 +227,6 @@ class ResultApplier(QObject):
             doc.project_path = None if req.recovered else Path(req.path)
             doc.artwork_name = ""
             self._restore_app_extra(project.extra)
-            if project.fullres is not None:
-                # The app edits at the model's size for now: saving over this file would drop its full-resolution
-                # stages, so it is never the save target (Save asks for a new file; the original stays intact).
-                doc.project_path, doc.artwork_name = None, Path(req.path).stem
-                width, height = project.artwork_size
-                doc.message.emit(f"{Path(req.path).name} holds full-resolution stages ({width} x {height}); the app "
-                                 f"edits them at the model's {doc.config.resolution} px, and saving writes a new "
-                                 "project: this file is left as it is")
             label = "Opened"
         for i in range(doc.num_transitions):
             doc.variations.now_showing(i, doc.latents[i], res.rid, label)
@@ -257,6 +255,12 @@ class ResultApplier(QObject):
                 doc.refine()
         elif isinstance(req, OpenProject):
             doc.message.emit("Recovered the autosaved work" if req.recovered else f"Opened {req.path}")
+
+    @staticmethod
+    def _target(res: EngineResult):
+        """The opened artwork at its own size, for the compare view: the last stage's base right after opening
+        an image (the engine keeps it exactly)."""
+        return res.art.bases[-1] if isinstance(res.request, LoadArtwork) else None
 
     def _restore_app_extra(self, extra: dict) -> None:
         doc = self.doc

@@ -10,6 +10,11 @@ the *whole* new value of what it changes, so when the previous request is still 
 the two are merged (newer values win) and only one regeneration runs. Requests are never merged across another
 kind of request, so the engine applies changes in the order the artist made them.
 
+Full resolution (issue 12): beside the session (which works on the model's square proxy) this thread keeps the
+artwork at its own size, `core.fullres.artwork.LayeredArtwork` (a full-res base and the artist's layer per
+stage). Requests carry the artist's full-res layers; the proxies, the guided transfer of the model's changes and
+the clean flats are computed here, and every result carries the full-res images back (read-only arrays, shared).
+
 Long work is the core `Session.refine()` generator: each yield is a progress report (relayed to the GUI) and a
 point where Cancel takes effect (the generator also polls `should_stop`). A cancelled refinement leaves the
 session unchanged.
@@ -33,9 +38,10 @@ from PySide6.QtCore import QThread, Signal
 
 from core.config import WorkflowConfig
 from core.errors import ArtflowError
+from core.fullres.artwork import RGBA, ArtworkSnapshot, LayeredArtwork, to_u8
 from core.latent_prior import LatentPrior
 from core.perceptual import PerceptualKind
-from core.session import Layer, SessionState, run_to_end
+from core.session import SessionState, run_to_end
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +77,18 @@ class NewArtwork(Request):
 
 @dataclass(frozen=True)
 class ApplyEdits(Request):
-    """Set artist layers (stage -> Layer or None) and latents (transition -> z), then regenerate the later stages.
-    keep_unedited: later stages keep their pixels outside the region the layer edits changed."""
+    """Set artist layers (stage -> full-res RGBA uint8, read-only, or None) and latents (transition -> z), then
+    regenerate the later stages. keep_unedited: later stages keep their pixels outside the region the layer
+    edits changed. clean_flats: "flat" stages after a changed line art get one colour per closed region."""
 
-    layers: dict[int, Layer | None] = field(default_factory=dict)
+    layers: dict[int, RGBA | None] = field(default_factory=dict)
     latents: dict[int, torch.Tensor] = field(default_factory=dict)
     keep_unedited: bool = False
+    clean_flats: bool = True
 
     def merged_with(self, newer: ApplyEdits) -> ApplyEdits:
         return ApplyEdits({**self.layers, **newer.layers}, {**self.latents, **newer.latents},
-                          self.keep_unedited and newer.keep_unedited)
+                          self.keep_unedited and newer.keep_unedited, newer.clean_flats)
 
     def first_stage(self) -> int | None:
         ks = list(self.layers) + list(self.latents)
@@ -96,6 +104,7 @@ class Regenerate(Request):
     """Regenerate stages after `stage` with the current latents (no change of inputs)."""
 
     stage: int = 0
+    clean_flats: bool = True
 
     @property
     def label(self) -> str:
@@ -106,6 +115,7 @@ class Regenerate(Request):
 class SampleLatent(Request):
     transition: int
     seed: int
+    clean_flats: bool = True
 
     @property
     def label(self) -> str:
@@ -118,6 +128,7 @@ class LoadArtwork(Request):
 
     path: str = ""
     image: torch.Tensor | None = None
+    clean_flats: bool = True
 
     @property
     def label(self) -> str:
@@ -128,6 +139,7 @@ class LoadArtwork(Request):
 class Refine(Request):
     steps: int = 150
     preview_every: int = 5
+    clean_flats: bool = True
 
     @property
     def label(self) -> str:
@@ -174,6 +186,7 @@ class EngineResult:
     state: SessionState | None  # the session after the request (a snapshot: safe to keep)
     changed: tuple[int, ...] = ()  # stages whose base was regenerated
     info: dict = field(default_factory=dict)
+    art: ArtworkSnapshot | None = None  # the artwork at its own size after the request
 
 
 @dataclass(frozen=True)
@@ -184,7 +197,8 @@ class RefineProgress:
     step: int
     steps: int
     loss: float
-    preview: torch.Tensor | None  # stage transition+1, (C, H, W) in [-1, 1]
+    preview: torch.Tensor | None  # stage transition+1, (C, H, W) in [-1, 1] at the model's size
+    preview_full: object = None  # the same at the artwork's size, uint8 (H, W) or (H, W, 3) (for display)
 
     @property
     def fraction(self) -> float:
@@ -214,6 +228,7 @@ class EngineThread(QThread):
         self._cancel = threading.Event()
         self._running_rid = 0
         self.session = None  # owned by this thread: never touch it from the GUI thread
+        self.art: LayeredArtwork | None = None  # the artwork at its own size, kept in step with the session
         self.merged = 0  # requests dropped because a newer one superseded them (for tests and the curious)
         self._handlers: dict[type[Request], Callable[[int, Any], EngineResult]] = {
             LoadModel: self._load_model,
@@ -319,41 +334,69 @@ class EngineThread(QThread):
             raise ArtflowError("no model is loaded: choose one with File > Open model…")
         return handler(rid, req)
 
+    def _result(self, rid: int, req: Request, changed=(), info: dict | None = None) -> EngineResult:
+        return EngineResult(rid, req, self.session.snapshot(), tuple(sorted(set(changed))), info or {},
+                            self.art.snapshot())
+
     def _new_artwork(self, rid: int, req: NewArtwork) -> EngineResult:
+        # A new artwork is a blank sheet of the model's own size (README: "Resolution").
         s = self.session
         for k in range(s.num_stages):
             s.set_layer(k, None, propagate=False)
         res = s.config.resolution
         s.start_from(torch.ones(s.config.stages[0].channels, res, res))
-        return EngineResult(rid, req, s.snapshot(), tuple(range(1, s.num_stages)))
+        self.art = LayeredArtwork.of_session(s)
+        return self._result(rid, req, range(1, s.num_stages))
 
     def _regenerate(self, rid: int, req: Regenerate) -> EngineResult:
         s = self.session
+        old = [b.clone() for b in s.bases]
         changed = s.propagate(req.stage)
-        return EngineResult(rid, req, s.snapshot(), tuple(changed))
+        changed += self.art.follow(s, old, req.stage, clean_flats=req.clean_flats)
+        return self._result(rid, req, changed)
 
     def _sample_latent(self, rid: int, req: SampleLatent) -> EngineResult:
         s = self.session
+        old = [b.clone() for b in s.bases]
         s.sample_latent(req.transition, seed=req.seed, propagate=False)
         changed = s.propagate(req.transition)
-        return EngineResult(rid, req, s.snapshot(), tuple(changed))
+        changed += self.art.follow(s, old, req.transition, clean_flats=req.clean_flats)
+        return self._result(rid, req, changed)
 
     def _load_artwork(self, rid: int, req: LoadArtwork) -> EngineResult:
-        from core.imageio import load_image
+        from core.fullres.pipeline import fullres_stages
+        from core.fullres.proxy import MIN_SIDE, to_proxy
+        from core.imageio import load_artwork
 
         s = self.session
-        last = s.config.stages[-1]
-        image = req.image if req.image is not None else load_image(req.path, last.channels, s.config.resolution)
-        s.load_artwork(image)
-        return EngineResult(rid, req, s.snapshot(), tuple(range(s.num_stages)))
+        last, res = s.config.stages[-1], s.config.resolution
+        image = req.image if req.image is not None else load_artwork(req.path, last.channels, min(MIN_SIDE, res))
+        proxy, pm = to_proxy(image, res)
+        s.load_artwork(proxy)
+        if pm.is_identity:
+            self.art = LayeredArtwork.of_session(s)
+        else:
+            full = fullres_stages(s, pm, {s.num_stages - 1: image}, req.clean_flats)
+            self.art = LayeredArtwork.from_stages(pm, full, target=image)
+        return self._result(rid, req, range(s.num_stages))
 
     def _save_project(self, rid: int, req: SaveProject) -> EngineResult:
+        from core.imageio import uint8_to_tensor
         from core.project import project_from_session, save_project
 
-        path = save_project(project_from_session(self.session, req.extra), req.path)
+        art = self.art
+        if art.identity:
+            project = project_from_session(self.session, req.extra)
+        else:
+            n = art.num_stages
+            project = project_from_session(
+                self.session, req.extra, [art.stage_tensor(k) for k in range(n)], list(art.layers),
+                [None if art.layers[k] is None else uint8_to_tensor(art.bases[k]) for k in range(n)])
+        path = save_project(project, req.path)
         return EngineResult(rid, req, None, (), {"path": str(path)})
 
     def _open_project(self, rid: int, req: OpenProject) -> EngineResult:
+        from core.fullres.proxy import proxy_with
         from core.project import apply_project, load_project
 
         s = self.session
@@ -361,7 +404,21 @@ class EngineThread(QThread):
         if project.read_only:
             return EngineResult(rid, req, None, (), {"project": project, "applied": False})
         apply_project(s, project)
-        return EngineResult(rid, req, s.snapshot(), tuple(range(s.num_stages)), {"project": project, "applied": True})
+        if project.fullres is None:
+            self.art = LayeredArtwork.of_session(s)
+        else:
+            pm = project.proxy_map()
+            layers = project.fullres_layers or [None] * s.num_stages
+            bases = [project.fullres_bases[k] if layers[k] is not None else project.fullres[k]
+                     for k in range(s.num_stages)]
+            for k in range(s.num_stages):
+                if layers[k] is None and s.layers[k] is not None:
+                    # A layer only at the proxy's size (a project edited elsewhere): the full-res stage as seen
+                    # holds it already; it becomes the base.
+                    s.set_layer(k, None, propagate=False)
+                    s.set_stage(k, proxy_with(project.fullres[k], pm), propagate=False)
+            self.art = LayeredArtwork.from_stages(pm, bases, layers=layers)
+        return self._result(rid, req, range(s.num_stages), {"project": project, "applied": True})
 
     def _load_model(self, rid: int, req: LoadModel) -> EngineResult:
         from core import bundle
@@ -374,38 +431,48 @@ class EngineThread(QThread):
         res = session.config.resolution
         session.start_from(torch.ones(session.config.stages[0].channels, res, res))
         self.session = session
+        self.art = LayeredArtwork.of_session(session)
         priors = tuple(copy.deepcopy(p).cpu() for p in session.model.latent_priors)
         info = ModelInfo(str(req.path), session.config, device_label(session.device), session.perceptual_kind,
                          priors)
-        return EngineResult(rid, req, session.snapshot(), tuple(range(session.num_stages)), {"model": info})
+        return self._result(rid, req, range(session.num_stages), {"model": info})
 
     def _apply_edits(self, rid: int, req: ApplyEdits) -> EngineResult:
-        from core.editing import edit_mask
-
         s = self.session
-        masks = []
-        for k in sorted(req.layers):
-            old = s.stages[k].clone()
-            s.set_layer(k, req.layers[k], propagate=False)
-            if req.keep_unedited:
-                masks.append(edit_mask(old, s.stages[k]))
+        old = [b.clone() for b in s.bases]
+        proxy_mask, full_mask = self.art.set_layers(s, req.layers, req.keep_unedited)
         for i in sorted(req.latents):
             s.set_latent(i, req.latents[i], propagate=False)
         first = req.first_stage()
-        keep_mask = None
         # A latent change restyles the whole picture: "keep unedited areas" applies to painted edits only.
-        if masks and not req.latents:
-            keep_mask = torch.stack(masks).amax(dim=0)
-        changed = s.propagate(first, keep_mask=keep_mask) if first is not None else []
-        return EngineResult(rid, req, s.snapshot(), tuple(changed))
+        if req.latents:
+            proxy_mask = full_mask = None
+        if first is None:
+            return self._result(rid, req)
+        changed = s.propagate(first, keep_mask=proxy_mask)
+        changed += self.art.follow(s, old, first, full_mask, proxy_mask, req.clean_flats)
+        return self._result(rid, req, changed)
 
     def _refine(self, rid: int, req: Refine) -> EngineResult:
-        s = self.session
+        from core.fullres.proxy import from_proxy
+
+        s, art = self.session, self.art
         n_t = s.num_stages - 1
+        old = [b.clone() for b in s.bases]
         gen = s.refine(steps=req.steps, preview_every=req.preview_every, should_stop=self._cancel.is_set)
         t0 = time.perf_counter()
+
+        def full_preview(p: torch.Tensor | None):
+            if p is None:
+                return None
+            return to_u8(p if art.identity else from_proxy(p, art.pm, "bilinear"))
+
         report = run_to_end(gen, lambda step: self.progress.emit(RefineProgress(
-            rid, step.transition, n_t, step.step, step.steps, step.loss, step.preview)))
+            rid, step.transition, n_t, step.step, step.steps, step.loss, step.preview, full_preview(step.preview))))
         info = {"report": report, "cancelled": not report.completed, "seconds": time.perf_counter() - t0}
-        changed = tuple(range(1, s.num_stages)) if report.completed else ()
-        return EngineResult(rid, req, s.snapshot(), changed, info)
+        changed = ()
+        if report.completed:
+            changed = tuple(range(1, s.num_stages))
+            art.follow(s, old, 0, clean_flats=req.clean_flats)
+            art.pin_target()
+        return self._result(rid, req, changed, info)

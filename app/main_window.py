@@ -281,8 +281,8 @@ class MainWindow(QMainWindow):
         import numpy as np
 
         k = doc.current_stage
-        res = doc.resolution
-        doc.commit_layer(k, np.full((res, res, 4), 255, np.uint8), "Clear to paper")
+        w, h = doc.artwork_size
+        doc.commit_layer(k, np.full((h, w, 4), 255, np.uint8), "Clear to paper")
 
     def new_artwork(self) -> None:
         self.files.new_artwork()

@@ -6,6 +6,8 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 
+from app.layers import reduced
+
 
 def rgb_to_qimage(a: np.ndarray) -> QImage:
     """(H, W, 3) uint8 -> QImage RGB888 (a deep copy)."""
@@ -25,7 +27,7 @@ def qimage_to_rgb(img: QImage) -> np.ndarray:
 
 
 def thumbnail(a: np.ndarray, size: int) -> QPixmap:
-    """A smooth square thumbnail of an (H, W, 3) image, `size` px on its longest side."""
-    img = rgb_to_qimage(a)
+    """A smooth thumbnail of an (H, W, 3) image, `size` px on its longest side."""
+    img = rgb_to_qimage(reduced(a, size))
     return QPixmap.fromImage(img.scaled(size, size, Qt.AspectRatioMode.KeepAspectRatio,
                                         Qt.TransformationMode.SmoothTransformation))

@@ -72,6 +72,7 @@ class Settings:
     autosave_seconds: int = 60
     auto_regenerate: bool = True  # later stages follow every edit (off: they go stale until "Regenerate")
     keep_unedited: bool = False  # "Keep unedited areas" when editing
+    clean_flats: bool = True  # "Clean flats": one colour per closed line-art region in flat stages (full res)
     last_folder: str = ""
     recent_models: list[str] | None = None
 

@@ -1,30 +1,57 @@
 """The artist's layer of every stage and its per-stage undo history. No Qt here.
 
-A layer is an RGBA uint8 array (see app/layers.py) or None (nothing painted). The document owns one StageLayers
+A layer is an RGBA uint8 array at the artwork's size (see app/layers.py) or None (nothing painted). Undo keeps
+the rectangle a change touched, not the whole layer (a 4096 x 3072 layer is 48 MiB). The document owns one StageLayers
 and tells the engine about changes; this module only keeps the pictures and their history.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
 from app.layers import RGBA, is_empty
+from core.fullres.artwork import frozen
 
 UNDO_LIMIT = 100  # steps per stage (the brief asks for at least 50)
 
 
+Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive) in artwork pixels
+
+
+@dataclass(frozen=True)
+class Step:
+    """One undo (or redo) step: the pixels of `rect` before the change (a patch), or with rect None the whole
+    layer before it (None: no layer). A stroke on a 4096 px artwork keeps only the rectangle it touched."""
+
+    label: str
+    rect: Rect | None
+    pixels: RGBA | None
+    shape: tuple[int, ...] = ()
+
+    def restore(self, current: RGBA | None) -> tuple[RGBA | None, Step]:
+        """The layer with this step's pixels put back, and the step that takes them out again."""
+        if self.rect is None:
+            return self.pixels, Step(self.label, None, current, self.shape)
+        x0, y0, x1, y1 = self.rect
+        layer = np.zeros(self.shape, np.uint8) if current is None else current.copy()
+        back = Step(self.label, self.rect, layer[y0:y1, x0:x1].copy(), self.shape)
+        layer[y0:y1, x0:x1] = self.pixels
+        return layer, back
+
+
 class UndoStack:
-    """Layer states of one stage. Entries are (label, layer before the change)."""
+    """Layer states of one stage: Steps."""
 
     def __init__(self, limit: int = UNDO_LIMIT) -> None:
         self.limit = limit
-        self._undo: list[tuple[str, RGBA | None]] = []
-        self._redo: list[tuple[str, RGBA | None]] = []
+        self._undo: list[Step] = []
+        self._redo: list[Step] = []
 
-    def push(self, before: RGBA | None, label: str) -> None:
-        self._undo.append((label, before))
+    def push(self, step: Step) -> None:
+        self._undo.append(step)
         del self._undo[:-self.limit]
         self._redo.clear()
 
@@ -35,27 +62,28 @@ class UndoStack:
         return bool(self._redo)
 
     def undo_label(self) -> str:
-        return self._undo[-1][0] if self._undo else ""
+        return self._undo[-1].label if self._undo else ""
 
     def redo_label(self) -> str:
-        return self._redo[-1][0] if self._redo else ""
+        return self._redo[-1].label if self._redo else ""
 
     def undo(self, current: RGBA | None) -> RGBA | None:
-        label, before = self._undo.pop()
-        self._redo.append((label, current))
-        return before
+        layer, back = self._undo.pop().restore(current)
+        self._redo.append(back)
+        return layer
 
     def redo(self, current: RGBA | None) -> RGBA | None:
-        label, after = self._redo.pop()
-        self._undo.append((label, current))
-        return after
+        layer, back = self._redo.pop().restore(current)
+        self._undo.append(back)
+        return layer
 
     def __len__(self) -> int:
         return len(self._undo)
 
 
 class StageLayers:
-    """`layers[k]` is stage k's artist layer (None: nothing painted); each stage has its own undo history."""
+    """`layers[k]` is stage k's artist layer (None: nothing painted; else a read-only array); each stage has its
+    own undo history."""
 
     def __init__(self, num_stages: int = 0) -> None:
         self._layers: list[RGBA | None] = [None] * num_stages
@@ -72,18 +100,23 @@ class StageLayers:
 
     def set(self, k: int, layer: RGBA | None) -> None:
         """Replace stage k's layer without touching its history (a layer that came back from the engine)."""
-        self._layers[k] = None if is_empty(layer) else np.ascontiguousarray(layer)
+        self._layers[k] = None if is_empty(layer) else frozen(layer)
 
-    def commit(self, k: int, layer: RGBA | None, label: str) -> bool:
-        """An undoable change of stage k's layer. False (nothing recorded) when it changes nothing: an empty layer
-        over no layer."""
+    def commit(self, k: int, layer: RGBA | None, label: str, rect: Rect | None = None) -> bool:
+        """An undoable change of stage k's layer; `rect`: the only pixels it changed (the undo step keeps just
+        those). False (nothing recorded) when it changes nothing: an empty layer over no layer."""
         before = self._layers[k]
         if before is None and is_empty(layer):
             return False
-        self._history[k].push(None if before is None else before.copy(), label)
+        if rect is not None and layer is not None:
+            x0, y0, x1, y1 = rect
+            pixels = (np.zeros((y1 - y0, x1 - x0, 4), np.uint8) if before is None
+                      else before[y0:y1, x0:x1].copy())
+            self._history[k].push(Step(label, rect, pixels, layer.shape))
+        else:
+            self._history[k].push(Step(label, None, before, () if layer is None else layer.shape))
         self.set(k, layer)
         return True
-
     def undo(self, k: int) -> None:
         self.set(k, self._history[k].undo(self._layers[k]))
 

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from app.layers import reduced
 from app.request_tracking import Wait
+
+THUMB = 64  # px: variation thumbnails are kept this small (at least 4x the list's icons)
 
 VARIATION_LIMIT = 40  # per transition
 
@@ -83,7 +86,7 @@ class Variations:
             waiting = [v for v in history if v.thumb is None and v.z is not None and v.picture is not None
                        and v.picture.answered_by(last_answered)]
             for var in waiting:
-                var.thumb = final_picture().copy()
+                var.thumb = np.ascontiguousarray(reduced(final_picture(), THUMB))  # a small copy at any size
             if waiting:
                 changed.append(i)
         return changed

@@ -110,6 +110,10 @@ class WindowControls:
         self.act_auto = A("Regenerate automatically", doc.set_auto_regenerate, None,
                           "Later stages follow every edit (off: they turn stale until Regenerate)", checkable=True)
         self.act_auto.setChecked(doc.auto_regenerate)
+        self.act_clean = A("Clean flats", doc.set_clean_flats, None,
+                           "Flat colours get one colour per closed region of the line art, at the artwork's own "
+                           "size (off: as the model paints them)", checkable=True)
+        self.act_clean.setChecked(doc.clean_flats)
         self.act_regen = A("Regenerate later stages", doc.regenerate, "F5", icon=icons.regenerate())
         self.act_refine = A("&Refine to the artwork", lambda: doc.refine(win.refine_panel.steps.value()), "Ctrl+R")
         self.act_cancel = A("Cancel refinement", doc.cancel_refine, "Esc")
@@ -174,6 +178,7 @@ class WindowControls:
         e.addSeparator()
         e.addAction(self.act_keep)
         e.addAction(self.act_auto)
+        e.addAction(self.act_clean)
         e.addAction(self.act_regen)
         t = mb.addMenu("&Tools")
         for a in self.tool_actions.values():

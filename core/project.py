@@ -9,10 +9,14 @@ A project is a zip archive:
     stages/NN-<name>.png   each stage as seen: the full-resolution stage when the manifest has "artwork" (read back,
                            bit-exact: full-res stages live on 8-bit levels); else the proxy composite (layer over
                            base), for other tools, not read back
+    layers/NN-<name>.png   a full-res project's artist layer of a stage (RGBA, straight alpha; the app paints it),
+    bases/NN-<name>.png    and the picture under it, for the stages whose manifest entry has "fullres_layer": true
 
 Full resolution (issue 12): the manifest's "artwork" {"width", "height"} says the project holds full-res stages of
-that size (long side at most core.fullres.MAX_SIDE). Projects without it (written before full resolution, or whose
-session never had full-res stages) are artworks of the model's own size: their full-res stages are the proxies.
+that size (long side at most core.fullres.MAX_SIDE), and layers/ + bases/ the app's full-res layers (read by older
+versions as plain full-res stages: the layer stays baked into stages/). Projects without it (written before full
+resolution, or whose session never had full-res stages) are artworks of the model's own size: their full-res
+stages are the proxies.
 
 Opening checks, in order, that the file is a readable zip, that it has a valid manifest of a known version, and that
 every tensor is present, float32, finite and of the shape the manifest implies; each problem is a ProjectError that
@@ -41,6 +45,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from core.atomic import atomic_write
 from core.bundle import config_hash
@@ -63,8 +68,9 @@ _MAX_LATENT = 4096
 # made with another model): a 1024 px project of 4 colour stages with layers and targets needs 168 MB.
 MAX_TENSOR_BYTES_WITHOUT_MODEL = 256 * 2**20
 # The most full-res stage data (float32 once decoded) a project may hold when no model says how many stages to
-# expect: four colour stages at the largest artwork size (~805 MB). With the model: its stages at that size.
-MAX_FULLRES_BYTES_WITHOUT_MODEL = 4 * 3 * MAX_SIDE**2 * 4
+# expect: four colour stages with full-res layers (stage and base as float32, the RGBA layer as uint8) at the
+# largest artwork size. With the model: its stages at that size.
+MAX_FULLRES_BYTES_WITHOUT_MODEL = 4 * (4 * 3 + 4 * 3 + 4) * MAX_SIDE**2
 
 
 @dataclass
@@ -83,6 +89,13 @@ class Project:
     warning: str = ""
     # The full-resolution stages (C_k, height, width) on 8-bit levels, or None: the artwork is the proxies.
     fullres: list[torch.Tensor] | None = None
+    # With fullres: per stage the artist's full-res layer (H, W, 4) uint8 RGBA or None, and the base under it
+    # ((C_k, H, W) on 8-bit levels; None where the stage has no layer: its base is its fullres image).
+    fullres_layers: list[np.ndarray | None] | None = None
+    fullres_bases: list[torch.Tensor | None] | None = None
+
+    def has_fullres_layer(self, k: int) -> bool:
+        return self.fullres_layers is not None and self.fullres_layers[k] is not None
 
     def proxy_images(self) -> list[torch.Tensor]:
         """Each stage's proxy as the model sees it: the artist's layer composited over the base, (C_k, R, R)."""
@@ -120,14 +133,21 @@ def on_8bit_levels(image: torch.Tensor) -> torch.Tensor:
 
 
 def project_from_session(session: Session, extra: dict | None = None,
-                         fullres: list[torch.Tensor] | None = None) -> Project:
+                         fullres: list[torch.Tensor] | None = None,
+                         layers: list[np.ndarray | None] | None = None,
+                         bases: list[torch.Tensor | None] | None = None) -> Project:
     """A Project holding a copy of the session's state (later edits to the session do not change it) and, when
-    given, the full-resolution stages (rounded to 8-bit levels, as they are saved)."""
+    given, the full-resolution stages (rounded to 8-bit levels, as they are saved), with the artist's full-res
+    layers (RGBA uint8 per stage or None) and the bases under them (None where no layer)."""
     cfg = session.config
+    has_layers = fullres is not None and layers is not None and any(ly is not None for ly in layers)
     return Project(model_name=cfg.name, config_hash=config_hash(cfg), stage_names=list(cfg.stage_names),
                    stage_channels=[s.channels for s in cfg.stages], resolution=cfg.resolution,
                    state=session.snapshot(), extra=dict(extra or {}),
-                   fullres=None if fullres is None else [on_8bit_levels(t) for t in fullres])
+                   fullres=None if fullres is None else [on_8bit_levels(t) for t in fullres],
+                   fullres_layers=list(layers) if has_layers else None,
+                   fullres_bases=[None if ly is None else on_8bit_levels(b)
+                                  for ly, b in zip(layers, bases, strict=True)] if has_layers else None)
 
 
 def apply_project(session: Session, project: Project) -> None:
@@ -165,7 +185,8 @@ def _manifest(project: Project) -> dict[str, Any]:
         "model": {"name": project.model_name, "config_hash": project.config_hash},
         "resolution": project.resolution,
         "stages": [{"name": n, "channels": c, "has_layer": st.layers[k] is not None,
-                    "image": f"stages/{stage_file_name(k, n)}"}
+                    "image": f"stages/{stage_file_name(k, n)}",
+                    **({"fullres_layer": True} if project.has_fullres_layer(k) else {})}
                    for k, (n, c) in enumerate(zip(project.stage_names, project.stage_channels, strict=True))],
         "has_targets": st.targets is not None,
         "latent_dim": int(st.latents[0].numel()) if st.latents else 0,
@@ -229,6 +250,13 @@ def save_project(project: Project, path: str | os.PathLike[str]) -> Path:
             zf.writestr(TENSORS, blob, compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
             for k, (name, image) in enumerate(zip(project.stage_names, project.stage_images(), strict=True)):
                 zf.writestr(f"stages/{stage_file_name(k, name)}", _png_bytes(image), compress_type=zipfile.ZIP_STORED)
+                if project.has_fullres_layer(k):
+                    layer = Image.fromarray(np.ascontiguousarray(project.fullres_layers[k]), mode="RGBA")
+                    buf = io.BytesIO()
+                    layer.save(buf, format="PNG")
+                    zf.writestr(f"layers/{stage_file_name(k, name)}", buf.getvalue(), compress_type=zipfile.ZIP_STORED)
+                    zf.writestr(f"bases/{stage_file_name(k, name)}", _png_bytes(project.fullres_bases[k]),
+                                compress_type=zipfile.ZIP_STORED)
     return p
 
 
@@ -246,6 +274,12 @@ def _check_fullres(p: Path, project: Project) -> None:
         if t.dim() != 3 or t.shape[0] != c:
             raise ProjectError(f"{p}: cannot save: full-resolution stage {k} has shape {tuple(t.shape)}, expected "
                                f"{c} channels")
+        if project.has_fullres_layer(k):
+            layer, base = project.fullres_layers[k], (project.fullres_bases or [None] * len(full))[k]
+            if (layer.shape != (height, width, 4) or layer.dtype != np.uint8 or base is None
+                    or tuple(base.shape) != tuple(t.shape)):
+                raise ProjectError(f"{p}: cannot save: the full-resolution layer of stage {k} or its base does not "
+                                   "fit the artwork")
 
 
 # ----- opening -----
@@ -320,6 +354,8 @@ def _read_manifest(path: Path, raw: bytes) -> dict[str, Any]:
         _want(s.get("channels") in (1, 3) and _is_int(s.get("channels")), path,
               f"stages[{k}].channels must be 1 or 3 (got {s.get('channels')!r})")
         _want(isinstance(s.get("has_layer", False), bool), path, f"stages[{k}].has_layer must be true or false")
+        _want(isinstance(s.get("fullres_layer", False), bool), path,
+              f"stages[{k}].fullres_layer must be true or false")
     _want(isinstance(data.get("has_targets", False), bool), path, "has_targets must be true or false")
     zd = data.get("latent_dim")
     _want(_is_int(zd) and 1 <= zd <= _MAX_LATENT, path, f"latent_dim must be an integer in 1..{_MAX_LATENT}")
@@ -344,7 +380,13 @@ def fullres_limit(config: WorkflowConfig | None) -> int:
     MAX_FULLRES_BYTES_WITHOUT_MODEL without one. Never from the project's own manifest."""
     if config is None:
         return MAX_FULLRES_BYTES_WITHOUT_MODEL
-    return 4 * MAX_SIDE**2 * sum(s.channels for s in config.stages)
+    return MAX_SIDE**2 * sum(8 * s.channels + 4 for s in config.stages)
+
+
+def _fullres_bytes_per_pixel(s: dict[str, Any]) -> int:
+    """Decoded bytes per pixel of one manifest stage's full-res members: the stage (float32), plus its base
+    (float32) and RGBA layer (uint8) when it has one."""
+    return 4 * s["channels"] + (4 * s["channels"] + 4 if s.get("fullres_layer", False) else 0)
 
 
 def _check_fullres_size(path: Path, m: dict[str, Any], limit: int) -> None:
@@ -353,39 +395,50 @@ def _check_fullres_size(path: Path, m: dict[str, Any], limit: int) -> None:
     if m.get("artwork") is None:
         return
     width, height = m["artwork"]["width"], m["artwork"]["height"]
-    need = 4 * width * height * sum(s["channels"] for s in m["stages"])
+    need = width * height * sum(_fullres_bytes_per_pixel(s) for s in m["stages"])
     if need > limit:
         raise _fail(path, f"its {len(m['stages'])} full-resolution stages of {width} x {height} pixels need "
                           f"{need:,} bytes, more than a project holds ({limit:,}); the file is damaged or not an "
                           "Artflow project")
 
 
-def _read_fullres(path: Path, zf: zipfile.ZipFile, m: dict[str, Any]) -> list[torch.Tensor]:
-    """The full-res stages of a manifest with "artwork" (sized by _check_fullres_size): 8-bit PNGs of exactly
-    that size and mode, each member bounded by png_limit before it is inflated and its header checked before any
-    pixel is decoded."""
-    from PIL import Image, UnidentifiedImageError
+def _read_png(path: Path, zf: zipfile.ZipFile, name: str, width: int, height: int, mode: str) -> np.ndarray:
+    """One full-res member: an 8-bit PNG of exactly this size and mode, bounded by png_limit before it is inflated
+    and its header checked before any pixel is decoded. Returns its uint8 array."""
+    from PIL import UnidentifiedImageError
 
+    raw = _read_entry(path, zf, name, png_limit(width, height, len(mode)))
+    try:
+        with Image.open(io.BytesIO(raw), formats=["PNG"]) as img:
+            if img.size != (width, height) or img.mode != mode:
+                raise _fail(path, f"{name} is a {img.size[0]} x {img.size[1]} {img.mode} image, expected "
+                                  f"{width} x {height} {mode} (the manifest's artwork size)")
+            img.load()
+            return np.asarray(img, dtype=np.uint8)
+    except ProjectError:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, MemoryError,
+            Image.DecompressionBombError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise _fail(path, f"{name} is not a readable PNG ({reason})") from None
+
+
+def _read_fullres(path: Path, zf: zipfile.ZipFile, m: dict[str, Any]
+                  ) -> tuple[list[torch.Tensor], list[np.ndarray | None] | None, list[torch.Tensor | None] | None]:
+    """The full-res stages of a manifest with "artwork" (sized by _check_fullres_size), and the layers and bases
+    of the stages marked "fullres_layer" (None, None when there are none)."""
     width, height = m["artwork"]["width"], m["artwork"]["height"]
-    out = []
+    out, layers, bases = [], [], []
     for k, s in enumerate(m["stages"]):
-        name = f"stages/{stage_file_name(k, s['name'])}"  # never a path taken from the manifest
-        raw = _read_entry(path, zf, name, png_limit(width, height, s["channels"]))
+        file = stage_file_name(k, s["name"])  # never a path taken from the manifest
         mode = "L" if s["channels"] == 1 else "RGB"
-        try:
-            with Image.open(io.BytesIO(raw), formats=["PNG"]) as img:
-                if img.size != (width, height) or img.mode != mode:
-                    raise _fail(path, f"{name} is a {img.size[0]} x {img.size[1]} {img.mode} image, expected "
-                                      f"{width} x {height} {mode} (the manifest's artwork size)")
-                img.load()
-                out.append(uint8_to_tensor(np.asarray(img, dtype=np.uint8)))
-        except ProjectError:
-            raise
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, MemoryError,
-                Image.DecompressionBombError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise _fail(path, f"{name} is not a readable PNG ({reason})") from None
-    return out
+        out.append(uint8_to_tensor(_read_png(path, zf, f"stages/{file}", width, height, mode)))
+        has = s.get("fullres_layer", False)
+        layers.append(_read_png(path, zf, f"layers/{file}", width, height, "RGBA") if has else None)
+        bases.append(uint8_to_tensor(_read_png(path, zf, f"bases/{file}", width, height, mode)) if has else None)
+    if all(ly is None for ly in layers):
+        return out, None, None
+    return out, layers, bases
 
 
 def _tensor_limit(resolution: int, channels: list[int]) -> int:
@@ -484,10 +537,12 @@ def load_project(path: str | os.PathLike[str], config: WorkflowConfig | None = N
             _check_fullres_size(p, m, fullres_limit(config if same_model else None))
             state = _read_tensors(p, _read_entry(p, zf, TENSORS, model_tensor_limit(config if same_model else None)),
                                   m)
-            fullres = _read_fullres(p, zf, m) if m.get("artwork") is not None else None
+            fullres, fullres_layers, fullres_bases = (_read_fullres(p, zf, m) if m.get("artwork") is not None
+                                                      else (None, None, None))
     project = Project(model_name=m["model"]["name"], config_hash=m["model"]["config_hash"],
                       stage_names=[s["name"] for s in m["stages"]], stage_channels=[s["channels"] for s in m["stages"]],
-                      resolution=m["resolution"], state=state, extra=dict(m.get("extra", {})), fullres=fullres)
+                      resolution=m["resolution"], state=state, extra=dict(m.get("extra", {})), fullres=fullres,
+                      fullres_layers=fullres_layers, fullres_bases=fullres_bases)
     if config is not None:
         want = config_hash(config)
         if project.config_hash != want:

@@ -2,8 +2,9 @@
 
 A stroke is painted Krita-style in "wash" mode: dabs accumulate into a per-stroke coverage mask by maximum (so
 overlapping dabs of one stroke never build up darker than the stroke's opacity), and the mask is merged into the
-layer as one operation. Coordinates are in model pixels (floats: the view is enlarged, so sub-pixel positions
-matter); pixel (i, j) covers [j, j+1) x [i, i+1) and its centre is (j + 0.5, i + 0.5).
+layer as one operation. Coordinates are in artwork pixels (floats: the view may be enlarged, so sub-pixel
+positions matter); pixel (i, j) covers [j, j+1) x [i, i+1) and its centre is (j + 0.5, i + 0.5). Each call says
+which rectangle it touched, so a stroke on a 4096 px artwork is merged and shown rectangle by rectangle.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw
+from scipy import ndimage
+
+from core.fullres.flats import CLOSE_GAP, fill_region
 
 PAINT, ERASE_TO_LAYER, ERASE_TO_PAPER = "paint", "erase", "erase-paper"
 PAPER = (255, 255, 255)
@@ -36,7 +39,8 @@ class Stroke:
         self.brush = brush
         self._last: tuple[float, float, float] | None = None  # x, y, pressure
         self._residue = 0.0  # distance walked since the last dab
-        self.bbox: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 touched (for tests and repaint)
+        self.bbox: tuple[int, int, int, int] | None = None  # x0, y0, x1, y1 touched by the whole stroke
+        self._touched: tuple[int, int, int, int] | None = None  # ... since the last add_point
 
     def _radius(self, pressure: float) -> float:
         b = self.brush
@@ -63,16 +67,18 @@ class Stroke:
         cov = (cov * s).astype(np.float32)
         region = self.mask[y0:y1, x0:x1]
         np.maximum(region, cov, out=region)
-        bb = self.bbox
-        self.bbox = (x0, y0, x1, y1) if bb is None else (min(bb[0], x0), min(bb[1], y0), max(bb[2], x1), max(bb[3], y1))
+        self.bbox = _union(self.bbox, (x0, y0, x1, y1))
+        self._touched = _union(self._touched, (x0, y0, x1, y1))
 
-    def add_point(self, x: float, y: float, pressure: float = 1.0) -> None:
-        """Extend the stroke to (x, y): dabs spaced a fraction of the radius apart, pressure interpolated."""
+    def add_point(self, x: float, y: float, pressure: float = 1.0) -> tuple[int, int, int, int] | None:
+        """Extend the stroke to (x, y): dabs spaced a fraction of the radius apart, pressure interpolated.
+        Returns the rectangle (x0, y0, x1, y1) the new dabs touched (None: none)."""
+        self._touched = None
         pressure = float(min(1.0, max(0.0, pressure)))
         if self._last is None:
             self.dab(x, y, pressure)
             self._last = (x, y, pressure)
-            return
+            return self._touched
         lx, ly, lp = self._last
         dist = math.hypot(x - lx, y - ly)
         spacing = max(0.3, 0.2 * self._radius(max(lp, pressure)))
@@ -83,6 +89,11 @@ class Stroke:
             t += spacing
         self._residue = dist - (t - spacing)
         self._last = (x, y, pressure)
+        return self._touched
+
+
+def _union(a: tuple[int, int, int, int] | None, b: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    return b if a is None else (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
 
 
 def apply_mask(layer: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int], mode: str = PAINT) -> np.ndarray:
@@ -108,26 +119,21 @@ def apply_mask(layer: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int]
     return out
 
 
-def fill_mask(image_rgb: np.ndarray, x: int, y: int, tolerance: int = 32, grow: int = 1) -> np.ndarray:
-    """Bucket-fill region: the 4-connected pixels around (x, y) whose colour is within `tolerance` (sum of channel
-    differences, 0..765) of the seed's, grown by `grow` pixels so that antialiased edges are covered. (H, W) float32
-    0/1; all zeros if (x, y) is outside the image."""
+def fill_mask(image_rgb: np.ndarray, x: int, y: int, tolerance: int = 32, grow: int = 1,
+              close_gap: int = CLOSE_GAP) -> np.ndarray:
+    """Bucket-fill region: the pixels around (x, y) whose colour is within `tolerance` (sum of channel
+    differences, 0..765) of the seed's, with gaps of up to 2 * close_gap pixels in what bounds them closed (the
+    rule of the clean flats, core.fullres.flats.fill_region: the fill does not leak through a small gap in a
+    line), grown by `grow` pixels so that antialiased edges are covered. (H, W) float32 0/1; all zeros if (x, y)
+    is outside the image."""
     h, w = image_rgb.shape[:2]
     if not (0 <= x < w and 0 <= y < h):
         return np.zeros((h, w), np.float32)
-    # copy(): an image made by fromarray may share the (read-only) array memory, and floodfill writes in place.
-    rgba = Image.fromarray(np.concatenate([image_rgb, np.full((h, w, 1), 255, np.uint8)], axis=2)).copy()
-    # Filled pixels get alpha 0, a value no pixel of the (opaque) image has: that marks the region exactly.
-    ImageDraw.floodfill(rgba, (int(x), int(y)), (0, 0, 0, 0), thresh=tolerance)
-    region = np.asarray(rgba)[..., 3] == 0
+    seed = image_rgb[y, x].astype(np.int16)
+    diff = np.zeros((h, w), np.int16)
+    for c in range(image_rgb.shape[2]):
+        diff += np.abs(image_rgb[..., c].astype(np.int16) - seed[c])
+    region = fill_region(diff > tolerance, int(x), int(y), close_gap)
     if grow > 0:
-        g = region.copy()
-        for _ in range(grow):
-            n = g.copy()
-            n[1:, :] |= g[:-1, :]
-            n[:-1, :] |= g[1:, :]
-            n[:, 1:] |= g[:, :-1]
-            n[:, :-1] |= g[:, 1:]
-            g = n
-        region = g
+        region = ndimage.binary_dilation(region, ndimage.generate_binary_structure(2, 1), iterations=grow)
     return region.astype(np.float32)

@@ -1,8 +1,10 @@
 """CanvasView: the current stage, enlarged (smoothly) with zoom and pan, and the painting tools.
 
-Painting happens on the GUI thread into a copy of the stage's artist layer (model resolution, so it is instant);
-the finished stroke goes to the document as one undoable change, which then asks the engine thread to regenerate
-the later stages. Tablet events carry pressure; the mouse paints at full pressure.
+Painting happens on the GUI thread into a copy of the stage's artist layer at the artwork's own size (up to
+4096 px): each stroke segment touches only the rectangle its dabs cover (the layer, the shown picture and the
+repainted area), never the whole image. The finished stroke goes to the document as one undoable change (with
+its rectangle), which then asks the engine thread to regenerate the later stages. At 100 % zoom one image pixel
+is one screen pixel. Tablet events carry pressure; the mouse paints at full pressure.
 
 Navigation follows Krita: Space-drag or middle-drag pans, Ctrl+wheel zooms about the cursor (the wheel alone
 scrolls), Ctrl+click picks a colour.
@@ -40,6 +42,8 @@ from app.document import Document
 from app.layers import composite, empty_layer
 from app.qt_image import rgb_to_qimage
 
+Rect = tuple[int, int, int, int]
+
 MIN_ZOOM, MAX_ZOOM = 0.25, 64.0
 BACKGROUND = QColor(43, 44, 48)
 
@@ -63,14 +67,16 @@ class CanvasView(QWidget):
         self._fit = True  # keep fitting the image to the window until the artist zooms
         self.smooth = True
         self._image: QImage | None = None
+        self._pixels: np.ndarray | None = None  # (H, W, 4) uint8 B, G, R, 255: the memory _image shows
         self._stroke: Stroke | None = None
         self._stroke_stage = 0
-        self._stroke_before: np.ndarray | None = None
+        self._stroke_before: np.ndarray | None = None  # the layer before the stroke (read-only), or None
         self._stroke_layer: np.ndarray | None = None
         self._stroke_colour = (0, 0, 0)
         self._stroke_mode = PAINT
         self._stroke_label = "Brush stroke"
         self._tablet_stroke = False
+        self._committing = False
         self._pan_from: QPointF | None = None
         self._space = False
         self._hover: QPointF | None = None
@@ -92,33 +98,58 @@ class CanvasView(QWidget):
         self.refresh()
 
     def _on_stage_changed(self, k: int) -> None:
+        if self._committing:
+            return  # our own stroke: already on screen
         if self.doc.has_model and k == self.doc.current_stage and self._stroke is None:
             self.refresh()
         elif self.compare and self.doc.has_model and k == self.doc.num_stages - 1:
             self.update()
 
     def refresh(self) -> None:
+        """Show the current stage afresh (a new stage or picture: the whole image is converted once)."""
         if not self.doc.has_model:
-            self._image = None
-        elif self._stroke is not None and self._stroke_stage == self.doc.current_stage:
-            base = self.doc.base_rgb(self._stroke_stage)
-            self._image = rgb_to_qimage(composite(base, self._stroke_layer))
+            self._image = self._pixels = None
         else:
-            self._image = rgb_to_qimage(self.doc.stage_rgb(self.doc.current_stage))
+            rgb = self.doc.stage_rgb(self.doc.current_stage)
+            h, w = rgb.shape[:2]
+            if self._pixels is None or self._pixels.shape[:2] != (h, w):
+                self._pixels = np.full((h, w, 4), 255, np.uint8)
+                # RGB32 (B, G, R, 255 in memory): the format Qt draws fastest; the QImage reads _pixels in place.
+                self._image = QImage(self._pixels.data, w, h, 4 * w, QImage.Format.Format_RGB32)
+            self._show_rect(rgb, (0, 0, w, h))
+            if self._stroke is not None and self._stroke_stage == self.doc.current_stage:
+                self._show_stroke(self._stroke.bbox)
         if self._fit:
             self.fit()
         self.update()
 
-    def image_size(self) -> int:
-        return self.doc.resolution
+    def _show_rect(self, rgb: np.ndarray, rect: Rect) -> None:
+        """Copy `rgb` (the whole image, or the rectangle's own pixels) into the shown picture at `rect`."""
+        x0, y0, x1, y1 = rect
+        if rgb.shape[:2] != (y1 - y0, x1 - x0):
+            rgb = rgb[y0:y1, x0:x1]
+        self._pixels[y0:y1, x0:x1, :3] = rgb[..., ::-1]
+
+    def _show_stroke(self, rect: Rect | None) -> None:
+        """The stroke's layer over the base, shown inside `rect` only, and that part of the widget repainted."""
+        if rect is None or self._pixels is None:
+            return
+        x0, y0, x1, y1 = rect
+        base = self.doc.base_rgb(self._stroke_stage)[y0:y1, x0:x1]
+        self._show_rect(composite(base, self._stroke_layer[y0:y1, x0:x1]), rect)
+        self.update(self.to_widget_rect(rect))
+
+    def image_size(self) -> tuple[int, int]:
+        """(width, height) of the artwork in image pixels ((0, 0): nothing to show)."""
+        return self.doc.artwork_size if self.doc.has_model else (0, 0)
 
     # ----- view transform -----
     def fit(self) -> None:
-        res = self.image_size()
-        if res <= 0:
+        w, h = self.image_size()
+        if w <= 0 or h <= 0:
             return
         margin = 24
-        s = min((self.width() - 2 * margin) / res, (self.height() - 2 * margin) / res)
+        s = min((self.width() - 2 * margin) / w, (self.height() - 2 * margin) / h)
         self._set_view(max(MIN_ZOOM, min(MAX_ZOOM, s)), None)
         self._fit = True
 
@@ -126,11 +157,17 @@ class CanvasView(QWidget):
         self._fit = False
         self._set_view(1.0, None)
 
+    def zoom_to(self, scale: float) -> None:
+        """A given zoom (1.0: 100 %, one image pixel per screen pixel), the image centred."""
+        self._fit = False
+        self._set_view(max(MIN_ZOOM, min(MAX_ZOOM, scale)), None)
+
     def _set_view(self, scale: float, anchor: QPointF | None) -> None:
-        res = self.image_size()
+        w, h = self.image_size()
         if anchor is None:
             self.scale = scale
-            self.offset = QPointF((self.width() - res * scale) / 2, (self.height() - res * scale) / 2)
+            # Whole pixels at 100 %: an image pixel falls exactly on a screen pixel.
+            self.offset = QPointF(round((self.width() - w * scale) / 2), round((self.height() - h * scale) / 2))
         else:
             img = self.to_image(anchor)
             self.scale = scale
@@ -140,7 +177,7 @@ class CanvasView(QWidget):
         self.update()
 
     def zoom_by(self, factor: float, anchor: QPointF | None = None) -> None:
-        if self.image_size() <= 0:
+        if min(self.image_size()) <= 0:
             return
         self._fit = False
         scale = max(MIN_ZOOM, min(MAX_ZOOM, self.scale * factor))
@@ -159,8 +196,14 @@ class CanvasView(QWidget):
         return QPointF(p.x() * self.scale + self.offset.x(), p.y() * self.scale + self.offset.y())
 
     def image_rect(self) -> QRectF:
-        res = self.image_size()
-        return QRectF(self.offset.x(), self.offset.y(), res * self.scale, res * self.scale)
+        w, h = self.image_size()
+        return QRectF(self.offset.x(), self.offset.y(), w * self.scale, h * self.scale)
+
+    def to_widget_rect(self, rect: Rect):
+        """The widget area (a QRect, grown by a pixel for smoothing) that shows image pixels `rect`."""
+        x0, y0, x1, y1 = rect
+        a, b = self.to_widget(QPointF(x0, y0)), self.to_widget(QPointF(x1, y1))
+        return QRectF(a, b).toAlignedRect().adjusted(-2, -2, 2, 2)
 
     def resizeEvent(self, event) -> None:  # noqa: N802
         if self._fit:
@@ -181,15 +224,18 @@ class CanvasView(QWidget):
     # ----- painting of the widget -----
     def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
         p = QPainter(self)
-        p.fillRect(self.rect(), BACKGROUND)
         if self._image is None:
+            p.fillRect(self.rect(), BACKGROUND)
             self._paint_placeholder(p)
             return
         rect = self.image_rect()
-        # Drop shadow: the page floats above the desk.
-        p.fillRect(rect.translated(3, 4), QColor(0, 0, 0, 70))
-        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth)
-        p.drawImage(rect, self._image)
+        if not rect.contains(QRectF(event.rect())):
+            p.fillRect(self.rect(), BACKGROUND)
+            # Drop shadow: the page floats above the desk.
+            p.fillRect(rect.translated(3, 4), QColor(0, 0, 0, 70))
+        # Smooth only when shrinking or enlarging: at 100 % the pixels are copied as they are.
+        p.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.smooth and abs(self.scale - 1) > 1e-6)
+        self._draw_image(p, rect, QRectF(event.rect()))
         if self.compare_active():
             ref, label = self.doc.compare_reference()
             ref_img = rgb_to_qimage(ref)
@@ -209,6 +255,16 @@ class CanvasView(QWidget):
         elif self.doc.model_loading:
             self._tag(p, QPointF(rect.left() + 8, rect.bottom() - 30), "Loading another model…", left=True)
         self._paint_cursor(p)
+
+    def _draw_image(self, p: QPainter, rect: QRectF, area: QRectF) -> None:
+        """Draw the part of the image under `area` (the repainted widget region) only: a stroke segment repaints a
+        few hundred pixels of a 4096 px image."""
+        visible = rect.intersected(area.adjusted(-2, -2, 2, 2))
+        if visible.isEmpty():
+            return
+        src = QRectF((visible.left() - rect.left()) / self.scale, (visible.top() - rect.top()) / self.scale,
+                     visible.width() / self.scale, visible.height() / self.scale)
+        p.drawImage(visible, self._image, src)
 
     def _tag(self, p: QPainter, at: QPointF, text: str, left: bool) -> None:
         f = QFont(self.font())
@@ -272,8 +328,8 @@ class CanvasView(QWidget):
     def _pixel(self, pos: QPointF) -> tuple[int, int] | None:
         q = self.to_image(pos)
         x, y = int(math.floor(q.x())), int(math.floor(q.y()))
-        res = self.image_size()
-        return (x, y) if 0 <= x < res and 0 <= y < res else None
+        w, h = self.image_size()
+        return (x, y) if 0 <= x < w and 0 <= y < h else None
 
     def pick_colour(self, pos: QPointF) -> bool:
         """Eyedropper: the colour under `pos` on the current stage becomes the foreground colour."""
@@ -291,10 +347,15 @@ class CanvasView(QWidget):
             return False
         k = self.doc.current_stage
         region = fill_mask(self.doc.stage_rgb(k), px[0], px[1], self.tools.fill_tolerance)
-        before = self.doc.layers[k] if self.doc.layers[k] is not None else empty_layer(self.image_size())
+        rows, cols = np.flatnonzero(region.any(1)), np.flatnonzero(region.any(0))
+        if rows.size == 0:
+            return False
+        x0, y0, x1, y1 = int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+        layer = self.doc.layers[k].copy() if self.doc.layers[k] is not None else empty_layer(*self.image_size())
         c = self.tools.fg(self.doc.stage_channels(k))
-        self.doc.commit_layer(k, apply_mask(before, region * self.tools.opacity, (c.red(), c.green(), c.blue())),
-                              "Fill")
+        layer[y0:y1, x0:x1] = apply_mask(layer[y0:y1, x0:x1], region[y0:y1, x0:x1] * self.tools.opacity,
+                                         (c.red(), c.green(), c.blue()))
+        self.doc.commit_layer(k, layer, "Fill", (x0, y0, x1, y1))
         return True
 
     # ----- strokes -----
@@ -303,11 +364,12 @@ class CanvasView(QWidget):
             return
         k = self.doc.current_stage
         self._stroke_stage = k
-        res = self.image_size()
-        self._stroke = Stroke(res, res, self.tools.brush())
+        w, h = self.image_size()
+        self._stroke = Stroke(h, w, self.tools.brush())
         layer = self.doc.layers[k]
-        self._stroke_before = layer.copy() if layer is not None else empty_layer(res)
-        self._stroke_layer = self._stroke_before
+        self._stroke_before = layer
+        # The stroke paints into its own copy; the document's layer (read-only) is what each segment starts from.
+        self._stroke_layer = layer.copy() if layer is not None else empty_layer(w, h)
         c = self.tools.fg(self.doc.stage_channels(k))
         self._stroke_colour = (c.red(), c.green(), c.blue())
         if eraser or self.tools.tool == Tool.ERASER:
@@ -320,9 +382,16 @@ class CanvasView(QWidget):
 
     def _extend(self, pos: QPointF, pressure: float) -> None:
         q = self.to_image(pos)
-        self._stroke.add_point(q.x(), q.y(), pressure)
-        self._stroke_layer = apply_mask(self._stroke_before, self._stroke.mask, self._stroke_colour, self._stroke_mode)
-        self.refresh()
+        rect = self._stroke.add_point(q.x(), q.y(), pressure)
+        if rect is None:
+            return
+        x0, y0, x1, y1 = rect
+        before = (self._stroke_before[y0:y1, x0:x1] if self._stroke_before is not None
+                  else np.zeros((y1 - y0, x1 - x0, 4), np.uint8))
+        self._stroke_layer[y0:y1, x0:x1] = apply_mask(before, self._stroke.mask[y0:y1, x0:x1], self._stroke_colour,
+                                                      self._stroke_mode)
+        if self._stroke_stage == self.doc.current_stage:
+            self._show_stroke(rect)
 
     def continue_stroke(self, pos: QPointF, pressure: float = 1.0) -> None:
         if self._stroke is not None:
@@ -333,14 +402,20 @@ class CanvasView(QWidget):
             return
         stroke, layer, k = self._stroke, self._stroke_layer, self._stroke_stage
         self._stroke = None
+        self._stroke_layer = self._stroke_before = None
         self._tablet_stroke = False
         if stroke.bbox is not None:
-            self.doc.commit_layer(k, layer, self._stroke_label)
-        self.refresh()
+            # The picture shown is already the result: the document mends its own copy in the same rectangle.
+            self._committing = True
+            try:
+                self.doc.commit_layer(k, layer, self._stroke_label, stroke.bbox)
+            finally:
+                self._committing = False
 
     def cancel_stroke(self) -> None:
         if self._stroke is not None:
             self._stroke = None
+            self._stroke_layer = self._stroke_before = None
             self._tablet_stroke = False
             self.refresh()
 

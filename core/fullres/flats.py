@@ -151,3 +151,42 @@ def region_spread(regions: Regions, image: torch.Tensor) -> float:
         var += np.bincount(lab, (v - mean[lab]) ** 2, minlength=regions.count + 1) / np.maximum(n, 1)
     std = np.sqrt(var / x.shape[0])
     return float((std[1:] * n[1:]).sum() / n[1:].sum())
+
+
+def fill_region(wall: np.ndarray, x: int, y: int, close_gap: int = CLOSE_GAP) -> np.ndarray:
+    """The pixels a gap-closing bucket fill started at (x, y) covers: (H, W) bool. `wall` (H, W) bool marks what
+    stops the fill (a line, a different colour). The rule of find_regions: the fill spreads 4-connected over
+    the seed's pixels farther than `close_gap` from every wall (so a gap up to 2 * close_gap pixels wide lets
+    nothing through), then grows back over the paper within close_gap + 1 pixels of that, up to the walls. A
+    seed next to a wall starts from the nearest such pixel; a region too narrow to have any is filled plainly.
+    All empty when the seed is outside the image or on a wall. Work is limited to the seed's plain flood
+    region's bounding box."""
+    h, w = wall.shape
+    out = np.zeros((h, w), bool)
+    if not (0 <= x < w and 0 <= y < h) or wall[y, x]:
+        return out
+    four = ndimage.generate_binary_structure(2, 1)
+    labels, _ = ndimage.label(~wall, structure=four)
+    plain = labels == labels[y, x]
+    del labels
+    rows, cols = np.flatnonzero(plain.any(1)), np.flatnonzero(plain.any(0))
+    m = close_gap + 2
+    y0, y1 = max(0, rows[0] - m), min(h, rows[-1] + m + 1)
+    x0, x1 = max(0, cols[0] - m), min(w, cols[-1] + m + 1)
+    comp = plain[y0:y1, x0:x1]
+    sy, sx = y - y0, x - x0
+    core = ndimage.distance_transform_edt(comp) > close_gap if close_gap > 0 else comp
+    if not core.any():
+        out[y0:y1, x0:x1] = comp
+        return out
+    if not core[sy, sx]:
+        dist, idx = ndimage.distance_transform_edt(~core, return_indices=True)
+        if dist[sy, sx] > close_gap + 1:  # the seed sits in a strip cut off from every core: fill it plainly
+            out[y0:y1, x0:x1] = comp
+            return out
+        sy, sx = int(idx[0, sy, sx]), int(idx[1, sy, sx])
+    core_labels, _ = ndimage.label(core, structure=four)
+    seed_core = core_labels == core_labels[sy, sx]
+    grown = (ndimage.distance_transform_edt(~seed_core) <= close_gap + 1) & comp
+    out[y0:y1, x0:x1] = grown
+    return out

@@ -4,7 +4,8 @@ full-resolution image per stage in step with it.
 - generate_fullres: a new artwork from a full-resolution first stage (line art);
 - reconstruct_fullres: the editing pipeline on a finished full-resolution artwork;
 - apply_edit_fullres: one stage replaced by an edited full-resolution image, later stages regenerated;
-- follow_proxies: later proxies changed (an edit, a latent slider): the full-res stages follow;
+- follow_proxies: later proxies changed (an edit, a latent slider): the full-res stages follow (follow_stage:
+  one stage);
 - fullres_stages: the full-resolution stages for the session's current proxies (used by the three above).
 
 Rules (issue 12): a stage the artist supplied is kept as is, pixel for pixel; a stage the model changed is the
@@ -26,7 +27,7 @@ import torch
 
 from core.editing import edit_mask
 from core.errors import ArtflowError
-from core.fullres.flats import clean_flat
+from core.fullres.flats import Regions, clean_flat
 from core.fullres.guided import transfer_change, upsample_guided
 from core.fullres.kinds import stage_kinds
 from core.fullres.masks import keep_mask_fullres
@@ -50,7 +51,7 @@ def _check_full(session: Session, k: int, image: torch.Tensor, pm: ProxyMap) -> 
     return image.detach().float().cpu().clamp(-1, 1)
 
 
-def _line_before(kinds: list[str | None], k: int, since: int = 0) -> int | None:
+def line_before(kinds: list[str | None], k: int, since: int = 0) -> int | None:
     """The latest "line" stage in since..k-1 when stage k is "flat" (the line art its regions come from)."""
     if kinds[k] != "flat":
         return None
@@ -82,7 +83,7 @@ def fullres_stages(session: Session, pm: ProxyMap, known: dict[int, torch.Tensor
         if k in known:
             full.append(known[k])
             continue
-        line = _line_before(kinds, k)
+        line = line_before(kinds, k)
         if k == 0:
             # Inferred line art is upsampled plainly: guided by the colour artwork it picks up the artwork's
             # shading (grey fills with dark halos) instead of staying line art.
@@ -142,6 +143,21 @@ def reconstruct_fullres(session: Session, artwork: torch.Tensor, steps: int | No
     return pm, full, report, inferred
 
 
+def follow_stage(full_j: torch.Tensor, change: torch.Tensor, guide: torch.Tensor, pm: ProxyMap,
+                 line_art: torch.Tensor | None = None, mask: torch.Tensor | None = None, lines: str = "split",
+                 regions: Regions | None = None) -> torch.Tensor:
+    """One full-res stage after the model changed its proxy by `change` (new proxy minus old): its previous image
+    `full_j` plus the change carried up along the edges of `guide`; cleaned again with `line_art` (a "flat" stage
+    after a changed line art; `regions`: that line art's find_regions, when cached); with `mask` (H, W) in [0, 1]
+    it changes only where the mask is > 0. Returns a new (C, H, W) tensor in [-1, 1]."""
+    candidate = full_j + transfer_change(change, guide, pm)
+    if line_art is not None:
+        candidate = clean_flat(line_art, candidate.clamp_(-1, 1), lines=lines, regions=regions)
+    if mask is not None:
+        candidate = full_j + mask * (candidate - full_j)
+    return candidate.clamp_(-1, 1)
+
+
 def follow_proxies(session: Session, full: list[torch.Tensor], old_proxy: list[torch.Tensor], pm: ProxyMap,
                    start: int, mask: torch.Tensor | None = None, proxy_mask: torch.Tensor | None = None,
                    clean_flats: bool = CLEAN_FLATS, lines: str = "split", guide: str = "stage") -> list[torch.Tensor]:
@@ -158,14 +174,10 @@ def follow_proxies(session: Session, full: list[torch.Tensor], old_proxy: list[t
     new_full = list(full)
     for j in range(start + 1, session.num_stages):
         g = full[j] if guide == "stage" else new_full[j - 1]
-        candidate = full[j] + transfer_change(session.stages[j] - old_proxy[j], g, pm)
-        line = _line_before(kinds, j, since=start)
-        if clean_flats and line is not None:
-            candidate = clean_flat(new_full[line], candidate.clamp(-1, 1), lines=lines)
-        if mask is not None:
-            candidate = full[j] + mask * (candidate - full[j])
-        new_full[j] = candidate.clamp_(-1, 1)
-        if clean_flats and line is not None and j + 1 < session.num_stages:
+        line = line_before(kinds, j, since=start) if clean_flats else None
+        new_full[j] = follow_stage(full[j], session.stages[j] - old_proxy[j], g, pm,
+                                   None if line is None else new_full[line], mask, lines)
+        if line is not None and j + 1 < session.num_stages:
             # The next stages are generated from the clean flat (their change is still measured from before).
             session.set_stage(j, proxy_with(new_full[j], pm), propagate=True, keep_mask=proxy_mask)
     return new_full

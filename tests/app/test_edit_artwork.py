@@ -8,7 +8,8 @@ import time
 import numpy as np
 import torch
 
-from core.imageio import load_image
+from core.fullres.proxy import to_proxy
+from core.imageio import load_artwork
 from tests.app.conftest import drag, wait_idle
 
 
@@ -35,8 +36,12 @@ def test_open_infers_stages_and_refines_to_the_end(qtbot, window, artwork_png):
     assert all(np.isfinite(p.loss) for p in progress)
     assert any(p.preview is not None for p in progress)
     assert doc.targets is not None
-    art = load_image(artwork_png, 3, 32)  # transparency on white, aspect kept and padded
-    assert torch.allclose(doc.targets[-1], art)
+    art = load_artwork(artwork_png, 3, minimum=32)  # transparency on white, at its own size
+    assert torch.allclose(doc.targets[-1], to_proxy(art, 32)[0])  # the model's proxy: padded to a square
+    # The document holds the artwork at its own size; the refined last stage is the artwork itself.
+    assert doc.artwork_size == (60, 40)
+    assert all(doc.stage_rgb(k).shape == (40, 60, 3) for k in range(3))
+    assert torch.equal(doc.stage_tensor(2), art)
     assert [doc.status(k) for k in range(3)] == ["inferred", "refined", "refined"]
     assert any(float(d.abs().sum()) > 0 for d in doc.deltas)  # the refined AdaIN deltas
     assert window.refine_panel.bar.value() == 1000
@@ -105,8 +110,8 @@ def test_keep_unedited_areas(qtbot, window, artwork_png):
     wait_idle(qtbot, window)
     changed = np.abs(doc.stage_rgb(2).astype(int) - final_before.astype(int)).max(axis=2) > 0
     assert changed.any()
-    # Far from the edit the final stage kept its pixels exactly.
-    assert not changed[16:, 16:].any()
+    # Far from the edit (the full-res keep mask reaches 24 artwork px) the final stage kept its pixels exactly.
+    assert not changed[:, 34:].any()
     # Without the option the whole picture may change (instance normalisation sees every pixel).
     window.controls.act_keep.setChecked(False)
     before = doc.stage_rgb(2).copy()
@@ -136,7 +141,8 @@ def test_compare_before_after(qtbot, window, artwork_png):
     open_artwork(qtbot, window, artwork_png, refine=False)
     ref, label = doc.compare_reference()
     assert label == "Original"
-    assert np.array_equal(ref, (load_image(artwork_png, 3, 32).add(1).mul(127.5).round().byte()
+    # At the artwork's own size, exactly its pixels.
+    assert np.array_equal(ref, (load_artwork(artwork_png, 3, minimum=32).add(1).mul(127.5).round().byte()
                                 .permute(1, 2, 0).numpy()))
 
 

@@ -333,34 +333,3 @@ def test_a_project_with_a_forged_app_record_opens_without_it(qtbot, window, tmp_
     for a, b in zip(layers, doc.layers):
         assert (a is None and b is None) or np.array_equal(a, b)
     assert all(bool(torch.isfinite(z).all()) for z in doc.reset_latents)
-
-
-def test_a_full_resolution_project_is_never_overwritten_by_the_app(qtbot, window, tmp_path):
-    """The app edits at the model's size: a project holding full-res stages (written by the CLI) opens, but Save
-    writes a new file and the full-res original stays byte for byte as it was."""
-    import torch.nn.functional as F
-
-    from core.project import load_project, on_8bit_levels, save_project
-
-    doc = window.doc
-    project = _painted_and_saved(qtbot, window, tmp_path)
-    res = project.resolution
-    project.fullres = [on_8bit_levels(F.interpolate(t[None], size=(res * 2, res * 3), mode="bilinear")[0])
-                       for t in project.stage_images()]
-    big = save_project(project, tmp_path / "big.artflow")
-    before = big.read_bytes()
-    messages = []
-    doc.message.connect(messages.append)
-    with qtbot.waitSignal(doc.stageChanged, timeout=10000):
-        window.new_artwork()
-    wait_idle(qtbot, window)
-    window.open_project(str(big))
-    qtbot.waitUntil(lambda: any("full-resolution" in m for m in messages), timeout=10000)
-    wait_idle(qtbot, window)
-    assert any(f"({res * 3} x {res * 2})" in m and "left as it is" in m for m in messages)
-    assert doc.project_path is None and doc.title() == "big"
-    copy = tmp_path / "copy.artflow"
-    with qtbot.waitSignal(doc.projectSaved, timeout=10000):
-        window.save_project(str(copy))
-    assert big.read_bytes() == before
-    assert load_project(big).fullres is not None and load_project(copy).fullres is None

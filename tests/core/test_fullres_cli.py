@@ -180,7 +180,8 @@ def test_project_png_members_are_bounded_and_checked(tmp_path):
     # Many stages at the largest size (tiny PNGs claiming it) are refused before any PNG is decoded.
     def many_large_stages(m):
         m["artwork"] = {"width": MAX_SIDE, "height": MAX_SIDE}
-        m["stages"] = [{"name": f"s{k}", "channels": 3} for k in range(5)]
+        # (each with a full-res layer: stage and base as float32, the layer as uint8)
+        m["stages"] = [{"name": f"s{k}", "channels": 3, "fullres_layer": True} for k in range(5)]
 
     many = _with_member(path, tmp_path / "many.artflow", "manifest.json", _edit_json(many_large_stages))
     with pytest.raises(ProjectError, match="full-resolution stages of 4096 x 4096 pixels need"):

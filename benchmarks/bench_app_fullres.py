@@ -1,0 +1,200 @@
+"""The app's full-resolution work off the GUI thread, and its memory, with the bundled model:
+
+    python benchmarks/bench_app_fullres.py composite [--size 2048x1536] [--repeats 3]
+    python benchmarks/bench_app_fullres.py make-project OUT.artflow [--size 4096x3072]
+    python benchmarks/bench_app_fullres.py rss PROJECT.artflow
+
+composite: what the engine thread does for one painted edit (app/engine_worker.py's ApplyEdits, through
+EngineThread.handle on this thread): the layer's proxy (LayeredArtwork.set_layers), the model at the proxy's size
+(Session.propagate) and the full-res composite (LayeredArtwork.follow: guided transfer, clean flats with the line
+art's regions cached or recomputed, keep mask), for an edit of the flat stage and of the line art, with and without
+"keep unedited areas". Median of --repeats.
+
+make-project: a three-stage project of that size (a drawn artwork opened in the real window, a stroke on the line
+art, saved). rss: a fresh process opens PROJECT in the real MainWindow (offscreen), paints a stroke, waits for the
+engine's answer and prints the peak RSS (resource.getrusage). Scripts, not tests: they assert nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks._common import load_average, print_load_note  # noqa: E402
+from tools.draw_artwork import draw_artwork  # noqa: E402
+
+
+def _size(text: str) -> tuple[int, int]:
+    w, h = (int(v) for v in text.lower().split("x"))
+    return w, h
+
+
+def composite(args) -> None:
+    from app.engine_worker import EngineThread, LoadArtwork, LoadModel
+    from core import bundle
+    from core.imageio import uint8_to_tensor
+
+    w, h = _size(args.size)
+    eng = EngineThread()  # not started: handle() runs the requests on this thread
+    torch.set_num_threads(eng.torch_threads)
+    torch.set_grad_enabled(False)
+    eng.handle(1, LoadModel(str(args.model or bundle.default_bundle_path()), "cpu"))
+    art_img = uint8_to_tensor(np.asarray(draw_artwork(w, h)))
+    t0 = time.perf_counter()
+    eng.handle(2, LoadArtwork("art", art_img))
+    print(f"opened {w} x {h}: {time.perf_counter() - t0:.2f} s (inference, encoding, full-res stages)")
+    s, art = eng.session, eng.art
+    rows = []
+    for stage, label in ((1, "flat"), (0, "line art")):
+        for keep in (False, True):
+            times = {"proxy layer": [], "model (proxy)": [], "full-res composite": [], "total": []}
+            for r in range(args.repeats):
+                layer = np.zeros((h, w, 4), np.uint8)
+                y = h // 3 + 40 * r
+                layer[y:y + 12, w // 4:w // 2] = (30, 30, 30, 255) if stage == 0 else (200, 40, 40, 255)
+                old = [b.clone() for b in s.bases]
+                t0 = time.perf_counter()
+                pm_mask, fm = art.set_layers(s, {stage: layer}, keep)
+                t1 = time.perf_counter()
+                s.propagate(stage, keep_mask=pm_mask)
+                t2 = time.perf_counter()
+                art.follow(s, old, stage, fm, pm_mask, True)
+                t3 = time.perf_counter()
+                for k, v in zip(times, (t1 - t0, t2 - t1, t3 - t2, t3 - t0), strict=True):
+                    v and times[k].append(v * 1000)
+            rows.append((f"{label}{' + keep unedited' if keep else ''}",
+                         {k: statistics.median(v) for k, v in times.items()}))
+    load = load_average()
+    print(f"\none painted edit on a {w} x {h} artwork, engine thread work, median of {args.repeats} "
+          f"(ms; load average {load:.2f}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()})")
+    keys = list(rows[0][1])
+    print(f"{'edit':<26}" + "".join(f"{k:>20}" for k in keys))
+    for name, t in rows:
+        print(f"{name:<26}" + "".join(f"{t[k]:20.0f}" for k in keys))
+    print("(a line-art edit recomputes the line art's regions for the clean flat; a flat edit reuses nothing and "
+          "needs none)")
+    print_load_note(load)
+
+
+def _window(settings_refine: bool = False):
+    from PySide6.QtWidgets import QApplication
+
+    from app.application import create_window
+    from app.settings import Settings
+
+    app = QApplication.instance() or QApplication(["bench"])
+    os.environ.setdefault("ARTFLOW_DATA_DIR", tempfile.mkdtemp(prefix="artflow-bench-"))
+    settings = Settings()
+    settings.refine_after_open = settings_refine
+    win = create_window(None, device="cpu", screenshot_mode=True, settings=settings)
+    win.resize(1280, 800)
+    win.show()
+    while not win.doc.has_model:
+        app.processEvents()
+        time.sleep(0.01)
+    return app, win
+
+
+def _wait_idle(app, win) -> None:
+    while not (win.engine.is_idle() and not win.doc.waiting_for_engine()):
+        app.processEvents()
+        time.sleep(0.01)
+    app.processEvents()
+
+
+def _stroke(app, win) -> None:
+    from PySide6.QtCore import QEvent, QPointF, Qt
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    canvas = win.canvas
+    left = Qt.MouseButton.LeftButton
+    w, h = win.doc.artwork_size
+    pts = [canvas.to_widget(QPointF(w * (0.3 + 0.01 * i), h * 0.3)) for i in range(30)]
+    for i, p in enumerate(pts):
+        kind = (QEvent.Type.MouseButtonPress if i == 0 else QEvent.Type.MouseMove)
+        QApplication.sendEvent(canvas, QMouseEvent(kind, p, canvas.mapToGlobal(p), left if i == 0 else
+                                                   Qt.MouseButton.NoButton, left, Qt.KeyboardModifier.NoModifier))
+        app.processEvents()
+    QApplication.sendEvent(canvas, QMouseEvent(QEvent.Type.MouseButtonRelease, pts[-1], canvas.mapToGlobal(pts[-1]),
+                                               left, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier))
+    app.processEvents()
+
+
+def make_project(args) -> None:
+    w, h = _size(args.size)
+    app, win = _window()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "art.png"
+        draw_artwork(w, h).save(path)
+        win.doc.open_image(str(path))
+        _wait_idle(app, win)
+    win.tools.set_size(24)
+    _stroke(app, win)
+    _wait_idle(app, win)
+    rid = win.doc.save_project(args.out)
+    done = []
+    win.doc.saveFinished.connect(lambda r, ok: done.append(ok))
+    while not done:
+        app.processEvents()
+        time.sleep(0.01)
+    print(f"{args.out}: {w} x {h}, saved={done[0]} (request {rid}), "
+          f"{Path(args.out).stat().st_size / 2**20:.1f} MiB")
+    win.shutdown()
+
+
+def rss(args) -> None:
+    app, win = _window()
+    t0 = time.perf_counter()
+    win.doc.open_project(args.project)
+    while win.doc.project_path is None or str(win.doc.project_path) != str(args.project):
+        app.processEvents()
+        time.sleep(0.01)
+        if time.perf_counter() - t0 > 600:
+            raise SystemExit("the project did not open")
+    _wait_idle(app, win)
+    opened = time.perf_counter() - t0
+    after_open = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    win.tools.set_size(24)
+    t0 = time.perf_counter()
+    _stroke(app, win)
+    _wait_idle(app, win)
+    painted = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    w, h = win.doc.artwork_size
+    print(f"{args.project}: {w} x {h}, {win.doc.num_stages} stages; opened in {opened:.1f} s, stroke regenerated "
+          f"in {painted:.1f} s (load average {load_average():.2f})")
+    print(f"peak RSS after opening: {after_open:.0f} MiB; after a stroke and its regeneration: {peak:.0f} MiB")
+    win.shutdown()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    c = sub.add_parser("composite")
+    c.add_argument("--size", default="2048x1536")
+    c.add_argument("--repeats", type=int, default=3)
+    c.add_argument("--model")
+    m = sub.add_parser("make-project")
+    m.add_argument("out")
+    m.add_argument("--size", default="4096x3072")
+    r = sub.add_parser("rss")
+    r.add_argument("project")
+    args = ap.parse_args()
+    {"composite": composite, "make-project": make_project, "rss": rss}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()

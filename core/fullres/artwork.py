@@ -1,0 +1,250 @@
+"""The artwork at the artist's own size beside a Session's proxies, with the artist's layers: the app's model of
+an artwork (the CLI writes composites and calls core.fullres.pipeline directly).
+
+Per stage: a full-resolution base (what the model made, brought to the artwork's size by the pipeline's rules)
+and the artist's layer over it (RGBA, straight alpha, painted in the app); the stage as seen is the layer over
+the base. The session holds their proxies: the session's base is the base's proxy (the session generates it), the
+session's layer is the layer's proxy. When the session's bases change (an edit, a latent, a refinement), the
+full-res bases follow the change (pipeline.follow_stage, clean flats included) and the layers stay on top: paint
+is never lost.
+
+Images are numpy uint8 at the artwork's size, (H, W) for a grey stage and (H, W, 3) for a colour one
+(core.imageio.tensor_to_uint8's layout), on 8-bit levels as a project stores them; layers are (H, W, 4) uint8.
+Every array held here is read-only and replaced, never written in place: a snapshot shares them safely with
+another thread.
+
+An artwork of the model's own square size (ProxyMap.is_identity) is its own proxy: its bases are the session's
+bases rounded to 8 bits, its layers go to the session exactly, nothing is guided or cleaned (as before full
+resolution existed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from core.editing import edit_mask
+from core.fullres.flats import Regions, find_regions
+from core.fullres.kinds import stage_kinds
+from core.fullres.masks import keep_mask_fullres
+from core.fullres.pipeline import CLEAN_FLATS, follow_stage, line_before
+from core.fullres.proxy import ProxyMap, proxy_with
+from core.imageio import tensor_to_uint8, uint8_to_tensor
+from core.session import Layer, Session
+
+RGBA = np.ndarray  # (H, W, 4) uint8, straight alpha
+BAND = 256  # rows per band when compositing: the float temporaries stay small
+
+
+def frozen(a: np.ndarray) -> np.ndarray:
+    """`a` made read-only (a contiguous copy first when it is not contiguous)."""
+    a = np.ascontiguousarray(a)
+    a.flags.writeable = False
+    return a
+
+
+def to_u8(image: torch.Tensor) -> np.ndarray:
+    """(C, H, W) in [-1, 1] -> read-only uint8 (H, W) or (H, W, 3)."""
+    return frozen(tensor_to_uint8(image))
+
+
+def is_empty(layer: RGBA | None) -> bool:
+    return layer is None or not layer[..., 3].any()
+
+
+def _layer_colour(layer_rows: np.ndarray, grey: bool) -> np.ndarray:
+    """A layer's colour as float32 0..255: (h, W, 3), or (h, W) for a grey stage (the rounded mean of RGB)."""
+    rgb = layer_rows[..., :3].astype(np.float32)
+    return np.rint(rgb.mean(axis=2)) if grey else rgb
+
+
+def composite(base: np.ndarray, layer: RGBA | None) -> np.ndarray:
+    """The stage as seen: `layer` over `base` (same layout as base), the formula of core.session.compose on the
+    8-bit scale, rounded. Band by band, so a 4096 px stage needs no full-size float copies."""
+    if layer is None:
+        return base
+    out = np.empty_like(base)
+    grey = base.ndim == 2
+    for y0 in range(0, base.shape[0], BAND):
+        rows = slice(y0, y0 + BAND)
+        a = layer[rows, :, 3].astype(np.float32) / 255.0
+        if not grey:
+            a = a[..., None]
+        mixed = base[rows].astype(np.float32) * (1 - a) + _layer_colour(layer[rows], grey) * a
+        out[rows] = np.rint(mixed)
+    return out
+
+
+def layer_to_tensors(layer: RGBA | None, channels: int) -> Layer | None:
+    """RGBA uint8 -> the session's (colour (channels, H, W) in [-1, 1], alpha (1, H, W) in [0, 1]) at the same
+    size; None (or fully transparent) -> None. A grey stage takes the rounded mean of the painted RGB."""
+    if is_empty(layer):
+        return None
+    colour = _layer_colour(layer, channels == 1).astype(np.uint8)
+    alpha = torch.from_numpy(layer[..., 3].astype(np.float32) / 255.0)[None].contiguous()
+    return uint8_to_tensor(colour), alpha
+
+
+def tensors_to_layer(layer: Layer | None) -> RGBA | None:
+    """The session's (colour, alpha) -> RGBA uint8 (a grey colour replicated to RGB); None when transparent."""
+    if layer is None:
+        return None
+    colour, alpha = layer
+    rgb = tensor_to_uint8(colour)
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[..., None], 3, axis=2)
+    a = np.rint(alpha.detach().float().cpu().reshape(rgb.shape[:2]).clamp(0, 1).numpy() * 255).astype(np.uint8)
+    out = np.concatenate([rgb, a[..., None]], axis=2)
+    return None if is_empty(out) else np.ascontiguousarray(out)
+
+
+def proxy_layer(layer: RGBA | None, channels: int, pm: ProxyMap) -> Layer | None:
+    """A full-res layer's proxy for the session: alpha and premultiplied colour padded with nothing (alpha 0)
+    and resized like the stages (proxy_with), colour un-premultiplied (paper white where no paint reaches).
+    One channel at a time, so the padded squares stay one channel each."""
+    if is_empty(layer):
+        return None
+    if pm.is_identity:
+        return layer_to_tensors(layer, channels)
+    alpha = torch.from_numpy(layer[..., 3].astype(np.float32) / 255.0)[None]
+    p_alpha = proxy_with(alpha, pm, paper=0.0).clamp_(0, 1)
+    colour = _layer_colour(layer, channels == 1)
+    planes = [colour] if channels == 1 else [colour[..., c] for c in range(3)]
+    out = []
+    for plane in planes:
+        pre = torch.from_numpy(plane / 127.5 - 1.0)[None] * alpha
+        out.append(proxy_with(pre, pm, paper=0.0)[0])
+    p_colour = torch.stack(out) / p_alpha.clamp(min=1e-6)
+    p_colour = torch.where(p_alpha > 1e-6, p_colour, torch.ones_like(p_colour)).clamp_(-1, 1)
+    return p_colour.contiguous(), p_alpha.contiguous()
+
+
+@dataclass(frozen=True)
+class ArtworkSnapshot:
+    """What the GUI is sent: the artwork's size, each stage's full-res base and layer (shared, read-only)."""
+
+    width: int
+    height: int
+    bases: tuple[np.ndarray, ...]
+    layers: tuple[RGBA | None, ...]
+    identity: bool
+
+
+class LayeredArtwork:
+    """The full-res bases and layers of one artwork, kept in step with the session that holds its proxies (see
+    the module notes). `target`: the opened artwork (the last stage as the artist gave it), or None."""
+
+    def __init__(self, pm: ProxyMap, bases: Sequence[np.ndarray], layers: Sequence[RGBA | None] | None = None,
+                 target: np.ndarray | None = None) -> None:
+        self.pm = pm
+        self.bases = [frozen(b) for b in bases]
+        self.layers: list[RGBA | None] = [None if is_empty(ly) else frozen(ly)
+                                          for ly in (layers or [None] * len(self.bases))]
+        self.target = None if target is None else frozen(target)
+        self._regions: dict[int, tuple[np.ndarray, RGBA | None, Regions]] = {}
+
+    # ----- making one -----
+    @classmethod
+    def of_session(cls, session: Session) -> LayeredArtwork:
+        """An artwork of the model's own size: the session's stages are the artwork."""
+        res = session.config.resolution
+        return cls(ProxyMap(res, res, res), [to_u8(b) for b in session.bases],
+                   [tensors_to_layer(ly) for ly in session.layers])
+
+    @classmethod
+    def from_stages(cls, pm: ProxyMap, stages: Sequence[torch.Tensor], target: torch.Tensor | None = None,
+                    layers: Sequence[RGBA | None] | None = None) -> LayeredArtwork:
+        """From full-res float stages (C, H, W) in [-1, 1] (pipeline.fullres_stages' output, a project's)."""
+        return cls(pm, [to_u8(s) for s in stages], layers, None if target is None else to_u8(target))
+
+    # ----- facts -----
+    @property
+    def identity(self) -> bool:
+        return self.pm.is_identity
+
+    @property
+    def num_stages(self) -> int:
+        return len(self.bases)
+
+    def stage(self, k: int) -> np.ndarray:
+        """Stage k as seen (uint8, the layer over the base)."""
+        return composite(self.bases[k], self.layers[k])
+
+    def stage_tensor(self, k: int) -> torch.Tensor:
+        return uint8_to_tensor(self.stage(k))
+
+    def snapshot(self) -> ArtworkSnapshot:
+        return ArtworkSnapshot(self.pm.width, self.pm.height, tuple(self.bases), tuple(self.layers), self.identity)
+
+    # ----- edits -----
+    def set_layers(self, session: Session, layers: dict[int, RGBA | None], keep_unedited: bool = False
+                   ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """New artist layers (stage -> RGBA or None) here and their proxies in the session (nothing regenerated
+        yet). With keep_unedited, returns the edited area (proxy mask (R, R), full-res mask (H, W)), else
+        (None, None)."""
+        proxy_masks, full_masks = [], []
+        for k in sorted(layers):
+            old_proxy = session.stages[k].clone()
+            old = self.stage(k) if keep_unedited and not self.identity else None
+            new = layers[k]
+            self.layers[k] = None if is_empty(new) else frozen(new)
+            session.set_layer(k, proxy_layer(self.layers[k], session.config.stages[k].channels, self.pm),
+                              propagate=False)
+            if keep_unedited:
+                proxy_masks.append(edit_mask(old_proxy, session.stages[k]))
+                if old is not None:
+                    full_masks.append(keep_mask_fullres(uint8_to_tensor(old), self.stage_tensor(k)))
+        proxy_mask = torch.stack(proxy_masks).amax(0) if proxy_masks else None
+        full_mask = torch.stack(full_masks).amax(0) if full_masks else None
+        return proxy_mask, full_mask
+
+    def follow(self, session: Session, old_bases: Sequence[torch.Tensor], start: int,
+               mask: torch.Tensor | None = None, proxy_mask: torch.Tensor | None = None,
+               clean_flats: bool = CLEAN_FLATS, lines: str = "split") -> list[int]:
+        """The session's bases after stage `start` changed from `old_bases`: each full-res base follows its
+        proxy's change along its own edges; a "flat" stage after a line art at or after `start` is cleaned
+        again with that line art as seen (and fed back to the session, later stages regenerated from it).
+        `mask` (H, W): full-res bases change only where it is > 0. Returns the stages whose base changed."""
+        n = session.num_stages
+        changed = []
+        if self.identity:
+            for j in range(start + 1, n):
+                if not torch.equal(old_bases[j], session.bases[j]):
+                    self.bases[j] = to_u8(session.bases[j])
+                    changed.append(j)
+            return changed
+        kinds = stage_kinds(session.config.stages)
+        for j in range(start + 1, n):
+            change = session.bases[j] - old_bases[j]
+            line = line_before(kinds, j, since=start) if clean_flats else None
+            if line is None and not torch.any(change):
+                continue
+            full_j = uint8_to_tensor(self.bases[j])
+            line_art = regions = None
+            if line is not None:
+                line_art = self.stage_tensor(line)
+                regions = self.regions(line, line_art)
+            self.bases[j] = to_u8(follow_stage(full_j, change, full_j, self.pm, line_art, mask, lines, regions))
+            del full_j, line_art
+            changed.append(j)
+            if line is not None and j + 1 < n:
+                session.set_stage(j, proxy_with(uint8_to_tensor(self.bases[j]), self.pm), propagate=True,
+                                  keep_mask=proxy_mask)
+        return changed
+
+    def regions(self, k: int, line_art: torch.Tensor | None = None) -> Regions:
+        """The closed regions of stage k as seen (a line art), cached while its base and layer stay the same."""
+        hit = self._regions.get(k)
+        if hit is not None and hit[0] is self.bases[k] and hit[1] is self.layers[k]:
+            return hit[2]
+        reg = find_regions(self.stage_tensor(k) if line_art is None else line_art)
+        self._regions[k] = (self.bases[k], self.layers[k], reg)
+        return reg
+
+    def pin_target(self) -> None:
+        """The last stage's base is the opened artwork itself (after a refinement: the artist's pixels stay)."""
+        if self.target is not None and not self.identity:
+            self.bases[-1] = self.target
