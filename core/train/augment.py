@@ -109,20 +109,44 @@ def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
     return v.unsqueeze(-3) - (v * s).unsqueeze(-3) * torch.clamp(torch.minimum(k, 4 - k), 0, 1)
 
 
+def batch_flat_regions(flats: torch.Tensor, max_palette: int = MAX_PALETTE
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The colour regions of a batch of flats (S, 3, H, W) in [-1, 1], all samples at once (on a GPU a per-sample
+    loop waits for the device at every step): (region index per pixel (S, H, W) long, palette (S, K, 3) in [0, 1],
+    valid (S, K) bool), K = max_palette. A sample's palette is its most frequent colours (ties: the lower packed
+    RGB value first), slots past its number of colours are invalid; every pixel (antialiased edges included)
+    belongs to the nearest valid entry."""
+    s, _, h, w = flats.shape
+    dev = flats.device
+    q = ((flats.float() + 1) * 127.5).round().clamp(0, 255).long()
+    packed = (q[:, 0] << 16) | (q[:, 1] << 8) | q[:, 2]
+    key = packed + (torch.arange(s, device=dev).view(s, 1, 1) << 24)  # distinct colours per sample
+    uniq, inverse, counts = torch.unique(key.flatten(), return_inverse=True, return_counts=True)
+    owner, colour = uniq >> 24, uniq & 0xFFFFFF
+    # Rank of each distinct colour within its sample, by descending count: sort by (owner, -count), stable.
+    span = h * w + 1
+    _, order = torch.sort(owner * span + (span - 1 - counts), stable=True)
+    per_owner = torch.bincount(owner, minlength=s)
+    starts = torch.cumsum(per_owner, 0) - per_owner
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(len(order), device=dev) - starts[owner[order]]
+    rgb = torch.stack([(colour >> 16) & 255, (colour >> 8) & 255, colour & 255], -1).float() / 255  # (U, 3)
+    top = rank < max_palette
+    palette = torch.zeros(s, max_palette, 3, device=dev)
+    valid = torch.zeros(s, max_palette, dtype=torch.bool, device=dev)
+    palette[owner[top], rank[top]] = rgb[top]
+    valid[owner[top], rank[top]] = True
+    # Nearest valid palette entry of the colour's own sample, per distinct colour, then per pixel.
+    dist = ((rgb[:, None, :] - palette[owner]) ** 2).sum(-1).masked_fill(~valid[owner], float("inf"))
+    return dist.argmin(1)[inverse].view(s, h, w), palette, valid
+
+
 def flat_regions(flat: torch.Tensor, max_palette: int = MAX_PALETTE) -> tuple[torch.Tensor, torch.Tensor]:
     """The colour regions of one flat (3, H, W) in [-1, 1]: (region index per pixel (H, W) long, palette
     (K, 3) in [0, 1]). The palette is the flat's most frequent colours; every pixel (antialiased edges included)
     belongs to the nearest one."""
-    q = ((flat.float() + 1) * 127.5).round().clamp(0, 255).long()
-    packed = (q[0] << 16) | (q[1] << 8) | q[2]
-    colours, inverse, counts = torch.unique(packed.flatten(), return_inverse=True, return_counts=True)
-    order = counts.argsort(descending=True)[:max_palette]
-    top = colours[order]
-    palette = torch.stack([(top >> 16) & 255, (top >> 8) & 255, top & 255], -1).float() / 255  # (K, 3)
-    # Nearest palette entry per distinct colour (few), then per pixel through the inverse index.
-    all_rgb = torch.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], -1).float() / 255
-    nearest = ((all_rgb[:, None, :] - palette[None]) ** 2).sum(-1).argmin(1)
-    return nearest[inverse].view(flat.shape[-2:]), palette
+    region, palette, valid = batch_flat_regions(flat[None], max_palette)
+    return region[0], palette[0, valid[0]]
 
 
 def recolour_regions(flat: torch.Tensor, later: list[torch.Tensor], gen: torch.Generator, p: float = 1.0,
@@ -143,17 +167,14 @@ def recolour_regions(flat: torch.Tensor, later: list[torch.Tensor], gen: torch.G
     if not chosen.any():
         return flat, later
     sel = torch.nonzero(chosen).flatten()
-    maps = []  # per chosen sample: (3, H, W) hue shift, saturation and value factors
-    for i in sel.tolist():
-        region, palette = flat_regions(flat[i], max_palette)
-        k = len(palette)
-        keep = ~change[i, :k].to(region.device) | (palette.min(1).values > 0.94)  # paper stays paper
-        params = torch.stack([torch.where(keep, 0.0, hue[i, :k].to(keep.device)),
-                              torch.where(keep, 1.0, sat[i, :k].to(keep.device)),
-                              torch.where(keep, 1.0, val[i, :k].to(keep.device))], 0)  # (3, K)
-        maps.append(params[:, region])
-    shift = torch.stack(maps).to(flat.device)  # (S, 3, H, W)
     sel_dev = sel.to(flat.device)
+    region, palette, valid = batch_flat_regions(flat[sel_dev], max_palette)  # (S, H, W), (S, K, 3), (S, K)
+    keep = ~change[sel].to(flat.device) | ~valid | (palette.min(-1).values > 0.94)  # paper stays paper
+    params = torch.stack([torch.where(keep, 0.0, hue[sel].to(keep.device)),
+                          torch.where(keep, 1.0, sat[sel].to(keep.device)),
+                          torch.where(keep, 1.0, val[sel].to(keep.device))], 1)  # (S, 3, K)
+    n, _, h, w = flat[sel_dev].shape
+    shift = torch.gather(params, 2, region.view(n, 1, h * w).expand(n, 3, h * w)).view(n, 3, h, w)
 
     def apply(x: torch.Tensor) -> torch.Tensor:
         hsv = rgb_to_hsv((x[sel_dev].float() + 1) / 2)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from core.data.line_art import line_art_from_flat
 from core.train.augment import (
+    batch_flat_regions,
     flat_regions,
     hand_drawn_lines,
     hsv_to_rgb,
@@ -69,6 +71,35 @@ def test_flat_regions_finds_the_palette():
     assert region.shape == f.shape[-2:] and len(palette) == 4
     colours = {tuple(round(float(v) * 255) for v in c) for c in palette}
     assert colours == {(255, 255, 255), (250, 200, 0), (0, 0, 0), (200, 0, 0)}
+
+
+def test_batch_flat_regions_is_each_sample_on_its_own():
+    """All samples at once (no per-sample loop waiting for a GPU) give each sample's own regions and palette:
+    different palettes, antialiased in-between colours and count ties included; the palette cut keeps the most
+    frequent colours, ties in the order of the packed RGB value."""
+    g = _gen(7)
+    flats = []
+    for _ in range(4):
+        colours = (torch.rand(6, 3, generator=g) * 2 - 1).round(decimals=2)
+        idx = torch.randint(6, (12, 12), generator=g)
+        f = colours[idx].permute(2, 0, 1)
+        f = F.interpolate(f[None], size=(24, 24), mode="bilinear", align_corners=False)[0]  # antialiased edges
+        flats.append(f)
+    batch = torch.stack(flats)
+    region, palette, valid = batch_flat_regions(batch, max_palette=5)
+    for i, f in enumerate(flats):
+        r1, p1, v1 = batch_flat_regions(f[None], max_palette=5)
+        assert torch.equal(region[i], r1[0]) and torch.equal(palette[i], p1[0]) and torch.equal(valid[i], v1[0])
+        # Reference: count colours directly.
+        q = ((f + 1) * 127.5).round().clamp(0, 255).long()
+        packed = ((q[0] << 16) | (q[1] << 8) | q[2]).flatten().tolist()
+        counts = {}
+        for c in packed:
+            counts[c] = counts.get(c, 0) + 1
+        expect = sorted(counts, key=lambda c: (-counts[c], c))[:5]
+        rgb = [[round(float(x) * 255) for x in v] for v in palette[i][valid[i]]]
+        got = [(r << 16) | (gr << 8) | b for r, gr, b in rgb]
+        assert got == expect
 
 
 def test_recolouring_changes_flat_and_detail_consistently_per_region():
