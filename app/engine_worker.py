@@ -10,6 +10,10 @@ the *whole* new value of what it changes, so when the previous request is still 
 the two are merged (newer values win) and only one regeneration runs. Requests are never merged across another
 kind of request, so the engine applies changes in the order the artist made them.
 
+A slider drag asks for `PreviewLatent` pictures (small, quick, the session unchanged) and sends the full
+`ApplyEdits` on release: a queued preview is dropped when a newer preview or an edit arrives behind it, so the
+engine only ever computes the latest value.
+
 Long work is the core `Session.refine()` generator: each yield is a progress report (relayed to the GUI) and a
 point where Cancel takes effect (the generator also polls `should_stop`). A cancelled refinement leaves the
 session unchanged.
@@ -26,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from PySide6.QtCore import QThread, Signal
@@ -43,7 +47,10 @@ log = logging.getLogger(__name__)
 # ----- requests (immutable inputs) -----
 @dataclass(frozen=True)
 class Request:
-    """Base class. `label` is what the status bar shows while the request runs."""
+    """Base class. `label` is what the status bar shows while the request runs. `preview`: the answer is a
+    stand-in, not the session's state; a full-quality answer follows (from a later request)."""
+
+    preview: ClassVar[bool] = False
 
     @property
     def label(self) -> str:
@@ -89,6 +96,22 @@ class ApplyEdits(Request):
     @property
     def label(self) -> str:
         return "Regenerating later stages…"
+
+
+@dataclass(frozen=True)
+class PreviewLatent(Request):
+    """The stages after transition `transition` with its code `z`, at half the resolution and enlarged back to it
+    (Session.preview): the live picture while a slider is dragged. The session is not changed; the document sends
+    the value as an ApplyEdits on release, whose answer is the full picture. The answer's info["previews"] holds
+    stages transition+1 .. N-1."""
+
+    preview: ClassVar[bool] = True
+    transition: int
+    z: torch.Tensor
+
+    @property
+    def label(self) -> str:
+        return "Previewing…"
 
 
 @dataclass(frozen=True)
@@ -214,11 +237,13 @@ class EngineThread(QThread):
         self._cancel = threading.Event()
         self._running_rid = 0
         self.session = None  # owned by this thread: never touch it from the GUI thread
-        self.merged = 0  # requests dropped because a newer one superseded them (for tests and the curious)
+        self.merged = 0  # edits merged into a newer one (for tests and the curious)
+        self.dropped = 0  # previews dropped unseen: a newer preview or edit came behind them
         self._handlers: dict[type[Request], Callable[[int, Any], EngineResult]] = {
             LoadModel: self._load_model,
             NewArtwork: self._new_artwork,
             ApplyEdits: self._apply_edits,
+            PreviewLatent: self._preview_latent,
             Regenerate: self._regenerate,
             SampleLatent: self._sample_latent,
             LoadArtwork: self._load_artwork,
@@ -236,6 +261,10 @@ class EngineThread(QThread):
                 return rid
             if isinstance(request, Refine):
                 self._cancel.clear()
+            if (self._queue and self._queue[-1][1].preview
+                    and (request.preview or isinstance(request, ApplyEdits))):
+                self._queue.pop()  # nobody would see it: a newer picture is on its way
+                self.dropped += 1
             if (isinstance(request, ApplyEdits) and self._queue and isinstance(self._queue[-1][1], ApplyEdits)):
                 _, older = self._queue.pop()
                 request = older.merged_with(request)
@@ -398,6 +427,15 @@ class EngineThread(QThread):
             keep_mask = torch.stack(masks).amax(dim=0)
         changed = s.propagate(first, keep_mask=keep_mask) if first is not None else []
         return EngineResult(rid, req, s.snapshot(), tuple(changed))
+
+    def _preview_latent(self, rid: int, req: PreviewLatent) -> EngineResult:
+        from core.session import enlarge
+
+        s = self.session
+        res = s.config.resolution
+        pictures = tuple(enlarge(p, res) for p in s.preview(req.transition, latent=req.z))
+        changed = tuple(range(req.transition + 1, s.num_stages))
+        return EngineResult(rid, req, None, changed, {"previews": pictures})
 
     def _refine(self, rid: int, req: Refine) -> EngineResult:
         s = self.session
