@@ -145,8 +145,8 @@ def run(args: argparse.Namespace) -> int:
                   f"{med / base:5.2f}x uncached  ({1e3 / med:5.1f} per s)")
     if len(threads) > 1:
         a, b = threads[0], threads[-1]
-        print("  " + ", ".join(f"{name} {b}/{a} threads {statistics.median(times[name, b]) / statistics.median(times[name, a]):.2f}x"
-                               for name in variants))
+        ratio = {name: statistics.median(times[name, b]) / statistics.median(times[name, a]) for name in variants}
+        print("  " + ", ".join(f"{name} {b}/{a} threads {r:.2f}x" for name, r in ratio.items()))
     print(f"cached == uncached bit for bit ({args.likeness} codes): {same}")
     for name, rows in likeness.items():
         per_stage = [statistics.median(col) for col in zip(*rows)]

@@ -101,9 +101,10 @@ class Session:
         # What the AdaIN optimisation reproduces: the inferred stages (the artwork itself last). None until
         # an artwork is loaded; then refine() falls back to the current stages.
         self.targets: list[torch.Tensor] | None = None
-        # Content code of each transition's last input, keyed by an exact copy of that input: a latent or delta
-        # change (a slider drag) re-decodes without re-encoding, and any change of the input misses the cache.
-        self._content_cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        # Content code of each transition's last input (and the decoder's start on it, AdaINGenerator.decode_start),
+        # keyed by an exact copy of that input: a latent or delta change (a slider drag) re-decodes without
+        # re-encoding, and any change of the input misses the cache.
+        self._content_cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
     # ----- facts -----
     @property
@@ -176,29 +177,35 @@ class Session:
     def content(self, i: int, source: torch.Tensor) -> torch.Tensor:
         """Content code of generator i for `source` (C, h, w), from the cache when `source` equals the last input
         of that transition at that size (compared exactly, so no edit can leave a stale code)."""
+        return self._decoder_inputs(i, source)[0]
+
+    def _decoder_inputs(self, i: int, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(content code, decoder start) of generator i for `source`, cached as content() says."""
         key = (i, source.shape[-1])
         hit = self._content_cache.get(key)
         if hit is not None and hit[0].shape == source.shape and torch.equal(hit[0], source):
-            return hit[1]
+            return hit[1], hit[2]
+        g = self.model.generators[i]
         with torch.inference_mode():
-            code = self.model.generators[i].encode_content(source.unsqueeze(0).to(self.device))
-        self._content_cache[key] = (source.clone(), code)
-        return code
+            code = g.encode_content(source.unsqueeze(0).to(self.device))
+            start = g.decode_start(code)
+        self._content_cache[key] = (source.clone(), code, start)
+        return code, start
 
     def generate(self, i: int, source: torch.Tensor | None = None, latent: torch.Tensor | None = None,
                  delta: torch.Tensor | None = None, cache: bool = True, halvings: int = 0) -> torch.Tensor:
         """Stage i+1 from `source` (default: the current stage i), without changing the session. cache=False
-        recomputes the content code (the uncached reference path). halvings: the picture at 2**-halvings of the
-        size, decoded from the same content code (AdaINGenerator.decode)."""
+        recomputes the content code and the decoder's start (the uncached reference path). halvings: the picture
+        at 2**-halvings of the size, decoded from the same content code (AdaINGenerator.decode)."""
         src = self.stages[i] if source is None else source
         g = self.model.generators[i]
         with torch.inference_mode():
             z = (self.latents[i] if latent is None else latent).to(self.device).reshape(1, -1)
             d = (self.deltas[i] if delta is None else delta).to(self.device).reshape(1, -1)
             params = g.adain_params(z) + d
-            content = (self.content(i, src) if cache
-                       else g.encode_content(src.unsqueeze(0).to(self.device)))
-            out = g.decode(content, params, halvings)
+            content, start = (self._decoder_inputs(i, src) if cache
+                              else (g.encode_content(src.unsqueeze(0).to(self.device)), None))
+            out = g.decode(content, params, halvings, start)
         return out[0].float().cpu().clone()  # a normal tensor: inference tensors refuse later in-place edits
 
     def propagate(self, k: int, keep_mask: torch.Tensor | None = None, cache: bool = True) -> list[int]:
