@@ -14,10 +14,11 @@ alike:
   input-half the earlier preview: the whole chain from the first stage area-downsized to res/2 (cost and likeness
              only, for comparison)
 Each move draws a new z for transition t (a slider step); every stage after t is ready when a variant returns.
-Likeness: PSNR of each preview against the full picture area-downsized to the preview's size, beside the PSNR
-between the full pictures of two different codes (what a wrong preview would score). OMP_WAIT_POLICY is read when
-OpenMP starts, so --wait-policy both runs the benchmark once per policy in a child process (one after the other:
-compare the ratios within each). A script, not a test: it asserts nothing.
+Process CPU time is printed beside the wall time: with one thread on a loaded machine it is close to what the
+wall time would be on an idle core. Likeness: PSNR of each preview against the full picture area-downsized to the
+preview's size, beside the PSNR between the full pictures of two different codes (what a wrong preview would
+score). OMP_WAIT_POLICY is read when OpenMP starts, so --wait-policy both runs the benchmark once per policy in a
+child process (one after the other: compare the ratios within each). A script, not a test: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -102,15 +103,17 @@ def run(args: argparse.Namespace) -> int:
         "input-half": input_half,
     }
     times: dict[tuple[str, int], list[float]] = {(k, n): [] for k in variants for n in threads}
+    cpu: dict[tuple[str, int], list[float]] = {(k, n): [] for k in variants for n in threads}
     for r in range(args.warmup + args.moves):
         for n in threads:
             torch.set_num_threads(n)
             for name, f in variants.items():
                 move()
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 f()
                 if r >= args.warmup:
                     times[name, n].append((time.perf_counter() - t0) * 1e3)
+                    cpu[name, n].append((time.process_time() - c0) * 1e3)
         session.propagate(t)  # the release after a drag: the cache holds the new inputs' codes again
 
     # Same results: the cached path equals the uncached one; the previews against the full picture (downsized).
@@ -142,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
             v = times[name, n]
             med = statistics.median(v)
             print(f"  {n} thread{'s' if n > 1 else ' '} {name:10s} median {med:7.1f} ms  p90 {_q(v, .9):7.1f} ms  "
-                  f"{med / base:5.2f}x uncached  ({1e3 / med:5.1f} per s)")
+                  f"{med / base:5.2f}x uncached  ({1e3 / med:5.1f} per s; process CPU "
+                  f"{statistics.median(cpu[name, n]):6.1f} ms)")
     if len(threads) > 1:
         a, b = threads[0], threads[-1]
         ratio = {name: statistics.median(times[name, b]) / statistics.median(times[name, a]) for name in variants}

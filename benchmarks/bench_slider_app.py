@@ -10,14 +10,16 @@ regenerates). Two paths, drag by drag in turn so that a shared machine's load hi
   preview  the app's path: half-size previews while dragging (PreviewLatent), the full picture on release
   full     Document.live_preview off: every value regenerates in full (the engine merges queued ones)
 Per path: repaints of the canvas with a new picture per second of drag, the median and p90 interval between them,
-and the time from the release to the full picture on the canvas. --configs runs one child process per thread
-count (1, 2) and OMP_WAIT_POLICY (unset, passive): the wait policy is read when OpenMP starts, and the engine thread
-takes torch's thread count when the window is made. A script, not a test: it asserts nothing.
+and the time from the release to the full picture on the canvas. --configs compares thread counts (1, 2) and
+OMP_WAIT_POLICY (unset, passive), one process each (the wait policy is read when OpenMP starts, and the engine
+thread takes torch's thread count when the window is made), --rounds times in turn, one drag per path each time,
+so that the load's changes hit them alike. A script, not a test: it asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -107,7 +109,8 @@ def _drag(app, win, counter: FrameCounter, values: list[int], rate: float, previ
         full_shown = counter.frames[-1]
     assert doc.bases[last].shape[-1] == doc.resolution
     intervals = [b - a for a, b in zip(during, during[1:])]
-    return {"fps": len(during) / (t_release - t0), "intervals": intervals, "release": full_shown - t_release}
+    return {"frames": len(during), "seconds": t_release - t0, "intervals": intervals,
+            "release": full_shown - t_release}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -147,23 +150,65 @@ def run(args: argparse.Namespace) -> int:
     engine_threads = win.engine.torch_threads
     win.shutdown()
     win.close()
-
+    if args.json:
+        print("RESULT " + json.dumps({"drags": out, "load": load}), flush=True)
+        return 0
     print(f"app, offscreen, model {Path(args.model).name} ({doc.resolution} px); engine thread: {engine_threads} "
           f"torch threads; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}; cpu count "
           f"{os.cpu_count()}; load avg {load:.2f}")
     print(f"{args.rounds} drags per path of {n} slider values at {args.rate:g} moves/s ({n / args.rate:.1f} s), "
           "the last stage's canvas:")
+    _summary(out)
+    print_load_note(load)
+    return 0
+
+
+def _summary(out: dict[str, list[dict]], indent: str = "  ") -> None:
     for name, drags in out.items():
         intervals = [x * 1e3 for d in drags for x in d["intervals"]]
-        fps = statistics.median(d["fps"] for d in drags)
+        fps = _fps(drags)
         rel = statistics.median(d["release"] for d in drags) * 1e3
         q = sorted(intervals) or [float("nan")]
-        print(f"  {name:8s} {fps:5.1f} repaints/s  frame interval median {statistics.median(q):6.1f} ms  "
+        print(f"{indent}{name:8s} {fps:5.1f} repaints/s  frame interval median {statistics.median(q):6.1f} ms  "
               f"p90 {q[min(len(q) - 1, int(.9 * len(q)))]:6.1f} ms  release -> full picture {rel:6.1f} ms")
-    a = statistics.median(d["fps"] for d in out["preview"])
-    b = statistics.median(d["fps"] for d in out["full"])
-    print(f"  preview / full repaints per second: {a / b:.2f}x" if b else "  full: no repaint during the drags")
-    print_load_note(load)
+    a, b = _fps(out["preview"]), _fps(out["full"])
+    print(f"{indent}preview / full repaints per second: {a / b:.2f}x" if b else f"{indent}full: no repaint")
+
+
+def _fps(drags: list[dict]) -> float:
+    """New pictures on the canvas per second of dragging, over all the drags."""
+    return sum(d["frames"] for d in drags) / sum(d["seconds"] for d in drags)
+
+
+def _configs(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """Each configuration in its own process, one drag per path at a time, the configurations in turn."""
+    given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--configs"]
+    configs = [(threads, policy) for policy in ("default", "passive") for threads in (1, 2)]
+    results: dict[tuple[int, str], dict[str, list[dict]]] = {c: {"preview": [], "full": []} for c in configs}
+    loads = []
+    for _ in range(args.rounds):
+        for threads, policy in configs:
+            env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+            if policy != "default":
+                env["OMP_WAIT_POLICY"] = policy
+            child = subprocess.run([sys.executable, __file__, *given, "--threads", str(threads), "--rounds", "1",
+                                    "--json"], env=env, capture_output=True, text=True)
+            line = [x for x in child.stdout.splitlines() if x.startswith("RESULT ")]
+            if child.returncode or not line:
+                print(child.stdout + child.stderr, file=sys.stderr)
+                return 1
+            got = json.loads(line[0][len("RESULT "):])
+            loads.append(got["load"])
+            for name, drags in got["drags"].items():
+                results[threads, policy][name] += drags
+    print(f"app, offscreen, model {Path(args.model).name}; {args.rounds} drags per path and configuration of "
+          f"{args.values} slider values at {args.rate:g} moves/s, configurations in turn (one process each); cpu "
+          f"count {os.cpu_count()}; load avg {min(loads):.2f} .. {max(loads):.2f} "
+          f"(median {statistics.median(loads):.2f})")
+    for (threads, policy), out in results.items():
+        print(f"engine {threads} torch thread{'s' if threads > 1 else ''}, OMP_WAIT_POLICY {policy}:")
+        _summary(out, "    ")
+    print_load_note(statistics.median(loads))
     return 0
 
 
@@ -174,20 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="drags per path")
     ap.add_argument("--values", type=int, default=60, help="slider positions per drag")
     ap.add_argument("--rate", type=float, default=60.0, help="slider moves per second")
-    ap.add_argument("--configs", action="store_true", help="one child per thread count (1, 2) and wait policy")
+    ap.add_argument("--configs", action="store_true",
+                    help="thread counts 1, 2 x OMP_WAIT_POLICY unset, passive: one process each, in turn")
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # a child of --configs
     args = ap.parse_args(argv)
-    if not args.configs:
-        return run(args)
-    rc = 0
-    given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--configs"]
-    for policy in ("default", "passive"):
-        for threads in (1, 2):
-            env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-            if policy != "default":
-                env["OMP_WAIT_POLICY"] = policy
-            print(f"--- {threads} thread{'s' if threads > 1 else ''}, OMP_WAIT_POLICY {policy} ---", flush=True)
-            rc |= subprocess.run([sys.executable, __file__, *given, "--threads", str(threads)], env=env).returncode
-    return rc
+    return _configs(args, argv) if args.configs else run(args)
 
 
 if __name__ == "__main__":
