@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 
@@ -26,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 1
+    # Before torch loads OpenMP: threads that spin-wait at every barrier take the CPU from each other and from the
+    # GUI when the machine is busy. On a loaded 2-core machine a slider drag repainted 3x less often with 2 spinning
+    # engine threads than with passive ones (benchmarks/bench_slider_app.py --configs). An explicit value wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "passive")
     from app.application import run_app
 
     return run_app(argv)

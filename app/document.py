@@ -37,6 +37,7 @@ from app.engine_worker import (
     LoadModel,
     NewArtwork,
     OpenProject,
+    PreviewLatent,
     Refine,
     Regenerate,
     Request,
@@ -92,6 +93,9 @@ class Document(QObject):
         self.clean_flats = self.settings.clean_flats
         self.auto_regenerate = self.settings.auto_regenerate
         self.debounce_ms = 120
+        # A slider drag shows quick half-size pictures (PreviewLatent) and regenerates in full on release; False:
+        # every value of the drag regenerates in full (the older path, kept for benchmarks).
+        self.live_preview = True
         self.project_path: Path | None = None
         self.artwork_name = ""
         self.clear_state()
@@ -390,7 +394,10 @@ class Document(QObject):
         self.touch()
         self.latentChanged.emit(i)
         if self.auto_regenerate:
-            self._flush()
+            if live and self.live_preview and not self.refining:
+                self._submit(PreviewLatent(i, z.clone()))  # the value stays unsent: end_latent_edit sends it
+            else:
+                self._flush()
 
     def _prior(self, i: int):
         """Transition i's core.latent_prior.LatentPrior, or None (no model yet)."""
@@ -414,8 +421,11 @@ class Document(QObject):
         self.set_latent(i, prior.from_standard(u).float() if prior is not None else u, live=live)
 
     def end_latent_edit(self, i: int) -> None:
-        """The artist let go of a slider (or typed a value): remember the result as a variation."""
+        """The artist let go of a slider (or typed a value): the value goes to the engine in full (a drag showed
+        previews), and the result is remembered as a variation."""
         self._latent_drag = False
+        if self.auto_regenerate:
+            self._flush()
         self._add_variation(i, Variation(self.latents[i].clone(), "Edited"))
 
     def randomize(self, i: int) -> int:

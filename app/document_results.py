@@ -21,6 +21,7 @@ from app.engine_worker import (
     LoadModel,
     NewArtwork,
     OpenProject,
+    PreviewLatent,
     Refine,
     RefineProgress,
     Regenerate,
@@ -53,6 +54,7 @@ class ResultApplier(QObject):
             LoadArtwork: self._start_over,
             OpenProject: self._project_opened,
             ApplyEdits: self._regenerated,
+            PreviewLatent: self._previewed,
             Regenerate: self._regenerated,
             SampleLatent: self._sampled,
             Refine: self._refined,
@@ -80,6 +82,9 @@ class ResultApplier(QObject):
     def failed(self, rid: int, request: Request, message: str) -> None:
         if not isinstance(request, LoadModel):
             self.doc.clear_stale(rid)
+        if isinstance(request, ApplyEdits) and request.first_stage() is not None:
+            for k in self._drop_previews(range(request.first_stage() + 1, self.doc.num_stages)):
+                self.doc.invalidate(k)
         self._on_failure.get(type(request), self._request_failed)(rid, request, message)
 
     def progress(self, p: RefineProgress) -> None:
@@ -116,7 +121,29 @@ class ResultApplier(QObject):
         doc.deltas = list(st.deltas)
         doc.targets = list(st.targets) if st.targets is not None else None
 
+    def _previewed(self, res: EngineResult) -> None:
+        """A slider drag's quick pictures: shown instead of the stages' bases (which stay stale) until the full
+        answer to the edit sent on release replaces them."""
+        doc = self.doc
+        if doc.refining or not doc.requests.latent_newer_than(res.request.transition, res.rid):
+            return  # no newer value of this code is on its way: the full picture is already here
+        for k, picture in zip(res.changed, res.info["previews"]):
+            doc.previews[k] = picture
+            doc.invalidate(k)
+
+    def _drop_previews(self, stages) -> list[int]:
+        """Slider previews of `stages` make way for their bases (refinement previews stay until it ends); returns
+        the stages whose picture must be shown again (_take_state does it for the bases it takes)."""
+        doc = self.doc
+        if doc.refining:
+            return []
+        dropped = [k for k in stages if doc.previews.pop(k, None) is not None]
+        for k in dropped:
+            doc.drop_cached_picture(k)
+        return dropped
+
     def _regenerated(self, res: EngineResult, authoritative_latents: set[int] = frozenset()) -> None:
+        self._drop_previews(res.changed)
         self._take_state(res, authoritative_latents)
         self._mark_generated(res.changed)
         self._answered(res.rid)

@@ -15,6 +15,10 @@ artwork at its own size, `core.fullres.artwork.LayeredArtwork` (a full-res base 
 stage). Requests carry the artist's full-res layers; the proxies, the guided transfer of the model's changes and
 the clean flats are computed here, and every result carries the full-res images back (read-only arrays, shared).
 
+A slider drag asks for `PreviewLatent` pictures (small, quick, the session unchanged) and sends the full
+`ApplyEdits` on release: a queued preview is dropped when a newer preview or an edit arrives behind it, so the
+engine only ever computes the latest value.
+
 Long work is the core `Session.refine()` generator: each yield is a progress report (relayed to the GUI) and a
 point where Cancel takes effect (the generator also polls `should_stop`). A cancelled refinement leaves the
 session unchanged.
@@ -31,7 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from PySide6.QtCore import QThread, Signal
@@ -49,7 +53,10 @@ log = logging.getLogger(__name__)
 # ----- requests (immutable inputs) -----
 @dataclass(frozen=True)
 class Request:
-    """Base class. `label` is what the status bar shows while the request runs."""
+    """Base class. `label` is what the status bar shows while the request runs. `preview`: the answer is a
+    stand-in, not the session's state; a full-quality answer follows (from a later request)."""
+
+    preview: ClassVar[bool] = False
 
     @property
     def label(self) -> str:
@@ -97,6 +104,22 @@ class ApplyEdits(Request):
     @property
     def label(self) -> str:
         return "Regenerating later stages…"
+
+
+@dataclass(frozen=True)
+class PreviewLatent(Request):
+    """The stages after transition `transition` with its code `z`, at half the resolution and enlarged back to it
+    (Session.preview): the live picture while a slider is dragged. The session is not changed; the document sends
+    the value as an ApplyEdits on release, whose answer is the full picture. The answer's info["previews"] holds
+    stages transition+1 .. N-1."""
+
+    preview: ClassVar[bool] = True
+    transition: int
+    z: torch.Tensor
+
+    @property
+    def label(self) -> str:
+        return "Previewing…"
 
 
 @dataclass(frozen=True)
@@ -229,11 +252,13 @@ class EngineThread(QThread):
         self._running_rid = 0
         self.session = None  # owned by this thread: never touch it from the GUI thread
         self.art: LayeredArtwork | None = None  # the artwork at its own size, kept in step with the session
-        self.merged = 0  # requests dropped because a newer one superseded them (for tests and the curious)
+        self.merged = 0  # edits merged into a newer one (for tests and the curious)
+        self.dropped = 0  # previews dropped unseen: a newer preview or edit came behind them
         self._handlers: dict[type[Request], Callable[[int, Any], EngineResult]] = {
             LoadModel: self._load_model,
             NewArtwork: self._new_artwork,
             ApplyEdits: self._apply_edits,
+            PreviewLatent: self._preview_latent,
             Regenerate: self._regenerate,
             SampleLatent: self._sample_latent,
             LoadArtwork: self._load_artwork,
@@ -251,6 +276,10 @@ class EngineThread(QThread):
                 return rid
             if isinstance(request, Refine):
                 self._cancel.clear()
+            if (self._queue and self._queue[-1][1].preview
+                    and (request.preview or isinstance(request, ApplyEdits))):
+                self._queue.pop()  # nobody would see it: a newer picture is on its way
+                self.dropped += 1
             if (isinstance(request, ApplyEdits) and self._queue and isinstance(self._queue[-1][1], ApplyEdits)):
                 _, older = self._queue.pop()
                 request = older.merged_with(request)
@@ -452,6 +481,21 @@ class EngineThread(QThread):
         changed = s.propagate(first, keep_mask=proxy_mask)
         changed += self.art.follow(s, old, first, full_mask, proxy_mask, req.clean_flats)
         return self._result(rid, req, changed)
+
+    def _preview_latent(self, rid: int, req: PreviewLatent) -> EngineResult:
+        from core.fullres.proxy import from_proxy
+        from core.session import enlarge
+
+        s, art = self.session, self.art
+        res = s.config.resolution
+
+        def shown(p: torch.Tensor):  # the quick proxy picture at the artwork's size, as the document shows stages
+            p = enlarge(p, res)
+            return to_u8(p if art is None or art.identity else from_proxy(p, art.pm, "bilinear"))
+
+        pictures = tuple(shown(p) for p in s.preview(req.transition, latent=req.z))
+        changed = tuple(range(req.transition + 1, s.num_stages))
+        return EngineResult(rid, req, None, changed, {"previews": pictures})
 
     def _refine(self, rid: int, req: Refine) -> EngineResult:
         from core.fullres.proxy import from_proxy

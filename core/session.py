@@ -101,9 +101,10 @@ class Session:
         # What the AdaIN optimisation reproduces: the inferred stages (the artwork itself last). None until
         # an artwork is loaded; then refine() falls back to the current stages.
         self.targets: list[torch.Tensor] | None = None
-        # Content code of each transition's last input, keyed by an exact copy of that input: a latent or delta
-        # change (a slider drag) re-decodes without re-encoding, and any change of the input misses the cache.
-        self._content_cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        # Content code of each transition's last input (and the decoder's start on it, AdaINGenerator.decode_start),
+        # keyed by an exact copy of that input: a latent or delta change (a slider drag) re-decodes without
+        # re-encoding, and any change of the input misses the cache.
+        self._content_cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
     # ----- facts -----
     @property
@@ -176,28 +177,35 @@ class Session:
     def content(self, i: int, source: torch.Tensor) -> torch.Tensor:
         """Content code of generator i for `source` (C, h, w), from the cache when `source` equals the last input
         of that transition at that size (compared exactly, so no edit can leave a stale code)."""
+        return self._decoder_inputs(i, source)[0]
+
+    def _decoder_inputs(self, i: int, source: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(content code, decoder start) of generator i for `source`, cached as content() says."""
         key = (i, source.shape[-1])
         hit = self._content_cache.get(key)
         if hit is not None and hit[0].shape == source.shape and torch.equal(hit[0], source):
-            return hit[1]
+            return hit[1], hit[2]
+        g = self.model.generators[i]
         with torch.inference_mode():
-            code = self.model.generators[i].encode_content(source.unsqueeze(0).to(self.device))
-        self._content_cache[key] = (source.clone(), code)
-        return code
+            code = g.encode_content(source.unsqueeze(0).to(self.device))
+            start = g.decode_start(code)
+        self._content_cache[key] = (source.clone(), code, start)
+        return code, start
 
     def generate(self, i: int, source: torch.Tensor | None = None, latent: torch.Tensor | None = None,
-                 delta: torch.Tensor | None = None, cache: bool = True) -> torch.Tensor:
+                 delta: torch.Tensor | None = None, cache: bool = True, halvings: int = 0) -> torch.Tensor:
         """Stage i+1 from `source` (default: the current stage i), without changing the session. cache=False
-        recomputes the content code (the uncached reference path)."""
+        recomputes the content code and the decoder's start (the uncached reference path). halvings: the picture
+        at 2**-halvings of the size, decoded from the same content code (AdaINGenerator.decode)."""
         src = self.stages[i] if source is None else source
         g = self.model.generators[i]
         with torch.inference_mode():
             z = (self.latents[i] if latent is None else latent).to(self.device).reshape(1, -1)
             d = (self.deltas[i] if delta is None else delta).to(self.device).reshape(1, -1)
             params = g.adain_params(z) + d
-            content = (self.content(i, src) if cache
-                       else g.encode_content(src.unsqueeze(0).to(self.device)))
-            out = g.decode(content, params)
+            content, start = (self._decoder_inputs(i, src) if cache
+                              else (g.encode_content(src.unsqueeze(0).to(self.device)), None))
+            out = g.decode(content, params, halvings, start)
         return out[0].float().cpu().clone()  # a normal tensor: inference tensors refuse later in-place edits
 
     def propagate(self, k: int, keep_mask: torch.Tensor | None = None, cache: bool = True) -> list[int]:
@@ -217,21 +225,35 @@ class Session:
             changed.append(i + 1)
         return changed
 
-    def preview(self, k: int, size: int | None = None) -> list[torch.Tensor]:
-        """Stages k+1 .. N-1 as propagate(k) would make them now, but at size x size (default: half the
-        resolution), without changing the session: the live picture while a slider is dragged, the full
-        propagate on release. The generators are fully convolutional, so the smaller input gives the smaller
-        picture at a quarter of the cost (the artist's layers are resized the same way)."""
+    def preview(self, k: int, size: int | None = None, latent: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Stages k+1 .. N-1 as propagate(k) would make them now (with `latent` as transition k's code when
+        given), but at size x size (default: half the resolution), without changing the session: the live picture
+        while a slider is dragged, the full propagate on release. size is the resolution divided by a power of
+        two, at most 2**n_down. Transition k decodes its input's full-size content code (cached: a latent drag
+        never re-encodes it) without its last upsamplings, a close likeness of the full picture downsized; the
+        later transitions run on the smaller picture (the generators are fully convolutional; the artist's
+        layers are resized the same way) at a quarter of the cost."""
         if not 0 <= k < self.num_stages:
             raise ArtflowError(f"stage index {k} is out of range (this model has {self.num_stages} stages)")
-        res = self.config.resolution
-        size = max(res // 2, 8) if size is None else size
-        if not 8 <= size <= res:
-            raise ArtflowError(f"a preview size must be between 8 and {res}, got {size}")
-        src = _resize(self.stages[k], size)
+        res, n_down = self.config.resolution, self.config.generator.n_down
+        size = res // 2 if size is None else size
+        sizes = {res >> h: h for h in range(n_down + 1) if res >> h >= 8}
+        if size not in sizes:
+            raise ArtflowError(f"a preview size must be one of {', '.join(map(str, sorted(sizes)))} "
+                               f"(the resolution {res} halved up to {n_down} times), got {size}")
+        if latent is not None:
+            latent = torch.as_tensor(latent, dtype=torch.float32).reshape(-1)
+            if k >= self.num_stages - 1:
+                raise ArtflowError(f"transition index {k} is out of range")
+            if latent.shape != self.latents[k].shape:
+                raise ArtflowError(f"a latent code has {self.latents[k].numel()} values, got {latent.numel()}")
         out = []
+        src = self.stages[k]
         for i in range(k, self.num_stages - 1):
-            base = self.generate(i, source=src)
+            if i == k:
+                base = self.generate(i, latent=latent, halvings=sizes[size])
+            else:  # a new input on every move: its content code is never reused
+                base = self.generate(i, source=src, cache=False)
             layer = self.layers[i + 1]
             src = base if layer is None else compose(base, (_resize(layer[0], size), _resize(layer[1], size)))
             out.append(src)
@@ -365,6 +387,14 @@ def _resize(image: torch.Tensor, size: int) -> torch.Tensor:
     if image.shape[-1] == size and image.shape[-2] == size:
         return image
     return F.interpolate(image[None], size=(size, size), mode="area")[0]
+
+
+def enlarge(image: torch.Tensor, size: int) -> torch.Tensor:
+    """(C, h, w) -> (C, size, size), bilinear (a preview shown at the stage's size; an exact copy at that size)."""
+    if image.shape[-1] == size and image.shape[-2] == size:
+        return image
+    out = F.interpolate(image[None], size=(size, size), mode="bilinear", align_corners=False)[0]
+    return out.clamp(-1, 1)
 
 
 def run_to_end(gen: Generator[RefineStep, None, RefineReport],

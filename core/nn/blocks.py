@@ -66,7 +66,10 @@ class ResBlock(nn.Module):
 def adain(x: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """Adaptive instance norm. x (B, C, H, W); scale, bias (B, C). Scale is stored as an offset from 1 so that
     all-zero parameters mean plain instance norm (a well-behaved origin for the delta of the AdaIN optimisation)."""
-    normed = F.instance_norm(x, eps=eps)
+    return _affine(F.instance_norm(x, eps=eps), scale, bias)
+
+
+def _affine(normed: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     return normed * (1.0 + scale)[:, :, None, None] + bias[:, :, None, None]
 
 
@@ -84,10 +87,16 @@ class AdaINResBlock(nn.Module):
     def num_params(self) -> int:
         return 4 * self.dim
 
-    def forward(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+    def first_norm(self, x: torch.Tensor) -> torch.Tensor:
+        """The first convolution of x, instance-normalised: the part of the block its parameters do not touch
+        (so a latent drag over an unchanged input computes it once)."""
+        return F.instance_norm(self.conv1(x), eps=1e-5)
+
+    def forward(self, x: torch.Tensor, params: torch.Tensor, first: torch.Tensor | None = None) -> torch.Tensor:
+        """first: first_norm(x) when already known (the same numbers, bit for bit)."""
         # Layout per block: [scale1, bias1, scale2, bias2], each of `dim` values.
         s1, b1, s2, b2 = params.split(self.dim, dim=1)
-        h = F.relu(adain(self.conv1(x), s1, b1))
+        h = F.relu(_affine(self.first_norm(x) if first is None else first, s1, b1))
         h = adain(self.conv2(h), s2, b2)
         return x + h
 

@@ -52,14 +52,33 @@ class AdaINGenerator(nn.Module):
         """(B, z_dim) -> (B, P) AdaIN parameters."""
         return self.mlp(z)
 
-    def decode(self, content: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
-        """Content (B, C, h, w) and AdaIN parameters (B, P) -> image (B, Cout, H, W) in [-1, 1]."""
+    def decode_start(self, content: torch.Tensor) -> torch.Tensor:
+        """What decoding `content` computes before the AdaIN parameters first matter (the first block's normalised
+        first convolution): reusable across latent codes, like the content code itself."""
+        return self.adain_blocks[0].first_norm(content)
+
+    def decode(self, content: torch.Tensor, params: torch.Tensor, halvings: int = 0,
+               start: torch.Tensor | None = None) -> torch.Tensor:
+        """Content (B, C, h, w) and AdaIN parameters (B, P) -> image (B, Cout, H, W) in [-1, 1].
+        halvings > 0 skips that many of the last nearest-neighbour upsamplings: the picture at H / 2**halvings
+        from the same content code, a close likeness of the full one downsized (the slider's live preview; the
+        convolutions after a skipped upsampling run on a quarter of the pixels). start: decode_start(content) when
+        already known (the same picture, bit for bit)."""
+        if not 0 <= halvings <= self.cfg.n_down:
+            raise ValueError(f"halvings must be between 0 and {self.cfg.n_down}, got {halvings}")
         h = content
         offset = 0
-        for block in self.adain_blocks:
-            h = block(h, params[:, offset:offset + block.num_params])
+        for j, block in enumerate(self.adain_blocks):
+            h = block(h, params[:, offset:offset + block.num_params], start if j == 0 else None)
             offset += block.num_params
-        return self.upsampler(h)
+        if not halvings:
+            return self.upsampler(h)
+        ups = [j for j, m in enumerate(self.upsampler) if isinstance(m, nn.Upsample)]
+        skipped = set(ups[len(ups) - halvings:])
+        for j, m in enumerate(self.upsampler):
+            if j not in skipped:
+                h = m(h)
+        return h
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode_content(x), self.adain_params(z))

@@ -7,7 +7,17 @@ import threading
 import pytest
 import torch
 
-from app.engine_worker import ApplyEdits, EngineThread, LoadModel, Refine, Regenerate, Request, SampleLatent
+from app.engine_worker import (
+    ApplyEdits,
+    EngineThread,
+    LoadModel,
+    PreviewLatent,
+    Refine,
+    Regenerate,
+    Request,
+    SampleLatent,
+)
+from tests.app.conftest import RES
 
 
 class SpyEngine(EngineThread):
@@ -79,6 +89,45 @@ def test_edits_are_not_merged_across_other_requests(qtbot, engine):
     engine.cancel_refine()
     qtbot.waitUntil(lambda: engine.is_idle() and len(engine.results) == 5, timeout=20000)
     assert torch.equal(engine.results[-1].state.latents[0], torch.ones(8))
+
+
+def test_stale_previews_are_dropped(qtbot, engine):
+    """Queued slider previews make way for a newer preview or an edit behind them: only the latest is computed."""
+    engine.submit(Refine(steps=100000, preview_every=1000))
+    qtbot.waitUntil(lambda: engine.running() != 0, timeout=10000)
+    zs = [torch.full((8,), v / 10) for v in range(-20, 21)]
+    for z in zs:
+        engine.submit(PreviewLatent(0, z))
+    assert engine.dropped == len(zs) - 1
+    engine.cancel_refine()
+    qtbot.waitUntil(lambda: engine.is_idle() and len(engine.results) == 3, timeout=20000)
+    shown = engine.results[-1]
+    assert shown.request.preview and shown.state is None and torch.equal(shown.request.z, zs[-1])
+    # At the artwork's size and layout (H, W, 3) uint8, as the document shows stages.
+    assert shown.changed == (1, 2) and [tuple(p.shape) for p in shown.info["previews"]] == [(RES, RES, 3)] * 2
+    # A preview followed by the edit sent on release: the edit's full answer is the only one.
+    engine.submit(Refine(steps=100000, preview_every=1000))
+    qtbot.waitUntil(lambda: engine.running() != 0, timeout=10000)
+    engine.submit(PreviewLatent(0, zs[0]))
+    rid = engine.submit(ApplyEdits(latents={0: zs[0]}))
+    assert engine.dropped == len(zs)
+    engine.cancel_refine()
+    qtbot.waitUntil(lambda: engine.is_idle() and len(engine.results) == 5, timeout=20000)
+    last = engine.results[-1]
+    assert last.rid == rid and not last.request.preview and torch.equal(last.state.latents[0], zs[0])
+
+
+def test_a_preview_leaves_the_session_unchanged(qtbot, engine):
+    with qtbot.waitSignal(engine.resultReady, timeout=10000):
+        engine.submit(Regenerate(0))
+    before = engine.results[-1].state
+    with qtbot.waitSignal(engine.resultReady, timeout=10000):
+        engine.submit(PreviewLatent(1, torch.ones(8)))
+    with qtbot.waitSignal(engine.resultReady, timeout=10000):
+        engine.submit(Regenerate(0))
+    after = engine.results[-1].state
+    assert all(torch.equal(a, b) for a, b in zip(before.bases + before.latents, after.bases + after.latents))
+    assert engine.results[-2].changed == (2,)
 
 
 def test_errors_are_reported_not_raised(qtbot, engine):

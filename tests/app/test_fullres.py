@@ -172,3 +172,17 @@ def test_a_project_from_before_full_resolution_opens_at_the_models_size(qtbot, w
     wait_idle(qtbot, window)
     assert doc.artwork_size == (32, 32) and doc.stage_rgb(2).shape == (32, 32, 3)
     assert dialogs.calls == [] and [doc.status(k) for k in range(3)] == ["generated"] * 3
+
+
+def test_slider_previews_of_a_wide_artwork_are_shown_at_its_size(qtbot, opened):
+    """A latent drag's quick pictures come back at the artwork's own size and aspect, like the stages."""
+    doc, slider = opened.doc, opened.latent_panel.sliders[2]
+    slider.setSliderDown(True)
+    for v in (-200, -100, 100, 200):
+        slider.setValue(v)
+    qtbot.waitUntil(lambda: opened.engine.is_idle() and 2 in doc.previews, timeout=20000)
+    assert doc.previews[2].shape == (H, W, 3) and doc.previews[2].dtype == np.uint8
+    assert doc.stage_rgb(2).shape == (H, W, 3)
+    slider.setSliderDown(False)
+    wait_idle(qtbot, opened)
+    assert not doc.previews

@@ -3,11 +3,14 @@ history of variations."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
 
+from app.layers import rgb_of, to_rgb
 from core.session import Z_RANGE
-from tests.app.conftest import wait_idle
+from tests.app.conftest import RES, wait_idle
 
 
 def test_slider_changes_the_final_stage(qtbot, window):
@@ -42,21 +45,53 @@ def test_values_stay_in_the_priors_range(qtbot, window):
     wait_idle(qtbot, window)
 
 
-def test_live_drag_is_coalesced(qtbot, window):
-    """A slider drag sends many values; the engine runs far fewer regenerations and ends on the last value."""
-    doc, panel = window.doc, window.latent_panel
-    panel.sliders[2].setSliderDown(True)
-    for v in range(-300, 301, 15):
-        panel.sliders[2].setValue(v)
-    panel.sliders[2].setSliderDown(False)
+def test_live_drag_shows_previews_then_the_full_picture(qtbot, window):
+    """A slider drag asks for quick previews (marked as such, the stages stay stale, their bases untouched); each
+    value is previewed or dropped as stale; the release sends the last value and the document ends with the full
+    picture for it."""
+    doc, panel, engine = window.doc, window.latent_panel, window.engine
+    answers = []
+    engine.resultReady.connect(answers.append)
+    bases = [b.clone() for b in doc.bases]
+    slider = panel.sliders[2]
+    slider.setSliderDown(True)
+    values = list(range(-300, 301, 15))
+    for v in values:
+        slider.setValue(v)
+    qtbot.waitUntil(lambda: engine.is_idle() and 2 in doc.previews, timeout=20000)
+    QApplication.processEvents()
+    previews = [a for a in answers if a.request.preview]
+    assert previews and len(previews) + engine.dropped == len(values)  # every value was previewed or dropped
+    assert torch.equal(previews[-1].request.z, doc.latents[0])  # the last one shown is the latest value
+    assert all(torch.equal(a, b) for a, b in zip(doc.bases, bases))  # the previews replaced no base
+    assert doc.is_stale(1) and doc.is_stale(2) and doc.requests.waits_for_sending(2)
+    assert doc.stage_rgb(2).shape == (RES, RES, 3)  # shown at the stage's size
+    assert np.array_equal(doc.stage_rgb(2), rgb_of(doc.previews[2]))  # at the artwork's size, as stages
+    slider.setSliderDown(False)  # release: the full picture
     wait_idle(qtbot, window)
-    assert window.engine.merged > 0
+    assert not answers[-1].request.preview and answers[-1].state is not None
+    assert not doc.previews and not doc.is_stale(2)
     assert abs(float(doc.latents[0][2]) - 3.0) < 1e-6
+    assert np.array_equal(doc.stage_rgb(2), to_rgb(doc.bases[2]))
     # The engine's final picture is the one for the last value: regenerating again changes nothing.
     final = doc.bases[2].clone()
     doc.regenerate()
     wait_idle(qtbot, window)
     assert torch.allclose(doc.bases[2], final, atol=1e-5)
+    assert doc.variations[0][-1].z is not None and torch.equal(doc.variations[0][-1].z, doc.latents[0])
+
+
+def test_live_drag_without_previews_is_coalesced(qtbot, window):
+    """With previews off, every value of a drag regenerates in full; the engine merges the queued ones."""
+    doc, panel = window.doc, window.latent_panel
+    doc.live_preview = False
+    panel.sliders[2].setSliderDown(True)
+    for v in range(-300, 301, 15):
+        panel.sliders[2].setValue(v)
+    panel.sliders[2].setSliderDown(False)
+    wait_idle(qtbot, window)
+    assert window.engine.merged > 0 and window.engine.dropped == 0 and not doc.previews
+    assert abs(float(doc.latents[0][2]) - 3.0) < 1e-6
 
 
 def test_randomize_seed_reset_and_history(qtbot, window):

@@ -61,3 +61,21 @@ def test_random_latents_give_different_colourings():
         outs.append(session.stages[1].clone())
     assert (outs[0] - outs[1]).abs().mean() > 0.01
     assert (outs[1] - outs[2]).abs().mean() > 0.01
+
+
+def test_the_slider_preview_looks_like_the_full_picture():
+    """The half-size picture shown while a slider is dragged is a likeness of the full one it stands for: PSNR
+    above 20 dB against the full picture downsized (codes far apart score about 11 dB; benchmarks/bench_slider.py
+    prints both)."""
+    import torch.nn.functional as F
+
+    from core.metrics import psnr
+
+    session = Session(bundle.load(BUNDLE), device="cpu")
+    session.start_from(session.infer_stages(_drawing())[0])
+    down = lambda x: F.interpolate(x[None], size=(64, 64), mode="area")[0]  # noqa: E731
+    for seed in range(3):
+        z = session.sample_latent(0, seed=seed, propagate=False)
+        preview = session.preview(0, 64, latent=z)
+        session.propagate(0)
+        assert all(psnr(p, down(f)) > 20 for p, f in zip(preview, session.stages[1:]))

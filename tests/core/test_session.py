@@ -501,8 +501,43 @@ def test_preview_is_the_chain_at_a_smaller_size_without_changing_the_session(ses
     small = session.preview(0)
     assert [tuple(s.shape) for s in small] == [(3, RES // 2, RES // 2)] * 2
     assert states_equal(before, session.snapshot())
-    with pytest.raises(ArtflowError, match="preview size"):
-        session.preview(0, size=RES * 2)
+    for bad in (RES * 2, RES - 1, 24):  # larger, or not the resolution halved
+        with pytest.raises(ArtflowError, match="preview size"):
+            session.preview(0, size=bad)
+    with pytest.raises(ArtflowError, match="latent code has 8 values"):
+        session.preview(0, latent=torch.zeros(3))
+
+
+def test_preview_of_a_new_code_is_that_codes_chain(session):
+    """preview(k, latent=z) is what set_latent(k, z) would make, at full size bit for bit; at half size the
+    changed transition decodes the same (cached) content code without its last upsampling."""
+    z = session.latents[0] + 1.5
+    before = session.snapshot()
+    full = session.preview(0, RES, latent=z)
+    half = session.preview(0, RES // 2, latent=z)
+    assert states_equal(before, session.snapshot())  # neither changed the session
+    session.set_latent(0, z)
+    assert all(torch.equal(a, b) for a, b in zip(full, session.stages[1:]))
+    g = session.model.generators[0]
+    with torch.inference_mode():
+        code = g.encode_content(before.bases[0][None])
+        expected = g.decode(code, g.adain_params(z[None]) + before.deltas[0][None], halvings=1)[0]
+    torch.testing.assert_close(half[0], expected, rtol=0, atol=1e-6)
+    # A cold cache (a fresh session on the same state) gives the same preview: cached and uncached agree.
+    cold = Session(session.model, "cpu")
+    cold.restore(before)
+    assert all(torch.equal(a, b) for a, b in zip(cold.preview(0, RES // 2, latent=z), half))
+
+
+def test_decode_halvings_skip_the_last_upsamplings(model):
+    g = model.generators[0]
+    x = image(1, seed=4)[None]
+    with torch.inference_mode():
+        code, params = g.encode_content(x), g.adain_params(torch.zeros(1, 8))
+        assert torch.equal(g.decode(code, params, 0), g(x, torch.zeros(1, 8)))
+        assert [g.decode(code, params, h).shape[-1] for h in range(3)] == [RES, RES // 2, RES // 4]
+        with pytest.raises(ValueError, match="halvings"):
+            g.decode(code, params, 3)
 
 
 def test_fast_and_exact_schedules_agree_through_the_session(session):

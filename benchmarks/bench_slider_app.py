@@ -1,0 +1,230 @@
+"""Benchmark of the live slider as the artist sees it: the real MainWindow (offscreen), a latent slider dragged
+through --values positions at --rate moves per second (a mouse drag), and the later stage's canvas counted each
+time it is repainted with a new picture:
+
+    python benchmarks/bench_slider_app.py [--model resources/models/fluent-emoji-128] [--threads 2] [--rounds 3]
+                                          [--values 60] [--rate 60] [--configs]
+
+The canvas shows the last stage and the slider is transition 0's first one (the worst case: every later stage
+regenerates). Two paths, drag by drag in turn so that a shared machine's load hits them alike:
+  preview  the app's path: half-size previews while dragging (PreviewLatent), the full picture on release
+  full     Document.live_preview off: every value regenerates in full (the engine merges queued ones)
+Per path: repaints of the canvas with a new picture per second of drag, the median and p90 interval between them,
+and the time from the release to the full picture on the canvas. --configs compares thread counts (1, 2) and
+OMP_WAIT_POLICY (unset, passive), one process each (the wait policy is read when OpenMP starts, and the engine
+thread takes torch's thread count when the window is made), --rounds times in turn, one drag per path each time,
+so that the load's changes hit them alike. A script, not a test: it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._common import load_average, print_load_note  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = ROOT / "resources" / "models" / "fluent-emoji-128"
+
+
+def _emoji(res: int):
+    """A smiling face in flat colours with dark outlines, (3, res, res) in [-1, 1]: the artwork opened."""
+    import numpy as np
+    import torch
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (res, res), (255, 255, 255))
+    d, w = ImageDraw.Draw(img), max(1, res // 40)
+    r = lambda a, b, c, e: [int(v * res) for v in (a, b, c, e)]  # noqa: E731
+    d.ellipse(r(.1, .1, .9, .9), fill=(250, 190, 40), outline=(40, 30, 20), width=w)
+    d.ellipse(r(.3, .3, .42, .45), fill=(60, 40, 30))
+    d.ellipse(r(.58, .3, .7, .45), fill=(60, 40, 30))
+    d.chord(r(.28, .45, .72, .78), 0, 180, fill=(150, 40, 40), outline=(40, 30, 20), width=w)
+    return torch.from_numpy(np.asarray(img, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
+
+
+class FrameCounter:
+    """Times of the canvas's paints that show a picture it has not painted before."""
+
+    def __init__(self, canvas) -> None:
+        from PySide6.QtCore import QEvent, QObject
+
+        self.canvas = canvas
+        self.frames: list[float] = []
+        self._shown = None
+        counter = self
+
+        class Filter(QObject):
+            def eventFilter(self, obj, event):  # noqa: N802
+                if event.type() == QEvent.Type.Paint and canvas._image is not counter._shown:
+                    counter._shown = canvas._image
+                    counter.frames.append(time.perf_counter())
+                return False
+
+        self._filter = Filter()
+        canvas.installEventFilter(self._filter)
+
+
+def _wait(app, until, timeout: float = 60.0) -> None:
+    end = time.perf_counter() + timeout
+    while not until():
+        if time.perf_counter() > end:
+            raise SystemExit("timed out waiting for the engine")
+        app.processEvents()
+        time.sleep(0.001)
+
+
+def _drag(app, win, counter: FrameCounter, values: list[int], rate: float, preview: bool) -> dict:
+    doc, slider = win.doc, win.latent_panel.sliders[0]
+    doc.live_preview = preview
+    idle = lambda: win.engine.is_idle() and not doc.waiting_for_engine()  # noqa: E731
+    _wait(app, idle)
+    app.processEvents()
+    slider.setSliderDown(True)
+    start = len(counter.frames)
+    t0 = time.perf_counter()
+    for j, v in enumerate(values):
+        slider.setValue(v)
+        while time.perf_counter() < t0 + (j + 1) / rate:  # the events between two mouse moves
+            app.processEvents()
+            time.sleep(0.0005)
+    t_release = time.perf_counter()
+    during = counter.frames[start:]
+    slider.setSliderDown(False)
+    _wait(app, lambda: idle() and not doc.previews)
+    last = doc.num_stages - 1
+    full_shown = time.perf_counter()
+    for _ in range(3):  # the repaint of the full picture
+        app.processEvents()
+    if counter.frames and counter.frames[-1] > t_release:
+        full_shown = counter.frames[-1]
+    assert doc.bases[last].shape[-1] == doc.resolution
+    intervals = [b - a for a, b in zip(during, during[1:])]
+    return {"frames": len(during), "seconds": t_release - t0, "intervals": intervals,
+            "release": full_shown - t_release}
+
+
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    os.environ["ARTFLOW_DATA_DIR"] = tempfile.mkdtemp(prefix="artflow-bench-")  # no settings or autosave touched
+    import torch
+    from PySide6.QtWidgets import QApplication
+
+    from app.application import create_window
+    from app.settings import Settings
+
+    torch.set_num_threads(args.threads)  # the engine thread takes them (EngineThread.__init__)
+    app = QApplication.instance() or QApplication(["bench"])
+    settings = Settings.load()
+    settings.refine_after_open = False
+    win = create_window(str(args.model), device="cpu", settings=settings)
+    win.resize(1280, 860)
+    win.show()
+    _wait(app, lambda: win.doc.has_model and win.engine.is_idle())
+    doc = win.doc
+    doc.open_image_tensor(_emoji(doc.resolution), "face")  # a blank page would generate blank stages
+    _wait(app, lambda: doc.artwork_name == "face" and win.engine.is_idle() and not doc.waiting_for_engine())
+    doc.set_current_stage(doc.num_stages - 1)  # the canvas shows the last stage ...
+    win.latent_panel.combo.setCurrentIndex(0)  # ... and the sliders edit the first transition
+    counter = FrameCounter(win.canvas)
+    lo, hi = win.latent_panel.sliders[0].minimum(), win.latent_panel.sliders[0].maximum()
+    n = args.values
+    sweeps = [[round(lo + (hi - lo) * j / (n - 1)) for j in range(n)]]
+    sweeps.append(sweeps[0][::-1])
+    out: dict[str, list[dict]] = {"preview": [], "full": []}
+    _drag(app, win, counter, sweeps[0][:5], args.rate, True)  # warm-up
+    _drag(app, win, counter, sweeps[0][:5], args.rate, False)
+    for r in range(args.rounds):
+        for name in out:
+            out[name].append(_drag(app, win, counter, sweeps[r % 2], args.rate, name == "preview"))
+    load = load_average()
+    engine_threads = win.engine.torch_threads
+    win.shutdown()
+    win.close()
+    if args.json:
+        print("RESULT " + json.dumps({"drags": out, "load": load}), flush=True)
+        return 0
+    print(f"app, offscreen, model {Path(args.model).name} ({doc.resolution} px); engine thread: {engine_threads} "
+          f"torch threads; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}; cpu count "
+          f"{os.cpu_count()}; load avg {load:.2f}")
+    print(f"{args.rounds} drags per path of {n} slider values at {args.rate:g} moves/s ({n / args.rate:.1f} s), "
+          "the last stage's canvas:")
+    _summary(out)
+    print_load_note(load)
+    return 0
+
+
+def _summary(out: dict[str, list[dict]], indent: str = "  ") -> None:
+    for name, drags in out.items():
+        intervals = [x * 1e3 for d in drags for x in d["intervals"]]
+        fps = _fps(drags)
+        rel = statistics.median(d["release"] for d in drags) * 1e3
+        q = sorted(intervals) or [float("nan")]
+        print(f"{indent}{name:8s} {fps:5.1f} repaints/s  frame interval median {statistics.median(q):6.1f} ms  "
+              f"p90 {q[min(len(q) - 1, int(.9 * len(q)))]:6.1f} ms  release -> full picture {rel:6.1f} ms")
+    a, b = _fps(out["preview"]), _fps(out["full"])
+    print(f"{indent}preview / full repaints per second: {a / b:.2f}x" if b else f"{indent}full: no repaint")
+
+
+def _fps(drags: list[dict]) -> float:
+    """New pictures on the canvas per second of dragging, over all the drags."""
+    return sum(d["frames"] for d in drags) / sum(d["seconds"] for d in drags)
+
+
+def _configs(args: argparse.Namespace, argv: list[str] | None) -> int:
+    """Each configuration in its own process, one drag per path at a time, the configurations in turn."""
+    given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--configs"]
+    configs = [(threads, policy) for policy in ("default", "passive") for threads in (1, 2)]
+    results: dict[tuple[int, str], dict[str, list[dict]]] = {c: {"preview": [], "full": []} for c in configs}
+    loads = []
+    for _ in range(args.rounds):
+        for threads, policy in configs:
+            env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+            if policy != "default":
+                env["OMP_WAIT_POLICY"] = policy
+            child = subprocess.run([sys.executable, __file__, *given, "--threads", str(threads), "--rounds", "1",
+                                    "--json"], env=env, capture_output=True, text=True)
+            line = [x for x in child.stdout.splitlines() if x.startswith("RESULT ")]
+            if child.returncode or not line:
+                print(child.stdout + child.stderr, file=sys.stderr)
+                return 1
+            got = json.loads(line[0][len("RESULT "):])
+            loads.append(got["load"])
+            for name, drags in got["drags"].items():
+                results[threads, policy][name] += drags
+    print(f"app, offscreen, model {Path(args.model).name}; {args.rounds} drags per path and configuration of "
+          f"{args.values} slider values at {args.rate:g} moves/s, configurations in turn (one process each); cpu "
+          f"count {os.cpu_count()}; load avg {min(loads):.2f} .. {max(loads):.2f} "
+          f"(median {statistics.median(loads):.2f})")
+    for (threads, policy), out in results.items():
+        print(f"engine {threads} torch thread{'s' if threads > 1 else ''}, OMP_WAIT_POLICY {policy}:")
+        _summary(out, "    ")
+    print_load_note(statistics.median(loads))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=str(DEFAULT_MODEL))
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads of the engine")
+    ap.add_argument("--rounds", type=int, default=3, help="drags per path")
+    ap.add_argument("--values", type=int, default=60, help="slider positions per drag")
+    ap.add_argument("--rate", type=float, default=60.0, help="slider moves per second")
+    ap.add_argument("--configs", action="store_true",
+                    help="thread counts 1, 2 x OMP_WAIT_POLICY unset, passive: one process each, in turn")
+    ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # a child of --configs
+    args = ap.parse_args(argv)
+    return _configs(args, argv) if args.configs else run(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
