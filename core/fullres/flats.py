@@ -42,12 +42,43 @@ class Regions:
 
 
 def _line_mask(line_art: torch.Tensor | np.ndarray, level: float) -> np.ndarray:
+    """Line pixels of (1, H, W) / (H, W) in [-1, 1], or of a uint8 line art (H, W) / (H, W, C) as stored."""
+    if isinstance(line_art, np.ndarray) and line_art.dtype == np.uint8:
+        # u / 127.5 - 1 < level, on the channels' mean, in exact integers (level 0: u < 127.5).
+        u = line_art.astype(np.int32).sum(2) if line_art.ndim == 3 else line_art
+        n = line_art.shape[2] if line_art.ndim == 3 else 1
+        return u < (level + 1) * 127.5 * n
     a = line_art.detach().float().cpu().numpy() if isinstance(line_art, torch.Tensor) else np.asarray(line_art)
     if a.ndim == 3:
         a = a.mean(0)
     if a.ndim != 2:
         raise ValueError(f"line art must be (1, H, W) or (H, W), got shape {a.shape}")
     return a < level
+
+
+def _near(mask: np.ndarray, radius: float) -> np.ndarray:
+    """The pixels within Euclidean distance `radius` of a True pixel of `mask`, i.e.
+    distance_transform_edt(~mask) <= radius, exactly. A small radius is a dilation by the disc's offsets (shifted
+    ORs: no distance transform over the whole image); a large one a distance transform over the mask's bounding
+    box grown by the radius (nothing farther can be that near)."""
+    h, w = mask.shape
+    r = int(np.floor(radius))
+    if r <= 3:
+        out = mask.copy()
+        for dy in range(-r, r + 1):
+            for dx in range(-r, r + 1):
+                if (dy or dx) and dy * dy + dx * dx <= radius * radius:
+                    out[max(0, dy):h + min(0, dy), max(0, dx):w + min(0, dx)] |= \
+                        mask[max(0, -dy):h + min(0, -dy), max(0, -dx):w + min(0, -dx)]
+        return out
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    out = np.zeros_like(mask)
+    if rows.size == 0:
+        return out
+    y0, y1 = max(0, rows[0] - r - 1), min(h, rows[-1] + r + 2)
+    x0, x1 = max(0, cols[0] - r - 1), min(w, cols[-1] + r + 2)
+    out[y0:y1, x0:x1] = ndimage.distance_transform_edt(~mask[y0:y1, x0:x1]) <= radius
+    return out
 
 
 def find_regions(line_art: torch.Tensor | np.ndarray, close_gap: int = CLOSE_GAP,
@@ -59,7 +90,7 @@ def find_regions(line_art: torch.Tensor | np.ndarray, close_gap: int = CLOSE_GAP
         # Region cores: paper farther than close_gap from every line pixel. A gap of up to 2 * close_gap pixels
         # has no such pixel, so a fill cannot leak through it (a fill tool's "close gap"); dropping pixels can
         # split regions, never merge two.
-        own = ndimage.distance_transform_edt(~line) > close_gap if close_gap > 0 else ~line
+        own = ~_near(line, close_gap) if close_gap > 0 else ~line
     else:
         own = ~line
     labels, count = ndimage.label(own, structure=four)
@@ -72,7 +103,7 @@ def find_regions(line_art: torch.Tensor | np.ndarray, close_gap: int = CLOSE_GAP
         cut = SOLID_FACTOR * max(float(np.median(depth[ridge])), 1.0)
         core = depth > cut
         if core.any():
-            solid = (ndimage.distance_transform_edt(~core) <= cut) & line
+            solid = _near(core, cut) & line
             solid_labels, n_solid = ndimage.label(solid, structure=four)
             labels = np.where(solid_labels > 0, solid_labels + count, labels)
             own = own | (solid_labels > 0)
@@ -86,15 +117,19 @@ def find_regions(line_art: torch.Tensor | np.ndarray, close_gap: int = CLOSE_GAP
     return Regions(labels.astype(np.int32), int(count), line, own)
 
 
-def region_medians(labels: np.ndarray, count: int, colours: torch.Tensor, where: np.ndarray | None = None
+def region_medians(labels: np.ndarray, count: int, colours: torch.Tensor | np.ndarray, where: np.ndarray | None = None
                    ) -> np.ndarray:
     """The median colour of every region: (count + 1, C) uint8, row r for label r (row 0 unused).
 
-    colours (C, H, W) in [-1, 1] are taken at 8-bit precision (what is displayed and saved); the median of a
-    region's n values is the lower one for even n. Only pixels where `where` is True count; a region without
-    such pixels takes the median over all its pixels. A histogram per region: linear in the pixel count."""
-    a = colours.detach().float().cpu().clamp(-1, 1)
-    q = ((a + 1) * 127.5).round().to(torch.uint8).numpy()  # (C, H, W)
+    colours (C, H, W) in [-1, 1] (or uint8 (H, W, C)) are taken at 8-bit precision (what is displayed and
+    saved); the median of a region's n values is the lower one for even n. Only pixels where `where` is True
+    count; a region without such pixels takes the median over all its pixels. A histogram per region: linear in
+    the pixel count."""
+    if isinstance(colours, np.ndarray):  # uint8 (H, W, C) or (H, W): already on 8-bit levels
+        q = colours[None] if colours.ndim == 2 else np.moveaxis(colours, 2, 0)
+    else:
+        a = colours.detach().float().cpu().clamp(-1, 1)
+        q = ((a + 1) * 127.5).round().to(torch.uint8).numpy()  # (C, H, W)
     lab = labels.astype(np.int64)
     out = np.zeros((count + 1, q.shape[0]), np.uint8)
     if where is None:
@@ -134,6 +169,23 @@ def clean_flat(line_art: torch.Tensor, colours: torch.Tensor, close_gap: int = C
         ink = line_art.detach().float().cpu().reshape(1, *flat.shape[-2:])
         flat = torch.where(torch.from_numpy(reg.line)[None], ink.expand_as(flat), flat)
     return flat.contiguous()
+
+
+def clean_flat_u8(regions: Regions, colours: np.ndarray, lines: str = "split", line_art: np.ndarray | None = None
+                  ) -> np.ndarray:
+    """clean_flat on 8-bit images, without float copies: `colours` uint8 (H, W, C) (the model's flat output
+    brought to full size), the line art's `regions`; lines="ink" keeps the uint8 `line_art` (H, W) on the line
+    pixels. Returns uint8 (H, W, C), equal to clean_flat's result rounded to 8 bits."""
+    if lines not in LINE_POLICIES:
+        raise ValueError(f"lines must be one of {', '.join(LINE_POLICIES)}, got {lines!r}")
+    table = region_medians(regions.labels, regions.count, colours, regions.own)
+    flat = table[regions.labels]  # (H, W, C)
+    if lines == "ink":
+        if line_art is None:
+            raise ValueError('lines="ink" needs the line art')
+        ink = line_art if line_art.ndim == 2 else line_art[..., 0]
+        flat[regions.line] = ink[regions.line][:, None]
+    return flat
 
 
 def region_spread(regions: Regions, image: torch.Tensor) -> float:

@@ -11,8 +11,10 @@ in [0, 1] and go through the same functions with paper=0.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -120,6 +122,46 @@ def proxy_with(image: torch.Tensor, pm: ProxyMap, paper: float = PAPER) -> torch
     square[:, pm.top:pm.top + pm.height, pm.left:pm.left + pm.width] = image
     out = resize_axis(resize_axis(square, r, -2), r, -1)
     return out.clamp(-1, 1) if r > s else out
+
+
+PROXY_BAND = 128  # rows (or columns) converted to float at a time by proxy_of_array
+
+
+def proxy_of_array(a: np.ndarray, pm: ProxyMap, channels: int, convert: Callable[[np.ndarray], torch.Tensor],
+                   paper: float = PAPER, span: tuple[int, int] | None = None) -> torch.Tensor:
+    """proxy_with(convert(a), pm, paper) without a float copy of the whole artwork or its padded square: `a`
+    (H, W, ...) is converted PROXY_BAND rows (columns for a tall artwork) at a time and averaged along its long
+    axis (which needs no padding), then padded with paper along the short axis and averaged. convert(part) ->
+    (channels, h, w) float tensor of a block of `a`. span (start, stop) along the short axis: where `a` differs
+    from paper (a layer's painted rows); the rest counts as paper and is never converted. Equal to proxy_with up
+    to float rounding (the axes are averaged in the other order)."""
+    tall = pm.height > pm.width
+    r, s = pm.resolution, pm.side
+    short, offset = (pm.width, pm.left) if tall else (pm.height, pm.top)
+    lo, hi = span if span is not None else (0, short)
+    lo, hi = max(0, lo), min(short, hi)
+    # The long axis averaged, the short axis padded: (C, side, R), or (C, R, side) for a tall artwork.
+    line = torch.full((channels, r, s) if tall else (channels, s, r), paper)
+    for i0 in range(lo, hi, PROXY_BAND):
+        i1 = min(hi, i0 + PROXY_BAND)
+        if tall:
+            line[:, :, offset + i0:offset + i1] = resize_axis(convert(a[:, i0:i1]), r, -2)
+        else:
+            line[:, offset + i0:offset + i1] = resize_axis(convert(a[i0:i1]), r, -1)
+    out = resize_axis(line, r, -1 if tall else -2)
+    return out.clamp(-1, 1) if r > s else out
+
+
+def u8_to_float(part: np.ndarray) -> torch.Tensor:
+    """A uint8 block (h, w) or (h, w, C) -> (C, h, w) float32 in [-1, 1] (core.imageio.uint8_to_tensor's rule)."""
+    t = torch.from_numpy(np.ascontiguousarray(part))
+    t = t[None] if t.dim() == 2 else t.permute(2, 0, 1)
+    return t.float() / 127.5 - 1.0
+
+
+def proxy_of_u8(image: np.ndarray, pm: ProxyMap, paper: float = PAPER) -> torch.Tensor:
+    """proxy_with(uint8_to_tensor(image), pm, paper) for a uint8 image (H, W) or (H, W, C) (see proxy_of_array)."""
+    return proxy_of_array(image, pm, 1 if image.ndim == 2 else image.shape[2], u8_to_float, paper)
 
 
 def from_proxy(proxy: torch.Tensor, pm: ProxyMap, mode: str = "bicubic", clamp: bool = True) -> torch.Tensor:
