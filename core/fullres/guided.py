@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.fullres.proxy import ProxyMap, proxy_of_u8, proxy_with, resize_axis, u8_to_float
+from core.fullres.proxy import ProxyMap, proxy_of_u8, proxy_with, resize_axis, single_threaded, u8_to_float
 
 # Chosen on Fluent TEST drawings (benchmarks/bench_fullres.py): radius 1..8 and eps 1e-4..1e-2 were tried; wider
 # windows fit the change as a colour transform of the guide over a larger area (better whole-stage edits), while
@@ -136,6 +136,13 @@ def apply_change(base: np.ndarray, change: torch.Tensor, guide: np.ndarray, pm: 
     a pixel by half a level: there (found per proxy cell from the filter's coefficients) and where the mask is
     0 the result is `base` itself, and no work is done. guide_proxy: proxy_of_u8(guide, pm), when known.
     Returns a new writable array."""
+    with single_threaded():
+        return _apply_change(base, change, guide, pm, mask, guide_proxy, radius, eps)
+
+
+def _apply_change(base: np.ndarray, change: torch.Tensor, guide: np.ndarray, pm: ProxyMap,
+                  mask: torch.Tensor | np.ndarray | None, guide_proxy: torch.Tensor | None, radius: int,
+                  eps: float) -> np.ndarray:
     out = np.array(base)
     change = change.detach().float().cpu()
     if not torch.any(change):
@@ -187,8 +194,8 @@ def apply_change(base: np.ndarray, change: torch.Tensor, guide: np.ndarray, pm: 
             q = q * 127.5
             if m is not None:
                 q = q * torch.from_numpy(m[y0:y1, x0:x1])[None]
-            old = torch.from_numpy(np.ascontiguousarray(base[y0:y1, x0:x1]))
+            old = torch.from_numpy(base[y0:y1, x0:x1].astype(np.float32))
             old = old[None] if grey else old.permute(2, 0, 1)
-            new = (old.float() + q).round_().clamp_(0, 255).to(torch.uint8)
+            new = (old + q).round_().clamp_(0, 255).to(torch.uint8)
             out[y0:y1, x0:x1] = new[0].numpy() if grey else new.permute(1, 2, 0).numpy()
     return out
