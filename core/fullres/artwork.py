@@ -32,7 +32,7 @@ from core.fullres.guided import apply_change
 from core.fullres.kinds import stage_kinds
 from core.fullres.masks import changed_box, keep_mask_from_changed
 from core.fullres.pipeline import CLEAN_FLATS, line_before
-from core.fullres.proxy import ProxyMap, proxy_of_array, proxy_of_u8
+from core.fullres.proxy import ProxyMap, proxy_of_array, proxy_of_u8, u8_to_float
 from core.imageio import tensor_to_uint8, uint8_to_tensor
 from core.session import Layer, Session
 
@@ -134,14 +134,15 @@ def proxy_layer(layer: RGBA | None, channels: int, pm: ProxyMap) -> Layer | None
     idx = np.flatnonzero(axis_any)
     grey = channels == 1
 
-    def planes(part: np.ndarray) -> torch.Tensor:
+    def planes(ix: tuple[slice, ...]) -> torch.Tensor:
         # (1 + channels, h, w): alpha, then the colour premultiplied by it.
+        part = layer[ix]
         alpha = torch.from_numpy(part[..., 3].astype(np.float32) / 255.0)
         colour = torch.from_numpy(_layer_colour(part, grey))
         colour = colour[None] if grey else colour.permute(2, 0, 1)
         return torch.cat([alpha[None], (colour / 127.5 - 1.0) * alpha], 0)
 
-    p = proxy_of_array(layer, pm, 1 + channels, planes, paper=0.0, span=(int(idx[0]), int(idx[-1]) + 1))
+    p = proxy_of_array(pm, 1 + channels, planes, paper=0.0, span=(int(idx[0]), int(idx[-1]) + 1))
     p_alpha = p[:1].clamp(0, 1)
     p_colour = p[1:] / p_alpha.clamp(min=1e-6)
     p_colour = torch.where(p_alpha > 1e-6, p_colour, torch.ones_like(p_colour)).clamp_(-1, 1)
@@ -280,11 +281,31 @@ class LayeredArtwork:
                 candidate = apply_change(base, change, base, self.pm, None, guide_proxy)
                 flat = clean_flat_u8(self.regions(line), candidate, lines, self.stage(line))
                 new = flat if mask is None else blend(base, flat, mask)
+            self._proxy_follows(j, base, new)
             self.bases[j] = frozen(new)
             changed.append(j)
             if line is not None and j + 1 < n:
                 session.set_stage(j, self.base_proxy(j), propagate=True, keep_mask=proxy_mask)
         return changed
+
+    def _proxy_follows(self, k: int, old: np.ndarray, new: np.ndarray) -> None:
+        """Keeps the cached proxy of stage k's base in step when the base goes from `old` to `new`: the proxy
+        is an average, so only the changed rows (columns for a tall artwork) are averaged again."""
+        hit = self._proxies.get(k)
+        if hit is None or hit[0] is not old or self.pm.resolution > self.pm.side:
+            return
+        diff = new != old
+        box = changed_box(diff if diff.ndim == 2 else diff.any(2))
+        if box is None:
+            self._proxies[k] = (new, hit[1])
+            return
+        tall = self.pm.height > self.pm.width
+        channels = 1 if new.ndim == 2 else new.shape[2]
+
+        span = (box[2], box[3]) if tall else (box[0], box[1])
+        delta = proxy_of_array(self.pm, channels, lambda ix: u8_to_float(new[ix]) - u8_to_float(old[ix]),
+                               paper=0.0, span=span)
+        self._proxies[k] = (new, hit[1] + delta)
 
     def base_proxy(self, k: int) -> torch.Tensor:
         """The proxy of stage k's full-res base (proxy_with), cached while the base stays the same array."""

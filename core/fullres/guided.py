@@ -35,7 +35,11 @@ EPS = 1e-2  # regularisation on the [-1, 1] scale: guide contrasts below ~sqrt(E
 
 def _box(x: torch.Tensor, r: int) -> torch.Tensor:
     """Mean over a (2r+1)^2 window, windows cut at the border (no padding counted). x: (N, H, W)."""
-    return F.avg_pool2d(x[None], 2 * r + 1, stride=1, padding=r, count_include_pad=False)[0]
+    # Separable (a window cut at the border is a product of two cut intervals): 2 (2r+1) adds a pixel, not
+    # (2r+1)^2.
+    k = 2 * r + 1
+    x = F.avg_pool2d(x[None], (k, 1), stride=1, padding=(r, 0), count_include_pad=False)
+    return F.avg_pool2d(x, (1, k), stride=1, padding=(0, r), count_include_pad=False)[0]
 
 
 def guided_coefficients(guide: torch.Tensor, src: torch.Tensor, radius: int = RADIUS,

@@ -142,19 +142,19 @@ def single_threaded() -> Iterator[None]:
 PROXY_BAND = 128  # rows (or columns) converted to float at a time by proxy_of_array
 
 
-def proxy_of_array(a: np.ndarray, pm: ProxyMap, channels: int, convert: Callable[[np.ndarray], torch.Tensor],
+def proxy_of_array(pm: ProxyMap, channels: int, convert: Callable[[tuple[slice, ...]], torch.Tensor],
                    paper: float = PAPER, span: tuple[int, int] | None = None) -> torch.Tensor:
-    """proxy_with(convert(a), pm, paper) without a float copy of the whole artwork or its padded square: `a`
-    (H, W, ...) is converted PROXY_BAND rows (columns for a tall artwork) at a time and averaged along its long
-    axis (which needs no padding), then padded with paper along the short axis and averaged. convert(part) ->
-    (channels, h, w) float tensor of a block of `a`. span (start, stop) along the short axis: where `a` differs
-    from paper (a layer's painted rows); the rest counts as paper and is never converted. Equal to proxy_with up
-    to float rounding (the axes are averaged in the other order)."""
+    """proxy_with(image, pm, paper) of an image given block by block, without a float copy of the whole artwork
+    or its padded square: convert(index) -> (channels, h, w) float tensor of the image's block at `index` (a
+    numpy index: PROXY_BAND rows, or columns for a tall artwork). Each block is averaged along the long axis
+    (which needs no padding), then the short axis is padded with paper and averaged. span (start, stop) along
+    the short axis: where the image differs from paper (a layer's painted rows); the rest counts as paper and
+    is never converted. Equal to proxy_with up to float rounding (the axes are averaged in the other order)."""
     with single_threaded():
-        return _proxy_of_array(a, pm, channels, convert, paper, span)
+        return _proxy_of_array(pm, channels, convert, paper, span)
 
 
-def _proxy_of_array(a: np.ndarray, pm: ProxyMap, channels: int, convert: Callable[[np.ndarray], torch.Tensor],
+def _proxy_of_array(pm: ProxyMap, channels: int, convert: Callable[[tuple[slice, ...]], torch.Tensor],
                     paper: float, span: tuple[int, int] | None) -> torch.Tensor:
     tall = pm.height > pm.width
     r, s = pm.resolution, pm.side
@@ -166,9 +166,9 @@ def _proxy_of_array(a: np.ndarray, pm: ProxyMap, channels: int, convert: Callabl
     for i0 in range(lo, hi, PROXY_BAND):
         i1 = min(hi, i0 + PROXY_BAND)
         if tall:
-            line[:, :, offset + i0:offset + i1] = resize_axis(convert(a[:, i0:i1]), r, -2)
+            line[:, :, offset + i0:offset + i1] = resize_axis(convert((slice(None), slice(i0, i1))), r, -2)
         else:
-            line[:, offset + i0:offset + i1] = resize_axis(convert(a[i0:i1]), r, -1)
+            line[:, offset + i0:offset + i1] = resize_axis(convert((slice(i0, i1),)), r, -1)
     out = resize_axis(line, r, -1 if tall else -2)
     return out.clamp(-1, 1) if r > s else out
 
@@ -182,7 +182,7 @@ def u8_to_float(part: np.ndarray) -> torch.Tensor:
 
 def proxy_of_u8(image: np.ndarray, pm: ProxyMap, paper: float = PAPER) -> torch.Tensor:
     """proxy_with(uint8_to_tensor(image), pm, paper) for a uint8 image (H, W) or (H, W, C) (see proxy_of_array)."""
-    return proxy_of_array(image, pm, 1 if image.ndim == 2 else image.shape[2], u8_to_float, paper)
+    return proxy_of_array(pm, 1 if image.ndim == 2 else image.shape[2], lambda ix: u8_to_float(image[ix]), paper)
 
 
 def from_proxy(proxy: torch.Tensor, pm: ProxyMap, mode: str = "bicubic", clamp: bool = True) -> torch.Tensor:

@@ -201,6 +201,8 @@ def test_follow_agrees_with_the_float_pipeline(stage, colour, keep):
         session.propagate(stage, keep_mask=proxy_mask)
         if i == 0:
             art.follow(session, old, stage, full_mask, proxy_mask)
+            for j in range(session.num_stages):  # the cached proxies of the bases followed them
+                torch.testing.assert_close(art.base_proxy(j), proxy_of_u8(art.bases[j], art.pm), atol=1e-5, rtol=0)
         else:
             old_follow(art, session, old, stage, full_mask, proxy_mask)
         done.append([np.asarray(b, np.int16) for b in art.bases])
