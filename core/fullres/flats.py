@@ -85,6 +85,14 @@ def near(mask: np.ndarray, radius: float) -> np.ndarray:
     return out
 
 
+def _grown_box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """The bounding box of mask's True pixels grown by `margin` (cut at the image), as an index."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    h, w = mask.shape
+    return (slice(max(0, rows[0] - margin), min(h, rows[-1] + margin + 1)),
+            slice(max(0, cols[0] - margin), min(w, cols[-1] + margin + 1)))
+
+
 def find_regions(line_art: torch.Tensor | np.ndarray, close_gap: int = CLOSE_GAP,
                  level: float = LINE_LEVEL) -> Regions:
     """The closed regions of a line art (see the module doc)."""
@@ -102,10 +110,16 @@ def find_regions(line_art: torch.Tensor | np.ndarray, close_gap: int = CLOSE_GAP
         # Filled shapes: ink deeper than SOLID_FACTOR stroke half-widths, grown back to their outline (an
         # opening by distance). The half-width is the median depth along the ink's ridges (local maxima of the
         # distance to paper): strokes have long ridges, filled shapes short ones, so strokes set it.
-        depth = ndimage.distance_transform_edt(line)
-        ridge = line & (depth >= ndimage.maximum_filter(depth, size=3))
+        # Within the ink's box (grown by 2: a ring of paper, the 3 x 3 filter's reach): every ink pixel's
+        # nearest paper pixel is inside it, so the depths are those of the whole image.
+        box = _grown_box(line, 2)
+        line_box = line[box]
+        depth = ndimage.distance_transform_edt(line_box)
+        ridge = line_box & (depth >= ndimage.maximum_filter(depth, size=3))
         cut = SOLID_FACTOR * max(float(np.median(depth[ridge])), 1.0)
-        core = depth > cut
+        core = np.zeros_like(line)
+        core[box] = depth > cut
+        del depth, ridge
         if core.any():
             solid = near(core, cut) & line
             solid_labels, n_solid = ndimage.label(solid, structure=four)
@@ -116,8 +130,12 @@ def find_regions(line_art: torch.Tensor | np.ndarray, close_gap: int = CLOSE_GAP
         return Regions(np.ones(line.shape, np.int32), 1, line, np.ones(line.shape, bool))
     if not own.all():
         # Every stroke, gap and near-line pixel joins its nearest region.
-        idx = ndimage.distance_transform_edt(~own, return_distances=False, return_indices=True)
-        labels = labels[idx[0], idx[1]]
+        # Within the box of those pixels grown by 2: outside it every pixel is a region's own, so a nearest
+        # one is always inside (moving a farther one into the box brings it strictly closer).
+        box = _grown_box(~own, 2)
+        idx = ndimage.distance_transform_edt(~own[box], return_distances=False, return_indices=True)
+        crop = labels[box]
+        labels[box] = crop[idx[0], idx[1]]
     return Regions(labels.astype(np.int32), int(count), line, own)
 
 

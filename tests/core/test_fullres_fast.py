@@ -209,3 +209,42 @@ def test_follow_agrees_with_the_float_pipeline(stage, colour, keep):
     for new, ref in zip(*done, strict=True):
         assert np.abs(new - ref).max() <= 1  # 1/255
     assert np.abs(done[0][-1] - before[-1]).max() > 2  # the edit did change the last stage
+
+
+def old_find_regions(line, close_gap=2, factor=2.5):
+    """find_regions as it was: distance transforms over the whole image (the reference)."""
+    four = ndimage.generate_binary_structure(2, 1)
+    own = ndimage.distance_transform_edt(~line) > close_gap
+    labels, count = ndimage.label(own, structure=four)
+    depth = ndimage.distance_transform_edt(line)
+    ridge = line & (depth >= ndimage.maximum_filter(depth, size=3))
+    cut = factor * max(float(np.median(depth[ridge])), 1.0)
+    core = depth > cut
+    if core.any():
+        solid = (ndimage.distance_transform_edt(~core) <= cut) & line
+        solid_labels, n_solid = ndimage.label(solid, structure=four)
+        labels = np.where(solid_labels > 0, solid_labels + count, labels)
+        own = own | (solid_labels > 0)
+        count += n_solid
+    idx = ndimage.distance_transform_edt(~own, return_distances=False, return_indices=True)
+    return labels[idx[0], idx[1]], count, own
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_find_regions_in_boxes_equals_the_whole_image_rule(seed):
+    rng = np.random.default_rng(seed)
+    h, w = 110, 170
+    line = np.zeros((h, w), bool)
+    for _ in range(10):  # strokes of 1..4 px, some touching the border, and a solid blob
+        y0, x0 = rng.integers(-5, h), rng.integers(-5, w)
+        t = rng.integers(1, 5)
+        line[max(0, y0):y0 + rng.integers(3, 80), max(0, x0):max(0, x0) + t] = True
+        line[max(0, y0):max(0, y0) + t, max(0, x0):x0 + rng.integers(3, 120)] = True
+    line[40:70, 60:95] = True
+    if seed % 2:  # ink only in the middle: the boxes are smaller than the image
+        line[:15] = line[-15:] = False
+        line[:, :20] = line[:, -20:] = False
+    art = np.where(line, 0, 255).astype(np.uint8)
+    labels, count, own = old_find_regions(line)
+    reg = find_regions(art)
+    assert reg.count == count and np.array_equal(reg.own, own) and np.array_equal(reg.labels, labels)
