@@ -31,6 +31,7 @@ LINE_POLICIES = ("split", "ink")
 # _near dilates by up to this radius with shifted ORs (measured ~10x faster than scipy's maximum_filter1d or a
 # distance transform at 4096 x 3072); beyond, a distance transform in the mask's box
 SMALL_RADIUS = 4
+MEDIAN_BAND = 256  # rows per band of region_medians' histograms
 
 
 @dataclass(frozen=True)
@@ -152,21 +153,26 @@ def region_medians(labels: np.ndarray, count: int, colours: torch.Tensor | np.nd
     else:
         a = colours.detach().float().cpu().clamp(-1, 1)
         q = ((a + 1) * 127.5).round().to(torch.uint8).numpy()  # (C, H, W)
-    lab = labels.astype(np.int64)
-    out = np.zeros((count + 1, q.shape[0]), np.uint8)
-    if where is None:
-        sel_lab = lab.ravel()
-        sel_q = q.reshape(q.shape[0], -1)
-    else:
-        sel_lab = lab[where]
-        sel_q = q[:, where]
-    counted = np.bincount(sel_lab, minlength=count + 1)
-    missing = np.flatnonzero(counted[1:] == 0) + 1
-    for c in range(q.shape[0]):
-        hist = np.bincount(sel_lab * 256 + sel_q[c], minlength=(count + 1) * 256).reshape(count + 1, 256)
-        if missing.size:
-            allhist = np.bincount(lab.ravel() * 256 + q[c].ravel(), minlength=(count + 1) * 256)
-            hist[missing] = allhist.reshape(count + 1, 256)[missing]
+    nc, bins = q.shape[0], (count + 1) * 256
+
+    def histograms(sel: np.ndarray | None) -> np.ndarray:
+        # Row bands: the int64 keys bincount needs stay a band's size (~300 MB at once for a 4096 px stage).
+        hists = np.zeros((nc, bins), np.int64)
+        for y0 in range(0, labels.shape[0], MEDIAN_BAND):
+            band = slice(y0, y0 + MEDIAN_BAND)
+            lab = labels[band].astype(np.int64) * 256
+            for c in range(nc):
+                key = lab + q[c, band]
+                hists[c] += np.bincount((key if sel is None else key[sel[band]]).ravel(), minlength=bins)
+        return hists.reshape(nc, count + 1, 256)
+
+    hists = histograms(where)
+    out = np.zeros((count + 1, nc), np.uint8)
+    missing = np.flatnonzero(hists[0, 1:].sum(1) == 0) + 1
+    if missing.size and where is not None:
+        hists[:, missing] = histograms(None)[:, missing]
+    for c in range(nc):
+        hist = hists[c]
         cum = hist.cumsum(1)
         n = cum[:, -1]
         # Lower median: the first level whose cumulative count reaches ceil(n / 2).
