@@ -278,8 +278,10 @@ class LayeredArtwork:
             if line is None:
                 new = apply_change(base, change, base, self.pm, mask, guide_proxy)
             else:
+                regions = self.regions(line)  # first: its temporaries peak without the candidate alive
                 candidate = apply_change(base, change, base, self.pm, None, guide_proxy)
-                flat = clean_flat_u8(self.regions(line), candidate, lines, self.stage(line))
+                flat = clean_flat_u8(regions, candidate, lines, self.stage(line))
+                del candidate
                 new = flat if mask is None else blend(base, flat, mask)
             self._proxy_follows(j, base, new)
             self.bases[j] = frozen(new)

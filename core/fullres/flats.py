@@ -123,10 +123,13 @@ def find_regions(line_art: torch.Tensor | np.ndarray, close_gap: int = CLOSE_GAP
         del depth, ridge
         if core.any():
             solid = near(core, cut) & line
-            solid_labels, n_solid = ndimage.label(solid, structure=four)
-            labels = np.where(solid_labels > 0, solid_labels + count, labels)
-            own = own | (solid_labels > 0)
+            box = _grown_box(solid, 0)  # labelled in its box: no full-size label arrays
+            solid_labels, n_solid = ndimage.label(solid[box], structure=four)
+            is_solid = solid_labels > 0
+            labels[box] = np.where(is_solid, solid_labels + count, labels[box])
+            own[box] |= is_solid
             count += n_solid
+            del solid, solid_labels, is_solid
     if count == 0:  # all ink: one region
         return Regions(np.ones(line.shape, np.int32), 1, line, np.ones(line.shape, bool))
     if not own.all():
