@@ -106,13 +106,14 @@ def find_regions(line_art: torch.Tensor | np.ndarray, close_gap: int = CLOSE_GAP
         own = ~near(line, close_gap) if close_gap > 0 else ~line
     else:
         own = ~line
-    labels, count = ndimage.label(own, structure=four)
+    solid_box, solid_labels, n_solid = None, None, 0
     if line.any():
         # Filled shapes: ink deeper than SOLID_FACTOR stroke half-widths, grown back to their outline (an
         # opening by distance). The half-width is the median depth along the ink's ridges (local maxima of the
         # distance to paper): strokes have long ridges, filled shapes short ones, so strokes set it.
         # Within the ink's box (grown by 2: a ring of paper, the 3 x 3 filter's reach): every ink pixel's
-        # nearest paper pixel is inside it, so the depths are those of the whole image.
+        # nearest paper pixel is inside it, so the depths are those of the whole image. (Before the regions
+        # are labelled: the label array is not alive at this peak.)
         box = _grown_box(line, 2)
         line_box = line[box]
         depth = ndimage.distance_transform_edt(line_box)
@@ -123,13 +124,17 @@ def find_regions(line_art: torch.Tensor | np.ndarray, close_gap: int = CLOSE_GAP
         del depth, ridge
         if core.any():
             solid = near(core, cut) & line
-            box = _grown_box(solid, 0)  # labelled in its box: no full-size label arrays
-            solid_labels, n_solid = ndimage.label(solid[box], structure=four)
-            is_solid = solid_labels > 0
-            labels[box] = np.where(is_solid, solid_labels + count, labels[box])
-            own[box] |= is_solid
-            count += n_solid
-            del solid, solid_labels, is_solid
+            solid_box = _grown_box(solid, 0)  # labelled in its box: no full-size label arrays
+            solid_labels, n_solid = ndimage.label(solid[solid_box], structure=four)
+            del solid
+        del core
+    labels, count = ndimage.label(own, structure=four)
+    if n_solid:
+        is_solid = solid_labels > 0
+        labels[solid_box] = np.where(is_solid, solid_labels + count, labels[solid_box])
+        own[solid_box] |= is_solid
+        count += n_solid
+        del solid_labels, is_solid
     if count == 0:  # all ink: one region
         return Regions(np.ones(line.shape, np.int32), 1, line, np.ones(line.shape, bool))
     if not own.all():
