@@ -275,29 +275,38 @@ class LayeredArtwork:
             # pipeline.follow_stage on 8-bit images: the change along the stage's own edges, cleaned again
             # with the line art as seen, changed only where the mask is > 0.
             base, guide_proxy = self.bases[j], self.base_proxy(j)
+            windows: list[tuple[int, int, int, int]] | None = None
             if line is None:
-                new = apply_change(base, change, base, self.pm, mask, guide_proxy)
+                windows = []
+                new = apply_change(base, change, base, self.pm, mask, guide_proxy, windows=windows)
             else:
                 regions = self.regions(line)  # first: its temporaries peak without the candidate alive
                 candidate = apply_change(base, change, base, self.pm, None, guide_proxy)
                 flat = clean_flat_u8(regions, candidate, lines, self.stage(line))
                 del candidate
                 new = flat if mask is None else blend(base, flat, mask)
-            self._proxy_follows(j, base, new)
+            self._proxy_follows(j, base, new, windows)
             self.bases[j] = frozen(new)
             changed.append(j)
             if line is not None and j + 1 < n:
                 session.set_stage(j, self.base_proxy(j), propagate=True, keep_mask=proxy_mask)
         return changed
 
-    def _proxy_follows(self, k: int, old: np.ndarray, new: np.ndarray) -> None:
+    def _proxy_follows(self, k: int, old: np.ndarray, new: np.ndarray,
+                       windows: list[tuple[int, int, int, int]] | None = None) -> None:
         """Keeps the cached proxy of stage k's base in step when the base goes from `old` to `new`: the proxy
-        is an average, so only the changed rows (columns for a tall artwork) are averaged again."""
+        is an average, so only the changed rows (columns for a tall artwork) are averaged again. windows: boxes
+        (y0, y1, x0, x1) outside which new equals old, when known (else they are compared)."""
         hit = self._proxies.get(k)
         if hit is None or hit[0] is not old or self.pm.resolution > self.pm.side:
             return
-        diff = new != old
-        box = changed_box(diff if diff.ndim == 2 else diff.any(2))
+        if windows is not None:
+            box = None if not windows else (min(w[0] for w in windows), max(w[1] for w in windows),
+                                            min(w[2] for w in windows), max(w[3] for w in windows))
+        else:
+            diff = new != old
+            box = changed_box(diff if diff.ndim == 2 else diff.any(2))
+            del diff
         if box is None:
             self._proxies[k] = (new, hit[1])
             return

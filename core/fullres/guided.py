@@ -132,21 +132,24 @@ def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
 
 def apply_change(base: np.ndarray, change: torch.Tensor, guide: np.ndarray, pm: ProxyMap,
                  mask: torch.Tensor | np.ndarray | None = None, guide_proxy: torch.Tensor | None = None,
-                 radius: int = RADIUS, eps: float = EPS) -> np.ndarray:
+                 radius: int = RADIUS, eps: float = EPS, windows: list[tuple[int, int, int, int]] | None = None
+                 ) -> np.ndarray:
     """A uint8 image (H, W) or (H, W, C) after its proxy changed by `change` (C, R, R): base + mask * the change
     carried up along the edges of the uint8 `guide` (H, W) or (H, W, Cg), rounded to 8 bits. The same result as
     tensor_to_uint8(uint8_to_tensor(base) + mask * transfer_change(change, uint8_to_tensor(guide), pm)) up to
     float round-off (at most one level), without full-size float copies, and exact where the change cannot move
     a pixel by half a level: there (found per proxy cell from the filter's coefficients) and where the mask is
     0 the result is `base` itself, and no work is done. guide_proxy: proxy_of_u8(guide, pm), when known.
+    windows: a list that receives every (y0, y1, x0, x1) computed (the result equals `base` outside them).
     Returns a new writable array."""
     with single_threaded():
-        return _apply_change(base, change, guide, pm, mask, guide_proxy, radius, eps)
+        return _apply_change(base, change, guide, pm, mask, guide_proxy, radius, eps,
+                             [] if windows is None else windows)
 
 
 def _apply_change(base: np.ndarray, change: torch.Tensor, guide: np.ndarray, pm: ProxyMap,
                   mask: torch.Tensor | np.ndarray | None, guide_proxy: torch.Tensor | None, radius: int,
-                  eps: float) -> np.ndarray:
+                  eps: float, windows: list[tuple[int, int, int, int]]) -> np.ndarray:
     out = np.array(base)
     change = change.detach().float().cpu()
     if not torch.any(change):
@@ -192,6 +195,7 @@ def _apply_change(base: np.ndarray, change: torch.Tensor, guide: np.ndarray, pm:
                            align_corners=False, recompute_scale_factor=False)[0]  # (M, n, pixels of k0..k1)
         shift = round(k0 * per_cell) - pm.left
         for x0, x1 in runs:
+            windows.append((y0, y1, x0, x1))
             coef = up[:, :, x0 - shift:x1 - shift]
             g = u8_to_float(guide[y0:y1, x0:x1])  # (Cg, n, L)
             q = coef[c * cg:] + (coef[:c * cg].reshape(c, cg, y1 - y0, x1 - x0) * g[None]).sum(1)
