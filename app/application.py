@@ -1,5 +1,5 @@
 """Start the desktop app: `python main.py [--model DIR] [--open IMAGE|PROJECT] [--device auto|cpu|cuda|mps]
-[--screenshot FILE] [--zoom PERCENT]`.
+[--screenshot FILE] [--zoom PERCENT] [--tab NAME|INDEX]`.
 
 --screenshot FILE starts the app, performs the --open (and the refinement, if the preference is on), waits until
 the engine is idle, saves a PNG of the main window and exits (README pictures, tests). Errors go to stderr, one
@@ -93,6 +93,8 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     ap.add_argument("--steps", type=int, help="refinement steps (default: the paper's 150, or the preference)")
     ap.add_argument("--zoom", type=float, metavar="PERCENT",
                     help="the canvas's zoom once ready (100: one image pixel per screen pixel; default: fit)")
+    ap.add_argument("--tab", metavar="NAME|INDEX",
+                    help="the stage shown once ready: its name or title (e.g. detail) or its index from 0")
     ap.add_argument("--timeout", type=float, default=600, help=argparse.SUPPRESS)
     return ap.parse_known_args(argv)
 
@@ -162,8 +164,10 @@ def run_app(argv: list[str] | None = None) -> int:
     zoom = max(1.0, float(args.zoom)) / 100 if args.zoom else None
     if zoom is not None:
         win.doc.artworkOpened.connect(lambda: win.canvas.zoom_to(zoom))
+    if args.tab is not None and not args.screenshot:
+        win.doc.artworkOpened.connect(lambda: _show_tab(win, args.tab))
     if args.screenshot:
-        _drive_screenshot(app, win, Path(args.screenshot), args.timeout, rc, zoom)
+        _drive_screenshot(app, win, Path(args.screenshot), args.timeout, rc, zoom, args.tab)
     app.aboutToQuit.connect(win.shutdown)  # however the loop ends, the engine thread is joined first
     _quit_on_sigint(win)
     code = app.exec()
@@ -184,7 +188,35 @@ def _quit_on_sigint(win) -> None:
     timer.start(250)
 
 
-def _drive_screenshot(app, win, out: Path, timeout: float, rc: dict, zoom: float | None = None) -> None:
+def stage_index(doc, tab: str) -> int | None:
+    """The stage `tab` names: an index from 0, or a stage's name or title (case-insensitive); None if none."""
+    n = doc.num_stages
+    if tab.strip().lstrip("-").isdigit():
+        k = int(tab)
+        return k if 0 <= k < n else None
+    want = tab.strip().lower()
+    for k in range(n):
+        spec = doc.config.stages[k]
+        if want in (spec.name.lower(), spec.title.lower()):
+            return k
+    return None
+
+
+def _show_tab(win, tab: str) -> bool:
+    """Shows the stage `tab` names; False (with a one-line message on stderr) when there is no such stage."""
+    if not win.doc.has_model:
+        return False
+    k = stage_index(win.doc, tab)
+    if k is None:
+        names = ", ".join(f"{i} {win.doc.config.stages[i].name}" for i in range(win.doc.num_stages))
+        print(f"artflow: --tab {tab}: no such stage (this model's stages: {names})", file=sys.stderr)
+        return False
+    win.doc.set_current_stage(k)
+    return True
+
+
+def _drive_screenshot(app, win, out: Path, timeout: float, rc: dict, zoom: float | None = None,
+                      tab: str | None = None) -> None:
     """Poll until the engine is idle with nothing pending (model loaded, artwork opened and refined), then grab."""
     start = time.monotonic()
     state = {"quiet": 0}
@@ -200,6 +232,9 @@ def _drive_screenshot(app, win, out: Path, timeout: float, rc: dict, zoom: float
         state["quiet"] = 0 if busy else state["quiet"] + 1
         if state["quiet"] >= 3:  # idle for a few ticks: every queued signal has been handled
             timer.stop()
+            if tab is not None and not _show_tab(win, tab):
+                rc["code"] = 2
+            app.processEvents()
             if zoom is not None:
                 win.canvas.zoom_to(zoom)  # --zoom: e.g. 100 shows the artwork's true pixels
             app.processEvents()

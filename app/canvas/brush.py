@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from core.fullres.flats import CLOSE_GAP, fill_region
+from core.fullres.flats import CLOSE_GAP, fill_region, near
 
 PAINT, ERASE_TO_LAYER, ERASE_TO_PAPER = "paint", "erase", "erase-paper"
 PAPER = (255, 255, 255)
@@ -130,10 +130,20 @@ def fill_mask(image_rgb: np.ndarray, x: int, y: int, tolerance: int = 32, grow: 
     if not (0 <= x < w and 0 <= y < h):
         return np.zeros((h, w), np.float32)
     seed = image_rgb[y, x].astype(np.int16)
-    diff = np.zeros((h, w), np.int16)
-    for c in range(image_rgb.shape[2]):
-        diff += np.abs(image_rgb[..., c].astype(np.int16) - seed[c])
-    region = fill_region(diff > tolerance, int(x), int(y), close_gap)
-    if grow > 0:
-        region = ndimage.binary_dilation(region, ndimage.generate_binary_structure(2, 1), iterations=grow)
-    return region.astype(np.float32)
+
+    def wall(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+        # Only the window the fill looks at is compared with the seed's colour.
+        return np.abs(image_rgb[y0:y1, x0:x1].astype(np.int16) - seed).sum(2, dtype=np.int16) > tolerance
+
+    region = fill_region(wall, int(x), int(y), close_gap, shape=(h, w))
+    out = np.zeros((h, w), np.float32)
+    rows, cols = np.flatnonzero(region.any(1)), np.flatnonzero(region.any(0))
+    if rows.size == 0:
+        return out
+    # Grown within the region's box (plus the growth), not over the whole stage.
+    y0, y1 = max(0, rows[0] - grow), min(h, rows[-1] + grow + 1)
+    x0, x1 = max(0, cols[0] - grow), min(w, cols[-1] + grow + 1)
+    # A 4-connected dilation by `grow` is the pixels within `grow` steps (city-block distance).
+    out[y0:y1, x0:x1] = ndimage.distance_transform_cdt(~region[y0:y1, x0:x1], "taxicab") <= grow \
+        if grow > 1 else near(region[y0:y1, x0:x1], grow)
+    return out

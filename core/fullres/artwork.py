@@ -27,16 +27,19 @@ import numpy as np
 import torch
 
 from core.editing import edit_mask
-from core.fullres.flats import Regions, find_regions
+from core.fullres.flats import Regions, clean_flat_u8, find_regions
+from core.fullres.guided import apply_change
 from core.fullres.kinds import stage_kinds
-from core.fullres.masks import keep_mask_fullres
-from core.fullres.pipeline import CLEAN_FLATS, follow_stage, line_before
-from core.fullres.proxy import ProxyMap, proxy_with
+from core.fullres.masks import changed_box, keep_mask_from_changed
+from core.fullres.pipeline import CLEAN_FLATS, line_before
+from core.fullres.proxy import ProxyMap, proxy_of_array, proxy_of_u8, u8_to_float
 from core.imageio import tensor_to_uint8, uint8_to_tensor
 from core.session import Layer, Session
 
 RGBA = np.ndarray  # (H, W, 4) uint8, straight alpha
 BAND = 256  # rows per band when compositing: the float temporaries stay small
+# keep_mask_fullres's threshold (2 % of the range, |a - b| / 2 > 0.02 on [-1, 1]) in 8-bit levels: > 5.1
+KEEP_LEVELS = 5
 
 
 def frozen(a: np.ndarray) -> np.ndarray:
@@ -78,6 +81,23 @@ def composite(base: np.ndarray, layer: RGBA | None) -> np.ndarray:
     return out
 
 
+def blend(old: np.ndarray, new: np.ndarray, mask: torch.Tensor | np.ndarray) -> np.ndarray:
+    """old + mask * (new - old), rounded (uint8 images of one layout, mask (H, W) in [0, 1]): computed in the
+    mask's bounding box only, `old` elsewhere."""
+    m = mask.numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+    out = np.array(old)
+    box = changed_box(m > 0)
+    if box is None:
+        return out
+    y0, y1, x0, x1 = box
+    mm = m[y0:y1, x0:x1].astype(np.float32)
+    if old.ndim == 3:
+        mm = mm[..., None]
+    o = old[y0:y1, x0:x1].astype(np.float32)
+    out[y0:y1, x0:x1] = np.clip(np.rint(o + mm * (new[y0:y1, x0:x1].astype(np.float32) - o)), 0, 255)
+    return out
+
+
 def layer_to_tensors(layer: RGBA | None, channels: int) -> Layer | None:
     """RGBA uint8 -> the session's (colour (channels, H, W) in [-1, 1], alpha (1, H, W) in [0, 1]) at the same
     size; None (or fully transparent) -> None. A grey stage takes the rounded mean of the painted RGB."""
@@ -104,20 +124,27 @@ def tensors_to_layer(layer: Layer | None) -> RGBA | None:
 def proxy_layer(layer: RGBA | None, channels: int, pm: ProxyMap) -> Layer | None:
     """A full-res layer's proxy for the session: alpha and premultiplied colour padded with nothing (alpha 0)
     and resized like the stages (proxy_with), colour un-premultiplied (paper white where no paint reaches).
-    One channel at a time, so the padded squares stay one channel each."""
+    Only the painted rows (columns for a tall artwork) are converted, a band at a time (proxy_of_array)."""
     if is_empty(layer):
         return None
     if pm.is_identity:
         return layer_to_tensors(layer, channels)
-    alpha = torch.from_numpy(layer[..., 3].astype(np.float32) / 255.0)[None]
-    p_alpha = proxy_with(alpha, pm, paper=0.0).clamp_(0, 1)
-    colour = _layer_colour(layer, channels == 1)
-    planes = [colour] if channels == 1 else [colour[..., c] for c in range(3)]
-    out = []
-    for plane in planes:
-        pre = torch.from_numpy(plane / 127.5 - 1.0)[None] * alpha
-        out.append(proxy_with(pre, pm, paper=0.0)[0])
-    p_colour = torch.stack(out) / p_alpha.clamp(min=1e-6)
+    painted = layer[..., 3] > 0
+    axis_any = painted.any(0) if pm.height > pm.width else painted.any(1)
+    idx = np.flatnonzero(axis_any)
+    grey = channels == 1
+
+    def planes(ix: tuple[slice, ...]) -> torch.Tensor:
+        # (1 + channels, h, w): alpha, then the colour premultiplied by it.
+        part = layer[ix]
+        alpha = torch.from_numpy(part[..., 3].astype(np.float32) / 255.0)
+        colour = torch.from_numpy(_layer_colour(part, grey))
+        colour = colour[None] if grey else colour.permute(2, 0, 1)
+        return torch.cat([alpha[None], (colour / 127.5 - 1.0) * alpha], 0)
+
+    p = proxy_of_array(pm, 1 + channels, planes, paper=0.0, span=(int(idx[0]), int(idx[-1]) + 1))
+    p_alpha = p[:1].clamp(0, 1)
+    p_colour = p[1:] / p_alpha.clamp(min=1e-6)
     p_colour = torch.where(p_alpha > 1e-6, p_colour, torch.ones_like(p_colour)).clamp_(-1, 1)
     return p_colour.contiguous(), p_alpha.contiguous()
 
@@ -145,6 +172,7 @@ class LayeredArtwork:
                                           for ly in (layers or [None] * len(self.bases))]
         self.target = None if target is None else frozen(target)
         self._regions: dict[int, tuple[np.ndarray, RGBA | None, Regions]] = {}
+        self._proxies: dict[int, tuple[np.ndarray, torch.Tensor]] = {}
 
     # ----- making one -----
     @classmethod
@@ -188,18 +216,40 @@ class LayeredArtwork:
         proxy_masks, full_masks = [], []
         for k in sorted(layers):
             old_proxy = session.stages[k].clone()
-            old = self.stage(k) if keep_unedited and not self.identity else None
+            old_layer = self.layers[k]
             new = layers[k]
             self.layers[k] = None if is_empty(new) else frozen(new)
             session.set_layer(k, proxy_layer(self.layers[k], session.config.stages[k].channels, self.pm),
                               propagate=False)
             if keep_unedited:
                 proxy_masks.append(edit_mask(old_proxy, session.stages[k]))
-                if old is not None:
-                    full_masks.append(keep_mask_fullres(uint8_to_tensor(old), self.stage_tensor(k)))
+                if not self.identity:
+                    full_masks.append(self._keep_mask(k, old_layer))
         proxy_mask = torch.stack(proxy_masks).amax(0) if proxy_masks else None
         full_mask = torch.stack(full_masks).amax(0) if full_masks else None
         return proxy_mask, full_mask
+
+    def _keep_mask(self, k: int, old_layer: RGBA | None) -> torch.Tensor:
+        """keep_mask_fullres of stage k as seen before and after its layer became self.layers[k]: the stage
+        changed only where the layer did, so both are composited in that box only."""
+        h, w = self.pm.height, self.pm.width
+        changed = np.zeros((h, w), bool)
+        new_layer = self.layers[k]
+        if old_layer is None and new_layer is None:
+            return torch.from_numpy(np.zeros((h, w), np.float32))
+        if old_layer is None or new_layer is None:
+            diff = (new_layer if old_layer is None else old_layer)[..., 3] > 0
+        else:
+            diff = (old_layer != new_layer).any(2)
+        box = changed_box(diff)
+        if box is not None:
+            y0, y1, x0, x1 = box
+            base = self.bases[k][y0:y1, x0:x1]
+            before = composite(base, None if old_layer is None else old_layer[y0:y1, x0:x1]).astype(np.int16)
+            after = composite(base, None if new_layer is None else new_layer[y0:y1, x0:x1]).astype(np.int16)
+            d = np.abs(after - before)
+            changed[y0:y1, x0:x1] = (d.max(2) if d.ndim == 3 else d) > KEEP_LEVELS
+        return keep_mask_from_changed(changed)
 
     def follow(self, session: Session, old_bases: Sequence[torch.Tensor], start: int,
                mask: torch.Tensor | None = None, proxy_mask: torch.Tensor | None = None,
@@ -222,25 +272,67 @@ class LayeredArtwork:
             line = line_before(kinds, j, since=start) if clean_flats else None
             if line is None and not torch.any(change):
                 continue
-            full_j = uint8_to_tensor(self.bases[j])
-            line_art = regions = None
-            if line is not None:
-                line_art = self.stage_tensor(line)
-                regions = self.regions(line, line_art)
-            self.bases[j] = to_u8(follow_stage(full_j, change, full_j, self.pm, line_art, mask, lines, regions))
-            del full_j, line_art
+            # pipeline.follow_stage on 8-bit images: the change along the stage's own edges, cleaned again
+            # with the line art as seen, changed only where the mask is > 0.
+            base, guide_proxy = self.bases[j], self.base_proxy(j)
+            windows: list[tuple[int, int, int, int]] | None = None
+            if line is None:
+                windows = []
+                new = apply_change(base, change, base, self.pm, mask, guide_proxy, windows=windows)
+            else:
+                regions = self.regions(line)  # first: its temporaries peak without the candidate alive
+                candidate = apply_change(base, change, base, self.pm, None, guide_proxy)
+                flat = clean_flat_u8(regions, candidate, lines, self.stage(line))
+                del candidate
+                new = flat if mask is None else blend(base, flat, mask)
+            self._proxy_follows(j, base, new, windows)
+            self.bases[j] = frozen(new)
             changed.append(j)
             if line is not None and j + 1 < n:
-                session.set_stage(j, proxy_with(uint8_to_tensor(self.bases[j]), self.pm), propagate=True,
-                                  keep_mask=proxy_mask)
+                session.set_stage(j, self.base_proxy(j), propagate=True, keep_mask=proxy_mask)
         return changed
+
+    def _proxy_follows(self, k: int, old: np.ndarray, new: np.ndarray,
+                       windows: list[tuple[int, int, int, int]] | None = None) -> None:
+        """Keeps the cached proxy of stage k's base in step when the base goes from `old` to `new`: the proxy
+        is an average, so only the changed rows (columns for a tall artwork) are averaged again. windows: boxes
+        (y0, y1, x0, x1) outside which new equals old, when known (else they are compared)."""
+        hit = self._proxies.get(k)
+        if hit is None or hit[0] is not old or self.pm.resolution > self.pm.side:
+            return
+        if windows is not None:
+            box = None if not windows else (min(w[0] for w in windows), max(w[1] for w in windows),
+                                            min(w[2] for w in windows), max(w[3] for w in windows))
+        else:
+            diff = new != old
+            box = changed_box(diff if diff.ndim == 2 else diff.any(2))
+            del diff
+        if box is None:
+            self._proxies[k] = (new, hit[1])
+            return
+        tall = self.pm.height > self.pm.width
+        channels = 1 if new.ndim == 2 else new.shape[2]
+
+        span = (box[2], box[3]) if tall else (box[0], box[1])
+        delta = proxy_of_array(self.pm, channels, lambda ix: u8_to_float(new[ix]) - u8_to_float(old[ix]),
+                               paper=0.0, span=span)
+        self._proxies[k] = (new, hit[1] + delta)
+
+    def base_proxy(self, k: int) -> torch.Tensor:
+        """The proxy of stage k's full-res base (proxy_with), cached while the base stays the same array."""
+        hit = self._proxies.get(k)
+        if hit is not None and hit[0] is self.bases[k]:
+            return hit[1]
+        p = proxy_of_u8(self.bases[k], self.pm)
+        self._proxies[k] = (self.bases[k], p)
+        return p
 
     def regions(self, k: int, line_art: torch.Tensor | None = None) -> Regions:
         """The closed regions of stage k as seen (a line art), cached while its base and layer stay the same."""
         hit = self._regions.get(k)
         if hit is not None and hit[0] is self.bases[k] and hit[1] is self.layers[k]:
             return hit[2]
-        reg = find_regions(self.stage_tensor(k) if line_art is None else line_art)
+        reg = find_regions(self.stage(k) if line_art is None else line_art)
         self._regions[k] = (self.bases[k], self.layers[k], reg)
         return reg
 

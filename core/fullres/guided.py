@@ -18,10 +18,13 @@ Shapes: change (C, R, R) at the proxy size, signed (a difference of two [-1, 1] 
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.fullres.proxy import ProxyMap, proxy_with, resize_axis
+from core.fullres.proxy import ProxyMap, proxy_of_u8, proxy_with, resize_axis, single_threaded, u8_to_float
 
 # Chosen on Fluent TEST drawings (benchmarks/bench_fullres.py): radius 1..8 and eps 1e-4..1e-2 were tried; wider
 # windows fit the change as a colour transform of the guide over a larger area (better whole-stage edits), while
@@ -32,7 +35,11 @@ EPS = 1e-2  # regularisation on the [-1, 1] scale: guide contrasts below ~sqrt(E
 
 def _box(x: torch.Tensor, r: int) -> torch.Tensor:
     """Mean over a (2r+1)^2 window, windows cut at the border (no padding counted). x: (N, H, W)."""
-    return F.avg_pool2d(x[None], 2 * r + 1, stride=1, padding=r, count_include_pad=False)[0]
+    # Separable (a window cut at the border is a product of two cut intervals): 2 (2r+1) adds a pixel, not
+    # (2r+1)^2.
+    k = 2 * r + 1
+    x = F.avg_pool2d(x[None], (k, 1), stride=1, padding=(r, 0), count_include_pad=False)
+    return F.avg_pool2d(x, (1, k), stride=1, padding=(0, r), count_include_pad=False)[0]
 
 
 def guided_coefficients(guide: torch.Tensor, src: torch.Tensor, radius: int = RADIUS,
@@ -99,3 +106,104 @@ def upsample_guided(proxy: torch.Tensor, guide: torch.Tensor, pm: ProxyMap, radi
     guide = guide.detach().float()
     a, b = guided_coefficients(proxy_with(guide, pm), proxy.detach().float(), radius, eps)
     return _combine(a, b, guide, pm).clamp_(-1, 1)
+
+
+# A pixel whose change is bounded below this many 8-bit levels rounds back to its old value (with a margin for
+# float round-off): apply_change skips it.
+HALF_LEVEL = 0.45
+APPLY_BAND = 32  # rows per band of apply_change: finer bands skip more of an unchanged picture
+
+
+def _taps(side: int, resolution: int, offset: int, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear upsampling from `resolution` to `side` samples (torch's align_corners=False rule), for the
+    artwork's pixels offset..offset+length: the two source indices and the second one's weight."""
+    scale = np.float32(resolution / side)
+    dst = np.arange(offset, offset + length, dtype=np.float32)
+    src = np.maximum(scale * (dst + np.float32(0.5)) - np.float32(0.5), 0).astype(np.float32)
+    i0 = np.minimum(src.astype(np.int64), resolution - 1)
+    return i0, np.minimum(i0 + 1, resolution - 1), (src - i0).astype(np.float32)
+
+
+def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
+    """The [start, stop) runs of True in a 1-D bool array."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[False], flags, [False]]).astype(np.int8)))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist(), strict=True))
+
+
+def apply_change(base: np.ndarray, change: torch.Tensor, guide: np.ndarray, pm: ProxyMap,
+                 mask: torch.Tensor | np.ndarray | None = None, guide_proxy: torch.Tensor | None = None,
+                 radius: int = RADIUS, eps: float = EPS, windows: list[tuple[int, int, int, int]] | None = None
+                 ) -> np.ndarray:
+    """A uint8 image (H, W) or (H, W, C) after its proxy changed by `change` (C, R, R): base + mask * the change
+    carried up along the edges of the uint8 `guide` (H, W) or (H, W, Cg), rounded to 8 bits. The same result as
+    tensor_to_uint8(uint8_to_tensor(base) + mask * transfer_change(change, uint8_to_tensor(guide), pm)) up to
+    float round-off (at most one level), without full-size float copies, and exact where the change cannot move
+    a pixel by half a level: there (found per proxy cell from the filter's coefficients) and where the mask is
+    0 the result is `base` itself, and no work is done. guide_proxy: proxy_of_u8(guide, pm), when known.
+    windows: a list that receives every (y0, y1, x0, x1) computed (the result equals `base` outside them).
+    Returns a new writable array."""
+    with single_threaded():
+        return _apply_change(base, change, guide, pm, mask, guide_proxy, radius, eps,
+                             [] if windows is None else windows)
+
+
+def _apply_change(base: np.ndarray, change: torch.Tensor, guide: np.ndarray, pm: ProxyMap,
+                  mask: torch.Tensor | np.ndarray | None, guide_proxy: torch.Tensor | None, radius: int,
+                  eps: float, windows: list[tuple[int, int, int, int]]) -> np.ndarray:
+    out = np.array(base)
+    change = change.detach().float().cpu()
+    if not torch.any(change):
+        return out
+    gp = proxy_of_u8(guide, pm) if guide_proxy is None else guide_proxy.detach().float()
+    a, b = guided_coefficients(gp, change, radius, eps)
+    c, cg, r = a.shape[0], a.shape[1], pm.resolution
+    maps = torch.cat([a.reshape(c * cg, r, r), b], 0)
+    # |q| <= sum_g |A_g| |I_g| + |B| <= sum_g max|A_g| + max|B| over the cells a pixel interpolates from (|I| <= 1).
+    peak = F.max_pool2d(maps.abs()[None], 3, stride=1, padding=1)[0]
+    bound = peak[:c * cg].reshape(c, cg, r, r).sum(1) + peak[c * cg:]
+    hot = (bound.amax(0) * 127.5 >= HALF_LEVEL).numpy()  # (R, R) cells where the change can show
+    h, w = pm.height, pm.width
+    y_lo, y_hi, x_lo, x_hi = 0, h, 0, w
+    m = None
+    if mask is not None:
+        m = mask.detach().float().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask, np.float32)
+        m = m.reshape(h, w)
+        rows, cols = np.flatnonzero(m.any(1)), np.flatnonzero(m.any(0))
+        if rows.size == 0:
+            return out
+        y_lo, y_hi, x_lo, x_hi = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    ry0, ry1, _ = _taps(pm.side, r, pm.top, h)
+    cx0, cx1, _ = _taps(pm.side, r, pm.left, w)
+    rows_up = resize_axis(maps, pm.side, -2, "bilinear")[:, pm.top:pm.top + h]  # (M, H, R), as _combine
+    # Columns are upsampled per band over a slice of cells that starts on a whole artwork pixel (a multiple of
+    # `step` cells) and keeps a cell either side, so the slice gives the full upsampling's values.
+    step = r // math.gcd(pm.side, r)
+    per_cell = pm.side / r
+    grey = out.ndim == 2
+    for y0 in range(y_lo, y_hi, APPLY_BAND):
+        y1 = min(y_hi, y0 + APPLY_BAND)
+        hot_cells = hot[ry0[y0]:ry1[y1 - 1] + 1].any(0)
+        hot_px = hot_cells[cx0] | hot_cells[cx1]
+        hot_px[:x_lo] = False
+        hot_px[x_hi:] = False
+        runs = _runs(hot_px)
+        if not runs:
+            continue
+        k0 = max(0, int(cx0[runs[0][0]]) - 1) // step * step
+        k1 = min(r, -(-(int(cx1[runs[-1][1] - 1]) + 2) // step) * step)
+        up = F.interpolate(rows_up[None, :, y0:y1, k0:k1], scale_factor=(1.0, per_cell), mode="bilinear",
+                           align_corners=False, recompute_scale_factor=False)[0]  # (M, n, pixels of k0..k1)
+        shift = round(k0 * per_cell) - pm.left
+        for x0, x1 in runs:
+            windows.append((y0, y1, x0, x1))
+            coef = up[:, :, x0 - shift:x1 - shift]
+            g = u8_to_float(guide[y0:y1, x0:x1])  # (Cg, n, L)
+            q = coef[c * cg:] + (coef[:c * cg].reshape(c, cg, y1 - y0, x1 - x0) * g[None]).sum(1)
+            q = q * 127.5
+            if m is not None:
+                q = q * torch.from_numpy(m[y0:y1, x0:x1])[None]
+            old = torch.from_numpy(base[y0:y1, x0:x1].astype(np.float32))
+            old = old[None] if grey else old.permute(2, 0, 1)
+            new = (old + q).round_().clamp_(0, 255).to(torch.uint8)
+            out[y0:y1, x0:x1] = new[0].numpy() if grey else new.permute(1, 2, 0).numpy()
+    return out

@@ -25,14 +25,28 @@ def keep_mask_fullres(old: torch.Tensor, new: torch.Tensor, threshold: float = T
     if dilate < 0 or feather < 0:
         raise ValueError("dilate and feather must be >= 0")
     changed = ((new.detach().float() - old.detach().float()).abs().amax(dim=0) / 2 > threshold).numpy()
+    return keep_mask_from_changed(changed, dilate, feather)
+
+
+def changed_box(changed: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The bounding box (y0, y1, x0, x1) of the True pixels of (H, W) `changed`; None when there are none."""
+    rows = np.flatnonzero(changed.any(1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(changed.any(0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def keep_mask_from_changed(changed: np.ndarray, dilate: int = DILATE, feather: int = FEATHER) -> torch.Tensor:
+    """keep_mask_fullres's mask for the changed pixels (H, W) bool."""
     h, w = changed.shape
     mask = np.zeros((h, w), np.float32)
-    rows, cols = np.flatnonzero(changed.any(1)), np.flatnonzero(changed.any(0))
-    if rows.size == 0:
+    box = changed_box(changed)
+    if box is None:
         return torch.from_numpy(mask)
     reach = dilate + 2 * feather
-    y0, y1 = max(0, rows[0] - reach - 1), min(h, rows[-1] + reach + 2)
-    x0, x1 = max(0, cols[0] - reach - 1), min(w, cols[-1] + reach + 2)
+    y0, y1 = max(0, box[0] - reach - 1), min(h, box[1] + reach + 1)
+    x0, x1 = max(0, box[2] - reach - 1), min(w, box[3] + reach + 1)
     dist = ndimage.distance_transform_edt(~changed[y0:y1, x0:x1])
     if feather > 0:
         ramp = np.clip((reach - dist) / (2 * feather), 0.0, 1.0)

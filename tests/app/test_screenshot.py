@@ -97,3 +97,20 @@ def test_qt_plugin_noise_is_dropped_and_real_warnings_kept(monkeypatch, caplog):
     with caplog.at_level("DEBUG", logger="qt"):
         qt_messages.handle_message(QtMsgType.QtWarningMsg, None, "This plugin does not support propagateSizeHints()")
     assert len(caplog.records) == 1  # kept when debugging
+
+
+def test_tab_option_picks_a_stage_by_index_name_or_title(window, capsys):
+    from app.application import _show_tab, stage_index
+
+    doc = window.doc
+    last = doc.num_stages - 1
+    spec = doc.config.stages[last]
+    assert stage_index(doc, str(last)) == last
+    assert stage_index(doc, spec.name.upper()) == last and stage_index(doc, spec.title) == last
+    assert stage_index(doc, str(doc.num_stages)) is None and stage_index(doc, "-1") is None
+    doc.set_current_stage(0)
+    assert _show_tab(window, spec.name) and doc.current_stage == last
+    assert window.tabs.currentIndex() == last  # the tab bar follows: the screenshot shows that stage
+    assert not _show_tab(window, "nonsense") and doc.current_stage == last
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--tab nonsense" in err[0] and spec.name in err[0]
