@@ -53,20 +53,29 @@ def _emoji(res: int):
 
 
 class FrameCounter:
-    """Times of the canvas's paints that show a picture it has not painted before."""
+    """Times of the canvas's paints that show a new picture (one that refresh() converted since the last paint)."""
 
     def __init__(self, canvas) -> None:
         from PySide6.QtCore import QEvent, QObject
 
         self.canvas = canvas
         self.frames: list[float] = []
-        self._shown = None
+        self._new_picture = False
         counter = self
+        # The canvas converts a new picture into the image it shows (in place) in refresh(); the next paint
+        # event puts it on screen.
+        refresh = canvas.refresh
+
+        def refresh_and_mark() -> None:
+            counter._new_picture = True
+            refresh()
+
+        canvas.refresh = refresh_and_mark
 
         class Filter(QObject):
             def eventFilter(self, obj, event):  # noqa: N802
-                if event.type() == QEvent.Type.Paint and canvas._image is not counter._shown:
-                    counter._shown = canvas._image
+                if event.type() == QEvent.Type.Paint and counter._new_picture:
+                    counter._new_picture = False
                     counter.frames.append(time.perf_counter())
                 return False
 
