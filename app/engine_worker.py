@@ -22,6 +22,10 @@ engine only ever computes the latest value.
 Long work is the core `Session.refine()` generator: each yield is a progress report (relayed to the GUI) and a
 point where Cancel takes effect (the generator also polls `should_stop`). A cancelled refinement leaves the
 session unchanged.
+
+Why one module of about 520 lines: the request types, the queue's merge/drop rules and one handler per request
+are one protocol (the document's ResultApplier mirrors the handler table, checked by a test); the model math is
+in core (Session, core.fullres).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ stages can be viewed and exported, not edited.
 The manifest evolves like a versioned message: `_read_manifest` upgrades older versions to the current one (there is
 one version so far); a newer version than this code knows is refused with a clear "update Artflow".
 
-Why one module of about 530 lines: the writer and the bounded reader must agree member by member on one format
+Why one module of about 590 lines: the writer and the bounded reader must agree member by member on one format
 (names, shapes, dtypes, size limits); kept side by side, a change to the format is one diff in one place.
 """
 

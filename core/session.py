@@ -3,6 +3,10 @@
 Plain Python over tensors. Stage images are (C, H, W) float32 CPU tensors in [-1, 1]; latents are (z_dim,);
 deltas are (P,). All network work runs on the session's device. One thread owns a session (the app's engine
 thread, or the CLI's main thread).
+
+Why one module of about 410 lines: every operation here reads or replaces the same per-stage state (bases, layers,
+latents, deltas, targets, the content cache), which must change together; the step math lives in core.refine and
+core.nn.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ is one screen pixel. Tablet events carry pressure; the mouse paints at full pres
 Navigation follows Krita: Space-drag or middle-drag pans, Ctrl+wheel zooms about the cursor (the wheel alone
 scrolls), Ctrl+click picks a colour.
 
-Why one module of about 460 lines: it is one widget's event handling (paint, mouse, tablet, keys, wheel, compare
+Why one module of about 540 lines: it is one widget's event handling (paint, mouse, tablet, keys, wheel, compare
 divider), and those handlers share the view's transform and stroke state; the pixel work is already elsewhere
 (app/canvas/brush.py, app/canvas/tools.py).
 """
