@@ -186,3 +186,25 @@ def test_slider_previews_of_a_wide_artwork_are_shown_at_its_size(qtbot, opened):
     slider.setSliderDown(False)
     wait_idle(qtbot, opened)
     assert not doc.previews
+
+
+def test_every_export_of_a_wide_artwork_is_at_its_own_size(qtbot, opened, tmp_path):
+    """PNG, stages, strip, OpenRaster and GIF are written from the full-res stages, not the model's proxies."""
+    import xml.etree.ElementTree as ET
+    import zipfile
+
+    win = opened
+    final = win.export("png", str(tmp_path / "final.png"))
+    assert Image.open(final).size == (W, H)
+    got = np.asarray(Image.open(final).convert("RGB")).astype(int)
+    assert np.abs(got - win.doc.stage_rgb(2).astype(int)).max() <= 1  # the final stage as shown
+    for p in win.export("stages", str(tmp_path / "stages")):
+        assert Image.open(p).size == (W, H)
+    assert Image.open(win.export("strip", str(tmp_path / "strip.png"))).width > 3 * W
+    with zipfile.ZipFile(win.export("ora", str(tmp_path / "art.ora"))) as zf:
+        stack = ET.fromstring(zf.read("stack.xml"))
+        assert (int(stack.get("w")), int(stack.get("h"))) == (W, H)
+        for layer in stack.findall(".//layer"):
+            assert Image.open(zf.open(layer.get("src"))).size == (W, H)
+    gif = Image.open(win.export("gif", str(tmp_path / "flow.gif")))
+    assert gif.size == (W, H) and gif.n_frames == 3
