@@ -246,11 +246,7 @@ class Session:
             raise ArtflowError(f"a preview size must be one of {', '.join(map(str, sorted(sizes)))} "
                                f"(the resolution {res} halved up to {n_down} times), got {size}")
         if latent is not None:
-            latent = torch.as_tensor(latent, dtype=torch.float32).reshape(-1)
-            if k >= self.num_stages - 1:
-                raise ArtflowError(f"transition index {k} is out of range")
-            if latent.shape != self.latents[k].shape:
-                raise ArtflowError(f"a latent code has {self.latents[k].numel()} values, got {latent.numel()}")
+            latent = self._checked_latent(k, latent)
         out = []
         src = self.stages[k]
         for i in range(k, self.num_stages - 1):
@@ -289,13 +285,17 @@ class Session:
         return [p.mean.detach().float().cpu().clone() for p in self.model.latent_priors]
 
     # ----- latents -----
-    def set_latent(self, i: int, z: torch.Tensor, propagate: bool = True) -> list[int]:
+    def _checked_latent(self, i: int, z: torch.Tensor) -> torch.Tensor:
+        """z as transition i's code (z_dim,) float32, or a clear error for a wrong transition or size."""
         if not 0 <= i < self.num_stages - 1:
             raise ArtflowError(f"transition index {i} is out of range")
         z = torch.as_tensor(z, dtype=torch.float32).reshape(-1)
         if z.shape != self.latents[i].shape:
             raise ArtflowError(f"a latent code has {self.latents[i].numel()} values, got {z.numel()}")
-        self.latents[i] = z.clone()
+        return z
+
+    def set_latent(self, i: int, z: torch.Tensor, propagate: bool = True) -> list[int]:
+        self.latents[i] = self._checked_latent(i, z).clone()
         return self.propagate(i) if propagate else []
 
     def sample_latent(self, i: int, seed: int | None = None, propagate: bool = True) -> torch.Tensor:
