@@ -111,10 +111,12 @@ def create_window(model: str | None = None, device: str = "auto", screenshot_mod
                   settings=None):
     """Build the main window and start loading the model (the default bundle unless `model` is given).
     Used by run_app and by the tests."""
+    from app import main_thread_gc
     from app.main_window import MainWindow
     from app.settings import Settings
     from core import bundle
 
+    main_thread_gc.install()  # before the engine thread starts: see main_thread_gc
     settings = settings or Settings.load()
     win = MainWindow(settings, device=device, screenshot_mode=screenshot_mode)
     path = Path(model) if model else bundle.default_bundle_path()

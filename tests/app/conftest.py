@@ -3,6 +3,7 @@ message boxes that record instead of blocking, and a private data folder for aut
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,22 @@ def artwork_png(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("art") / "sun.png"
     img.save(path)
     return path
+
+
+@pytest.fixture(scope="package", autouse=True)
+def garbage_collected_on_main_thread(qapp):
+    """As in the app (app/main_thread_gc): no automatic collection on the engine threads the tests start."""
+    from app import main_thread_gc
+
+    main_thread_gc.install()
+    yield
+    main_thread_gc.uninstall()
+
+
+@pytest.fixture(autouse=True)
+def collect_after_test(garbage_collected_on_main_thread):
+    yield
+    gc.collect()  # this test's cycles (windows, widgets) go here, on the GUI thread
 
 
 class Dialogs:
