@@ -88,20 +88,24 @@ def clean_flat(line_art: torch.Tensor, colours: torch.Tensor, close_gap: int = C
     return flat.contiguous()
 
 
-def clean_flat_u8(regions: Regions, colours: np.ndarray, lines: str = "split", line_art: np.ndarray | None = None
-                  ) -> np.ndarray:
+def clean_flat_u8(regions: Regions, colours: np.ndarray, lines: str = "split", line_art: np.ndarray | None = None,
+                  box: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """clean_flat on 8-bit images, without float copies: `colours` uint8 (H, W, C) (the model's flat output
     brought to full size), the line art's `regions`; lines="ink" keeps the uint8 `line_art` (H, W) on the line
-    pixels. Returns uint8 (H, W, C), equal to clean_flat's result rounded to 8 bits."""
+    pixels. Returns uint8 (H, W, C), equal to clean_flat's result rounded to 8 bits. box (y0, y1, x0, x1): only
+    that part of the flat is returned (the colours are still measured over whole regions); line_art is then
+    that part of the line art."""
     if lines not in LINE_POLICIES:
         raise ValueError(f"lines must be one of {', '.join(LINE_POLICIES)}, got {lines!r}")
     table = region_medians(regions.labels, regions.count, colours, regions.own)
-    flat = table[regions.labels]  # (H, W, C)
+    ix = np.s_[:, :] if box is None else np.s_[box[0]:box[1], box[2]:box[3]]
+    flat = np.take(table, regions.labels[ix], axis=0)  # (H, W, C); np.take: ~3x faster than table[labels]
     if lines == "ink":
         if line_art is None:
             raise ValueError('lines="ink" needs the line art')
         ink = line_art if line_art.ndim == 2 else line_art[..., 0]
-        flat[regions.line] = ink[regions.line][:, None]
+        line = regions.line[ix]
+        flat[line] = ink[line][:, None]
     return flat
 
 
