@@ -30,7 +30,7 @@ from core.editing import edit_mask
 from core.fullres.flats import Regions, clean_flat_u8
 from core.fullres.guided import apply_change
 from core.fullres.kinds import stage_kinds
-from core.fullres.masks import changed_box, keep_mask_from_changed
+from core.fullres.masks import changed_box, diff_box, keep_mask_from_changed
 from core.fullres.pipeline import CLEAN_FLATS, line_before
 from core.fullres.proxy import ProxyMap, proxy_delta_u8, proxy_of_array, proxy_of_u8
 from core.fullres.regions import RegionMap, line_mask
@@ -105,10 +105,7 @@ def blend(old: np.ndarray, new: np.ndarray, mask: torch.Tensor | np.ndarray,
 
 def _base_change(old: np.ndarray, new: np.ndarray) -> tuple[int, int, int, int] | None:
     """The box where two bases differ (None: nowhere)."""
-    if old is new:
-        return None
-    diff = old != new
-    return changed_box(diff if diff.ndim == 2 else diff.any(2))
+    return None if old is new else diff_box(old, new)
 
 
 def _layer_change(old: RGBA | None, new: RGBA | None) -> tuple[int, int, int, int] | None:
@@ -270,7 +267,7 @@ class LayeredArtwork:
         if old_layer is None or new_layer is None:
             diff = (new_layer if old_layer is None else old_layer)[..., 3] > 0
         else:
-            diff = (old_layer != new_layer).any(2)
+            diff = old_layer.view(np.uint32)[..., 0] != new_layer.view(np.uint32)[..., 0]
         box = changed_box(diff)
         if box is not None:
             y0, y1, x0, x1 = box
@@ -342,9 +339,7 @@ class LayeredArtwork:
             box = None if not windows else (min(w[0] for w in windows), max(w[1] for w in windows),
                                             min(w[2] for w in windows), max(w[3] for w in windows))
         else:
-            diff = new != old
-            box = changed_box(diff if diff.ndim == 2 else diff.any(2))
-            del diff
+            box = diff_box(new, old)
         if box is None:
             self._proxies[k] = (new, hit[1])
             return
