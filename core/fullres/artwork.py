@@ -343,7 +343,10 @@ class LayeredArtwork:
         if box is None:
             self._proxies[k] = (new, hit[1])
             return
-        self._proxies[k] = (new, hit[1] + proxy_delta_u8(new, old, box, self.pm))
+        if 2 * (box[1] - box[0]) * (box[3] - box[2]) > new.shape[0] * new.shape[1]:
+            self._proxies[k] = (new, proxy_of_u8(new, self.pm))  # most of it changed: one pass, not two
+        else:
+            self._proxies[k] = (new, hit[1] + proxy_delta_u8(new, old, box, self.pm))
 
     def base_proxy(self, k: int) -> torch.Tensor:
         """The proxy of stage k's full-res base (proxy_with), cached while the base stays the same array."""

@@ -179,7 +179,8 @@ def _quiet_window(dist2: Values, box: Box, shape: tuple[int, int]) -> Box | None
     |p - c| for some changed pixel c. On the segment from c to p, at the point x at Chebyshev distance m - 1/2
     from the box, d(x) >= d(p) - |p - x| >= |x - c| >= m - 1/2; the pixel nearest x is m - 1 or m from the box
     and has d >= m - 1/2 - sqrt(2)/2. So when every pixel at m - 1 or m from the box has d <= m - 2, no pixel
-    outside the box grown by m is affected."""
+    outside the box grown by m is affected. (The box must hold every changed pixel; pixels of the box itself
+    are always in the window.)"""
     m = FIRST_MARGIN
     limit = REBUILD_FRACTION * shape[0] * shape[1]
     while True:
@@ -187,8 +188,18 @@ def _quiet_window(dist2: Values, box: Box, shape: tuple[int, int]) -> Box | None
         if _area(window) > limit:
             return None
         if window == (0, shape[0], 0, shape[1]) or _ring_max(dist2, box, m, shape) <= (m - 2) ** 2:
-            return window
+            break
         m *= 2
+    # Within it, only pixels at least as far from their feature as from the box can be affected: the window
+    # shrinks to their bounding box (and the box's).
+    y0, y1, x0, x1 = window
+    dy = np.maximum(np.maximum(box[0] - np.arange(y0, y1), np.arange(y0, y1) - (box[1] - 1)), 0)
+    dx = np.maximum(np.maximum(box[2] - np.arange(x0, x1), np.arange(x0, x1) - (box[3] - 1)), 0)
+    reach = _bbox(dist2(window) >= dy[:, None] ** 2 + dx[None, :] ** 2)
+    if reach is None:
+        return box
+    return (min(box[0], y0 + reach[0]), max(box[1], y0 + reach[1]), min(box[2], x0 + reach[2]),
+            max(box[3], x0 + reach[3]))
 
 
 def _crop_valid(d: np.ndarray, window: Box, crop: Box, shape: tuple[int, int], margin: int) -> bool:
