@@ -192,3 +192,54 @@ def test_degenerate_line_arts(case, small_windows):
                      "ink goes": (full, some)}[case]
     m = RegionMap.build(before).updated(after)
     assert_same(m.regions, reference_regions(after))
+
+
+# ----- through LayeredArtwork: painting on the line art -----
+
+def test_painting_on_the_line_art_updates_the_regions_and_the_flat_as_from_scratch(small_windows):
+    """Several line-art layers in a row (a stroke, a stroke that closes a region, erasing with paper white, the
+    layer removed): the artwork's cached regions equal find_regions of the stage as seen, and its bases equal
+    those of an artwork that finds the regions from scratch every time."""
+    import torch
+
+    from core.fullres.artwork import LayeredArtwork
+    from core.fullres.pipeline import generate_fullres
+    from core.fullres.regions import find_regions
+    from core.session import Session
+    from tests.core.engine_util import tiny_model
+
+    torch.set_num_threads(1)
+    h, w = 90, 140
+    first = np.ones((h, w), np.float32)
+    first[ring((h, w), 45, 60, 30, 45, 3)] = -1
+    first = torch.from_numpy(first)[None]
+    model = tiny_model(seed=0)
+    arts, sessions = [], []
+    for _ in range(2):
+        session = Session(model, "cpu")
+        pm, full = generate_fullres(session, first)
+        arts.append(LayeredArtwork.from_stages(pm, full))
+        sessions.append(session)
+    layers = []
+    layer = np.zeros((h, w, 4), np.uint8)
+    layer[40:44, 5:135] = (20, 20, 20, 255)  # across the ring: splits its inside
+    layers.append(layer.copy())
+    layer[60:70, 90:100] = (0, 0, 0, 255)  # a blob
+    layers.append(layer.copy())
+    layer[10:30, 55:65] = (255, 255, 255, 255)  # paper white over the ring's top: opens it
+    layers.append(layer.copy())
+    layers.append(None)
+    hows = []
+    for new_layer in layers:
+        for i, (art, session) in enumerate(zip(arts, sessions, strict=True)):
+            if i == 1:
+                art._regions.clear()  # from scratch
+            old = [b.clone() for b in session.bases]
+            art.set_layers(session, {0: new_layer})
+            session.propagate(0)
+            art.follow(session, old, 0)
+        assert_same(arts[0].regions(0), find_regions(arts[0].stage(0)))
+        hows.append(arts[0]._regions[0][2].how)
+        for a, b in zip(arts[0].bases, arts[1].bases, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert hows[0] == "built" and hows.count("updated") >= 2, hows
