@@ -49,10 +49,11 @@ def region_medians(labels: np.ndarray, count: int, colours: torch.Tensor | np.nd
         hists = np.zeros((nc, bins), np.int64)
         for y0 in range(0, labels.shape[0], MEDIAN_BAND):
             band = slice(y0, y0 + MEDIAN_BAND)
-            lab = labels[band].astype(np.int64) * 256
+            # Pixels that do not count go to row 0 (no region has label 0): no boolean gathers.
+            lab = (labels[band] if sel is None else np.where(sel[band], labels[band], 0)).astype(np.int64) * 256
             for c in range(nc):
-                key = lab + q[c, band]
-                hists[c] += np.bincount((key if sel is None else key[sel[band]]).ravel(), minlength=bins)
+                hists[c] += np.bincount((lab + q[c, band]).ravel(), minlength=bins)
+        hists[:, :256] = 0
         return hists.reshape(nc, count + 1, 256)
 
     hists = histograms(where)

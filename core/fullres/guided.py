@@ -119,7 +119,7 @@ def upsample_guided(proxy: torch.Tensor, guide: torch.Tensor, pm: ProxyMap, radi
 # float round-off): apply_change skips it.
 HALF_LEVEL = 0.45
 APPLY_BAND = 32  # rows per band of apply_change: finer bands skip more of an unchanged picture
-APPLY_CHUNK = 512  # columns computed at a time: the chunk's upsampled maps stay in cache
+APPLY_CHUNK = 1024  # columns computed at a time: the chunk's upsampled maps stay in cache
 
 
 def _taps(side: int, resolution: int, offset: int, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

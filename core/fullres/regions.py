@@ -371,6 +371,7 @@ class _Update:
     def __init__(self, old: RegionMap, depth2: np.ndarray, nearest: np.ndarray, line: np.ndarray,
                  changed: np.ndarray) -> None:
         self.old, self.line, self.changed = old, line, changed
+        self.clusters = change_clusters(changed)
         self.shape = line.shape
         self.depth2, self.nearest, self.ridge = depth2, nearest, old.ridge.copy()
 
@@ -396,7 +397,7 @@ class _Update:
             solid = _solid(self.depth2, self.line, cut)
         # Region cores (own pixels that are not ink): change within close_gap of the changed line pixels.
         own0 = old.own & ~old.line
-        for box in change_clusters(self.changed):
+        for box in self.clusters:
             part = _grow(box, cg, self.shape)
             crop = _grow(part, cg, self.shape)
             lc = self.line[_ix(crop)]
@@ -415,7 +416,7 @@ class _Update:
         h, w = self.shape
         line = self.old.regions.line.copy()  # the line art as updated so far
         windows = []
-        for box in change_clusters(self.changed):
+        for box in self.clusters:
             win = _quiet_window(lambda b: self.depth2[_ix(b)], box, self.shape)
             if win is None:
                 return None
