@@ -32,7 +32,7 @@ from core.fullres.guided import apply_change
 from core.fullres.kinds import stage_kinds
 from core.fullres.masks import changed_box, diff_box, keep_mask_from_changed
 from core.fullres.pipeline import CLEAN_FLATS, line_before
-from core.fullres.proxy import ProxyMap, proxy_delta_u8, proxy_of_array, proxy_of_u8
+from core.fullres.proxy import ProxyMap, proxy_delta_u8, proxy_of_array, proxy_of_u8, single_threaded
 from core.fullres.regions import RegionMap, line_mask
 from core.imageio import tensor_to_uint8, uint8_to_tensor
 from core.session import Layer, Session
@@ -325,7 +325,11 @@ class LayeredArtwork:
             self.bases[j] = frozen(new)
             changed.append(j)
             if line is not None and j + 1 < n:
-                session.set_stage(j, self.base_proxy(j), propagate=True, keep_mask=proxy_mask)
+                # The next stages from the clean flat. One torch thread, like the rest of follow: on a loaded
+                # 2-core machine a two-thread team stalls (this regeneration of a 128 px chain measured 1.1 s
+                # with two threads, 0.07 s with one, load average 3.7; about 0.04 s with two when idle).
+                with single_threaded():
+                    session.set_stage(j, self.base_proxy(j), propagate=True, keep_mask=proxy_mask)
         return changed
 
     def _proxy_follows(self, k: int, old: np.ndarray, new: np.ndarray,
