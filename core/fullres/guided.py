@@ -212,8 +212,9 @@ def _apply_change(base: np.ndarray, change: torch.Tensor, guide: np.ndarray, pm:
     b8 = 127.5 * (maps[c * cg:] - a8.reshape(c, cg, r, r).sum(1))
     maps = torch.cat([a8, b8], 0)
     # Bilinear upsampling (torch's align_corners=False taps, _taps), columns first: every proxy row at the
-    # artwork's width, and its difference to the next row; a run of artwork rows between the same two proxy
-    # rows is then one multiply-add (first + weight * difference), without a full-size map.
+    # artwork's width; a run of artwork rows between the same two proxy rows is then one blend of those two
+    # rows, chunk by chunk, without a full-size map. Measured at 2048 x 1536, all of it changing: ~2x faster
+    # than upsampling each band's maps with torch's kernel and combining per channel.
     cols = _columns_up(maps, pm)  # (M, R, W)
     wyt = torch.from_numpy(wy)
     grey = out.ndim == 2
