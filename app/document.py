@@ -14,7 +14,7 @@ The parts live in their own modules: the layers and their undo (app/stage_layers
 (app/project_extra.py); engine answers are applied by app/document_results.py. Widgets connect to the signals and
 call the methods; none of them talks to the engine.
 
-Why this module is still about 640 lines: it is the one object the widgets bind to (its signals and its editing
+Why this module is still about 660 lines: it is the one object the widgets bind to (its signals and its editing
 API: painting, latents, whole-artwork actions, files); each method is a short entry point whose logic lives in the
 modules above. Cutting that API in pieces would make every widget talk to several objects about one artwork.
 """

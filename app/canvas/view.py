@@ -9,9 +9,12 @@ is one screen pixel. Tablet events carry pressure; the mouse paints at full pres
 Navigation follows Krita: Space-drag or middle-drag pans, Ctrl+wheel zooms about the cursor (the wheel alone
 scrolls), Ctrl+click picks a colour.
 
-Why one module of about 540 lines: it is one widget's event handling (paint, mouse, tablet, keys, wheel, compare
-divider), and those handlers share the view's transform and stroke state; the pixel work is already elsewhere
-(app/canvas/brush.py, app/canvas/tools.py).
+Fill: a click is queued and computed on a worker thread (app/canvas/fill.py, fill_worker.py); its answer is swapped
+into the document and the shown picture here, after any stroke in progress (the stroke's layer would overwrite it).
+
+Why one module of about 620 lines: it is one widget's event handling (paint, mouse, tablet, keys, wheel, compare
+divider, the fill's hand-over), and those handlers share the view's transform and stroke state; the pixel work is
+already elsewhere (app/canvas/brush.py, fill.py, tools.py).
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ depth and the nearest region pixel of every pixel) and recomputes them only in w
 each window grown until nothing outside it can have changed (see _quiet_window) and each crop checked to hold
 every nearest pixel it uses. Labelling the components stays global (cheap, and a stroke can split or join
 regions far apart). The solid shapes' depth threshold is a median over the whole image, kept as a histogram.
+
+Why one module of about 490 lines: the rule (build) and its update are one contract, step by step (each step of
+the update recomputes a step of build in windows); tests/core/test_fullres_regions.py holds them to it.
 """
 
 from __future__ import annotations
