@@ -427,7 +427,6 @@ class CanvasView(QWidget):
         in), a small one is copied in its rectangle."""
         if result.job.stage != self.doc.current_stage or self._pixels is None or result.rect is None:
             return
-        x0, y0, x1, y1 = result.rect
         if result.shown is not None and result.shown.shape == self._pixels.shape:
             h, w = result.shown.shape[:2]
             self._pixels = result.shown

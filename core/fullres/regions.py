@@ -287,7 +287,10 @@ class RegionMap:
         box = _grown_box(line, 2)
         depth = ndimage.distance_transform_edt(line[box])
         depth2 = np.zeros((h, w), np.int32)
-        depth2[box] = np.rint(depth * depth)  # exact: the depths are square roots of integers
+        # Squared and rounded in place (no more float copies of the box): exact, the depths are square roots of
+        # integers.
+        np.rint(np.multiply(depth, depth, out=depth), out=depth)
+        depth2[box] = depth
         del depth
         ridge = _add_counts(np.zeros(1, np.int64), depth2[box][_ridge(depth2[box], line[box])], 1)
         cut = _median_cut(ridge)
@@ -296,16 +299,23 @@ class RegionMap:
         own |= solid
         if count == 0:  # all ink: one region
             return cls(Regions(np.ones(line.shape, np.int32), 1, line, np.ones(line.shape, bool)), close_gap)
-        nearest = np.arange(h * w, dtype=np.int32).reshape(h, w)
+        nearest = None
         if not own.all():
             # Every stroke, gap and near-line pixel joins its nearest region.
             # Within the box of those pixels grown by 2: outside it every pixel is a region's own, so a nearest
             # one is always inside (moving a farther one into the box brings it strictly closer).
             box = _grown_box(~own, 2)
             idx = ndimage.distance_transform_edt(~own[box], return_distances=False, return_indices=True)
-            nearest[box] = (idx[0] + box[0].start) * w + (idx[1] + box[1].start)
-            del idx
+            flat = idx[0]  # the flat index, in place (int32 holds any index up to MAX_SIDE squared)
+            np.multiply(flat, w, out=flat)
+            flat += idx[1]
+            flat += box[0].start * w + box[1].start
+            nearest = np.arange(h * w, dtype=np.int32).reshape(h, w)  # (after the transform: a lower peak)
+            nearest[box] = flat
+            del idx, flat
             labels = labels.ravel()[nearest]
+        else:
+            nearest = np.arange(h * w, dtype=np.int32).reshape(h, w)
         return cls(Regions(labels, count, line, own), close_gap, depth2, nearest, ridge, cut)
 
     # ----- after a change -----
