@@ -249,3 +249,24 @@ def test_find_regions_in_boxes_equals_the_whole_image_rule(seed):
     labels, count, own = old_find_regions(line)
     reg = find_regions(art)
     assert reg.count == count and np.array_equal(reg.own, own) and np.array_equal(reg.labels, labels)
+
+
+@pytest.mark.parametrize("w, h, r", [(200, 120, 32), (90, 170, 32), (256, 192, 32)])
+def test_proxy_delta_and_diff_box_from_the_changed_box_only(w, h, r):
+    from core.fullres.masks import diff_box
+    from core.fullres.proxy import proxy_delta_u8
+
+    pm = ProxyMap(w, h, r)
+    rng = np.random.default_rng(w)
+    for channels in (1, 3):
+        old = picture(h, w, channels, seed=w + channels)
+        new = old.copy()
+        assert diff_box(old, new) is None
+        y0, y1, x0, x1 = h // 5, h // 2, w // 3, w - 7
+        new[y0:y1, x0:x1] = rng.integers(0, 256, new[y0:y1, x0:x1].shape, dtype=np.uint8)
+        new[y0, x0] = old[y0, x0] + 1  # the box's corners do change
+        new[y1 - 1, x1 - 1] = old[y1 - 1, x1 - 1] + 1
+        assert diff_box(old, new) == (y0, y1, x0, x1)
+        torch.testing.assert_close(proxy_delta_u8(new, old, (y0, y1, x0, x1), pm),
+                                   proxy_with(uint8_to_tensor(new), pm) - proxy_with(uint8_to_tensor(old), pm),
+                                   atol=1e-5, rtol=0)
