@@ -14,7 +14,7 @@ The parts live in their own modules: the layers and their undo (app/stage_layers
 (app/project_extra.py); engine answers are applied by app/document_results.py. Widgets connect to the signals and
 call the methods; none of them talks to the engine.
 
-Why this module is still about 640 lines: it is the one object the widgets bind to (its signals and its editing
+Why this module is still about 660 lines: it is the one object the widgets bind to (its signals and its editing
 API: painting, latents, whole-artwork actions, files); each method is a short entry point whose logic lives in the
 modules above. Cutting that API in pieces would make every widget talk to several objects about one artwork.
 """
@@ -293,6 +293,17 @@ class Document(QObject):
     def has_cached_picture(self, k: int) -> bool:
         return k in self._rgb
 
+    def cached_picture(self, k: int) -> np.ndarray | None:
+        """Stage k as shown when it is cached (never computed here)."""
+        return self._rgb.get(k)
+
+    def picture_for_fill(self, k: int) -> np.ndarray:
+        """Stage k as shown, for the fill worker to read on its thread: the cached array is made read-only, so
+        an edit that comes first mends a copy of it (_update_cached_rect), never the array being read."""
+        img = self.stage_rgb(k)
+        img.flags.writeable = False
+        return img
+
     def touch(self) -> None:
         """The artwork changed (it needs saving)."""
         was = self.dirty
@@ -323,18 +334,31 @@ class Document(QObject):
         if self.layers.commit(k, layer, label, rect):
             self._layer_changed(k, before_final, rect)
 
+    def commit_fill(self, k: int, layer: RGBA, rect, before: np.ndarray, picture: np.ndarray,
+                    label: str = "Fill") -> None:
+        """A fill computed off the GUI thread (app/canvas/fill.py) from stage k's current layer and picture: the
+        new layer, the undo step's pixels (`before`: the old layer's in `rect`) and the stage as shown afterwards
+        are swapped in; nothing the size of the region is computed here."""
+        if not self.editable:
+            return
+        before_final = self.stage_rgb(self.num_stages - 1)  # replaced below, not mended: no copy needed
+        if self.layers.commit(k, layer, label, rect, before=before):
+            self._rgb[k] = picture
+            self._layer_changed(k, before_final, rect, mended=True)
+
     def _final_before(self, k: int) -> np.ndarray:
         """The final stage as shown before an edit of stage k (the compare view's "Before"). A copy only when the
         edit is on the final stage itself (its cached picture is mended in place)."""
         final = self.stage_rgb(self.num_stages - 1)
         return final.copy() if k == self.num_stages - 1 else final
 
-    def _layer_changed(self, k: int, before_final: np.ndarray, rect=None) -> None:
+    def _layer_changed(self, k: int, before_final: np.ndarray, rect=None, mended: bool = False) -> None:
         self.before_final = before_final
         self.compareChanged.emit()
         self.requests.layer_edited(k)
         self._mark_stale(range(k + 1, self.num_stages), UNSENT)
-        self._update_cached_rect(k, rect)
+        if not mended:  # (a fill brings its picture along)
+            self._update_cached_rect(k, rect)
         self.stageChanged.emit(k)
         self.statusChanged.emit(k)
         self.touch()

@@ -370,6 +370,7 @@ class MainWindow(QMainWindow):
         self._shut_down = True
         self.autosave_timer.stop()
         self.doc.stop_sending()
+        self.canvas.fill_worker.close()
         self.engine.cancel_refine()
         if not self.engine.stop():
             log.warning("the engine thread did not stop in time")

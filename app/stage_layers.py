@@ -102,19 +102,23 @@ class StageLayers:
         """Replace stage k's layer without touching its history (a layer that came back from the engine)."""
         self._layers[k] = None if is_empty(layer) else frozen(layer)
 
-    def commit(self, k: int, layer: RGBA | None, label: str, rect: Rect | None = None) -> bool:
+    def commit(self, k: int, layer: RGBA | None, label: str, rect: Rect | None = None,
+               before: np.ndarray | None = None) -> bool:
         """An undoable change of stage k's layer; `rect`: the only pixels it changed (the undo step keeps just
-        those). False (nothing recorded) when it changes nothing: an empty layer over no layer."""
-        before = self._layers[k]
-        if before is None and is_empty(layer):
+        those; `before`: those pixels of the old layer, when already copied). False (nothing recorded) when it
+        changes nothing: an empty layer over no layer."""
+        old = self._layers[k]
+        if old is None and is_empty(layer):
             return False
         if rect is not None and layer is not None:
             x0, y0, x1, y1 = rect
-            pixels = (np.zeros((y1 - y0, x1 - x0, 4), np.uint8) if before is None
-                      else before[y0:y1, x0:x1].copy())
+            if before is not None:
+                pixels = before
+            else:
+                pixels = (np.zeros((y1 - y0, x1 - x0, 4), np.uint8) if old is None else old[y0:y1, x0:x1].copy())
             self._history[k].push(Step(label, rect, pixels, layer.shape))
         else:
-            self._history[k].push(Step(label, None, before, () if layer is None else layer.shape))
+            self._history[k].push(Step(label, None, old, () if layer is None else layer.shape))
         self.set(k, layer)
         return True
     def undo(self, k: int) -> None:

@@ -7,8 +7,9 @@
 composite: what the engine thread does for one painted edit (app/engine_worker.py's ApplyEdits, through
 EngineThread.handle on this thread): the layer's proxy (LayeredArtwork.set_layers), the model at the proxy's size
 (Session.propagate) and the full-res composite (LayeredArtwork.follow: guided transfer, clean flats with the line
-art's regions cached or recomputed, keep mask), for an edit of the flat stage and of the line art, with and without
-"keep unedited areas". Median of --repeats.
+art's regions updated around the stroke (core/fullres/regions.py), keep mask), for an edit of the flat stage and of
+the line art, with and without "keep unedited areas". Median of --repeats (the first line-art edit finds the
+regions from scratch; the others update them).
 
 make-project: a three-stage project of that size (a drawn artwork opened in the real window, a stroke on the line
 art, saved). rss: a fresh process opens PROJECT in the real MainWindow (offscreen), paints a stroke, waits for the

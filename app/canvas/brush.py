@@ -121,29 +121,48 @@ def apply_mask(layer: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int]
 
 def fill_mask(image_rgb: np.ndarray, x: int, y: int, tolerance: int = 32, grow: int = 1,
               close_gap: int = CLOSE_GAP) -> np.ndarray:
+    """fill_pixels' region as (H, W) float32 0/1 (all zeros if (x, y) is outside the image)."""
+    region, _ = fill_pixels(image_rgb, x, y, tolerance, grow, close_gap)
+    return region.astype(np.float32)
+
+
+def fill_pixels(image_rgb: np.ndarray, x: int, y: int, tolerance: int = 32, grow: int = 1,
+                close_gap: int = CLOSE_GAP) -> tuple[np.ndarray, tuple[int, int, int, int] | None]:
     """Bucket-fill region: the pixels around (x, y) whose colour is within `tolerance` (sum of channel
     differences, 0..765) of the seed's, with gaps of up to 2 * close_gap pixels in what bounds them closed (the
     rule of the clean flats, core.fullres.flats.fill_region: the fill does not leak through a small gap in a
-    line), grown by `grow` pixels so that antialiased edges are covered. (H, W) float32 0/1; all zeros if (x, y)
-    is outside the image."""
+    line), grown by `grow` pixels so that antialiased edges are covered. Returns (H, W) bool and its bounding
+    rectangle (x0, y0, x1, y1), or None when it is empty (the seed outside the image)."""
     h, w = image_rgb.shape[:2]
     if not (0 <= x < w and 0 <= y < h):
-        return np.zeros((h, w), np.float32)
-    seed = image_rgb[y, x].astype(np.int16)
+        return np.zeros((h, w), bool), None
+    # |channel - seed's| per level, summed over the channels by table lookups (uint8 in, uint16 out: no int16
+    # copies of the image).
+    tables = [np.abs(np.arange(256, dtype=np.int16) - int(v)).astype(np.uint16) for v in image_rgb[y, x]]
+    whole: list[np.ndarray] = []
 
     def wall(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
-        # Only the window the fill looks at is compared with the seed's colour.
-        return np.abs(image_rgb[y0:y1, x0:x1].astype(np.int16) - seed).sum(2, dtype=np.int16) > tolerance
+        if whole:
+            return whole[0][y0:y1, x0:x1]
+        big = 4 * (y1 - y0) * (x1 - x0) >= h * w
+        part = image_rgb if big else image_rgb[y0:y1, x0:x1]
+        d = tables[0].take(part[..., 0])
+        for c in range(1, len(tables)):
+            d += tables[c].take(part[..., c])
+        out = d > tolerance
+        if big:  # a window this large: the whole image's walls once, for the windows that follow
+            whole.append(out)
+            return out[y0:y1, x0:x1]
+        return out
 
     region = fill_region(wall, int(x), int(y), close_gap, shape=(h, w))
-    out = np.zeros((h, w), np.float32)
     rows, cols = np.flatnonzero(region.any(1)), np.flatnonzero(region.any(0))
     if rows.size == 0:
-        return out
+        return region, None
     # Grown within the region's box (plus the growth), not over the whole stage.
     y0, y1 = max(0, rows[0] - grow), min(h, rows[-1] + grow + 1)
     x0, x1 = max(0, cols[0] - grow), min(w, cols[-1] + grow + 1)
     # A 4-connected dilation by `grow` is the pixels within `grow` steps (city-block distance).
-    out[y0:y1, x0:x1] = ndimage.distance_transform_cdt(~region[y0:y1, x0:x1], "taxicab") <= grow \
-        if grow > 1 else near(region[y0:y1, x0:x1], grow)
-    return out
+    part = region[y0:y1, x0:x1]
+    region[y0:y1, x0:x1] = ndimage.distance_transform_cdt(~part, "taxicab") <= grow if grow > 1 else near(part, grow)
+    return region, (int(x0), int(y0), int(x1), int(y1))

@@ -9,14 +9,18 @@ is one screen pixel. Tablet events carry pressure; the mouse paints at full pres
 Navigation follows Krita: Space-drag or middle-drag pans, Ctrl+wheel zooms about the cursor (the wheel alone
 scrolls), Ctrl+click picks a colour.
 
-Why one module of about 540 lines: it is one widget's event handling (paint, mouse, tablet, keys, wheel, compare
-divider), and those handlers share the view's transform and stroke state; the pixel work is already elsewhere
-(app/canvas/brush.py, app/canvas/tools.py).
+Fill: a click is queued and computed on a worker thread (app/canvas/fill.py, fill_worker.py); its answer is swapped
+into the document and the shown picture here, after any stroke in progress (the stroke's layer would overwrite it).
+
+Why one module of about 620 lines: it is one widget's event handling (paint, mouse, tablet, keys, wheel, compare
+divider, the fill's hand-over), and those handlers share the view's transform and stroke state; the pixel work is
+already elsewhere (app/canvas/brush.py, fill.py, tools.py).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
@@ -36,7 +40,9 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QLineEdit, QWidget
 
-from app.canvas.brush import PAINT, Stroke, apply_mask, fill_mask
+from app.canvas.brush import PAINT, Stroke, apply_mask
+from app.canvas.fill import FillJob, FillResult
+from app.canvas.fill_worker import FillWorker
 from app.canvas.tools import Tool, ToolState
 from app.document import Document
 from app.layers import composite, empty_layer
@@ -46,6 +52,20 @@ Rect = tuple[int, int, int, int]
 
 MIN_ZOOM, MAX_ZOOM = 0.25, 64.0
 BACKGROUND = QColor(43, 44, 48)
+
+
+@dataclass(frozen=True)
+class FillClick:
+    """A fill the artist clicked: what it fills with, on which stage of which artwork (`owner`: the document's
+    layers then; a click for an artwork that was closed is dropped)."""
+
+    stage: int
+    x: int
+    y: int
+    tolerance: int
+    colour: tuple[int, int, int]
+    opacity: float
+    owner: object
 
 
 class CanvasView(QWidget):
@@ -84,6 +104,12 @@ class CanvasView(QWidget):
         self.compare = False
         self.split = 0.5  # divider position across the image, 0..1
         self._dragging_split = False
+        self.fill_worker = FillWorker(self)
+        self.fill_worker.finished.connect(self._fill_done)
+        self.fill_worker.failed.connect(self._fill_failed)
+        self._fill_clicks: list[FillClick] = []  # waiting for the worker, oldest first
+        self._fill_job: FillJob | None = None  # with the worker now
+        self._fill_click: FillClick | None = None  # the click it came from
         document.stageChanged.connect(self._on_stage_changed)
         document.currentStageChanged.connect(lambda _k: self.refresh())
         document.modelChanged.connect(self._on_model_changed)
@@ -341,22 +367,74 @@ class CanvasView(QWidget):
         self.tools.set_fg(self.doc.stage_channels(k), QColor(r, g, b))
         return True
 
+    # ----- fill (computed on a worker thread: app/canvas/fill.py, fill_worker.py) -----
     def fill_at(self, pos: QPointF) -> bool:
+        """A fill click: queued, and computed off the GUI thread; its result is swapped in when it comes
+        (fill_pending() until then). Fills apply in the order clicked, each to the stage as it is then."""
         px = self._pixel(pos)
-        if px is None or not self.doc.has_model:
+        if px is None or not self.doc.editable:
             return False
         k = self.doc.current_stage
-        region = fill_mask(self.doc.stage_rgb(k), px[0], px[1], self.tools.fill_tolerance)
-        rows, cols = np.flatnonzero(region.any(1)), np.flatnonzero(region.any(0))
-        if rows.size == 0:
-            return False
-        x0, y0, x1, y1 = int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
-        layer = self.doc.layers[k].copy() if self.doc.layers[k] is not None else empty_layer(*self.image_size())
         c = self.tools.fg(self.doc.stage_channels(k))
-        layer[y0:y1, x0:x1] = apply_mask(layer[y0:y1, x0:x1], region[y0:y1, x0:x1] * self.tools.opacity,
-                                         (c.red(), c.green(), c.blue()))
-        self.doc.commit_layer(k, layer, "Fill", (x0, y0, x1, y1))
+        self._fill_clicks.append(FillClick(k, px[0], px[1], self.tools.fill_tolerance, (c.red(), c.green(), c.blue()),
+                                           self.tools.opacity, self.doc.layers))
+        self._next_fill()
         return True
+
+    def fill_pending(self) -> bool:
+        return self._fill_job is not None or bool(self._fill_clicks)
+
+    def _next_fill(self) -> None:
+        """Send the oldest waiting click to the worker (one at a time; none while a stroke is being painted: its
+        layer would overwrite the fill's)."""
+        if self._fill_job is not None or self._stroke is not None:
+            return
+        while self._fill_clicks:
+            click = self._fill_clicks.pop(0)
+            if click.owner is not self.doc.layers or not self.doc.editable:
+                continue  # made for an artwork that is gone
+            k = click.stage
+            self._fill_job = FillJob(k, click.x, click.y, click.tolerance, click.colour, click.opacity,
+                                     self.doc.picture_for_fill(k), self.doc.layers[k], self.doc.base_rgb(k))
+            self._fill_click = click
+            self.fill_worker.submit(self._fill_job)
+            return
+
+    def _fill_done(self, result: FillResult) -> None:
+        job, click = result.job, self._fill_click
+        self._fill_job = self._fill_click = None
+        doc, k = self.doc, job.stage
+        if click.owner is doc.layers and doc.editable:
+            if (doc.layers[k] is not job.layer or doc.cached_picture(k) is not job.picture
+                    or doc.base_rgb(k) is not job.base or (self._stroke is not None and self._stroke_stage == k)):
+                self._fill_clicks.insert(0, click)  # the stage changed meanwhile: fill it as it is now
+            elif result.layer is not None:
+                self._committing = True  # shown below, not by a refresh of the whole picture
+                try:
+                    doc.commit_fill(k, result.layer, result.rect, result.before, result.picture)
+                finally:
+                    self._committing = False
+                self.show_fill(result)
+        self._next_fill()
+
+    def _fill_failed(self, job: FillJob, message: str) -> None:
+        self._fill_job = self._fill_click = None
+        self.doc.message.emit(message)
+        self._next_fill()
+
+    def show_fill(self, result: FillResult) -> None:
+        """The filled picture on screen: a large fill's whole shown picture comes ready from the worker (swapped
+        in), a small one is copied in its rectangle."""
+        if result.job.stage != self.doc.current_stage or self._pixels is None or result.rect is None:
+            return
+        if result.shown is not None and result.shown.shape == self._pixels.shape:
+            h, w = result.shown.shape[:2]
+            self._pixels = result.shown
+            self._image = QImage(self._pixels.data, w, h, 4 * w, QImage.Format.Format_RGB32)
+            self.update()
+        else:
+            self._show_rect(result.picture, result.rect)
+            self.update(self.to_widget_rect(result.rect))
 
     # ----- strokes -----
     def begin_stroke(self, pos: QPointF, pressure: float = 1.0, eraser: bool = False) -> None:
@@ -411,6 +489,7 @@ class CanvasView(QWidget):
                 self.doc.commit_layer(k, layer, self._stroke_label, stroke.bbox)
             finally:
                 self._committing = False
+        self._next_fill()  # a fill clicked during the stroke
 
     def cancel_stroke(self) -> None:
         if self._stroke is not None:
@@ -418,6 +497,7 @@ class CanvasView(QWidget):
             self._stroke_layer = self._stroke_before = None
             self._tablet_stroke = False
             self.refresh()
+            self._next_fill()
 
     def _press(self, pos: QPointF, button: Qt.MouseButton, modifiers, pressure: float, eraser: bool) -> bool:
         if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and self._space):

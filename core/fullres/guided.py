@@ -18,13 +18,11 @@ Shapes: change (C, R, R) at the proxy size, signed (a difference of two [-1, 1] 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.fullres.proxy import ProxyMap, proxy_of_u8, proxy_with, resize_axis, single_threaded, u8_to_float
+from core.fullres.proxy import ProxyMap, proxy_of_u8, proxy_with, resize_axis, single_threaded
 
 # Chosen on Fluent TEST drawings (benchmarks/bench_fullres.py): radius 1..8 and eps 1e-4..1e-2 were tried; wider
 # windows fit the change as a colour transform of the guide over a larger area (better whole-stage edits), while
@@ -35,11 +33,20 @@ EPS = 1e-2  # regularisation on the [-1, 1] scale: guide contrasts below ~sqrt(E
 
 def _box(x: torch.Tensor, r: int) -> torch.Tensor:
     """Mean over a (2r+1)^2 window, windows cut at the border (no padding counted). x: (N, H, W)."""
-    # Separable (a window cut at the border is a product of two cut intervals): 2 (2r+1) adds a pixel, not
-    # (2r+1)^2.
-    k = 2 * r + 1
-    x = F.avg_pool2d(x[None], (k, 1), stride=1, padding=(r, 0), count_include_pad=False)
-    return F.avg_pool2d(x, (1, k), stride=1, padding=(0, r), count_include_pad=False)[0]
+    # Separable (a window cut at the border is a product of two cut intervals), each axis by cumulative sums
+    # (a window's sum is the difference of two): measured ~2x faster than avg_pool2d at the proxy's size.
+    return _box_axis(_box_axis(x, r, 1), r, 2)
+
+
+def _box_axis(x: torch.Tensor, r: int, dim: int) -> torch.Tensor:
+    n = x.shape[dim]
+    c = torch.cumsum(x, dim)
+    c = torch.cat([torch.zeros_like(c.narrow(dim, 0, 1)), c], dim)
+    i = torch.arange(n)
+    hi, lo = (i + r + 1).clamp(max=n), (i - r).clamp(min=0)
+    shape = [1] * x.dim()
+    shape[dim] = n
+    return (c.index_select(dim, hi) - c.index_select(dim, lo)) / (hi - lo).to(x.dtype).reshape(shape)
 
 
 def guided_coefficients(guide: torch.Tensor, src: torch.Tensor, radius: int = RADIUS,
@@ -112,6 +119,7 @@ def upsample_guided(proxy: torch.Tensor, guide: torch.Tensor, pm: ProxyMap, radi
 # float round-off): apply_change skips it.
 HALF_LEVEL = 0.45
 APPLY_BAND = 32  # rows per band of apply_change: finer bands skip more of an unchanged picture
+APPLY_CHUNK = 1024  # columns computed at a time: the chunk's upsampled maps stay in cache
 
 
 def _taps(side: int, resolution: int, offset: int, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -122,6 +130,30 @@ def _taps(side: int, resolution: int, offset: int, length: int) -> tuple[np.ndar
     src = np.maximum(scale * (dst + np.float32(0.5)) - np.float32(0.5), 0).astype(np.float32)
     i0 = np.minimum(src.astype(np.int64), resolution - 1)
     return i0, np.minimum(i0 + 1, resolution - 1), (src - i0).astype(np.float32)
+
+
+def _columns_up(maps: torch.Tensor, pm: ProxyMap) -> torch.Tensor:
+    """Proxy maps (M, R, R) upsampled bilinearly along their columns to the artwork's width (torch's
+    align_corners=False rule): (M, R, W). A whole number of artwork pixels per proxy pixel (the usual sizes,
+    e.g. 2048 / 128) is two broadcast blends, ~3x faster than torch's upsampling kernel; else that kernel."""
+    r, side = pm.resolution, pm.side
+    f = side // r
+    if side % r or f % 2:
+        return resize_axis(maps, side, -1, "bilinear")[:, :, pm.left:pm.left + pm.width]
+    # Output pixel k * f + t samples the proxy at k + (t + 1/2) / f - 1/2: between k - 1 and k for t < f / 2,
+    # between k and k + 1 beyond (the neighbour clamped at the border).
+    t = torch.arange(f // 2, dtype=torch.float32)
+    before = torch.cat([maps[..., :1], maps[..., :-1]], -1)
+    after = torch.cat([maps[..., 1:], maps[..., -1:]], -1)
+    out = torch.empty(*maps.shape, f)
+    torch.lerp(before[..., None], maps[..., None], (t + 0.5) / f + 0.5, out=out[..., :f // 2])
+    torch.lerp(maps[..., None], after[..., None], (t + f // 2 + 0.5) / f - 0.5, out=out[..., f // 2:])
+    return out.reshape(*maps.shape[:-1], side)[:, :, pm.left:pm.left + pm.width]
+
+
+def _planar(part: np.ndarray) -> torch.Tensor:
+    """A uint8 block (h, w) or (h, w, C) as a contiguous (C, h, w) uint8 tensor."""
+    return torch.from_numpy(np.ascontiguousarray(part[None] if part.ndim == 2 else part.transpose(2, 0, 1)))
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
@@ -172,38 +204,52 @@ def _apply_change(base: np.ndarray, change: torch.Tensor, guide: np.ndarray, pm:
         if rows.size == 0:
             return out
         y_lo, y_hi, x_lo, x_hi = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    ry0, ry1, _ = _taps(pm.side, r, pm.top, h)
+    ry0, _, wy = _taps(pm.side, r, pm.top, h)
     cx0, cx1, _ = _taps(pm.side, r, pm.left, w)
-    rows_up = resize_axis(maps, pm.side, -2, "bilinear")[:, pm.top:pm.top + h]  # (M, H, R), as _combine
-    # Columns are upsampled per band over a slice of cells that starts on a whole artwork pixel (a multiple of
-    # `step` cells) and keeps a cell either side, so the slice gives the full upsampling's values.
-    step = r // math.gcd(pm.side, r)
-    per_cell = pm.side / r
+    # q * 127.5 = 127.5 B + sum_g A_g (u_g / 127.5 - 1) * 127.5 on the guide's 8-bit levels u: fold the constant
+    # part into B, so the full-resolution loop multiplies the raw levels (linear, so it commutes with upsampling).
+    a8 = maps[:c * cg]
+    b8 = 127.5 * (maps[c * cg:] - a8.reshape(c, cg, r, r).sum(1))
+    maps = torch.cat([a8, b8], 0)
+    # Bilinear upsampling (torch's align_corners=False taps, _taps), columns first: every proxy row at the
+    # artwork's width; a run of artwork rows between the same two proxy rows is then one blend of those two
+    # rows, chunk by chunk, without a full-size map. Measured at 2048 x 1536, all of it changing: ~2x faster
+    # than upsampling each band's maps with torch's kernel and combining per channel.
+    cols = _columns_up(maps, pm)  # (M, R, W)
+    wyt = torch.from_numpy(wy)
     grey = out.ndim == 2
+    same = guide is base or (guide.shape == base.shape and guide.__array_interface__["data"][0]
+                             == base.__array_interface__["data"][0] and guide.strides == base.strides)
+    out_t = torch.from_numpy(out)
+    m_t = None if m is None else torch.from_numpy(m)
     for y0 in range(y_lo, y_hi, APPLY_BAND):
         y1 = min(y_hi, y0 + APPLY_BAND)
-        hot_cells = hot[ry0[y0]:ry1[y1 - 1] + 1].any(0)
+        hot_cells = hot[ry0[y0]:min(r, ry0[y1 - 1] + 2)].any(0)
         hot_px = hot_cells[cx0] | hot_cells[cx1]
         hot_px[:x_lo] = False
         hot_px[x_hi:] = False
         runs = _runs(hot_px)
         if not runs:
             continue
-        k0 = max(0, int(cx0[runs[0][0]]) - 1) // step * step
-        k1 = min(r, -(-(int(cx1[runs[-1][1] - 1]) + 2) // step) * step)
-        up = F.interpolate(rows_up[None, :, y0:y1, k0:k1], scale_factor=(1.0, per_cell), mode="bilinear",
-                           align_corners=False, recompute_scale_factor=False)[0]  # (M, n, pixels of k0..k1)
-        shift = round(k0 * per_cell) - pm.left
-        for x0, x1 in runs:
-            windows.append((y0, y1, x0, x1))
-            coef = up[:, :, x0 - shift:x1 - shift]
-            g = u8_to_float(guide[y0:y1, x0:x1])  # (Cg, n, L)
-            q = coef[c * cg:] + (coef[:c * cg].reshape(c, cg, y1 - y0, x1 - x0) * g[None]).sum(1)
-            q = q * 127.5
-            if m is not None:
-                q = q * torch.from_numpy(m[y0:y1, x0:x1])[None]
-            old = torch.from_numpy(base[y0:y1, x0:x1].astype(np.float32))
-            old = old[None] if grey else old.permute(2, 0, 1)
-            new = (old + q).round_().clamp_(0, 255).to(torch.uint8)
-            out[y0:y1, x0:x1] = new[0].numpy() if grey else new.permute(1, 2, 0).numpy()
+        # Rows of the band that lie between the same two proxy rows.
+        cuts = [y0, *(y0 + 1 + np.flatnonzero(np.diff(ry0[y0:y1]))).tolist(), y1]
+        for xa, xb in runs:
+            windows.append((y0, y1, xa, xb))
+            for x0 in range(xa, xb, APPLY_CHUNK):  # a chunk's maps stay in cache
+                x1 = min(xb, x0 + APPLY_CHUNK)
+                up = torch.empty(maps.shape[0], y1 - y0, x1 - x0)
+                for ya, yb in zip(cuts[:-1], cuts[1:]):
+                    k = int(ry0[ya])
+                    torch.lerp(cols[:, k, None, x0:x1], cols[:, min(k + 1, r - 1), None, x0:x1],
+                               wyt[None, ya:yb, None], out=up[:, ya - y0:yb - y0])
+                g = _planar(guide[y0:y1, x0:x1]).float()  # (Cg, n, L): the guide's levels
+                q = up[c * cg:]  # (C, n, L): B, then + sum_g A_g u_g
+                a_up = up[:c * cg].view(c, cg, y1 - y0, x1 - x0)
+                for j in range(cg):
+                    q.addcmul_(a_up[:, j], g[j])
+                if m_t is not None:
+                    q.mul_(m_t[y0:y1, x0:x1])
+                # A stage guided by itself (the usual case) has its old levels converted already.
+                q.add_(g if same else _planar(base[y0:y1, x0:x1])).round_().clamp_(0, 255)
+                out_t[y0:y1, x0:x1].copy_(q[0] if grey else q.permute(1, 2, 0))
     return out

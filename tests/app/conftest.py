@@ -166,3 +166,8 @@ def drag(canvas, points, modifiers=Qt.KeyboardModifier.NoModifier, button=Qt.Mou
 
 def click(canvas, x: float, y: float, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
     drag(canvas, [(x, y)], modifiers)
+
+
+def wait_fill(qtbot, canvas, timeout: int = 30000) -> None:
+    """Until the fills clicked so far (computed on the fill worker's thread) are on the canvas."""
+    qtbot.waitUntil(lambda: not canvas.fill_pending(), timeout=timeout)

@@ -15,7 +15,7 @@ from PySide6.QtGui import QColor
 
 from app.canvas.tools import Tool
 from app.engine_worker import ApplyEdits
-from tests.app.conftest import click, drag, wait_idle
+from tests.app.conftest import click, drag, wait_fill, wait_idle
 
 W, H = 120, 72  # a wide artwork, several times the tiny model's 32 px
 OLD_PROJECT = Path(__file__).resolve().parents[1] / "data" / "tiny-project-before-fullres.artflow"
@@ -90,6 +90,7 @@ def test_fill_does_not_leak_through_a_small_gap(qtbot, opened):
     opened.tools.set_tool(Tool.FILL)
     opened.tools.set_fg(1, QColor(128, 128, 128))
     click(canvas, 20.5, 20.5)
+    wait_fill(qtbot, canvas)
     after = doc.layers[0]
     assert tuple(after[20, 20, :3]) == (128, 128, 128) and tuple(after[60, 55, :3]) == (128, 128, 128)
     assert (after[:, 63:, :3] == 255).all()  # the far side of the line stays paper

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QApplication
 
 from app.canvas.tools import Tool
 from app.layers import layer_to_tensors
-from tests.app.conftest import click, drag, wait_idle
+from tests.app.conftest import click, drag, wait_fill, wait_idle
 
 
 def test_window_shows_the_models_stages(window):
@@ -147,6 +147,7 @@ def test_eraser_modes_fill_eyedropper_and_clear(qtbot, window):
     tools.set_fg(3, QColor(10, 200, 30))
     tools.set_tool(Tool.FILL)
     click(canvas, 16.5, 16.5)
+    wait_fill(qtbot, canvas)
     assert (doc.stage_rgb(1) == np.array([10, 200, 30], np.uint8)).all()
     # Remove my paint: back to the generated image.
     window.controls.act_remove_paint.trigger()

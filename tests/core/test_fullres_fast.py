@@ -154,7 +154,7 @@ def test_clean_flat_u8_is_clean_flat_on_8_bit_levels():
 
 # ----- LayeredArtwork.follow against the float pipeline it replaced -----
 
-def old_follow(art, session, old_bases, start, mask=None, proxy_mask=None):
+def old_follow(art, session, old_bases, start, mask=None, proxy_mask=None, lines="split"):
     """LayeredArtwork.follow as it was: float copies of every full-res stage and pipeline.follow_stage."""
     kinds = stage_kinds(session.config.stages)
     for j in range(start + 1, session.num_stages):
@@ -164,7 +164,7 @@ def old_follow(art, session, old_bases, start, mask=None, proxy_mask=None):
             continue
         full_j = uint8_to_tensor(art.bases[j])
         line_art = None if line is None else uint8_to_tensor(art.stage(line))
-        art.bases[j] = to_u8(follow_stage(full_j, change, full_j, art.pm, line_art, mask))
+        art.bases[j] = to_u8(follow_stage(full_j, change, full_j, art.pm, line_art, mask, lines))
         if line is not None and j + 1 < session.num_stages:
             session.set_stage(j, proxy_with(uint8_to_tensor(art.bases[j]), art.pm), propagate=True,
                               keep_mask=proxy_mask)
@@ -177,9 +177,10 @@ def line_art(h, w):
     return torch.from_numpy(a)[None]
 
 
-@pytest.mark.parametrize("stage, colour", [(1, (200, 40, 40, 255)), (0, (30, 30, 30, 255))])
+@pytest.mark.parametrize("stage, colour, lines", [(1, (200, 40, 40, 255), "split"), (0, (30, 30, 30, 255), "split"),
+                                                  (0, (30, 30, 30, 255), "ink")])
 @pytest.mark.parametrize("keep", [False, True])
-def test_follow_agrees_with_the_float_pipeline(stage, colour, keep):
+def test_follow_agrees_with_the_float_pipeline(stage, colour, lines, keep):
     model = tiny_model(seed=0)
     h, w = 60, 100
     arts, sessions = [], []
@@ -200,11 +201,11 @@ def test_follow_agrees_with_the_float_pipeline(stage, colour, keep):
             assert torch.equal(full_mask, keep_mask_fullres(old_stage, art.stage_tensor(stage)))
         session.propagate(stage, keep_mask=proxy_mask)
         if i == 0:
-            art.follow(session, old, stage, full_mask, proxy_mask)
+            art.follow(session, old, stage, full_mask, proxy_mask, lines=lines)
             for j in range(session.num_stages):  # the cached proxies of the bases followed them
                 torch.testing.assert_close(art.base_proxy(j), proxy_of_u8(art.bases[j], art.pm), atol=1e-5, rtol=0)
         else:
-            old_follow(art, session, old, stage, full_mask, proxy_mask)
+            old_follow(art, session, old, stage, full_mask, proxy_mask, lines)
         done.append([np.asarray(b, np.int16) for b in art.bases])
     for new, ref in zip(*done, strict=True):
         assert np.abs(new - ref).max() <= 1  # 1/255
@@ -248,3 +249,24 @@ def test_find_regions_in_boxes_equals_the_whole_image_rule(seed):
     labels, count, own = old_find_regions(line)
     reg = find_regions(art)
     assert reg.count == count and np.array_equal(reg.own, own) and np.array_equal(reg.labels, labels)
+
+
+@pytest.mark.parametrize("w, h, r", [(200, 120, 32), (90, 170, 32), (256, 192, 32)])
+def test_proxy_delta_and_diff_box_from_the_changed_box_only(w, h, r):
+    from core.fullres.masks import diff_box
+    from core.fullres.proxy import proxy_delta_u8
+
+    pm = ProxyMap(w, h, r)
+    rng = np.random.default_rng(w)
+    for channels in (1, 3):
+        old = picture(h, w, channels, seed=w + channels)
+        new = old.copy()
+        assert diff_box(old, new) is None
+        y0, y1, x0, x1 = h // 5, h // 2, w // 3, w - 7
+        new[y0:y1, x0:x1] = rng.integers(0, 256, new[y0:y1, x0:x1].shape, dtype=np.uint8)
+        new[y0, x0] = old[y0, x0] + 1  # the box's corners do change
+        new[y1 - 1, x1 - 1] = old[y1 - 1, x1 - 1] + 1
+        assert diff_box(old, new) == (y0, y1, x0, x1)
+        torch.testing.assert_close(proxy_delta_u8(new, old, (y0, y1, x0, x1), pm),
+                                   proxy_with(uint8_to_tensor(new), pm) - proxy_with(uint8_to_tensor(old), pm),
+                                   atol=1e-5, rtol=0)

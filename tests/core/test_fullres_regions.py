@@ -1,0 +1,248 @@
+"""core/fullres/regions.py: RegionMap.build is the closed-regions rule as it was written before (a plain copy of it
+is the reference here), and RegionMap.updated after random line-art edits (strokes, erasing, a stroke that splits a
+region in two, a gap that merges two, solid shapes appearing and going) equals finding the regions from scratch:
+the same labels (numbered alike), count, line and own pixels, and so the same clean flat. (ARTFLOW_REGION_SEEDS=60:
+720 random edits instead of the default 72; all passed when written.)"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+import core.fullres.regions as R
+from core.fullres.flats import clean_flat_u8
+from core.fullres.regions import CLOSE_GAP, SOLID_FACTOR, RegionMap, Regions, near
+
+
+def reference_regions(line: np.ndarray, close_gap: int = CLOSE_GAP) -> Regions:
+    """find_regions as first written: every step over the whole image (line: (H, W) bool)."""
+    four = ndimage.generate_binary_structure(2, 1)
+    own = (~near(line, close_gap) if close_gap > 0 else ~line) if line.any() else ~line
+    solid_box, solid_labels, n_solid = None, None, 0
+    if line.any():
+        rows, cols = np.flatnonzero(line.any(1)), np.flatnonzero(line.any(0))
+        h, w = line.shape
+        box = (slice(max(0, rows[0] - 2), min(h, rows[-1] + 3)), slice(max(0, cols[0] - 2), min(w, cols[-1] + 3)))
+        line_box = line[box]
+        depth = ndimage.distance_transform_edt(line_box)
+        ridge = line_box & (depth >= ndimage.maximum_filter(depth, size=3))
+        cut = SOLID_FACTOR * max(float(np.median(depth[ridge])), 1.0)
+        core = np.zeros_like(line)
+        core[box] = depth > cut
+        if core.any():
+            solid = near(core, cut) & line
+            rows, cols = np.flatnonzero(solid.any(1)), np.flatnonzero(solid.any(0))
+            solid_box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+            solid_labels, n_solid = ndimage.label(solid[solid_box], structure=four)
+    labels, count = ndimage.label(own, structure=four)
+    if n_solid:
+        is_solid = solid_labels > 0
+        labels[solid_box] = np.where(is_solid, solid_labels + count, labels[solid_box])
+        own[solid_box] |= is_solid
+        count += n_solid
+    if count == 0:
+        return Regions(np.ones(line.shape, np.int32), 1, line, np.ones(line.shape, bool))
+    if not own.all():
+        idx = ndimage.distance_transform_edt(~own, return_distances=False, return_indices=True)
+        labels = labels[idx[0], idx[1]]
+    return Regions(labels.astype(np.int32), int(count), line, own)
+
+
+def assert_same(got: Regions, want: Regions) -> None:
+    assert got.count == want.count
+    assert np.array_equal(got.line, want.line)
+    assert np.array_equal(got.own, want.own)
+    assert np.array_equal(got.labels, want.labels)
+
+
+# ----- drawing -----
+def grid(h, w):
+    return np.mgrid[0:h, 0:w].astype(np.float64)
+
+
+def ring(shape, cy, cx, ry, rx, width):
+    yy, xx = grid(*shape)
+    r = np.sqrt(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2)
+    return np.abs(r - 1) * min(ry, rx) < width / 2
+
+
+def blob(shape, cy, cx, ry, rx):
+    yy, xx = grid(*shape)
+    return ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+
+
+def segment(shape, y0, x0, y1, x1, width):
+    yy, xx = grid(*shape)
+    d = np.array([y1 - y0, x1 - x0], float)
+    t = np.clip(((yy - y0) * d[0] + (xx - x0) * d[1]) / max(d @ d, 1e-9), 0, 1)
+    return np.hypot(yy - (y0 + t * d[0]), xx - (x0 + t * d[1])) <= width / 2
+
+
+def drawing(shape, rng):
+    """Line art like the model's: rings (closed regions), a few strokes, a filled shape or two."""
+    h, w = shape
+    line = np.zeros(shape, bool)
+    for _ in range(rng.integers(2, 5)):
+        line |= ring(shape, rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w, rng.uniform(0.1, 0.35) * h,
+                     rng.uniform(0.1, 0.35) * w, rng.uniform(1.5, 6))
+    for _ in range(rng.integers(1, 4)):
+        line |= segment(shape, *(rng.uniform(0, 1, 4) * [h, w, h, w]), rng.uniform(1, 5))
+    for _ in range(rng.integers(0, 3)):
+        line |= blob(shape, rng.uniform(0.1, 0.9) * h, rng.uniform(0.1, 0.9) * w, rng.uniform(4, 14),
+                     rng.uniform(4, 14))
+    return line
+
+
+def edit(line, rng):
+    """One random edit of the line art: (new line mask, what it was)."""
+    h, w = line.shape
+    kind = rng.choice(["stroke", "erase", "split", "merge", "blob", "unblob", "dot", "far pair"])
+    out = line.copy()
+    if kind in ("stroke", "erase"):
+        seg = segment(line.shape, *(rng.uniform(0, 1, 4) * [h, w, h, w]) * [1, 1, 0.3, 0.3]
+                      + [0, 0, *(rng.uniform(0, 1, 2) * [h, w] * 0.7)], rng.uniform(1, 7))
+        out[seg] = kind == "stroke"
+    elif kind == "split":  # a stroke right across the drawing: cuts regions in two
+        y = rng.uniform(0.2, 0.8) * h
+        out |= segment(line.shape, y, 0, y + rng.uniform(-10, 10), w - 1, rng.uniform(2, 5))
+    elif kind == "merge":  # a wide gap through the ink: joins regions
+        y, x = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
+        out[segment(line.shape, y - 15, x, y + 15, x + rng.uniform(-10, 10), rng.uniform(7, 12))] = False
+    elif kind == "blob":
+        out |= blob(line.shape, rng.uniform(0.1, 0.9) * h, rng.uniform(0.1, 0.9) * w, rng.uniform(5, 16),
+                    rng.uniform(5, 16))
+    elif kind == "unblob":
+        out[blob(line.shape, rng.uniform(0.1, 0.9) * h, rng.uniform(0.1, 0.9) * w, rng.uniform(5, 16),
+                 rng.uniform(5, 16))] = False
+    elif kind == "dot":
+        y, x = rng.integers(0, h), rng.integers(0, w)
+        out[y, x] = ~out[y, x]
+    else:  # two small changes far apart: two windows
+        out[:3, :3] = True
+        out[-4:, -5:] = ~out[-4:, -5:]
+    return out, kind
+
+
+@pytest.fixture
+def small_windows(monkeypatch):
+    """Windows and tiles scaled to the small test images, so the windowed path is taken (not a rebuild)."""
+    monkeypatch.setattr(R, "TILE", 8)
+    monkeypatch.setattr(R, "FIRST_MARGIN", 4)
+    monkeypatch.setattr(R, "REBUILD_FRACTION", 0.9)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_build_is_the_plain_rule(seed):
+    rng = np.random.default_rng(seed)
+    line = drawing((int(rng.integers(60, 140)), int(rng.integers(60, 140))), rng)
+    assert_same(RegionMap.build(line).regions, reference_regions(line))
+
+
+@pytest.mark.parametrize("seed", range(int(os.environ.get("ARTFLOW_REGION_SEEDS", "6"))))
+def test_updates_equal_finding_the_regions_again(seed, small_windows):
+    rng = np.random.default_rng(100 + seed)
+    shape = (int(rng.integers(90, 160)), int(rng.integers(90, 160)))
+    line = drawing(shape, rng)
+    m = RegionMap.build(line)
+    hows = []
+    for _ in range(12):
+        line, kind = edit(line, rng)
+        m = m.updated(line)
+        hows.append(m.how)
+        assert_same(m.regions, reference_regions(line))
+        # The clean flat (one colour per region) is the same as well.
+        colours = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+        np.testing.assert_array_equal(clean_flat_u8(m.regions, colours), clean_flat_u8(reference_regions(line),
+                                                                                       colours))
+    assert hows.count("updated") >= 6, hows  # most edits were handled in their windows
+
+
+def test_split_and_merge_change_the_count(small_windows):
+    shape = (120, 150)
+    line = ring(shape, 60, 75, 40, 55, 3)
+    m = RegionMap.build(line)
+    assert m.regions.count == 2  # inside and outside
+    cut = line | segment(shape, 60, 10, 60, 140, 3)  # right across the ring: the inside splits in two
+    m = m.updated(cut)
+    assert m.how == "updated" and m.regions.count == 3
+    assert_same(m.regions, reference_regions(cut))
+    opened = cut.copy()
+    opened[segment(shape, 15, 75, 30, 75, 10)] = False  # a wide gap in the ring's top: top half joins outside
+    m = m.updated(opened)
+    assert m.how == "updated" and m.regions.count == 2
+    assert_same(m.regions, reference_regions(opened))
+    assert m.regions.labels[40, 75] == m.regions.labels[2, 2] != m.regions.labels[80, 75]
+
+
+def test_an_unchanged_line_art_keeps_its_regions():
+    rng = np.random.default_rng(7)
+    line = drawing((80, 100), rng)
+    m = RegionMap.build(line)
+    labels = m.regions.labels
+    m2 = m.updated(line.copy())
+    assert m2.how == "unchanged" and m2.regions.labels is labels
+
+
+@pytest.mark.parametrize("case", ["no ink", "all ink", "ink appears", "ink goes"])
+def test_degenerate_line_arts(case, small_windows):
+    shape = (50, 70)
+    empty, full = np.zeros(shape, bool), np.ones(shape, bool)
+    some = ring(shape, 25, 35, 15, 20, 3)
+    before, after = {"no ink": (some, empty), "all ink": (some, full), "ink appears": (empty, some),
+                     "ink goes": (full, some)}[case]
+    m = RegionMap.build(before).updated(after)
+    assert_same(m.regions, reference_regions(after))
+
+
+# ----- through LayeredArtwork: painting on the line art -----
+
+def test_painting_on_the_line_art_updates_the_regions_and_the_flat_as_from_scratch(small_windows):
+    """Several line-art layers in a row (a stroke, a stroke that closes a region, erasing with paper white, the
+    layer removed): the artwork's cached regions equal find_regions of the stage as seen, and its bases equal
+    those of an artwork that finds the regions from scratch every time."""
+    import torch
+
+    from core.fullres.artwork import LayeredArtwork
+    from core.fullres.pipeline import generate_fullres
+    from core.fullres.regions import find_regions
+    from core.session import Session
+    from tests.core.engine_util import tiny_model
+
+    torch.set_num_threads(1)
+    h, w = 90, 140
+    first = np.ones((h, w), np.float32)
+    first[ring((h, w), 45, 60, 30, 45, 3)] = -1
+    first = torch.from_numpy(first)[None]
+    model = tiny_model(seed=0)
+    arts, sessions = [], []
+    for _ in range(2):
+        session = Session(model, "cpu")
+        pm, full = generate_fullres(session, first)
+        arts.append(LayeredArtwork.from_stages(pm, full))
+        sessions.append(session)
+    layers = []
+    layer = np.zeros((h, w, 4), np.uint8)
+    layer[40:44, 5:135] = (20, 20, 20, 255)  # across the ring: splits its inside
+    layers.append(layer.copy())
+    layer[60:70, 90:100] = (0, 0, 0, 255)  # a blob
+    layers.append(layer.copy())
+    layer[10:30, 55:65] = (255, 255, 255, 255)  # paper white over the ring's top: opens it
+    layers.append(layer.copy())
+    layers.append(None)
+    hows = []
+    for new_layer in layers:
+        for i, (art, session) in enumerate(zip(arts, sessions, strict=True)):
+            if i == 1:
+                art._regions.clear()  # from scratch
+            old = [b.clone() for b in session.bases]
+            art.set_layers(session, {0: new_layer})
+            session.propagate(0)
+            art.follow(session, old, 0)
+        assert_same(arts[0].regions(0), find_regions(arts[0].stage(0)))
+        hows.append(arts[0]._regions[0][2].how)
+        for a, b in zip(arts[0].bases, arts[1].bases, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert hows[0] == "built" and hows.count("updated") >= 2, hows
