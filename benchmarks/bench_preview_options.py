@@ -180,25 +180,32 @@ def native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def _mapping_times(session: Session, preview: torch.Tensor, repeats: int) -> list[tuple[str, float]]:
-    """The engine thread's mapping of one preview picture to the artwork's size (app/engine_worker.py shown())."""
+def _mapping_times(session: Session, preview: torch.Tensor, repeats: int) -> list[str]:
+    """The engine thread's mapping of one preview picture to the artwork's size for the app: before (enlarged to
+    the model's size, from_proxy, 8 bits) and now (core.fullres.proxy.preview_to_u8), with their difference."""
+    import numpy as np
+
     from core.fullres.artwork import to_u8
-    from core.fullres.proxy import ProxyMap, from_proxy
+    from core.fullres.proxy import ProxyMap, from_proxy, preview_to_u8
 
     res = session.config.resolution
     out = []
     for w, h in ((res, res), (2048, 1536)):
         pm = ProxyMap(w, h, res)
-
-        def shown(p: torch.Tensor = preview, pm: ProxyMap = pm) -> object:
-            p = enlarge(p, res)
-            return to_u8(p if pm.is_identity else from_proxy(p, pm, "bilinear"))
-        ts = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            shown()
-            ts.append((time.perf_counter() - t0) * 1e3)
-        out.append((f"{w}x{h}", statistics.median(ts)))
+        ways = {"before": lambda pm=pm: to_u8(enlarge(preview, res) if pm.is_identity
+                                              else from_proxy(enlarge(preview, res), pm, "bilinear")),
+                "now": lambda pm=pm: preview_to_u8(preview, pm)}
+        ms = {}
+        for name, f in ways.items():
+            ts = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                f()
+                ts.append((time.perf_counter() - t0) * 1e3)
+            ms[name] = statistics.median(ts)
+        a, b = (ways[k]().astype(np.int16) for k in ("before", "now"))
+        out.append(f"{w}x{h} before {ms['before']:.2f} ms, now {ms['now']:.2f} ms ({ms['now'] / ms['before']:.2f}x; "
+                   f"levels apart: max {int(np.abs(a - b).max())}, mean {float(np.abs(a - b).mean()):.2f})")
     return out
 
 
@@ -296,8 +303,9 @@ def run(args: argparse.Namespace) -> int:
         per_stage = ", ".join(f"{statistics.median(col):.1f}" for col in zip(*rows))
         extra = f"  max |x - reference| {diff[name]:.1e}" if name in diff else "  (the full picture of another code)"
         print(f"  {name:13s} {per_stage} dB{extra}")
-    print(f"mapping one preview to the artwork's size on the engine thread ({threads[-1]} threads): "
-          + ", ".join(f"{size} {ms:.2f} ms" for size, ms in mapping))
+    print(f"mapping one preview to the artwork's size on the engine thread ({threads[-1]} threads):")
+    for line in mapping:
+        print("  " + line)
     for note in notes:
         print(note)
     if args.profile:
