@@ -48,7 +48,7 @@ def _affine_(x: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor, scale: tor
     """(x - mean) * rstd * scale + bias (then ReLU), as x * a + b in one pass over x, in place."""
     a = rstd if scale is None else rstd * scale
     b = -mean * a if bias is None else bias - mean * a
-    x.mul_(a).add_(b)
+    x = torch.addcmul(b, x, a, out=x)
     return x.relu_() if relu else x
 
 

@@ -13,7 +13,7 @@ from core.model import WorkflowModel
 from core.nn.inference import FastGenerator
 from tests.core.engine_util import RES, image, single_thread  # noqa: F401
 
-TOL = dict(rtol=0, atol=2e-5)  # float rounding of a different summation order; a wrong formula is off by >1e-2
+TOL = dict(rtol=0, atol=1e-4)  # float rounding (1/78 of an 8-bit level); a wrong formula is off by >1e-2
 
 
 def model(up_kernel: int, seed: int = 0) -> WorkflowModel:

@@ -523,7 +523,7 @@ def test_preview_of_a_new_code_is_that_codes_chain(session):
     with torch.inference_mode():
         code = g.encode_content(before.bases[0][None])
         expected = g.decode(code, g.adain_params(z[None]) + before.deltas[0][None], halvings=1)[0]
-    torch.testing.assert_close(half[0], expected, rtol=0, atol=2e-5)  # the reference modules, to float rounding
+    torch.testing.assert_close(half[0], expected, rtol=0, atol=1e-4)  # the reference modules, to float rounding
     # A cold cache (a fresh session on the same state) gives the same preview: cached and uncached agree.
     cold = Session(session.model, "cpu")
     cold.restore(before)
@@ -565,9 +565,9 @@ def test_preview_and_propagate_equal_the_reference_modules(up_kernel):
         for size in (RES, RES // 2, RES // 4):
             for got, want in zip(s.preview(k, size, latent=z), _reference_preview(s, k, size, z), strict=True):
                 assert got.shape == want.shape and got.is_contiguous()
-                torch.testing.assert_close(got, want, rtol=0, atol=2e-5)
+                torch.testing.assert_close(got, want, rtol=0, atol=1e-4)
     s.propagate(0)
-    torch.testing.assert_close(s.stages[1:], _reference_preview(s, 0, RES, s.latents[0]), rtol=0, atol=2e-5)
+    torch.testing.assert_close(s.stages[1:], _reference_preview(s, 0, RES, s.latents[0]), rtol=0, atol=1e-4)
 
 
 def test_decode_halvings_skip_the_last_upsamplings(model):
