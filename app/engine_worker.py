@@ -112,10 +112,10 @@ class ApplyEdits(Request):
 
 @dataclass(frozen=True)
 class PreviewLatent(Request):
-    """The stages after transition `transition` with its code `z`, at half the resolution and enlarged back to it
-    (Session.preview): the live picture while a slider is dragged. The session is not changed; the document sends
-    the value as an ApplyEdits on release, whose answer is the full picture. The answer's info["previews"] holds
-    stages transition+1 .. N-1."""
+    """The stages after transition `transition` with its code `z`, at half the resolution and enlarged to the
+    artwork's size (Session.preview, preview_to_u8): the live picture while a slider is dragged. The session is not
+    changed; the document sends the value as an ApplyEdits on release, whose answer is the full picture. The
+    answer's info["previews"] holds stages transition+1 .. N-1."""
 
     preview: ClassVar[bool] = True
     transition: int

@@ -48,11 +48,18 @@ from core import bundle  # noqa: E402
 from core.metrics import psnr  # noqa: E402
 from core.nn import inference  # noqa: E402
 from core.nn.generator import AdaINGenerator  # noqa: E402
-from core.session import Session, enlarge  # noqa: E402
+from core.session import Session  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = ROOT / "resources" / "models" / "fluent-emoji-128"
 Chain = Callable[[torch.Tensor], list[torch.Tensor]]
+
+
+def enlarge(image: torch.Tensor, size: int) -> torch.Tensor:
+    """(C, h, w) -> (C, size, size) bilinear, clamped: a preview as the app showed it before preview_to_u8."""
+    if image.shape[-1] == size:
+        return image
+    return F.interpolate(image[None], size=(size, size), mode="bilinear", align_corners=False)[0].clamp(-1, 1)
 
 
 def _out(x: torch.Tensor) -> torch.Tensor:

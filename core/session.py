@@ -399,14 +399,6 @@ def _resize(image: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(image[None], size=(size, size), mode="area")[0]
 
 
-def enlarge(image: torch.Tensor, size: int) -> torch.Tensor:
-    """(C, h, w) -> (C, size, size), bilinear (a preview shown at the stage's size; an exact copy at that size)."""
-    if image.shape[-1] == size and image.shape[-2] == size:
-        return image
-    out = F.interpolate(image[None], size=(size, size), mode="bilinear", align_corners=False)[0]
-    return out.clamp(-1, 1)
-
-
 def run_to_end(gen: Generator[RefineStep, None, RefineReport],
                on_step: Callable[[RefineStep], None] | None = None) -> RefineReport:
     """Drive a refine() generator to its end (for scripts and tests) and return its report."""
