@@ -52,6 +52,8 @@ from core.perceptual import PerceptualKind
 from core.session import SessionState, run_to_end
 
 log = logging.getLogger(__name__)
+# A slider preview's torch threads (the engine's own count when larger): measured by benchmarks/bench_slider_app.py.
+PREVIEW_THREADS = 2
 
 
 # ----- requests (immutable inputs) -----
@@ -258,6 +260,8 @@ class EngineThread(QThread):
         self.art: LayeredArtwork | None = None  # the artwork at its own size, kept in step with the session
         self.merged = 0  # edits merged into a newer one (for tests and the curious)
         self.dropped = 0  # previews dropped unseen: a newer preview or edit came behind them
+        # torch threads of a slider preview (at most torch_threads): see _preview_latent.
+        self.preview_threads = PREVIEW_THREADS
         self._handlers: dict[type[Request], Callable[[int, Any], EngineResult]] = {
             LoadModel: self._load_model,
             NewArtwork: self._new_artwork,
@@ -492,9 +496,14 @@ class EngineThread(QThread):
         s, art = self.session, self.art
         res = s.config.resolution
         pm = art.pm if art is not None else ProxyMap(res, res, res)
-        # The quick proxy pictures at the artwork's size, as the document shows stages (enlarged in 8 bits:
-        # a float enlargement to a 2048 px artwork took longer than the preview itself).
-        pictures = tuple(preview_to_u8(p, pm) for p in s.preview(req.transition, latent=req.z))
+        n = torch.get_num_threads()
+        torch.set_num_threads(max(1, min(n, self.preview_threads)))
+        try:
+            # The quick proxy pictures at the artwork's size, as the document shows stages (enlarged in 8 bits:
+            # a float enlargement to a 2048 px artwork took longer than the preview itself).
+            pictures = tuple(preview_to_u8(p, pm) for p in s.preview(req.transition, latent=req.z))
+        finally:
+            torch.set_num_threads(n)
         changed = tuple(range(req.transition + 1, s.num_stages))
         return EngineResult(rid, req, None, changed, {"previews": pictures})
 
