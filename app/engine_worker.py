@@ -52,8 +52,10 @@ from core.perceptual import PerceptualKind
 from core.session import SessionState, run_to_end
 
 log = logging.getLogger(__name__)
-# A slider preview's torch threads (the engine's own count when larger): measured by benchmarks/bench_slider_app.py.
-PREVIEW_THREADS = 2
+# A slider preview's torch threads (the engine's own count when smaller): all cores but one, which the GUI thread
+# needs during a drag (a thread team stalls while one of its threads waits for a core; on a loaded 2-core machine a
+# 2-thread preview repainted 2.5 times a second, a 1-thread one 22; benchmarks/bench_slider_app.py).
+PREVIEW_THREADS = max(1, (os.cpu_count() or 1) - 1)
 
 
 # ----- requests (immutable inputs) -----
