@@ -4,6 +4,7 @@ non-square artwork with a tiny seeded model."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import zipfile
@@ -120,8 +121,13 @@ def test_a_project_written_before_full_resolution_opens_as_a_model_size_artwork(
     project = load_project(OLD_PROJECT, s.config)
     assert not project.read_only and project.fullres is None
     assert project.artwork_size == (RES, RES) and project.proxy_map() == ProxyMap(RES, RES, RES)
-    assert states_equal(project.state, s.snapshot())
-    assert all(torch.equal(a, b) for a, b in zip(project.stage_images(), s.stages, strict=True))
+    # The same state; the generated stages to float rounding (the session now makes its pictures with
+    # core.nn.inference, the file was written with the reference modules).
+    now = s.snapshot()
+    generated = dataclasses.replace(now, bases=(now.bases[0], *project.state.bases[1:]))
+    assert states_equal(project.state, generated)
+    torch.testing.assert_close(project.state.bases, now.bases, rtol=0, atol=1e-4)
+    torch.testing.assert_close(project.stage_images(), s.stages, rtol=0, atol=1e-4)
     apply_project(Session(tiny_model(seed=0), "cpu"), project)
     # ... and the CLI edits it as before: a 32 px artwork, written without separate full-res stages.
     flat = project.stage_images()[1].clone()
