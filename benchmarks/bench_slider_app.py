@@ -166,18 +166,45 @@ def run(args: argparse.Namespace) -> int:
     preview_threads = min(engine_threads, getattr(win.engine, "preview_threads", engine_threads))
     win.shutdown()
     win.close()
+    alone = _preview_alone(args.model, preview_threads)
     if args.json:
-        print("RESULT " + json.dumps({"drags": out, "load": load}), flush=True)
+        print("RESULT " + json.dumps({"drags": out, "load": load, "alone": alone}), flush=True)
         return 0
     print(f"app, offscreen, model {Path(args.model).name} ({doc.resolution} px), artwork {width}x{height}; "
           f"engine thread: {engine_threads} torch threads, {preview_threads} for a preview; "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}; cpu count {os.cpu_count()}; "
           f"load avg {load:.2f}")
+    print(f"this machine now: Session.preview alone (no window) median {alone:.1f} ms with {preview_threads} torch "
+          "thread(s): the bound on the preview path's repaints")
     print(f"{args.rounds} drags per path of {n} slider values at {args.rate:g} moves/s ({n / args.rate:.1f} s), "
           "the last stage's canvas:")
     _summary(out)
     print_load_note(load)
     return 0
+
+
+def _preview_alone(model: str, threads: int, moves: int = 20) -> float:
+    """The median time of Session.preview on this thread with no window beside it: how fast the machine is now
+    (shared machines vary by 1.5x within an hour), to read the repaint rates against."""
+    import torch
+
+    from core import bundle
+    from core.session import Session
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    session = Session(bundle.load(model), "cpu")
+    session.load_artwork(_emoji(session.config.resolution, session.config.resolution))
+    gen = torch.Generator().manual_seed(0)
+    times = []
+    for j in range(moves + 3):
+        z = session.model.sample_latents(0, 1, gen, clip=3.0)[0]
+        t0 = time.perf_counter()
+        session.preview(0, latent=z)
+        if j >= 3:
+            times.append((time.perf_counter() - t0) * 1e3)
+    torch.set_num_threads(before)
+    return statistics.median(times)
 
 
 def _summary(out: dict[str, list[dict]], indent: str = "  ") -> None:
