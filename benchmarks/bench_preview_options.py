@@ -12,8 +12,10 @@ shared machine's load hits them alike:
   reference        the reference modules (core.nn) under inference_mode, channels_last weights (the old path)
   ref no_grad      the same under no_grad instead of inference_mode
   ref NCHW         the same with contiguous (NCHW) weights and activations
-  fast -phases     core.nn.inference without the phase convolutions (upsample, then pad and 3x3 conv)
-  fast             core.nn.inference: channels_last throughout, fused norms, phase convolutions (Session.preview)
+  fast -phases     fast eager without the phase convolutions (upsample, then pad and 3x3 conv)
+  fast eager       core.nn.inference's operators one by one from Python (not traced)
+  fast             core.nn.inference: channels_last throughout, fused norms, phase convolutions, each forward
+                   one TorchScript trace (Session.preview)
   fast later/2     fast, the later transitions on the preview halved again (res/4), enlarged back to res/2
   jit freeze       (--jit) the reference traced, torch.jit.freeze'd and optimize_for_inference'd
   compiled         (--compile) the reference through torch.compile (its compile time printed apart)
@@ -87,9 +89,9 @@ def reference_chain(session: Session, gens: list[AdaINGenerator], ctx=torch.infe
     return run
 
 
-def fast_chain(session: Session, later_size: int | None = None, phases: bool = True) -> Chain:
+def fast_chain(session: Session, later_size: int | None = None, phases: bool = True, traced: bool = True) -> Chain:
     """Session.preview's path (core.nn.inference); later_size: the later transitions at that size, enlarged."""
-    fast = [inference.FastGenerator(g, phases) for g in session.model.generators]
+    fast = [inference.FastGenerator(g, phases, traced) for g in session.model.generators]
     gens = session.model.generators
     with torch.inference_mode():
         content = fast[0].encode_content(session.stages[0][None])
@@ -216,6 +218,52 @@ def _mapping_times(session: Session, preview: torch.Tensor, repeats: int) -> lis
     return out
 
 
+def _beside_a_busy_gui(variants: dict[str, Chain], draw: Callable[[], torch.Tensor], threads: list[int],
+                       moves: int) -> dict[tuple[str, int], float]:
+    """Medians of each variant while another Python thread of the process keeps taking the GIL, as the app's GUI
+    thread does during a drag (the engine thread gets it back after each operator it runs from Python)."""
+    import threading
+
+    stop = threading.Event()
+
+    def gui() -> None:
+        while not stop.is_set():
+            end = time.perf_counter() + 1e-3
+            while time.perf_counter() < end:
+                pass
+            time.sleep(1e-3)
+    out: dict[tuple[str, int], list[float]] = {(k, n): [] for n in threads for k in variants}
+    t = threading.Thread(target=gui, daemon=True)
+    t.start()
+    try:
+        for _ in range(max(5, moves // 2)):
+            for n in threads:
+                torch.set_num_threads(n)
+                for name, f in variants.items():
+                    z = draw()
+                    t0 = time.perf_counter()
+                    f(z)
+                    out[name, n].append((time.perf_counter() - t0) * 1e3)
+    finally:
+        stop.set()
+        t.join()
+    return {k: statistics.median(v) for k, v in out.items()}
+
+
+def _first_previews(model: str, threads: int, count: int = 4) -> list[float]:
+    """Session.preview times of a fresh session, first call first."""
+    torch.set_num_threads(threads)
+    session = Session(bundle.load(model), "cpu")
+    res = session.config.resolution
+    session.start_from(_line_art(res).expand(session.config.stages[0].channels, res, res))
+    out = []
+    for j in range(count):
+        t0 = time.perf_counter()
+        session.preview(0, latent=session.latents[0] + 0.3 * (j + 1))
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     threads = [int(t) for t in args.threads.split(",")]
     torch.set_num_threads(threads[-1])
@@ -231,7 +279,8 @@ def run(args: argparse.Namespace) -> int:
         "reference": reference_chain(session, gens),
         "ref no_grad": reference_chain(session, gens, torch.no_grad),
         "ref NCHW": reference_chain(session, nchw),
-        "fast -phases": fast_chain(session, phases=False),
+        "fast -phases": fast_chain(session, phases=False, traced=False),
+        "fast eager": fast_chain(session, traced=False),
         "fast": lambda z: session.preview(0, res // 2, z),
         "fast later/2": fast_chain(session, later_size=res // 4),
     }
@@ -283,6 +332,9 @@ def run(args: argparse.Namespace) -> int:
             diff[name] = max(diff[name], max(float((a - b).abs().max()) for a, b in zip(got, ref)))
         psnrs["other code"].append([psnr(a, t) for a, t in zip(full_ref(draw()), full)])
     mapping = _mapping_times(session, variants["fast"](draw())[-1], args.moves)
+    beside = _beside_a_busy_gui({k: variants[k] for k in ("reference", "fast eager", "fast")}, draw, threads,
+                                args.moves)
+    first = _first_previews(args.model, threads[-1])
 
     load = load_average()
     print(f"model {Path(args.model).name}: {res} px, {cfg.num_stages} stages; torch {torch.__version__}, cpu count "
@@ -313,6 +365,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"mapping one preview to the artwork's size on the engine thread ({threads[-1]} threads):")
     for line in mapping:
         print("  " + line)
+    print("beside a GUI-like Python thread (1 ms of Python, then 1 ms asleep, over and over; the GIL is shared), "
+          "median:")
+    for (name, n), ms in beside.items():
+        print(f"  {n} thread{'s' if n > 1 else ' '} {name:13s} {ms:7.1f} ms")
+    print(f"a fresh session's first previews ({threads[-1]} threads; the first one traces its forwards): "
+          + ", ".join(f"{ms:.0f}" for ms in first) + " ms")
     for note in notes:
         print(note)
     if args.profile:

@@ -95,7 +95,7 @@ class Session:
         self.model = model.to(self.device, memory_format=torch.channels_last).eval().requires_grad_(False)
         self.config = model.config
         # The pictures are made by the inference-only forward (same weights, same pictures to float rounding,
-        # about 1.4x quicker on a CPU: the live slider's budget); refinement differentiates the reference modules.
+        # 0.55-0.8x the time on a CPU: the live slider's budget); refinement differentiates the reference modules.
         self._fast = [FastGenerator(g) for g in self.model.generators]
         vgg_path = vgg_weights_path(vgg_weights)
         self._vgg = VGG16Features.from_file(vgg_path).to(self.device) if vgg_path else None

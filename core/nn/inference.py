@@ -1,10 +1,10 @@
 """A quicker inference-only forward of AdaINGenerator, with the same weights and the same pictures (to float
-rounding): the live slider's path. Used under torch.inference_mode; never for training or refinement (no autograd
-graph is kept, and the reference modules in core.nn stay the definition).
+rounding): the session's pictures, the live slider's path. Runs under torch.inference_mode; never for training or
+refinement (no autograd graph is kept, and the reference modules in core.nn stay the definition).
 
 Why it is quicker on a CPU (benchmarks/bench_preview_options.py measures each choice):
 - Every activation stays channels_last. The reference's instance norm turns channels_last into NCHW, and the next
-  convolution turns it back: a copy per norm, a fifth of a preview's time.
+  convolution turns it back: a copy per norm, a sixth of a preview's time.
 - Instance norm, AdaIN and layer norm are two plain statistics passes and one multiply-add over the tensor, in
   place, with the ReLU in place (torch's var_mean and batch norm's one-picture kernel are slower on channels_last
   or lose digits on a blank page).
@@ -12,9 +12,15 @@ Why it is quicker on a CPU (benchmarks/bench_preview_options.py measures each ch
   picture (one per output phase) interleaved: the same numbers, 2.25x fewer multiply-adds, and no upsampled or
   padded copy of the large input. (Reflection padding of the upsampled picture is edge replication of the small
   one, so the phases are exact.)
+- Each forward runs as one TorchScript trace per input shape (FastGenerator._run): no Python between operators,
+  so the engine thread does not wait for the GIL after each one while the GUI thread runs Python.
 """
 
 from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +31,14 @@ from core.nn.generator import AdaINGenerator
 
 CL = torch.channels_last
 EPS = 1e-5
+# Along one axis, output phase 0 reads small rows (i-1, i, i) with the 3x3 kernel's taps (0, 1, 2); phase 1 reads
+# (i, i, i+1): each phase's 2-tap kernel is its fold matrix times the 3 taps.
+_FOLD = (torch.tensor([[1.0, 0, 0], [0, 1, 1]]), torch.tensor([[1.0, 1, 0], [0, 0, 1]]))
+log = logging.getLogger(__name__)
+MAX_TRACES = 32  # traces kept per generator (a session uses a handful: its resolution and the preview sizes)
+# torch.jit.trace is deprecated for export; here it only runs a forward without the GIL, with an eager fallback.
+# Filtered once at import (warnings.catch_warnings per call would not be thread-safe).
+warnings.filterwarnings("ignore", message=r".*torch\.jit\.trace.*is deprecated", category=DeprecationWarning)
 
 
 def _stats(x: torch.Tensor, dims: tuple[int, ...], eps: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,12 +102,11 @@ def _phase_weights(conv: nn.Conv2d) -> list[torch.Tensor]:
     """For a 3x3 convolution after a nearest 2x upsampling: the 2x2 kernel of each output phase (row a, column b)
     on the edge-replicated small picture, as [w00, w01, w10, w11] (channels_last)."""
     w = conv.weight
-    # Along one axis, phase 0 reads small rows (i-1, i, i) with taps (0, 1, 2); phase 1 reads (i, i, i+1).
-    fold = [torch.tensor([[1.0, 0, 0], [0, 1, 1]]), torch.tensor([[1.0, 1, 0], [0, 0, 1]])]
+    fold = [f.to(w) for f in _FOLD]
     out = []
     for a in range(2):
         for b in range(2):
-            k = torch.einsum("pi,qj,ocij->ocpq", fold[a].to(w), fold[b].to(w), w)
+            k = torch.einsum("pi,qj,ocij->ocpq", fold[a], fold[b], w)
             out.append(k.contiguous(memory_format=CL))
     return out
 
@@ -116,33 +129,84 @@ def _is_nearest_2x(m: nn.Module) -> bool:
     return isinstance(m, nn.Upsample) and m.mode == "nearest" and m.scale_factor in (2, 2.0, (2, 2), (2.0, 2.0))
 
 
-class FastGenerator:
-    """The inference forward of one AdaINGenerator (encode_content, decode_start, decode), reading its weights
-    each call (the phase kernels are recomputed when a weight changes). Inputs may be any memory format; outputs
-    are channels_last. phases=False upsamples as the reference does (for comparison)."""
+def _version(t: torch.Tensor) -> int:
+    """t's in-place version counter (-1 for an inference tensor, which keeps none)."""
+    return -1 if t.is_inference() else t._version
 
-    def __init__(self, g: AdaINGenerator, phases: bool = True) -> None:
+
+class FastGenerator:
+    """The inference forward of one AdaINGenerator (encode_content, decode_start, decode), with the generator's
+    weights (what is derived from them, the phase kernels and the traces, is remade when a weight changes). Inputs
+    may be any memory format; outputs are channels_last. phases=False upsamples as the reference does, traced=False
+    runs the operators one by one from Python (both for comparison)."""
+
+    def __init__(self, g: AdaINGenerator, phases: bool = True, traced: bool = True) -> None:
         self.g = g
         self.phases = phases
+        self.traced = traced
         self._phases: dict[int, list[torch.Tensor]] = {}
-        self._versions: tuple = ()
+        self._traces: dict[tuple, Callable[..., torch.Tensor]] = {}
+        self._weights: tuple = ()
 
+    # ----- the public forward: each call one trace for its shapes -----
+    def encode_content(self, x: torch.Tensor) -> torch.Tensor:
+        return self._run(("encode",), self._encode, x)
+
+    def decode_start(self, content: torch.Tensor) -> torch.Tensor:
+        """The normalised first convolution of the first AdaIN block (AdaINGenerator.decode_start)."""
+        return self._run(("start",), self._decode_start, content)
+
+    def decode(self, content: torch.Tensor, params: torch.Tensor, halvings: int = 0,
+               start: torch.Tensor | None = None) -> torch.Tensor:
+        """AdaINGenerator.decode (the same arguments and picture)."""
+        if not 0 <= halvings <= self.g.cfg.n_down:
+            raise ValueError(f"halvings must be between 0 and {self.g.cfg.n_down}, got {halvings}")
+        if start is None:
+            return self._run(("decode", halvings), lambda c, p: self._decode(c, p, halvings, None), content, params)
+        return self._run(("decode+start", halvings), lambda c, p, s: self._decode(c, p, halvings, s),
+                         content, params, start)
+
+    def _run(self, key: tuple, fn: Callable[..., torch.Tensor], *args: torch.Tensor) -> torch.Tensor:
+        """fn(*args) under inference mode, through a TorchScript trace of fn made for these shapes on first use.
+        Why: the engine thread shares the GIL with the GUI thread, and an eager preview takes it back after each
+        of its ~700 operators; while the GUI runs Python (a slider drag) each of those waits up to the switch
+        interval. A trace runs them all in one call without the GIL: the same numbers, and a preview beside a
+        busy GUI ~3x quicker (benchmarks/bench_preview_options.py). Where tracing fails, eager, for good."""
+        weights = tuple((id(p), _version(p)) for p in self.g.parameters())
+        if weights != self._weights:  # new weights: remake what was derived from the old ones
+            self._phases, self._traces, self._weights = {}, {}, weights
+            with torch.inference_mode():
+                self._phases = self._phase_kernels() if self.phases else {}
+        with torch.inference_mode():
+            if not self.traced:
+                return fn(*args)
+            key = (*key, *((tuple(a.shape), a.dtype, a.device) for a in args))
+            graph = self._traces.get(key)
+            if graph is None:
+                if len(self._traces) >= MAX_TRACES:  # sizes beyond the few a session uses: start afresh
+                    self._traces.clear()
+                try:
+                    graph = torch.jit.trace(fn, args, check_trace=False)
+                except Exception as e:  # noqa: BLE001 - a torch without tracing, or an operator it cannot trace
+                    log.info("inference: eager forward (tracing failed: %s)", e)
+                    self.traced = False
+                    return fn(*args)
+                self._traces[key] = graph
+            # As traced: the optimising executor's profiling runs made the second call 2x slower, for no gain.
+            with torch.jit.optimized_execution(False):
+                return graph(*args)
+
+    # ----- the forward itself (traced) -----
     def _phase_kernels(self) -> dict[int, list[torch.Tensor]]:
         """{index in the upsampler of a 3x3 ConvBlock right after a nearest 2x upsampling: its phase kernels}."""
         ups = self.g.upsampler
-        convs = [(j, m[1]) for j, m in enumerate(ups)
-                 if j > 0 and _is_nearest_2x(ups[j - 1]) and isinstance(m, ConvBlock)
-                 and isinstance(m[0], nn.ReflectionPad2d) and tuple(m[0].padding) == (1, 1, 1, 1)
-                 and m[1].kernel_size == (3, 3) and m[1].stride == (1, 1) and m[1].padding == (0, 0)
-                 and m[1].dilation == (1, 1) and m[1].groups == 1]
-        versions = tuple((id(c.weight), c.weight._version, c.weight.device) for _, c in convs)
-        if versions != self._versions:
-            with torch.inference_mode():
-                self._phases = {j: _phase_weights(c) for j, c in convs} if self.phases else {}
-            self._versions = versions
-        return self._phases
+        return {j: _phase_weights(m[1]) for j, m in enumerate(ups)
+                if j > 0 and _is_nearest_2x(ups[j - 1]) and isinstance(m, ConvBlock)
+                and isinstance(m[0], nn.ReflectionPad2d) and tuple(m[0].padding) == (1, 1, 1, 1)
+                and m[1].kernel_size == (3, 3) and m[1].stride == (1, 1) and m[1].padding == (0, 0)
+                and m[1].dilation == (1, 1) and m[1].groups == 1}
 
-    def encode_content(self, x: torch.Tensor) -> torch.Tensor:
+    def _encode(self, x: torch.Tensor) -> torch.Tensor:
         h = x.contiguous(memory_format=CL)
         for m in self.g.content_encoder:
             if isinstance(m, ResBlock):
@@ -151,17 +215,13 @@ class FastGenerator:
                 h = _conv_block(m, h)
         return h
 
-    def decode_start(self, content: torch.Tensor) -> torch.Tensor:
-        """The normalised first convolution of the first AdaIN block (AdaINGenerator.decode_start)."""
+    def _decode_start(self, content: torch.Tensor) -> torch.Tensor:
         x = _conv(self.g.adain_blocks[0].conv1, content.contiguous(memory_format=CL))
         return _instance_norm_(x, None, None, False)
 
-    def decode(self, content: torch.Tensor, params: torch.Tensor, halvings: int = 0,
-               start: torch.Tensor | None = None) -> torch.Tensor:
-        """AdaINGenerator.decode (the same arguments and picture)."""
+    def _decode(self, content: torch.Tensor, params: torch.Tensor, halvings: int,
+                start: torch.Tensor | None) -> torch.Tensor:
         g = self.g
-        if not 0 <= halvings <= g.cfg.n_down:
-            raise ValueError(f"halvings must be between 0 and {g.cfg.n_down}, got {halvings}")
         h = content.contiguous(memory_format=CL)
         offset = 0
         for j, block in enumerate(g.adain_blocks):
@@ -169,17 +229,16 @@ class FastGenerator:
             offset += block.num_params
         ups = [j for j, m in enumerate(g.upsampler) if isinstance(m, nn.Upsample)]
         skipped = set(ups[len(ups) - halvings:]) if halvings else set()
-        phases = self._phase_kernels()
         after_up = False
         for j, m in enumerate(g.upsampler):
             if isinstance(m, nn.Upsample):
                 after_up = j not in skipped
-                if after_up and j + 1 not in phases:
+                if after_up and j + 1 not in self._phases:
                     h = m(h)
                     after_up = False
                 continue
             if after_up:
-                h = _norm_act(m, _upsample_conv(m, phases[j], h))
+                h = _norm_act(m, _upsample_conv(m, self._phases[j], h))
                 after_up = False
             else:
                 h = _conv_block(m, h)

@@ -42,7 +42,7 @@ def blank_page(seed: int) -> torch.Tensor:
 def test_fast_forward_equals_the_reference(up_kernel, batch):
     m = model(up_kernel)
     for i, g in enumerate(m.generators):
-        fast = FastGenerator(g)
+        fast, eager = FastGenerator(g), FastGenerator(g, traced=False)
         cin = m.config.stages[i].channels
         x = torch.stack([image(cin, seed=10 + b) for b in range(batch)])
         if cin == 1:
@@ -58,8 +58,12 @@ def test_fast_forward_equals_the_reference(up_kernel, batch):
                 got = fast.decode(code, params, h)
                 assert got.shape == want.shape and got.is_contiguous(memory_format=torch.channels_last)
                 torch.testing.assert_close(got, want, **TOL)
-                # A cached start is the same picture bit for bit (the session's cache must not change it).
+                # A cached start is the same picture bit for bit (the session's cache must not change it), and
+                # the trace runs the eager operators, bit for bit.
                 assert torch.equal(fast.decode(code, params, h, start), got)
+                assert torch.equal(eager.decode(code, params, h, start), got)
+            assert torch.equal(eager.encode_content(x), fast.encode_content(x))
+            assert fast._traces and not eager._traces
             with pytest.raises(ValueError, match="halvings"):
                 fast.decode(code, params, g.cfg.n_down + 1)
 
@@ -78,3 +82,18 @@ def test_phase_kernels_follow_a_change_of_the_weights():
         after = fast.decode(code, params)
         torch.testing.assert_close(after, g.decode(code, params), **TOL)
     assert not torch.allclose(before, after, atol=1e-2)
+
+
+def test_a_torch_that_cannot_trace_runs_the_forward_eagerly(monkeypatch):
+    g = model(3).generators[0]
+    x = image(1, seed=2)[None]
+    want = FastGenerator(g, traced=False).encode_content(x)
+
+    def no_trace(*a, **k):
+        raise RuntimeError("tracing is gone")
+    monkeypatch.setattr(torch.jit, "trace", no_trace)
+    fast = FastGenerator(g)
+    assert torch.equal(fast.encode_content(x), want) and not fast.traced
+    with torch.inference_mode():
+        torch.testing.assert_close(fast.decode(want, g.adain_params(torch.zeros(1, g.cfg.z_dim))),
+                                   g.decode(want, g.adain_params(torch.zeros(1, g.cfg.z_dim))), **TOL)
