@@ -16,6 +16,7 @@ shared machine's load hits them alike:
   fast eager       core.nn.inference's operators one by one from Python (not traced)
   fast             core.nn.inference: channels_last throughout, fused norms, phase convolutions, each forward
                    one TorchScript trace (Session.preview)
+  fast later3/4    fast, the later transitions on the preview at 3/4 of its size (3 res/8), enlarged back
   fast later/2     fast, the later transitions on the preview halved again (res/4), enlarged back to res/2
   jit freeze       (--jit) the reference traced, torch.jit.freeze'd and optimize_for_inference'd
   compiled         (--compile) the reference through torch.compile (its compile time printed apart)
@@ -282,6 +283,7 @@ def run(args: argparse.Namespace) -> int:
         "fast -phases": fast_chain(session, phases=False, traced=False),
         "fast eager": fast_chain(session, traced=False),
         "fast": lambda z: session.preview(0, res // 2, z),
+        "fast later3/4": fast_chain(session, later_size=res * 3 // 8),
         "fast later/2": fast_chain(session, later_size=res // 4),
     }
     notes = []
