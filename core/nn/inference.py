@@ -169,9 +169,10 @@ class FastGenerator:
     def _run(self, key: tuple, fn: Callable[..., torch.Tensor], *args: torch.Tensor) -> torch.Tensor:
         """fn(*args) under inference mode, through a TorchScript trace of fn made for these shapes on first use.
         Why: the engine thread shares the GIL with the GUI thread, and an eager preview takes it back after each
-        of its ~700 operators; while the GUI runs Python (a slider drag) each of those waits up to the switch
-        interval. A trace runs them all in one call without the GIL: the same numbers, and a preview beside a
-        busy GUI ~3x quicker (benchmarks/bench_preview_options.py). Where tracing fails, eager, for good."""
+        of its hundreds of operators; while the GUI runs Python (a slider drag) each of those can wait up to the
+        switch interval. A trace runs them all in one call without the GIL: the same numbers bit for bit, and a
+        preview beside a busy GUI thread 1.6-3x quicker (benchmarks/bench_preview_options.py). Where tracing
+        fails, eager, for good."""
         weights = tuple((id(p), _version(p)) for p in self.g.parameters())
         if weights != self._weights:  # new weights: remake what was derived from the old ones
             self._phases, self._traces, self._weights = {}, {}, weights
