@@ -52,6 +52,10 @@ from core.perceptual import PerceptualKind
 from core.session import SessionState, run_to_end
 
 log = logging.getLogger(__name__)
+# A slider preview's torch threads (the engine's own count when smaller): all cores but one, which the GUI thread
+# needs during a drag (a thread team stalls while one of its threads waits for a core; on a loaded 2-core machine a
+# 2-thread preview repainted 2.5 times a second, a 1-thread one 22; benchmarks/bench_slider_app.py).
+PREVIEW_THREADS = max(1, (os.cpu_count() or 1) - 1)
 
 
 # ----- requests (immutable inputs) -----
@@ -112,10 +116,10 @@ class ApplyEdits(Request):
 
 @dataclass(frozen=True)
 class PreviewLatent(Request):
-    """The stages after transition `transition` with its code `z`, at half the resolution and enlarged back to it
-    (Session.preview): the live picture while a slider is dragged. The session is not changed; the document sends
-    the value as an ApplyEdits on release, whose answer is the full picture. The answer's info["previews"] holds
-    stages transition+1 .. N-1."""
+    """The stages after transition `transition` with its code `z`, at half the resolution and enlarged to the
+    artwork's size (Session.preview, preview_to_u8): the live picture while a slider is dragged. The session is not
+    changed; the document sends the value as an ApplyEdits on release, whose answer is the full picture. The
+    answer's info["previews"] holds stages transition+1 .. N-1."""
 
     preview: ClassVar[bool] = True
     transition: int
@@ -258,6 +262,8 @@ class EngineThread(QThread):
         self.art: LayeredArtwork | None = None  # the artwork at its own size, kept in step with the session
         self.merged = 0  # edits merged into a newer one (for tests and the curious)
         self.dropped = 0  # previews dropped unseen: a newer preview or edit came behind them
+        # torch threads of a slider preview (at most torch_threads): see _preview_latent.
+        self.preview_threads = PREVIEW_THREADS
         self._handlers: dict[type[Request], Callable[[int, Any], EngineResult]] = {
             LoadModel: self._load_model,
             NewArtwork: self._new_artwork,
@@ -487,17 +493,19 @@ class EngineThread(QThread):
         return self._result(rid, req, changed)
 
     def _preview_latent(self, rid: int, req: PreviewLatent) -> EngineResult:
-        from core.fullres.proxy import from_proxy
-        from core.session import enlarge
+        from core.fullres.proxy import ProxyMap, preview_to_u8
 
         s, art = self.session, self.art
         res = s.config.resolution
-
-        def shown(p: torch.Tensor):  # the quick proxy picture at the artwork's size, as the document shows stages
-            p = enlarge(p, res)
-            return to_u8(p if art is None or art.identity else from_proxy(p, art.pm, "bilinear"))
-
-        pictures = tuple(shown(p) for p in s.preview(req.transition, latent=req.z))
+        pm = art.pm if art is not None else ProxyMap(res, res, res)
+        n = torch.get_num_threads()
+        torch.set_num_threads(max(1, min(n, self.preview_threads)))
+        try:
+            # The quick proxy pictures at the artwork's size, as the document shows stages (enlarged in 8 bits:
+            # a float enlargement to a 2048 px artwork took longer than the preview itself).
+            pictures = tuple(preview_to_u8(p, pm) for p in s.preview(req.transition, latent=req.z))
+        finally:
+            torch.set_num_threads(n)
         changed = tuple(range(req.transition + 1, s.num_stages))
         return EngineResult(rid, req, None, changed, {"previews": pictures})
 

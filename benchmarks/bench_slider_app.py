@@ -3,7 +3,7 @@ through --values positions at --rate moves per second (a mouse drag), and the la
 time it is repainted with a new picture:
 
     python benchmarks/bench_slider_app.py [--model resources/models/fluent-emoji-128] [--threads 2] [--rounds 3]
-                                          [--values 60] [--rate 60] [--configs]
+                                          [--values 60] [--rate 60] [--configs] [--size WxH] [--preview-threads N]
 
 The canvas shows the last stage and the slider is transition 0's first one (the worst case: every later stage
 regenerates). Two paths, drag by drag in turn so that a shared machine's load hits them alike:
@@ -13,7 +13,10 @@ Per path: repaints of the canvas with a new picture per second of drag, the medi
 and the time from the release to the full picture on the canvas. --configs compares thread counts (1, 2) and
 OMP_WAIT_POLICY (unset, passive), one process each (the wait policy is read when OpenMP starts, and the engine
 thread takes torch's thread count when the window is made), --rounds times in turn, one drag per path each time,
-so that the load's changes hit them alike. A script, not a test: it asserts nothing.
+so that the load's changes hit them alike. --size opens the face at that size (a full-resolution artwork: the
+previews are enlarged to it on the engine thread and copied into the canvas on the GUI thread); --preview-threads
+sets the engine's torch threads for a preview (EngineThread.preview_threads). A script, not a test: it asserts
+nothing.
 """
 
 from __future__ import annotations
@@ -36,15 +39,15 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = ROOT / "resources" / "models" / "fluent-emoji-128"
 
 
-def _emoji(res: int):
-    """A smiling face in flat colours with dark outlines, (3, res, res) in [-1, 1]: the artwork opened."""
+def _emoji(width: int, height: int):
+    """A smiling face in flat colours with dark outlines, (3, height, width) in [-1, 1]: the artwork opened."""
     import numpy as np
     import torch
     from PIL import Image, ImageDraw
 
-    img = Image.new("RGB", (res, res), (255, 255, 255))
-    d, w = ImageDraw.Draw(img), max(1, res // 40)
-    r = lambda a, b, c, e: [int(v * res) for v in (a, b, c, e)]  # noqa: E731
+    img = Image.new("RGB", (width, height), (255, 255, 255))
+    d, w = ImageDraw.Draw(img), max(1, min(width, height) // 40)
+    r = lambda a, b, c, e: [int(a * width), int(b * height), int(c * width), int(e * height)]  # noqa: E731
     d.ellipse(r(.1, .1, .9, .9), fill=(250, 190, 40), outline=(40, 30, 20), width=w)
     d.ellipse(r(.3, .3, .42, .45), fill=(60, 40, 30))
     d.ellipse(r(.58, .3, .7, .45), fill=(60, 40, 30))
@@ -136,11 +139,14 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.load()
     settings.refine_after_open = False
     win = create_window(str(args.model), device="cpu", settings=settings)
+    if args.preview_threads:  # app.engine_worker.PREVIEW_THREADS for this run
+        win.engine.preview_threads = args.preview_threads
     win.resize(1280, 860)
     win.show()
     _wait(app, lambda: win.doc.has_model and win.engine.is_idle())
     doc = win.doc
-    doc.open_image_tensor(_emoji(doc.resolution), "face")  # a blank page would generate blank stages
+    width, height = (int(v) for v in args.size.lower().split("x")) if args.size else (doc.resolution,) * 2
+    doc.open_image_tensor(_emoji(width, height), "face")  # a blank page would generate blank stages
     _wait(app, lambda: doc.artwork_name == "face" and win.engine.is_idle() and not doc.waiting_for_engine())
     doc.set_current_stage(doc.num_stages - 1)  # the canvas shows the last stage ...
     win.latent_panel.combo.setCurrentIndex(0)  # ... and the sliders edit the first transition
@@ -157,19 +163,48 @@ def run(args: argparse.Namespace) -> int:
             out[name].append(_drag(app, win, counter, sweeps[r % 2], args.rate, name == "preview"))
     load = load_average()
     engine_threads = win.engine.torch_threads
+    preview_threads = min(engine_threads, getattr(win.engine, "preview_threads", engine_threads))
     win.shutdown()
     win.close()
+    alone = _preview_alone(args.model, preview_threads)
     if args.json:
-        print("RESULT " + json.dumps({"drags": out, "load": load}), flush=True)
+        print("RESULT " + json.dumps({"drags": out, "load": load, "alone": alone}), flush=True)
         return 0
-    print(f"app, offscreen, model {Path(args.model).name} ({doc.resolution} px); engine thread: {engine_threads} "
-          f"torch threads; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}; cpu count "
-          f"{os.cpu_count()}; load avg {load:.2f}")
+    print(f"app, offscreen, model {Path(args.model).name} ({doc.resolution} px), artwork {width}x{height}; "
+          f"engine thread: {engine_threads} torch threads, {preview_threads} for a preview; "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}; cpu count {os.cpu_count()}; "
+          f"load avg {load:.2f}")
+    print(f"this machine now: Session.preview alone (no window) median {alone:.1f} ms with {preview_threads} torch "
+          "thread(s): the bound on the preview path's repaints")
     print(f"{args.rounds} drags per path of {n} slider values at {args.rate:g} moves/s ({n / args.rate:.1f} s), "
           "the last stage's canvas:")
     _summary(out)
     print_load_note(load)
     return 0
+
+
+def _preview_alone(model: str, threads: int, moves: int = 20) -> float:
+    """The median time of Session.preview on this thread with no window beside it: how fast the machine is now
+    (shared machines vary by 1.5x within an hour), to read the repaint rates against."""
+    import torch
+
+    from core import bundle
+    from core.session import Session
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    session = Session(bundle.load(model), "cpu")
+    session.load_artwork(_emoji(session.config.resolution, session.config.resolution))
+    gen = torch.Generator().manual_seed(0)
+    times = []
+    for j in range(moves + 3):
+        z = session.model.sample_latents(0, 1, gen, clip=3.0)[0]
+        t0 = time.perf_counter()
+        session.preview(0, latent=z)
+        if j >= 3:
+            times.append((time.perf_counter() - t0) * 1e3)
+    torch.set_num_threads(before)
+    return statistics.median(times)
 
 
 def _summary(out: dict[str, list[dict]], indent: str = "  ") -> None:
@@ -225,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default=str(DEFAULT_MODEL))
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="torch threads of the engine")
+    ap.add_argument("--preview-threads", type=int, default=0,
+                    help="torch threads of a preview (default: the app's, app.engine_worker.PREVIEW_THREADS)")
+    ap.add_argument("--size", default="", help="the artwork's size, WxH (default: the model's resolution)")
     ap.add_argument("--rounds", type=int, default=3, help="drags per path")
     ap.add_argument("--values", type=int, default=60, help="slider positions per drag")
     ap.add_argument("--rate", type=float, default=60.0, help="slider moves per second")

@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 
 from app.layers import rgb_of, to_rgb
+from core import bundle
 from core.session import Z_RANGE
 from tests.app.conftest import RES, wait_idle
 
@@ -45,10 +46,10 @@ def test_values_stay_in_the_priors_range(qtbot, window):
     wait_idle(qtbot, window)
 
 
-def test_live_drag_shows_previews_then_the_full_picture(qtbot, window):
+def test_live_drag_shows_previews_then_the_full_picture(qtbot, window, tiny_bundle):
     """A slider drag asks for quick previews (marked as such, the stages stay stale, their bases untouched); each
     value is previewed or dropped as stale; the release sends the last value and the document ends with the full
-    picture for it."""
+    picture for it: the reference modules' chain at the model's size."""
     doc, panel, engine = window.doc, window.latent_panel, window.engine
     answers = []
     engine.resultReady.connect(answers.append)
@@ -73,6 +74,13 @@ def test_live_drag_shows_previews_then_the_full_picture(qtbot, window):
     assert not doc.previews and not doc.is_stale(2)
     assert abs(float(doc.latents[0][2]) - 3.0) < 1e-6
     assert np.array_equal(doc.stage_rgb(2), to_rgb(doc.bases[2]))
+    model = bundle.load(tiny_bundle)
+    src = doc.bases[0]
+    with torch.inference_mode():
+        for i, g in enumerate(model.generators):
+            params = g.adain_params(doc.latents[i][None]) + doc.deltas[i][None]
+            src = g.decode(g.encode_content(src[None]), params)[0]
+            torch.testing.assert_close(doc.bases[i + 1], src, rtol=0, atol=1e-4)
     # The engine's final picture is the one for the last value: regenerating again changes nothing.
     final = doc.bases[2].clone()
     doc.regenerate()

@@ -22,6 +22,23 @@ def test_window_shows_the_models_stages(window):
     assert len(window.latent_panel.sliders) == 8
 
 
+def test_the_canvas_shows_the_stages_own_colours(qtbot, window):
+    """The canvas's picture (RGB32, blue first in memory) is the stage as the document has it, channel for channel,
+    and follows a new picture."""
+    from app.qt_image import qimage_to_rgb
+
+    doc, canvas = window.doc, window.canvas
+    doc.set_current_stage(2)
+    assert np.array_equal(qimage_to_rgb(canvas._image), doc.stage_rgb(2))
+    window.tools.set_fg(3, QColor(250, 20, 60))  # distinct channels: a swap would show
+    window.tools.set_size(6)
+    drag(canvas, [(4, 4), (20, 12)])
+    wait_idle(qtbot, window)
+    shown = qimage_to_rgb(canvas._image)
+    assert np.array_equal(shown, doc.stage_rgb(2))
+    assert (np.abs(shown.astype(int) - (250, 20, 60)).max(axis=2) <= 2).any()  # the paint, in its colour
+
+
 def test_stroke_paints_the_layer_and_regenerates_later_stages(qtbot, window):
     doc, canvas = window.doc, window.canvas
     before = [doc.stage_rgb(k).copy() for k in range(3)]

@@ -63,22 +63,20 @@ def drive(gen: Generator, on_step=None):
             on_step(step)
 
 
-def same(a, b, atol: float = 0.0) -> bool:
-    """Bit-exact equality of tensors (atol > 0: within atol), or of (nested) tuples/lists of tensors and None."""
+def same(a, b) -> bool:
+    """Bit-exact equality of tensors, or of (nested) tuples/lists of tensors and None."""
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
         return (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.dtype == b.dtype
-                and a.shape == b.shape
-                and (torch.equal(a, b) if atol == 0 else bool(torch.allclose(a, b, rtol=0, atol=atol))))
+                and a.shape == b.shape and torch.equal(a, b))
     if isinstance(a, (tuple, list)) or isinstance(b, (tuple, list)):
         return (isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b)
-                and all(same(x, y, atol) for x, y in zip(a, b, strict=True)))
+                and all(same(x, y) for x, y in zip(a, b, strict=True)))
     return a is None and b is None
 
 
-def states_equal(a: SessionState, b: SessionState, atol: float = 0.0) -> bool:
-    """Bit-exact equality of two session snapshots, field by field (whatever fields SessionState has); atol > 0:
-    equal within atol (pictures computed by different versions of a kernel)."""
-    return all(same(getattr(a, f.name), getattr(b, f.name), atol) for f in dataclasses.fields(SessionState))
+def states_equal(a: SessionState, b: SessionState) -> bool:
+    """Bit-exact equality of two session snapshots, field by field (whatever fields SessionState has)."""
+    return all(same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(SessionState))
 
 
 def stages_of(session) -> list[torch.Tensor]:

@@ -94,8 +94,8 @@ def test_reconstruct_encoder_only_and_progress(files, capsys):
     # Encoder only = the session's load_artwork (inference + encoder + chain).
     s = Session(bundle.load(files / "m"), "cpu")
     s.load_artwork(load_image(files / "art.png", 3, 32))
-    for a, b in zip(project.stage_images(), s.stages, strict=True):
-        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    for a, b in zip(project.stage_images(), s.stages, strict=True):  # to float rounding: the refinement's last
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-4)  # picture is the reference modules', the session's not
     # ... and a refinement shows a progress bar on stderr.
     code, _, err = run(["reconstruct", files / "art.png", "-o", files / "rec1", "--steps", 1, *model_args(files)],
                        capsys)

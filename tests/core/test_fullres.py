@@ -23,7 +23,8 @@ from core.fullres import (
     transfer_change,
 )
 from core.fullres.pipeline import apply_edit_fullres, follow_proxies, generate_fullres, reconstruct_fullres
-from core.fullres.proxy import proxy_with
+from core.fullres.proxy import preview_to_u8, proxy_with
+from core.imageio import tensor_to_uint8
 from core.session import Session
 from tests.core.engine_util import RES, single_thread, tiny_model  # noqa: F401
 
@@ -82,6 +83,30 @@ def test_from_proxy_upsamples_to_the_artworks_size_and_keeps_constants():
     assert proxy.shape == (1, 128, 128) and proxy.min() >= -1 and proxy.max() <= 1
     back = from_proxy(proxy, pm)
     assert back.shape == art.shape and (back - art).abs().mean() < 0.1
+
+
+@pytest.mark.parametrize("w,h,channels", [(100, 60, 3), (60, 100, 1), (48, 48, 3)])
+def test_a_slider_preview_maps_to_the_artwork_like_the_proxy(w, h, channels):
+    """preview_to_u8 (8-bit, one step from the preview's size) puts the preview where from_proxy puts the proxy:
+    the padding cropped off, the same picture to a few levels, read-only uint8 at the artwork's size."""
+    pm = ProxyMap(w, h, 32)
+    g = torch.Generator().manual_seed(4)
+    small = torch.nn.functional.interpolate(torch.rand(1, channels, 4, 4, generator=g) * 2 - 1, size=(16, 16),
+                                            mode="bilinear", align_corners=False)[0]
+    proxy = torch.nn.functional.interpolate(small[None], size=(32, 32), mode="bilinear", align_corners=False)[0]
+    got = preview_to_u8(small, pm)
+    want = tensor_to_uint8(from_proxy(proxy, pm, "bilinear"))
+    assert got.shape == want.shape and got.dtype == np.uint8 and not got.flags.writeable
+    diff = np.abs(got.astype(int) - want.astype(int))
+    assert diff.mean() < 1.5 and diff.max() <= 16, (diff.mean(), diff.max())
+    # A preview at the proxy's size of a square artwork at the proxy's size is its 8-bit picture, exactly.
+    assert np.array_equal(preview_to_u8(proxy, ProxyMap(32, 32, 32)), tensor_to_uint8(proxy))
+    # The padding is cropped at the right place: the proxy's middle column is the artwork's column side/2 - left.
+    half = torch.ones(channels, 16, 16)
+    half[:, :, :8] = -1
+    cols = preview_to_u8(half, pm).astype(int).reshape(h, w, -1).mean(axis=(0, 2))
+    middle = pm.side // 2 - pm.left
+    assert cols[middle - 3] < 40 and cols[middle + 3] > 215, cols
 
 
 def test_proxy_with_the_same_map_takes_masks_with_zero_padding():

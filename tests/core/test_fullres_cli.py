@@ -4,6 +4,7 @@ non-square artwork with a tiny seeded model."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import zipfile
@@ -120,10 +121,14 @@ def test_a_project_written_before_full_resolution_opens_as_a_model_size_artwork(
     project = load_project(OLD_PROJECT, s.config)
     assert not project.read_only and project.fullres is None
     assert project.artwork_size == (RES, RES) and project.proxy_map() == ProxyMap(RES, RES, RES)
-    # The stored pictures were computed by that version's kernels (its layer norm was five separate ops, now one
-    # fused group norm): equal to today's recomputation up to float rounding.
-    assert states_equal(project.state, s.snapshot(), atol=1e-5)
-    assert all(torch.allclose(a, b, rtol=0, atol=1e-5) for a, b in zip(project.stage_images(), s.stages, strict=True))
+    # The same state; the generated stages to float rounding (the session now makes its pictures with
+    # core.nn.inference, and the layer norm is one fused kernel; the file was written with the reference modules
+    # of that version).
+    now = s.snapshot()
+    generated = dataclasses.replace(now, bases=(now.bases[0], *project.state.bases[1:]))
+    assert states_equal(project.state, generated)
+    torch.testing.assert_close(project.state.bases, now.bases, rtol=0, atol=1e-4)
+    torch.testing.assert_close(project.stage_images(), s.stages, rtol=0, atol=1e-4)
     apply_project(Session(tiny_model(seed=0), "cpu"), project)
     # ... and the CLI edits it as before: a 32 px artwork, written without separate full-res stages.
     flat = project.stage_images()[1].clone()

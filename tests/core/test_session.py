@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from core.errors import ArtflowError
+from core.model import WorkflowModel
 from core.session import Z_RANGE, Session, SessionState, compose, run_to_end
 from tests.core.engine_util import (  # noqa: F401
     FOUR_STAGES,
@@ -522,11 +523,51 @@ def test_preview_of_a_new_code_is_that_codes_chain(session):
     with torch.inference_mode():
         code = g.encode_content(before.bases[0][None])
         expected = g.decode(code, g.adain_params(z[None]) + before.deltas[0][None], halvings=1)[0]
-    torch.testing.assert_close(half[0], expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(half[0], expected, rtol=0, atol=1e-4)  # the reference modules, to float rounding
     # A cold cache (a fresh session on the same state) gives the same preview: cached and uncached agree.
     cold = Session(session.model, "cpu")
     cold.restore(before)
     assert all(torch.equal(a, b) for a, b in zip(cold.preview(0, RES // 2, latent=z), half))
+
+
+def _reference_preview(session: Session, k: int, size: int, z: torch.Tensor) -> list[torch.Tensor]:
+    """Session.preview as the reference modules compute it (AdaINGenerator.encode_content and decode, no cache):
+    the path that core.nn.inference replaced in the session."""
+    out, src = [], session.stages[k]
+    with torch.inference_mode():
+        for i in range(k, session.num_stages - 1):
+            g = session.model.generators[i]
+            params = g.adain_params((z if i == k else session.latents[i])[None]) + session.deltas[i][None]
+            halvings = (session.config.resolution // size).bit_length() - 1 if i == k else 0
+            base = g.decode(g.encode_content(src[None]), params, halvings)[0].clone()
+            layer = session.layers[i + 1]
+            if layer is not None:
+                colour, alpha = (F.interpolate(t[None], size=(size, size), mode="area")[0] for t in layer)
+                base = compose(base, (colour, alpha))
+            src = base
+            out.append(src)
+    return out
+
+
+@pytest.mark.parametrize("up_kernel", [3, 5])  # 3: the bundled model's (phase convolutions), 5: MUNIT's
+def test_preview_and_propagate_equal_the_reference_modules(up_kernel):
+    """The session's pictures come from the quicker inference forward; at every preview size, on every
+    transition, with a layer over a middle stage, they are the reference modules' pictures to float rounding."""
+    cfg = tiny_model().config
+    cfg = dataclasses.replace(cfg, generator=dataclasses.replace(cfg.generator, up_kernel=up_kernel))
+    torch.manual_seed(3)
+    s = Session(WorkflowModel(cfg).eval().requires_grad_(False), "cpu")
+    s.load_artwork(image(3, seed=1))
+    s.deltas = [torch.randn(d.shape, generator=torch.Generator().manual_seed(5)) * 0.3 for d in s.deltas]
+    s.set_layer(1, (torch.ones(3, RES, RES), torch.full((1, RES, RES), 0.5)))
+    for k in range(s.num_stages - 1):
+        z = s.latents[k] + 1.0
+        for size in (RES, RES // 2, RES // 4):
+            for got, want in zip(s.preview(k, size, latent=z), _reference_preview(s, k, size, z), strict=True):
+                assert got.shape == want.shape and got.is_contiguous()
+                torch.testing.assert_close(got, want, rtol=0, atol=1e-4)
+    s.propagate(0)
+    torch.testing.assert_close(s.stages[1:], _reference_preview(s, 0, RES, s.latents[0]), rtol=0, atol=1e-4)
 
 
 def test_decode_halvings_skip_the_last_upsamplings(model):
