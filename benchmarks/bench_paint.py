@@ -17,29 +17,18 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QEvent, QObject, QPointF, Qt  # noqa: E402
+from PySide6.QtCore import QEvent, QPointF, Qt  # noqa: E402
 from PySide6.QtGui import QMouseEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from benchmarks._common import load_average, print_load_note  # noqa: E402
-from tools.draw_artwork import draw_artwork  # noqa: E402
-
-
-def wait_idle(app, win, timeout: float = 600) -> None:
-    t0 = time.monotonic()
-    while not (win.engine.is_idle() and not win.doc.waiting_for_engine()):
-        app.processEvents()
-        time.sleep(0.01)
-        if time.monotonic() - t0 > timeout:
-            raise SystemExit("the engine did not finish in time")
-    app.processEvents()
+from benchmarks._window import PaintCounter, open_drawn_artwork, wait_idle  # noqa: E402
 
 
 def send(canvas, kind, pos: QPointF, button, buttons) -> None:
@@ -66,17 +55,6 @@ def stroke(app, canvas, points) -> tuple[float, list[float], float]:
     return press, segs, (time.perf_counter() - t0) * 1000
 
 
-class PaintCounter(QObject):
-    """Counts the canvas's paint events: proof that each measured segment included its repaint."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.count = 0
-
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802
-        if event.type() == QEvent.Type.Paint:
-            self.count += 1
-        return False
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -94,27 +72,7 @@ def main() -> None:
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.lower().split("x"))
 
-    from app.application import create_window
-    from app.settings import Settings
-
-    app = QApplication.instance() or QApplication(["bench"])
-    os.environ.setdefault("ARTFLOW_DATA_DIR", tempfile.mkdtemp(prefix="artflow-bench-"))
-    settings = Settings()
-    settings.refine_after_open = False
-    win = create_window(args.model, device="cpu", screenshot_mode=True, settings=settings)
-    win.resize(1280, 800)
-    win.show()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "art.png"
-        draw_artwork(w, h).save(path)
-        t0 = time.monotonic()
-        while not win.doc.has_model:
-            app.processEvents()
-            time.sleep(0.01)
-        t0 = time.perf_counter()
-        win.doc.open_image(str(path))
-        wait_idle(app, win)
-        print(f"opened {w} x {h} in {time.perf_counter() - t0:.1f} s (inference, encoding, full-res stages)")
+    app, win = open_drawn_artwork(args.model, w, h)
     doc, canvas = win.doc, win.canvas
     assert doc.artwork_size == (w, h), doc.artwork_size
     win.tools.set_size(args.brush)
