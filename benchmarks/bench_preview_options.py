@@ -69,6 +69,22 @@ def _out(x: torch.Tensor) -> torch.Tensor:
     return x[0].float().clone(memory_format=torch.contiguous_format)
 
 
+def _chain_of(session: Session, first, later: list, content: torch.Tensor, start: torch.Tensor, ctx) -> Chain:
+    """The slider chain from prepared forwards: first(content, params, start) for the dragged transition,
+    later[i](picture, params) for each later one, under the grad mode ctx."""
+    gens = session.model.generators
+
+    def run(z: torch.Tensor) -> list[torch.Tensor]:
+        with ctx():
+            src = _out(first(content, gens[0].adain_params(z[None]) + session.deltas[0][None], start))
+            out = [src]
+            for i, f in enumerate(later, start=1):
+                src = _out(f(src[None], gens[i].adain_params(session.latents[i][None]) + session.deltas[i][None]))
+                out.append(src)
+        return out
+    return run
+
+
 def reference_chain(session: Session, gens: list[AdaINGenerator], ctx=torch.inference_mode,
                     halvings: int = 1) -> Chain:
     """The preview (halvings 1) or the full chain (0) of transition 0 with the reference modules `gens`."""
@@ -148,16 +164,7 @@ def jit_chain(session: Session) -> Chain:
             later.append(torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(_Forward(g).eval(),
                                                                                              (x, p)))))
             x = g(x, torch.zeros(1, g.cfg.z_dim))
-
-    def run(z: torch.Tensor) -> list[torch.Tensor]:
-        with torch.no_grad():
-            src = _out(first(content, gens[0].adain_params(z[None]) + session.deltas[0][None], start))
-            out = [src]
-            for i, f in enumerate(later, start=1):
-                src = _out(f(src[None], gens[i].adain_params(session.latents[i][None]) + session.deltas[i][None]))
-                out.append(src)
-        return out
-    return run
+    return _chain_of(session, first, later, content, start, torch.no_grad)
 
 
 def compiled_chain(session: Session, z: torch.Tensor) -> tuple[Chain, float]:
@@ -168,15 +175,7 @@ def compiled_chain(session: Session, z: torch.Tensor) -> tuple[Chain, float]:
         start = gens[0].decode_start(content)
     first = torch.compile(lambda c, p, s: gens[0].decode(c, p, 1, s), dynamic=False)
     later = [torch.compile(lambda x, p, g=g: g.decode(g.encode_content(x), p), dynamic=False) for g in gens[1:]]
-
-    def run(z: torch.Tensor) -> list[torch.Tensor]:
-        with torch.inference_mode():
-            src = _out(first(content, gens[0].adain_params(z[None]) + session.deltas[0][None], start))
-            out = [src]
-            for i, f in enumerate(later, start=1):
-                src = _out(f(src[None], gens[i].adain_params(session.latents[i][None]) + session.deltas[i][None]))
-                out.append(src)
-        return out
+    run = _chain_of(session, first, later, content, start, torch.inference_mode)
     t0 = time.perf_counter()
     run(z)
     return run, time.perf_counter() - t0
