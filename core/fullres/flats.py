@@ -20,13 +20,13 @@ import torch
 from scipy import ndimage
 
 # The regions' rule lives in core.fullres.regions; its names are re-exported here, where callers look for them.
+from core.fullres.kernels import lookup_rows, region_histograms, split_rows
 from core.fullres.regions import CLOSE_GAP, Regions, find_regions, near
 
 __all__ = ["CLOSE_GAP", "LINE_POLICIES", "Regions", "clean_flat", "clean_flat_u8", "fill_region", "find_regions",
            "near", "region_medians", "region_spread"]
 
 LINE_POLICIES = ("split", "ink")
-MEDIAN_BAND = 256  # rows per band of region_medians' histograms
 
 
 def region_medians(labels: np.ndarray, count: int, colours: torch.Tensor | np.ndarray, where: np.ndarray | None = None
@@ -42,21 +42,20 @@ def region_medians(labels: np.ndarray, count: int, colours: torch.Tensor | np.nd
     else:
         a = colours.detach().float().cpu().clamp(-1, 1)
         q = ((a + 1) * 127.5).round().to(torch.uint8).numpy()  # (C, H, W)
-    nc, bins = q.shape[0], (count + 1) * 256
+    levels = np.moveaxis(q, 0, 2)  # (H, W, C), a view
+    h, w = labels.shape
 
     def histograms(sel: np.ndarray | None) -> np.ndarray:
-        # Row bands: the int64 keys bincount needs stay a band's size (~300 MB at once for a 4096 px stage).
-        hists = np.zeros((nc, bins), np.int64)
-        for y0 in range(0, labels.shape[0], MEDIAN_BAND):
-            band = slice(y0, y0 + MEDIAN_BAND)
-            # Pixels that do not count go to row 0 (no region has label 0): no boolean gathers.
-            lab = (labels[band] if sel is None else np.where(sel[band], labels[band], 0)).astype(np.int64) * 256
-            for c in range(nc):
-                hists[c] += np.bincount((lab + q[c, band]).ravel(), minlength=bins)
-        hists[:, :256] = 0
-        return hists.reshape(nc, count + 1, 256)
+        # One compiled pass per part of the rows (kernels.region_histograms), the parts' counts added.
+        sel_arg = np.zeros((1, 1), bool) if sel is None else sel
+        parts = split_rows(lambda r0, r1: region_histograms(labels, sel_arg, sel is not None, levels, count, r0, r1),
+                           h, w)
+        hists = parts[0] if len(parts) == 1 else np.sum(parts, axis=0)
+        hists[:, 0] = 0  # label 0 is no region
+        return hists
 
     hists = histograms(where)
+    nc = levels.shape[2]
     out = np.zeros((count + 1, nc), np.uint8)
     missing = np.flatnonzero(hists[0, 1:].sum(1) == 0) + 1
     if missing.size and where is not None:
@@ -100,7 +99,9 @@ def clean_flat_u8(regions: Regions, colours: np.ndarray, lines: str = "split", l
         raise ValueError(f"lines must be one of {', '.join(LINE_POLICIES)}, got {lines!r}")
     table = region_medians(regions.labels, regions.count, colours, regions.own)
     ix = np.s_[:, :] if box is None else np.s_[box[0]:box[1], box[2]:box[3]]
-    flat = np.take(table, regions.labels[ix], axis=0)  # (H, W, C); np.take: ~3x faster than table[labels]
+    labels = regions.labels[ix]
+    flat = np.empty((*labels.shape, table.shape[1]), np.uint8)
+    split_rows(lambda r0, r1: lookup_rows(flat, table, labels, r0, r1), labels.shape[0], labels.shape[1])
     if lines == "ink":
         if line_art is None:
             raise ValueError('lines="ink" needs the line art')

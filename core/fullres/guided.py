@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.fullres import kernels
 from core.fullres.proxy import ProxyMap, proxy_of_u8, proxy_with, resize_axis, single_threaded
 
 # Chosen on Fluent TEST drawings (benchmarks/bench_fullres.py): radius 1..8 and eps 1e-4..1e-2 were tried; wider
@@ -31,47 +32,19 @@ RADIUS = 4  # proxy pixels: a 9 x 9 window at the proxy size
 EPS = 1e-2  # regularisation on the [-1, 1] scale: guide contrasts below ~sqrt(EPS) = 0.1 are smoothed over
 
 
-def _box(x: torch.Tensor, r: int) -> torch.Tensor:
-    """Mean over a (2r+1)^2 window, windows cut at the border (no padding counted). x: (N, H, W)."""
-    # Separable (a window cut at the border is a product of two cut intervals), each axis by cumulative sums
-    # (a window's sum is the difference of two): measured ~2x faster than avg_pool2d at the proxy's size.
-    return _box_axis(_box_axis(x, r, 1), r, 2)
-
-
-def _box_axis(x: torch.Tensor, r: int, dim: int) -> torch.Tensor:
-    n = x.shape[dim]
-    c = torch.cumsum(x, dim)
-    c = torch.cat([torch.zeros_like(c.narrow(dim, 0, 1)), c], dim)
-    i = torch.arange(n)
-    hi, lo = (i + r + 1).clamp(max=n), (i - r).clamp(min=0)
-    shape = [1] * x.dim()
-    shape[dim] = n
-    return (c.index_select(dim, hi) - c.index_select(dim, lo)) / (hi - lo).to(x.dtype).reshape(shape)
-
-
 def guided_coefficients(guide: torch.Tensor, src: torch.Tensor, radius: int = RADIUS,
                         eps: float = EPS) -> tuple[torch.Tensor, torch.Tensor]:
     """Fit src ~ A . guide + B in every (2r+1)^2 window (He et al.), averaged over the windows covering each
     pixel. guide (Cg, h, w), src (C, h, w) at the same size. Returns A (C, Cg, h, w) and B (C, h, w).
     A colour guide (Cg = 3) solves a 3 x 3 system per pixel, so edges between colours of equal brightness
-    still count. src == 0 gives A == 0 and B == 0 exactly."""
-    cg, c = guide.shape[0], src.shape[0]
-    mean_i = _box(guide, radius)  # (Cg, h, w)
-    mean_p = _box(src, radius)  # (C, h, w)
-    # Cross moments: (C*Cg) maps of mean(p_c * I_j) and (Cg*Cg) of mean(I_i * I_j).
-    ip = _box((src[:, None] * guide[None]).reshape(c * cg, *guide.shape[1:]), radius).reshape(c, cg, *guide.shape[1:])
-    cov_ip = ip - mean_p[:, None] * mean_i[None]
-    if cg == 1:
-        var_i = _box(guide * guide, radius) - mean_i * mean_i  # (1, h, w)
-        a = cov_ip / (var_i[None] + eps)
-    else:
-        ii = _box((guide[:, None] * guide[None]).reshape(cg * cg, *guide.shape[1:]), radius)
-        sigma = ii.reshape(cg, cg, *guide.shape[1:]) - mean_i[:, None] * mean_i[None]  # (Cg, Cg, h, w)
-        sigma = sigma.permute(2, 3, 0, 1) + eps * torch.eye(cg)  # (h, w, Cg, Cg)
-        rhs = cov_ip.permute(2, 3, 1, 0)  # (h, w, Cg, C)
-        a = torch.linalg.solve(sigma, rhs).permute(3, 2, 0, 1)  # (C, Cg, h, w)
-    b = mean_p - (a * mean_i[None]).sum(1)
-    return _box(a.reshape(c * cg, *a.shape[2:]), radius).reshape(a.shape), _box(b, radius)
+    still count. src == 0 gives A == 0 and B == 0 exactly. Compiled (kernels.guided_fit, float64 inside): at
+    the proxy's size a few hundred small tensor operations cost ~15x its time."""
+    if guide.shape[0] not in (1, 3):
+        raise ValueError(f"the guide must have 1 or 3 channels, got {guide.shape[0]}")
+    g = guide.detach().cpu().numpy().astype(np.float64)
+    p = src.detach().cpu().numpy().astype(np.float64)
+    a, b = kernels.guided_fit(g, p, int(radius), float(eps))
+    return torch.from_numpy(a), torch.from_numpy(b)
 
 
 BAND = 64  # rows per band of the full-resolution combine: the band's upsampled coefficients stay in cache
@@ -119,7 +92,6 @@ def upsample_guided(proxy: torch.Tensor, guide: torch.Tensor, pm: ProxyMap, radi
 # float round-off): apply_change skips it.
 HALF_LEVEL = 0.45
 APPLY_BAND = 32  # rows per band of apply_change: finer bands skip more of an unchanged picture
-APPLY_CHUNK = 1024  # columns computed at a time: the chunk's upsampled maps stay in cache
 
 
 def _taps(side: int, resolution: int, offset: int, length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -149,11 +121,6 @@ def _columns_up(maps: torch.Tensor, pm: ProxyMap) -> torch.Tensor:
     torch.lerp(before[..., None], maps[..., None], (t + 0.5) / f + 0.5, out=out[..., :f // 2])
     torch.lerp(maps[..., None], after[..., None], (t + f // 2 + 0.5) / f - 0.5, out=out[..., f // 2:])
     return out.reshape(*maps.shape[:-1], side)[:, :, pm.left:pm.left + pm.width]
-
-
-def _planar(part: np.ndarray) -> torch.Tensor:
-    """A uint8 block (h, w) or (h, w, C) as a contiguous (C, h, w) uint8 tensor."""
-    return torch.from_numpy(np.ascontiguousarray(part[None] if part.ndim == 2 else part.transpose(2, 0, 1)))
 
 
 def _runs(flags: np.ndarray) -> list[tuple[int, int]]:
@@ -204,7 +171,7 @@ def _apply_change(base: np.ndarray, change: torch.Tensor, guide: np.ndarray, pm:
         if rows.size == 0:
             return out
         y_lo, y_hi, x_lo, x_hi = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    ry0, _, wy = _taps(pm.side, r, pm.top, h)
+    ry0, ry1, wy = _taps(pm.side, r, pm.top, h)
     cx0, cx1, _ = _taps(pm.side, r, pm.left, w)
     # q * 127.5 = 127.5 B + sum_g A_g (u_g / 127.5 - 1) * 127.5 on the guide's 8-bit levels u: fold the constant
     # part into B, so the full-resolution loop multiplies the raw levels (linear, so it commutes with upsampling).
@@ -212,44 +179,27 @@ def _apply_change(base: np.ndarray, change: torch.Tensor, guide: np.ndarray, pm:
     b8 = 127.5 * (maps[c * cg:] - a8.reshape(c, cg, r, r).sum(1))
     maps = torch.cat([a8, b8], 0)
     # Bilinear upsampling (torch's align_corners=False taps, _taps), columns first: every proxy row at the
-    # artwork's width; a run of artwork rows between the same two proxy rows is then one blend of those two
-    # rows, chunk by chunk, without a full-size map. Measured at 2048 x 1536, all of it changing: ~2x faster
-    # than upsampling each band's maps with torch's kernel and combining per channel.
-    cols = _columns_up(maps, pm)  # (M, R, W)
-    wyt = torch.from_numpy(wy)
-    grey = out.ndim == 2
-    same = guide is base or (guide.shape == base.shape and guide.__array_interface__["data"][0]
-                             == base.__array_interface__["data"][0] and guide.strides == base.strides)
-    out_t = torch.from_numpy(out)
-    m_t = None if m is None else torch.from_numpy(m)
+    # artwork's width (cheap: R rows); then one compiled pass per pixel blends the two proxy rows of each map,
+    # combines them with the guide and rounds (kernels.guided_windows), in the windows where the change shows.
+    cols = _columns_up(maps, pm).contiguous().numpy()  # (M, R, W)
+    found: list[tuple[int, int, int, int]] = []
     for y0 in range(y_lo, y_hi, APPLY_BAND):
         y1 = min(y_hi, y0 + APPLY_BAND)
         hot_cells = hot[ry0[y0]:min(r, ry0[y1 - 1] + 2)].any(0)
         hot_px = hot_cells[cx0] | hot_cells[cx1]
         hot_px[:x_lo] = False
         hot_px[x_hi:] = False
-        runs = _runs(hot_px)
-        if not runs:
-            continue
-        # Rows of the band that lie between the same two proxy rows.
-        cuts = [y0, *(y0 + 1 + np.flatnonzero(np.diff(ry0[y0:y1]))).tolist(), y1]
-        for xa, xb in runs:
-            windows.append((y0, y1, xa, xb))
-            for x0 in range(xa, xb, APPLY_CHUNK):  # a chunk's maps stay in cache
-                x1 = min(xb, x0 + APPLY_CHUNK)
-                up = torch.empty(maps.shape[0], y1 - y0, x1 - x0)
-                for ya, yb in zip(cuts[:-1], cuts[1:]):
-                    k = int(ry0[ya])
-                    torch.lerp(cols[:, k, None, x0:x1], cols[:, min(k + 1, r - 1), None, x0:x1],
-                               wyt[None, ya:yb, None], out=up[:, ya - y0:yb - y0])
-                g = _planar(guide[y0:y1, x0:x1]).float()  # (Cg, n, L): the guide's levels
-                q = up[c * cg:]  # (C, n, L): B, then + sum_g A_g u_g
-                a_up = up[:c * cg].view(c, cg, y1 - y0, x1 - x0)
-                for j in range(cg):
-                    q.addcmul_(a_up[:, j], g[j])
-                if m_t is not None:
-                    q.mul_(m_t[y0:y1, x0:x1])
-                # A stage guided by itself (the usual case) has its old levels converted already.
-                q.add_(g if same else _planar(base[y0:y1, x0:x1])).round_().clamp_(0, 255)
-                out_t[y0:y1, x0:x1].copy_(q[0] if grey else q.permute(1, 2, 0))
+        found.extend((y0, y1, xa, xb) for xa, xb in _runs(hot_px))
+    windows.extend(found)
+    if not found:
+        return out
+    boxes = np.array(found, np.int64)
+    mask_arg = np.zeros((1, 1), np.float32) if m is None else np.ascontiguousarray(m, np.float32)
+    out3, base3, guide3 = (a[..., None] if a.ndim == 2 else a for a in (out, base, guide))
+
+    def run(i0: int, i1: int) -> None:
+        kernels.guided_windows(out3, base3, guide3, mask_arg, m is not None, cols, ry0, ry1, wy, boxes[i0:i1],
+                               c, cg)
+
+    kernels.split(run, len(found), (boxes[:, 1] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 2]))
     return out

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from core.errors import ImageError
+from core.fullres import kernels
 
 # Artworks are between MIN_SIDE and MAX_SIDE pixels on their long side, any aspect ratio. 4096 keeps a
 # three-stage project (float32 working copies) within the app's memory budget; the image loader refuses larger
@@ -238,34 +239,23 @@ def _bin_overlap(n: int, r: int, offset: int, length: int) -> np.ndarray:
     return np.clip(np.minimum(end, offset + length) - np.maximum(start, offset), 0, None)
 
 
-def _bin_sums(x: np.ndarray, offset: int, n: int, r: int) -> np.ndarray:
-    """Sums of x over the r bins of n samples along its first axis, x holding samples offset..offset+len (the
-    rest 0).
-    Sums between consecutive bin edges, then each bin from their running total (bins overlap by a sample where
-    n / r is not whole). int32: for 8-bit values and sides up to MAX_SIDE, a bin row's total over the artwork's
-    width (at most 33 x 4096 x 255) stays far below 2^31."""
-    length = x.shape[0]
-    start, end = _bins(n, r)
-    s, e = np.clip(start - offset, 0, length), np.clip(end - offset, 0, length)
-    points = np.unique(np.concatenate([s, e, [0, length]]))
-    # Slice sums (the axis first: long inner loops): ~20x faster than np.add.reduceat on uint8 rows (measured).
-    seg = np.stack([x[p:q].sum(0, dtype=np.int32) for p, q in zip(points[:-1], points[1:])])
-    total = np.concatenate([np.zeros((1, *seg.shape[1:]), np.int32), np.cumsum(seg, axis=0, dtype=np.int32)])
-    return total[np.searchsorted(points, e)] - total[np.searchsorted(points, s)]
-
-
 def bin_sums_u8(part: np.ndarray, box: tuple[int, int, int, int], pm: ProxyMap) -> np.ndarray:
     """The sums of a uint8 block (h, w) or (h, w, C) (the artwork's pixels in `box`) over each proxy pixel's bin
-    of the padded square: int64 (C, R, R)."""
+    of the padded square: int64 (C, R, R). One compiled pass over the block (kernels.bin_sums), its row bins
+    split over the cores."""
     if pm.side > MAX_SIDE:
         raise ValueError(f"bin_sums_u8 works up to {MAX_SIDE} px (int32 sums)")
     h, w = part.shape[:2]
-    c = 1 if part.ndim == 2 else part.shape[2]
-    # Rows first on (h, w * C) (a view when the block is contiguous): long inner loops.
-    rows = _bin_sums(part.reshape(h, w * c), pm.top + box[0], pm.side, pm.resolution)  # (R, w * C)
-    cols = np.ascontiguousarray(rows.reshape(-1, w, c).transpose(1, 0, 2))  # (w, R, C): small
-    both = _bin_sums(cols, pm.left + box[2], pm.side, pm.resolution)  # (R cols, R rows, C)
-    return np.ascontiguousarray(both.transpose(2, 1, 0)).astype(np.int64)  # (C, R, R)
+    block = part[..., None] if part.ndim == 2 else part
+    r = pm.resolution
+    start, end = _bins(pm.side, r)
+    # Each bin's rows and columns within the block (empty where the bin lies outside it).
+    y0, x0 = pm.top + box[0], pm.left + box[2]
+    row_lo, row_hi = np.clip(start - y0, 0, h), np.clip(end - y0, 0, h)
+    col_lo, col_hi = np.clip(start - x0, 0, w), np.clip(end - x0, 0, w)
+    parts = kernels.split(lambda b0, b1: kernels.bin_sums(block, row_lo, row_hi, col_lo, col_hi, b0, b1), r,
+                          (row_hi - row_lo) * w)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
 
 def from_proxy(proxy: torch.Tensor, pm: ProxyMap, mode: str = "bicubic", clamp: bool = True) -> torch.Tensor:

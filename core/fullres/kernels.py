@@ -1,0 +1,233 @@
+"""Compiled inner loops of the full-resolution composite (numba), and the row split that runs them on the cores.
+
+The composite after a proxy update touches every pixel of a 2048 x 1536 (up to 4096 x 3072) stage a few times:
+the guided transfer of the change, the per-region colour histograms of a clean flat and the flat's colour lookup.
+As numpy/torch array passes each of them walks the image many times (one pass per map, per channel, per
+temporary); here each is one pass, with the temporaries in registers. Measured in
+benchmarks/bench_app_fullres.py (see the README's full-resolution benchmarks).
+
+The kernels release the GIL (nogil): `split` runs one per core on a small thread pool of plain threads (no
+OpenMP team: on a loaded machine a busy-waiting team stalls, a blocked thread does not), and several threads of
+the app (the engine, the fill worker) may call them at once. Compiled code is cached on disk (cache=True), so
+only the first run on a machine pays the compile (about a second per kernel).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from numba import njit
+
+MIN_PIXELS_PER_TASK = 1 << 17  # a part below this many pixels costs more in hand-over than it saves
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+WORKERS = min(4, _cores())
+_pool: ThreadPoolExecutor | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=WORKERS - 1, thread_name_prefix="artflow-kernel")
+    return _pool
+
+
+def split(run: Callable[[int, int], object], n: int, weights: np.ndarray) -> list:
+    """run(i0, i1) over [0, n) cut into one part per core of about equal weight (`weights`: the pixels of each
+    of the n items), the parts on the pool and the last on this thread; returns their results in order. `run`
+    must be a GIL-free kernel writing disjoint pixels."""
+    total = np.cumsum(weights, dtype=np.float64)
+    parts = int(min(WORKERS, n, max(1, (total[-1] if n else 0) // MIN_PIXELS_PER_TASK)))
+    if parts <= 1:
+        return [run(0, n)]
+    cuts = [0, *np.searchsorted(total, total[-1] * np.arange(1, parts) / parts).tolist(), n]
+    cuts = sorted(set(cuts))
+    futures = [_executor().submit(run, a, b) for a, b in zip(cuts[:-2], cuts[1:-1])]
+    last = run(cuts[-2], cuts[-1])
+    return [f.result() for f in futures] + [last]
+
+
+def split_rows(run: Callable[[int, int], object], rows: int, width: int) -> list:
+    """split() over the rows of an image `width` pixels wide."""
+    return split(run, rows, np.full(rows, width, np.float64))
+
+
+@njit(nogil=True, cache=True)
+def guided_windows(out, base, guide, mask, has_mask, maps, ry0, ry1, wy, windows, c, cg):  # pragma: no cover
+    """core.fullres.guided.apply_change's full-resolution step over `windows` (n, 4) int64 rows (y0, y1, x0, x1):
+    out[y, x, ch] = round(base + mask * (B + sum_g A_g * guide_g)) clamped to 0..255, where each coefficient is
+    the bilinear blend (weight wy[y]) of proxy rows ry0[y] and ry1[y] of `maps` (c * cg + c, R, W) float32
+    (A for channel ch and guide channel g at ch * cg + g, then B per channel), already upsampled along the
+    columns. Images (H, W, C) uint8 views; mask (H, W) float32 (read only when has_mask).
+    Row by row, every step a loop over contiguous float rows (the interleaved 8-bit channels are split once per
+    row): LLVM vectorises them, ~4x faster than the same arithmetic pixel by pixel."""
+    na = c * cg
+    width = maps.shape[2]
+    rows = np.empty((maps.shape[0], width), np.float32)  # the maps blended for this artwork row
+    planes = np.empty((cg, width), np.float32)  # the guide's channels, split
+    acc = np.empty(width, np.float32)
+    for i in range(windows.shape[0]):
+        y0, y1, x0, x1 = windows[i, 0], windows[i, 1], windows[i, 2], windows[i, 3]
+        n = x1 - x0
+        for y in range(y0, y1):
+            k0, k1, t = ry0[y], ry1[y], wy[y]
+            for m in range(maps.shape[0]):
+                lo, hi, row = maps[m, k0, x0:x1], maps[m, k1, x0:x1], rows[m]
+                for x in range(n):
+                    row[x] = lo[x] + t * (hi[x] - lo[x])
+            g_row = guide[y, x0:x1]
+            for g in range(cg):
+                for x in range(n):
+                    planes[g, x] = g_row[x, g]
+            b_row, o_row = base[y, x0:x1], out[y, x0:x1]
+            for ch in range(c):
+                acc[:n] = rows[na + ch, :n]
+                for g in range(cg):
+                    a_row, plane = rows[ch * cg + g], planes[g]
+                    for x in range(n):
+                        acc[x] += a_row[x] * plane[x]
+                if has_mask:
+                    m_row = mask[y, x0:x1]
+                    for x in range(n):
+                        acc[x] *= m_row[x]
+                for x in range(n):
+                    o_row[x, ch] = np.uint8(min(max(np.rint(acc[x] + b_row[x, ch]), 0.0), 255.0))
+
+
+@njit(nogil=True, cache=True)
+def region_histograms(labels, sel, has_sel, levels, count, r0, r1):  # pragma: no cover
+    """Per-region histograms of 8-bit levels over rows r0..r1: (C, count + 1, 256) int64, row l for label l.
+    labels (H, W) int; levels (H, W, C) uint8; only pixels where sel (H, W) bool is True count (when has_sel)."""
+    nc = levels.shape[2]
+    hists = np.zeros((nc, count + 1, 256), np.int64)
+    for y in range(r0, r1):
+        for x in range(labels.shape[1]):
+            if has_sel and not sel[y, x]:
+                continue
+            lab = labels[y, x]
+            for ch in range(nc):
+                hists[ch, lab, levels[y, x, ch]] += 1
+    return hists
+
+
+@njit(nogil=True, cache=True)
+def lookup_rows(out, table, labels, r0, r1):  # pragma: no cover
+    """out[y, x, :] = table[labels[y, x], :] for rows r0..r1 (out (h, w, C) uint8, table (n, C) uint8)."""
+    for y in range(r0, r1):
+        for x in range(labels.shape[1]):
+            lab = labels[y, x]
+            for ch in range(table.shape[1]):
+                out[y, x, ch] = table[lab, ch]
+
+
+@njit(nogil=True, cache=True)
+def bin_sums(part, row_lo, row_hi, col_lo, col_hi, b0, b1):  # pragma: no cover
+    """Sums of a uint8 block `part` (h, w, C) over bins: for row bins b0..b1 and every column bin j, the pixels
+    of rows row_lo[b]..row_hi[b] and columns col_lo[j]..col_hi[j] (bins may overlap or be empty). Returns
+    int64 (C, b1 - b0, number of column bins). Each bin's rows are summed once per column (int32: a bin row of
+    at most 33 rows of 8-bit values), then the columns of each bin."""
+    w, nc = part.shape[1], part.shape[2]
+    nb = col_lo.shape[0]
+    out = np.zeros((nc, b1 - b0, nb), np.int64)
+    column = np.empty((w, nc), np.int32)
+    for b in range(b0, b1):
+        column[:] = 0
+        for y in range(row_lo[b], row_hi[b]):
+            row = part[y]
+            for x in range(w):
+                for ch in range(nc):
+                    column[x, ch] += row[x, ch]
+        for j in range(nb):
+            for x in range(col_lo[j], col_hi[j]):
+                for ch in range(nc):
+                    out[ch, b - b0, j] += column[x, ch]
+    return out
+
+
+@njit(nogil=True, cache=True)
+def _box_mean(x, r):  # pragma: no cover
+    """Mean of a 2-D float64 map over (2r+1)^2 windows cut at the border (no padding counted): separable, each
+    axis by running sums (a window's sum is the difference of two)."""
+    h, w = x.shape
+    rows = np.empty((h, w))
+    run = np.empty(max(h, w) + 1)
+    for y in range(h):
+        run[0] = 0.0
+        for i in range(w):
+            run[i + 1] = run[i] + x[y, i]
+        for i in range(w):
+            lo, hi = max(0, i - r), min(w, i + r + 1)
+            rows[y, i] = (run[hi] - run[lo]) / (hi - lo)
+    out = np.empty((h, w))
+    for c in range(w):
+        run[0] = 0.0
+        for i in range(h):
+            run[i + 1] = run[i] + rows[i, c]
+        for i in range(h):
+            lo, hi = max(0, i - r), min(h, i + r + 1)
+            out[i, c] = (run[hi] - run[lo]) / (hi - lo)
+    return out
+
+
+@njit(nogil=True, cache=True)
+def guided_fit(guide, src, r, eps):  # pragma: no cover
+    """core.fullres.guided.guided_coefficients on float64 arrays: guide (Cg, h, w) with Cg 1 or 3, src (C, h, w).
+    Returns A (C, Cg, h, w) and B (C, h, w), each already averaged over the windows covering a pixel. A colour
+    guide solves its 3 x 3 system per pixel by the inverse of the (symmetric, eps-regularised) covariance."""
+    cg, c = guide.shape[0], src.shape[0]
+    h, w = guide.shape[1], guide.shape[2]
+    mean_i = np.empty((cg, h, w))
+    for g in range(cg):
+        mean_i[g] = _box_mean(guide[g], r)
+    mean_p = np.empty((c, h, w))
+    cov = np.empty((c, cg, h, w))
+    for ch in range(c):
+        mean_p[ch] = _box_mean(src[ch], r)
+        for g in range(cg):
+            cov[ch, g] = _box_mean(src[ch] * guide[g], r) - mean_p[ch] * mean_i[g]
+    a = np.empty((c, cg, h, w))
+    if cg == 1:
+        var = _box_mean(guide[0] * guide[0], r) - mean_i[0] * mean_i[0]
+        for ch in range(c):
+            a[ch, 0] = cov[ch, 0] / (var + eps)
+    else:
+        s = np.empty((3, 3, h, w))
+        for i in range(3):
+            for j in range(i, 3):
+                s[i, j] = _box_mean(guide[i] * guide[j], r) - mean_i[i] * mean_i[j]
+                if i == j:
+                    s[i, j] += eps
+                else:
+                    s[j, i] = s[i, j]
+        for y in range(h):
+            for x in range(w):
+                s00, s01, s02 = s[0, 0, y, x], s[0, 1, y, x], s[0, 2, y, x]
+                s11, s12, s22 = s[1, 1, y, x], s[1, 2, y, x], s[2, 2, y, x]
+                # The inverse of a symmetric 3 x 3 matrix by its cofactors.
+                i00, i01, i02 = s11 * s22 - s12 * s12, s02 * s12 - s01 * s22, s01 * s12 - s02 * s11
+                i11, i12, i22 = s00 * s22 - s02 * s02, s01 * s02 - s00 * s12, s00 * s11 - s01 * s01
+                det = s00 * i00 + s01 * i01 + s02 * i02
+                for ch in range(c):
+                    v0, v1, v2 = cov[ch, 0, y, x], cov[ch, 1, y, x], cov[ch, 2, y, x]
+                    a[ch, 0, y, x] = (i00 * v0 + i01 * v1 + i02 * v2) / det
+                    a[ch, 1, y, x] = (i01 * v0 + i11 * v1 + i12 * v2) / det
+                    a[ch, 2, y, x] = (i02 * v0 + i12 * v1 + i22 * v2) / det
+    a_mean = np.empty((c, cg, h, w), np.float32)
+    b_mean = np.empty((c, h, w), np.float32)
+    for ch in range(c):
+        b = mean_p[ch].copy()
+        for g in range(cg):
+            b -= a[ch, g] * mean_i[g]
+            a_mean[ch, g] = _box_mean(a[ch, g], r)
+        b_mean[ch] = _box_mean(b, r)
+    return a_mean, b_mean
