@@ -46,6 +46,7 @@ from PySide6.QtCore import QThread, Signal
 
 from core.config import WorkflowConfig
 from core.errors import ArtflowError
+from core.fullres import kernels
 from core.fullres.artwork import RGBA, ArtworkSnapshot, LayeredArtwork, to_u8
 from core.latent_prior import LatentPrior
 from core.perceptual import PerceptualKind
@@ -471,6 +472,9 @@ class EngineThread(QThread):
         session.start_from(torch.ones(session.config.stages[0].channels, res, res))
         self.session = session
         self.art = LayeredArtwork.of_session(session)
+        # Here, once per process, while the window waits for the model anyway: the full-resolution passes
+        # compiled (a fresh machine) or loaded from numba's disk cache, not in the middle of a first edit.
+        kernels.warm_up()
         priors = tuple(copy.deepcopy(p).cpu() for p in session.model.latent_priors)
         info = ModelInfo(str(req.path), session.config, device_label(session.device), session.perceptual_kind,
                          priors)

@@ -231,3 +231,109 @@ def guided_fit(guide, src, r, eps):  # pragma: no cover
             a_mean[ch, g] = _box_mean(a[ch, g], r)
         b_mean[ch] = _box_mean(b, r)
     return a_mean, b_mean
+
+
+@njit(cache=True)
+def _root(parent, i):  # pragma: no cover
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]  # path halving
+        i = parent[i]
+    return i
+
+
+@njit(nogil=True, cache=True)
+def label4(mask):  # pragma: no cover
+    """scipy.ndimage.label(mask) with 4-connectivity, numbered alike (components in the raster order of their
+    first pixel): (labels (H, W) int32, count). By runs: each row's runs of True are joined (union-find) with
+    the runs of the row above that share a column, then every run is written with its component's number."""
+    h, w = mask.shape
+    cap = 1024
+    start = np.empty(cap, np.int64)
+    stop = np.empty(cap, np.int64)
+    row_first = np.zeros(h + 1, np.int64)  # runs of row y: row_first[y]..row_first[y + 1]
+    n = 0
+    for y in range(h):
+        row_first[y] = n
+        x = 0
+        while x < w:
+            if mask[y, x]:
+                x0 = x
+                while x < w and mask[y, x]:
+                    x += 1
+                if n == cap:
+                    cap *= 2
+                    start2, stop2 = np.empty(cap, np.int64), np.empty(cap, np.int64)
+                    start2[:n], stop2[:n] = start[:n], stop[:n]
+                    start, stop = start2, stop2
+                start[n], stop[n] = x0, x
+                n += 1
+            else:
+                x += 1
+    row_first[h] = n
+    parent = np.arange(n)
+    for y in range(1, h):
+        i, i_end = row_first[y - 1], row_first[y]
+        j, j_end = row_first[y], row_first[y + 1]
+        while i < i_end and j < j_end:  # runs of the two rows that overlap in a column are joined
+            if start[i] < stop[j] and start[j] < stop[i]:
+                a, b = _root(parent, i), _root(parent, j)
+                if a != b:
+                    if a < b:
+                        parent[b] = a
+                    else:
+                        parent[a] = b
+            if stop[i] < stop[j]:
+                i += 1
+            else:
+                j += 1
+    labels = np.zeros((h, w), np.int32)
+    number = np.zeros(n, np.int32)  # per root: its label, given in the order roots are first met
+    count = 0
+    for y in range(h):
+        for k in range(row_first[y], row_first[y + 1]):
+            r = _root(parent, k)
+            if number[r] == 0:
+                count += 1
+                number[r] = count
+            lab = number[r]
+            for x in range(start[k], stop[k]):
+                labels[y, x] = lab
+    return labels, count
+
+
+_warm = False
+
+
+def warm_up() -> None:
+    """Compiles (or loads from the disk cache) every kernel for the array layouts the composite passes, on tiny
+    arrays, so that an artist's first edit does not wait for the compiler (about a second per kernel and layout
+    on a fresh machine; milliseconds once cached). Once per process."""
+    global _warm
+    if _warm:
+        return
+    img = np.zeros((4, 6, 3), np.uint8)
+    view = np.zeros((3, 4, 6), np.uint8).transpose(1, 2, 0)  # a strided (H, W, C) view, e.g. of a (C, H, W) tensor
+    grey = np.zeros((4, 6), np.uint8)[..., None]
+    maps = np.zeros((12, 2, 6), np.float32)
+    taps, weights = np.zeros(4, np.int64), np.zeros(4, np.float32)
+    boxes = np.array([[0, 4, 0, 6]], np.int64)
+    for out, c, cg in ((img.copy(), 3, 3), (grey.copy(), 1, 1), (img.copy(), 3, 1)):
+        guide = img if cg == 3 else grey
+        guided_windows(out, out, guide, np.zeros((4, 6), np.float32), True, maps[:c * cg + c], taps, taps, weights,
+                       boxes, c, cg)
+    labels = np.ones((4, 6), np.int32)
+    for levels in (img, view, grey):
+        region_histograms(labels, np.ones((4, 6), bool), True, levels, 1, 0, 4)
+    table = np.zeros((2, 3), np.uint8)
+    for lab in (labels, labels[1:, 1:]):
+        lookup_rows(np.zeros((*lab.shape, 3), np.uint8), table, lab, 0, lab.shape[0])
+    edges = np.array([0, 2], np.int64)
+    for block in (img, img[1:, 1:], grey, grey[1:, 1:]):
+        bin_sums(block, edges, edges + 1, edges, edges + 1, 0, 2)
+    mask = np.ones((4, 6), bool)
+    for m in (mask, mask[1:, 1:]):
+        label4(m)
+    for cg in (1, 3):
+        guided_fit(np.zeros((cg, 4, 4)), np.zeros((3, 4, 4)), 1, 1e-2)
+        guided_fit(np.zeros((cg, 4, 4)), np.zeros((1, 4, 4)), 1, 1e-2)
+    _warm = True

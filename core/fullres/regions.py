@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from core.fullres.kernels import label4
+
 CLOSE_GAP = 2  # pixels: closes gaps up to 4 px wide, like a fill tool's default "close gap"
 LINE_LEVEL = 0.0  # a pixel darker than mid-grey is line
 SOLID_FACTOR = 2.5  # a line pixel deeper inside the ink than this many stroke half-widths is a filled shape
@@ -367,10 +369,11 @@ def _solid(depth2: np.ndarray, line: np.ndarray, cut: float) -> np.ndarray:
 
 def _label(own0: np.ndarray, solid: np.ndarray) -> tuple[np.ndarray, int]:
     """Labels of the region cores (4-connected), then of the solid shapes (numbered after them)."""
-    labels, count = ndimage.label(own0, structure=FOUR)
+    # kernels.label4: ndimage.label's numbering at ~2-4x its speed (the one pass over the whole image per update)
+    labels, count = label4(own0)
     if solid.any():
         box = _grown_box(solid, 0)  # labelled in its box: no full-size label arrays
-        solid_labels, n_solid = ndimage.label(solid[box], structure=FOUR)
+        solid_labels, n_solid = label4(solid[box])
         labels[box] = np.where(solid_labels > 0, solid_labels + count, labels[box])
         count += n_solid
     return labels.astype(np.int32, copy=False), int(count)

@@ -87,3 +87,22 @@ def test_bin_sums_split_over_cores_match_proxy_with(workers, w, h, r):
     new[100:300, 50:400] = 255 - new[100:300, 50:400]
     torch.testing.assert_close(proxy_delta_u8(new, img, (100, 300, 50, 400), pm),
                                proxy_of_u8(new, pm) - proxy_of_u8(img, pm), atol=1e-5, rtol=0)
+
+
+def test_label4_numbers_components_like_scipy():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(11)
+    four = ndimage.generate_binary_structure(2, 1)
+    masks = [rng.random(rng.integers(1, 50, 2)) < rng.random() for _ in range(150)]
+    big = np.zeros((H, W), bool)
+    for _ in range(60):  # rings, bars and blobs: splits, holes, components met late in the raster order
+        y, x, r = rng.integers(0, H), rng.integers(0, W), rng.integers(3, 60)
+        yy, xx = np.ogrid[:H, :W]
+        big ^= (yy - y) ** 2 + (xx - x) ** 2 < r * r
+    masks += [big, big[::-1], big.T, big[5:, 7:], np.zeros((3, 4), bool), np.ones((3, 4), bool)]
+    for m in masks:
+        expected, n = ndimage.label(m, structure=four)
+        got, count = kernels.label4(m)
+        assert count == n and np.array_equal(got, expected)
+        assert got.dtype == np.int32
