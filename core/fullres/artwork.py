@@ -385,6 +385,11 @@ class LayeredArtwork:
         self._regions[k] = (base, layer, region_map)
         return region_map.regions
 
+    def cached_region_map(self, k: int) -> RegionMap | None:
+        """The region map of stage k kept for its current base and layer (None: the next use finds it)."""
+        hit = self._regions.get(k)
+        return hit[2] if hit is not None and hit[0] is self.bases[k] and hit[1] is self.layers[k] else None
+
     def pin_target(self) -> None:
         """The last stage's base is the opened artwork itself (after a refinement: the artist's pixels stay)."""
         if self.target is not None and not self.identity:

@@ -43,6 +43,7 @@ def region_medians(labels: np.ndarray, count: int, colours: torch.Tensor | np.nd
         a = colours.detach().float().cpu().clamp(-1, 1)
         q = ((a + 1) * 127.5).round().to(torch.uint8).numpy()  # (C, H, W)
     levels = np.moveaxis(q, 0, 2)  # (H, W, C), a view
+    labels = labels.astype(np.int32, copy=False)
     h, w = labels.shape
 
     def histograms(sel: np.ndarray | None) -> np.ndarray:
@@ -99,7 +100,7 @@ def clean_flat_u8(regions: Regions, colours: np.ndarray, lines: str = "split", l
         raise ValueError(f"lines must be one of {', '.join(LINE_POLICIES)}, got {lines!r}")
     table = region_medians(regions.labels, regions.count, colours, regions.own)
     ix = np.s_[:, :] if box is None else np.s_[box[0]:box[1], box[2]:box[3]]
-    labels = regions.labels[ix]
+    labels = regions.labels[ix].astype(np.int32, copy=False)
     flat = np.empty((*labels.shape, table.shape[1]), np.uint8)
     split_rows(lambda r0, r1: lookup_rows(flat, table, labels, r0, r1), labels.shape[0], labels.shape[1])
     if lines == "ink":

@@ -1,25 +1,67 @@
 """Compiled inner loops of the full-resolution composite (numba), and the row split that runs them on the cores.
 
 The composite after a proxy update touches every pixel of a 2048 x 1536 (up to 4096 x 3072) stage a few times:
-the guided transfer of the change, the per-region colour histograms of a clean flat and the flat's colour lookup.
-As numpy/torch array passes each of them walks the image many times (one pass per map, per channel, per
-temporary); here each is one pass, with the temporaries in registers. Measured in
-benchmarks/bench_app_fullres.py (see the README's full-resolution benchmarks).
+the guided transfer of the change, the proxy's bin sums, the line art's regions (labelling), the per-region colour
+histograms of a clean flat and the flat's colour lookup. As numpy/torch array passes each of them walks the image
+many times (one pass per map, per channel, per temporary); here each is one pass, with the temporaries in
+registers. The guided filter's fit at the proxy's size is one kernel too (it was a few hundred small tensor
+operations). Measured in benchmarks/bench_app_fullres.py (see the README's full-resolution benchmarks).
 
 The kernels release the GIL (nogil): `split` runs one per core on a small thread pool of plain threads (no
 OpenMP team: on a loaded machine a busy-waiting team stalls, a blocked thread does not), and several threads of
-the app (the engine, the fill worker) may call them at once. Compiled code is cached on disk (cache=True), so
-only the first run on a machine pays the compile (about a second per kernel).
+the app (the engine, the fill worker) may call them at once. Each kernel is compiled on first use (or by
+warm_up, which the engine calls when it loads a model) and cached on disk (cache=True), so only the first run on
+a machine pays the compile (about a second per kernel).
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+
+# Explicit signatures: every array is typed with any layout ('A') and read-only where the kernel only reads it,
+# so views, frozen (read-only) arrays and fresh ones all run the same compiled code (each combination would
+# otherwise be compiled on its first call: ~1 s each, in the middle of an edit).
+
+
+def _in(dtype, ndim: int, layout: str = "A"):
+    return types.Array(dtype, ndim, layout, readonly=True)
+
+
+def _out(dtype, ndim: int, layout: str = "A"):
+    return types.Array(dtype, ndim, layout)
+
+
+_I64 = _in(types.int64, 1)
+_compile_lock = threading.Lock()
+
+
+class _Kernel:
+    """A kernel compiled for its one signature on first use (or by warm_up), not at import: a fresh machine
+    compiles in about a second per kernel, later runs load numba's disk cache (cache=True) in milliseconds."""
+
+    def __init__(self, signature, fn) -> None:
+        self.signature, self.py_func, self._compiled = signature, fn, None
+        self.__doc__, self.__name__ = fn.__doc__, fn.__name__
+
+    def compiled(self):
+        if self._compiled is None:
+            with _compile_lock:
+                if self._compiled is None:
+                    self._compiled = njit(self.signature, nogil=True, cache=True)(self.py_func)
+        return self._compiled
+
+    def __call__(self, *args):
+        return self.compiled()(*args)
+
+
+def _kernel(signature):
+    return lambda fn: _Kernel(signature, fn)
 
 MIN_PIXELS_PER_TASK = 1 << 17  # a part below this many pixels costs more in hand-over than it saves
 
@@ -62,7 +104,9 @@ def split_rows(run: Callable[[int, int], object], rows: int, width: int) -> list
     return split(run, rows, np.full(rows, width, np.float64))
 
 
-@njit(nogil=True, cache=True)
+@_kernel(types.void(_out(types.uint8, 3), _in(types.uint8, 3), _in(types.uint8, 3), _in(types.float32, 2),
+                    types.boolean, _in(types.float32, 3, "C"), _I64, _I64, _in(types.float32, 1),
+                    _in(types.int64, 2), types.int64, types.int64))
 def guided_windows(out, base, guide, mask, has_mask, maps, ry0, ry1, wy, windows, c, cg):  # pragma: no cover
     """core.fullres.guided.apply_change's full-resolution step over `windows` (n, 4) int64 rows (y0, y1, x0, x1):
     out[y, x, ch] = round(base + mask * (B + sum_g A_g * guide_g)) clamped to 0..255, where each coefficient is
@@ -104,7 +148,8 @@ def guided_windows(out, base, guide, mask, has_mask, maps, ry0, ry1, wy, windows
                     o_row[x, ch] = np.uint8(min(max(np.rint(acc[x] + b_row[x, ch]), 0.0), 255.0))
 
 
-@njit(nogil=True, cache=True)
+@_kernel(_out(types.int64, 3, "C")(_in(types.int32, 2), _in(types.boolean, 2), types.boolean, _in(types.uint8, 3),
+                                 types.int64, types.int64, types.int64))
 def region_histograms(labels, sel, has_sel, levels, count, r0, r1):  # pragma: no cover
     """Per-region histograms of 8-bit levels over rows r0..r1: (C, count + 1, 256) int64, row l for label l.
     labels (H, W) int; levels (H, W, C) uint8; only pixels where sel (H, W) bool is True count (when has_sel)."""
@@ -120,7 +165,7 @@ def region_histograms(labels, sel, has_sel, levels, count, r0, r1):  # pragma: n
     return hists
 
 
-@njit(nogil=True, cache=True)
+@_kernel(types.void(_out(types.uint8, 3), _in(types.uint8, 2), _in(types.int32, 2), types.int64, types.int64))
 def lookup_rows(out, table, labels, r0, r1):  # pragma: no cover
     """out[y, x, :] = table[labels[y, x], :] for rows r0..r1 (out (h, w, C) uint8, table (n, C) uint8)."""
     for y in range(r0, r1):
@@ -130,7 +175,7 @@ def lookup_rows(out, table, labels, r0, r1):  # pragma: no cover
                 out[y, x, ch] = table[lab, ch]
 
 
-@njit(nogil=True, cache=True)
+@_kernel(_out(types.int64, 3, "C")(_in(types.uint8, 3), _I64, _I64, _I64, _I64, types.int64, types.int64))
 def bin_sums(part, row_lo, row_hi, col_lo, col_hi, b0, b1):  # pragma: no cover
     """Sums of a uint8 block `part` (h, w, C) over bins: for row bins b0..b1 and every column bin j, the pixels
     of rows row_lo[b]..row_hi[b] and columns col_lo[j]..col_hi[j] (bins may overlap or be empty). Returns
@@ -179,7 +224,8 @@ def _box_mean(x, r):  # pragma: no cover
     return out
 
 
-@njit(nogil=True, cache=True)
+@_kernel(types.Tuple((_out(types.float32, 4, "C"), _out(types.float32, 3, "C")))(
+    _in(types.float64, 3), _in(types.float64, 3), types.int64, types.float64))
 def guided_fit(guide, src, r, eps):  # pragma: no cover
     """core.fullres.guided.guided_coefficients on float64 arrays: guide (Cg, h, w) with Cg 1 or 3, src (C, h, w).
     Returns A (C, Cg, h, w) and B (C, h, w), each already averaged over the windows covering a pixel. A colour
@@ -241,7 +287,7 @@ def _root(parent, i):  # pragma: no cover
     return i
 
 
-@njit(nogil=True, cache=True)
+@_kernel(types.Tuple((_out(types.int32, 2, "C"), types.int64))(_in(types.boolean, 2)))
 def label4(mask):  # pragma: no cover
     """scipy.ndimage.label(mask) with 4-connectivity, numbered alike (components in the raster order of their
     first pixel): (labels (H, W) int32, count). By runs: each row's runs of True are joined (union-find) with
@@ -301,39 +347,9 @@ def label4(mask):  # pragma: no cover
     return labels, count
 
 
-_warm = False
-
 
 def warm_up() -> None:
-    """Compiles (or loads from the disk cache) every kernel for the array layouts the composite passes, on tiny
-    arrays, so that an artist's first edit does not wait for the compiler (about a second per kernel and layout
-    on a fresh machine; milliseconds once cached). Once per process."""
-    global _warm
-    if _warm:
-        return
-    img = np.zeros((4, 6, 3), np.uint8)
-    view = np.zeros((3, 4, 6), np.uint8).transpose(1, 2, 0)  # a strided (H, W, C) view, e.g. of a (C, H, W) tensor
-    grey = np.zeros((4, 6), np.uint8)[..., None]
-    maps = np.zeros((12, 2, 6), np.float32)
-    taps, weights = np.zeros(4, np.int64), np.zeros(4, np.float32)
-    boxes = np.array([[0, 4, 0, 6]], np.int64)
-    for out, c, cg in ((img.copy(), 3, 3), (grey.copy(), 1, 1), (img.copy(), 3, 1)):
-        guide = img if cg == 3 else grey
-        guided_windows(out, out, guide, np.zeros((4, 6), np.float32), True, maps[:c * cg + c], taps, taps, weights,
-                       boxes, c, cg)
-    labels = np.ones((4, 6), np.int32)
-    for levels in (img, view, grey):
-        region_histograms(labels, np.ones((4, 6), bool), True, levels, 1, 0, 4)
-    table = np.zeros((2, 3), np.uint8)
-    for lab in (labels, labels[1:, 1:]):
-        lookup_rows(np.zeros((*lab.shape, 3), np.uint8), table, lab, 0, lab.shape[0])
-    edges = np.array([0, 2], np.int64)
-    for block in (img, img[1:, 1:], grey, grey[1:, 1:]):
-        bin_sums(block, edges, edges + 1, edges, edges + 1, 0, 2)
-    mask = np.ones((4, 6), bool)
-    for m in (mask, mask[1:, 1:]):
-        label4(m)
-    for cg in (1, 3):
-        guided_fit(np.zeros((cg, 4, 4)), np.zeros((3, 4, 4)), 1, 1e-2)
-        guided_fit(np.zeros((cg, 4, 4)), np.zeros((1, 4, 4)), 1, 1e-2)
-    _warm = True
+    """Compiles every kernel (a fresh machine: ~1 s each) or loads it from numba's disk cache (milliseconds), so
+    that an artist's first edit does not wait for the compiler."""
+    for kernel in (guided_windows, region_histograms, lookup_rows, bin_sums, guided_fit, label4):
+        kernel.compiled()

@@ -203,3 +203,27 @@ def test_an_engine_bug_is_a_message_and_a_traceback_only_when_debugging(qtbot, t
             engine.submit(Regenerate(0))
     finally:
         engine.stop()
+
+
+def test_an_opened_artworks_line_art_regions_are_found_while_the_engine_is_idle(qtbot, engine):
+    from app.engine_worker import LoadArtwork
+    from core.fullres.kinds import stage_kinds
+
+    kinds = stage_kinds(engine.session.config.stages)
+    line = kinds.index("line")
+    image = torch.ones(3, 48, 80)
+    image[:, 10:14, 5:70] = -1  # a dark bar: some line art to find regions in
+    with qtbot.waitSignal(engine.resultReady, timeout=20000):
+        engine.submit(LoadArtwork(image=image))
+    qtbot.waitUntil(engine.is_idle, timeout=20000)
+    art = engine.art
+    assert not art.identity
+    ready = art.cached_region_map(line)
+    assert ready is not None and ready.how == "built"
+    # The first stroke on the line art updates that map around the stroke instead of finding the regions again.
+    layer = torch.zeros(48, 80, 4, dtype=torch.uint8).numpy()
+    layer[30:33, 10:40] = (0, 0, 0, 255)
+    with qtbot.waitSignal(engine.resultReady, timeout=20000):
+        engine.submit(ApplyEdits(layers={line: layer}))
+    qtbot.waitUntil(engine.is_idle, timeout=20000)
+    assert art.cached_region_map(line).how == "updated"
