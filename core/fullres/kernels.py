@@ -200,27 +200,29 @@ def bin_sums(part, row_lo, row_hi, col_lo, col_hi, b0, b1):  # pragma: no cover
 
 
 @njit(nogil=True, cache=True)
+def _window_means(values, out, run, r):  # pragma: no cover
+    """out[i] = the mean of values[i - r..i + r] cut at the ends, by a running sum (run: scratch, len + 1)."""
+    n = values.shape[0]
+    run[0] = 0.0
+    for i in range(n):
+        run[i + 1] = run[i] + values[i]
+    for i in range(n):
+        lo, hi = max(0, i - r), min(n, i + r + 1)
+        out[i] = (run[hi] - run[lo]) / (hi - lo)
+
+
+@njit(nogil=True, cache=True)
 def _box_mean(x, r):  # pragma: no cover
-    """Mean of a 2-D float64 map over (2r+1)^2 windows cut at the border (no padding counted): separable, each
-    axis by running sums (a window's sum is the difference of two)."""
+    """Mean of a 2-D float64 map over (2r+1)^2 windows cut at the border (no padding counted): separable (a cut
+    window is a product of two cut intervals)."""
     h, w = x.shape
-    rows = np.empty((h, w))
     run = np.empty(max(h, w) + 1)
+    rows = np.empty((h, w))
     for y in range(h):
-        run[0] = 0.0
-        for i in range(w):
-            run[i + 1] = run[i] + x[y, i]
-        for i in range(w):
-            lo, hi = max(0, i - r), min(w, i + r + 1)
-            rows[y, i] = (run[hi] - run[lo]) / (hi - lo)
+        _window_means(x[y], rows[y], run, r)
     out = np.empty((h, w))
     for c in range(w):
-        run[0] = 0.0
-        for i in range(h):
-            run[i + 1] = run[i] + rows[i, c]
-        for i in range(h):
-            lo, hi = max(0, i - r), min(h, i + r + 1)
-            out[i, c] = (run[hi] - run[lo]) / (hi - lo)
+        _window_means(rows[:, c], out[:, c], run, r)
     return out
 
 
