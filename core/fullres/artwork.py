@@ -285,7 +285,16 @@ class LayeredArtwork:
         """The session's bases after stage `start` changed from `old_bases`: each full-res base follows its
         proxy's change along its own edges; a "flat" stage after a line art at or after `start` is cleaned
         again with that line art as seen (and fed back to the session, later stages regenerated from it).
-        `mask` (H, W): full-res bases change only where it is > 0. Returns the stages whose base changed."""
+        `mask` (H, W): full-res bases change only where it is > 0. Returns the stages whose base changed.
+        All of it with torch on one thread, the model's regeneration included: its tensor operations are small
+        (the per-pixel work runs in core.fullres.kernels on its own threads), and on a loaded 2-core machine a
+        two-thread team stalls on each of them (the regeneration of a 128 px chain measured 1.1 s with two
+        threads, 0.07 s with one, load average 3.7; about 0.04 s with two when idle)."""
+        with single_threaded():
+            return self._follow(session, old_bases, start, mask, proxy_mask, clean_flats, lines)
+
+    def _follow(self, session: Session, old_bases: Sequence[torch.Tensor], start: int, mask: torch.Tensor | None,
+                proxy_mask: torch.Tensor | None, clean_flats: bool, lines: str) -> list[int]:
         n = session.num_stages
         changed = []
         if self.identity:
@@ -324,12 +333,8 @@ class LayeredArtwork:
             self._proxy_follows(j, base, new, windows)
             self.bases[j] = frozen(new)
             changed.append(j)
-            if line is not None and j + 1 < n:
-                # The next stages from the clean flat. One torch thread, like the rest of follow: on a loaded
-                # 2-core machine a two-thread team stalls (this regeneration of a 128 px chain measured 1.1 s
-                # with two threads, 0.07 s with one, load average 3.7; about 0.04 s with two when idle).
-                with single_threaded():
-                    session.set_stage(j, self.base_proxy(j), propagate=True, keep_mask=proxy_mask)
+            if line is not None and j + 1 < n:  # the next stages from the clean flat
+                session.set_stage(j, self.base_proxy(j), propagate=True, keep_mask=proxy_mask)
         return changed
 
     def _proxy_follows(self, k: int, old: np.ndarray, new: np.ndarray,
