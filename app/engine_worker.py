@@ -350,6 +350,7 @@ class EngineThread(QThread):
                     self._running_rid = rid
             if work is not None:
                 self._run_idle_work(work)
+                work = None  # (it holds an artwork: not kept alive while the thread waits)
                 with self._cond:
                     self._idle_running = False
                 continue
@@ -367,6 +368,9 @@ class EngineThread(QThread):
             else:
                 self.resultReady.emit(result)
             finally:
+                # Dropped now, not when the next request replaces them: an answer (an opened project's images)
+                # would otherwise stay alive through the next request's work.
+                request = result = None
                 with self._cond:
                     self._running_rid = 0
                     idle = not self._queue
@@ -466,22 +470,22 @@ class EngineThread(QThread):
         return self._result(rid, req, range(s.num_stages))
 
     def _save_project(self, rid: int, req: SaveProject) -> EngineResult:
-        from core.imageio import uint8_to_tensor
         from core.project import project_from_session, save_project
 
         art = self.art
         if art.identity:
             project = project_from_session(self.session, req.extra)
         else:
+            # The 8-bit images themselves (the bases shared, the stages as seen composited): no float copies.
             n = art.num_stages
-            project = project_from_session(
-                self.session, req.extra, [art.stage_tensor(k) for k in range(n)], list(art.layers),
-                [None if art.layers[k] is None else uint8_to_tensor(art.bases[k]) for k in range(n)])
+            project = project_from_session(self.session, req.extra, [art.stage(k) for k in range(n)],
+                                           list(art.layers), list(art.bases))
         path = save_project(project, req.path)
         return EngineResult(rid, req, None, (), {"path": str(path)})
 
     def _open_project(self, rid: int, req: OpenProject) -> EngineResult:
         from core.fullres.proxy import proxy_with
+        from core.imageio import uint8_to_tensor
         from core.project import apply_project, load_project
 
         s = self.session
@@ -489,20 +493,21 @@ class EngineThread(QThread):
         if project.read_only:
             return EngineResult(rid, req, None, (), {"project": project, "applied": False})
         apply_project(s, project)
-        if project.fullres is None:
+        if project.fullres_u8 is None:
             self.art = LayeredArtwork.of_session(s)
         else:
             pm = project.proxy_map()
             layers = project.fullres_layers or [None] * s.num_stages
-            bases = [project.fullres_bases[k] if layers[k] is not None else project.fullres[k]
+            # The project's 8-bit images become the artwork's (shared, read-only): no float copies.
+            bases = [project.fullres_bases_u8[k] if layers[k] is not None else project.fullres_u8[k]
                      for k in range(s.num_stages)]
             for k in range(s.num_stages):
                 if layers[k] is None and s.layers[k] is not None:
                     # A layer only at the proxy's size (a project edited elsewhere): the full-res stage as seen
                     # holds it already; it becomes the base.
                     s.set_layer(k, None, propagate=False)
-                    s.set_stage(k, proxy_with(project.fullres[k], pm), propagate=False)
-            self.art = LayeredArtwork.from_stages(pm, bases, layers=layers)
+                    s.set_stage(k, proxy_with(uint8_to_tensor(project.fullres_u8[k]), pm), propagate=False)
+            self.art = LayeredArtwork(pm, bases, layers)
             self._set_idle_work(self._prime_regions(self.art))
         return self._result(rid, req, range(s.num_stages), {"project": project, "applied": True})
 

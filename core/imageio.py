@@ -245,6 +245,9 @@ def load_artwork(path: str | os.PathLike[str], channels: int, minimum: int | Non
         raise ImageError(f"{path}: cannot convert image ({e})") from e
 
 
+CONVERT_BAND = 256  # rows per band of tensor_to_uint8
+
+
 def _as_chw(t: torch.Tensor) -> torch.Tensor:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"expected a torch.Tensor, got {type(t).__name__}")
@@ -263,10 +266,15 @@ def tensor_to_uint8(t: torch.Tensor) -> np.ndarray:
     Values are clamped; NaN becomes mid grey rather than crashing the display.
     """
     t = _as_chw(t).detach().to("cpu", torch.float32)
-    t = torch.nan_to_num(t, nan=0.0).clamp(-1.0, 1.0)
-    a = ((t + 1.0) * 127.5).round().to(torch.uint8)
-    a = a[0] if a.shape[0] == 1 else a.permute(1, 2, 0)
-    return np.ascontiguousarray(a.numpy())
+    c, h, w = t.shape
+    out = np.empty((h, w) if c == 1 else (h, w, c), np.uint8)
+    o = torch.from_numpy(out)
+    o = o[None] if c == 1 else o.permute(2, 0, 1)
+    # Row bands: the float temporaries stay a band's size (a 4096 x 3072 colour stage is 144 MiB as float32).
+    for y0 in range(0, h, CONVERT_BAND):
+        band = torch.nan_to_num(t[:, y0:y0 + CONVERT_BAND], nan=0.0)
+        o[:, y0:y0 + CONVERT_BAND] = band.clamp_(-1.0, 1.0).add_(1.0).mul_(127.5).round_()
+    return out
 
 
 def uint8_to_tensor(a: np.ndarray) -> torch.Tensor:
@@ -278,9 +286,11 @@ def uint8_to_tensor(a: np.ndarray) -> torch.Tensor:
         a = a[:, :, None]
     if a.ndim != 3 or a.shape[2] not in (1, 3):
         raise ValueError(f"expected an array (H, W), (H, W, 1) or (H, W, 3), got shape {a.shape}")
-    # astype copies: the tensor never aliases (possibly read-only) caller memory.
-    t = torch.from_numpy(a.astype(np.float32)).permute(2, 0, 1)
-    return (t / 127.5 - 1.0).contiguous()
+    # One float32 array, converted in place: no full-size temporaries; it never aliases (possibly read-only)
+    # caller memory.
+    out = np.empty((a.shape[2], *a.shape[:2]), np.float32)
+    np.copyto(out, np.moveaxis(a, 2, 0))
+    return torch.from_numpy(out).div_(127.5).sub_(1.0)
 
 
 def tensor_to_pil(t: torch.Tensor) -> Image.Image:

@@ -87,12 +87,26 @@ class Project:
     extra: dict = field(default_factory=dict)  # JSON-serialisable app metadata (variation history, stage status)
     read_only: bool = False  # opened with a different model: images viewable, not editable
     warning: str = ""
-    # The full-resolution stages (C_k, height, width) on 8-bit levels, or None: the artwork is the proxies.
-    fullres: list[torch.Tensor] | None = None
-    # With fullres: per stage the artist's full-res layer (H, W, 4) uint8 RGBA or None, and the base under it
-    # ((C_k, H, W) on 8-bit levels; None where the stage has no layer: its base is its fullres image).
+    # The full-resolution stages as a PNG holds them, uint8 (height, width) or (height, width, 3), or None: the
+    # artwork is the proxies. Kept in 8 bits (a 4096 x 3072 colour stage is 36 MiB, 144 MiB as float32): `fullres`
+    # gives them as tensors.
+    fullres_u8: list[np.ndarray] | None = None
+    # With fullres_u8: per stage the artist's full-res layer (H, W, 4) uint8 RGBA or None, and the base under it
+    # (uint8 like the stage; None where the stage has no layer: its base is its full-res stage).
     fullres_layers: list[np.ndarray | None] | None = None
-    fullres_bases: list[torch.Tensor | None] | None = None
+    fullres_bases_u8: list[np.ndarray | None] | None = None
+
+    @property
+    def fullres(self) -> list[torch.Tensor] | None:
+        """The full-resolution stages (C_k, height, width) float32 on 8-bit levels (new tensors), or None."""
+        return None if self.fullres_u8 is None else [uint8_to_tensor(a) for a in self.fullres_u8]
+
+    @property
+    def fullres_bases(self) -> list[torch.Tensor | None] | None:
+        """The bases under the full-res layers as (C_k, H, W) float32 (new tensors), or None."""
+        if self.fullres_bases_u8 is None:
+            return None
+        return [None if b is None else uint8_to_tensor(b) for b in self.fullres_bases_u8]
 
     def has_fullres_layer(self, k: int) -> bool:
         return self.fullres_layers is not None and self.fullres_layers[k] is not None
@@ -104,13 +118,13 @@ class Project:
     def stage_images(self) -> list[torch.Tensor]:
         """Each stage as the artist sees it (what exports write): the full-res stages when the project has them,
         else the proxy composites."""
-        return [t.clone() for t in self.fullres] if self.fullres is not None else self.proxy_images()
+        return self.fullres if self.fullres_u8 is not None else self.proxy_images()
 
     @property
     def artwork_size(self) -> tuple[int, int]:
         """(width, height) of the artwork: the full-res stages', or the model's resolution."""
-        if self.fullres is not None:
-            return int(self.fullres[0].shape[-1]), int(self.fullres[0].shape[-2])
+        if self.fullres_u8 is not None:
+            return int(self.fullres_u8[0].shape[1]), int(self.fullres_u8[0].shape[0])
         return self.resolution, self.resolution
 
     def proxy_map(self) -> ProxyMap:
@@ -127,27 +141,34 @@ def stage_file_name(k: int, name: str, suffix: str = ".png") -> str:
     return f"{k:02d}-{name}{suffix}"
 
 
-def on_8bit_levels(image: torch.Tensor) -> torch.Tensor:
-    """(C, H, W) in [-1, 1] rounded to the 256 levels a PNG holds: what a project's full-res stage is."""
-    return uint8_to_tensor(tensor_to_uint8(image))
+def _as_u8(image: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A full-res image as a project keeps it: uint8 (H, W) or (H, W, 3), from a (C, H, W) tensor in [-1, 1]
+    (rounded to 8-bit levels) or a uint8 array in that layout (kept as it is, not copied: it is only read)."""
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim not in (2, 3):
+            raise ValueError(f"a full-res image must be uint8 (H, W) or (H, W, 3), got {image.dtype} {image.shape}")
+        return image
+    return tensor_to_uint8(image)
 
 
 def project_from_session(session: Session, extra: dict | None = None,
-                         fullres: list[torch.Tensor] | None = None,
+                         fullres: list[torch.Tensor | np.ndarray] | None = None,
                          layers: list[np.ndarray | None] | None = None,
-                         bases: list[torch.Tensor | None] | None = None) -> Project:
+                         bases: list[torch.Tensor | np.ndarray | None] | None = None) -> Project:
     """A Project holding a copy of the session's state (later edits to the session do not change it) and, when
     given, the full-resolution stages (rounded to 8-bit levels, as they are saved), with the artist's full-res
-    layers (RGBA uint8 per stage or None) and the bases under them (None where no layer)."""
+    layers (RGBA uint8 per stage or None) and the bases under them (None where no layer). Full-res images are
+    (C, H, W) tensors in [-1, 1] or uint8 arrays (H, W) / (H, W, 3); arrays are shared, not copied (the app
+    passes its read-only ones)."""
     cfg = session.config
     has_layers = fullres is not None and layers is not None and any(ly is not None for ly in layers)
     return Project(model_name=cfg.name, config_hash=config_hash(cfg), stage_names=list(cfg.stage_names),
                    stage_channels=[s.channels for s in cfg.stages], resolution=cfg.resolution,
                    state=session.snapshot(), extra=dict(extra or {}),
-                   fullres=None if fullres is None else [on_8bit_levels(t) for t in fullres],
+                   fullres_u8=None if fullres is None else [_as_u8(t) for t in fullres],
                    fullres_layers=list(layers) if has_layers else None,
-                   fullres_bases=[None if ly is None else on_8bit_levels(b)
-                                  for ly, b in zip(layers, bases, strict=True)] if has_layers else None)
+                   fullres_bases_u8=[None if ly is None else _as_u8(b)
+                                     for ly, b in zip(layers, bases, strict=True)] if has_layers else None)
 
 
 def apply_project(session: Session, project: Project) -> None:
@@ -174,7 +195,7 @@ def _manifest(project: Project) -> dict[str, Any]:
 
     st = project.state
     artwork = {}
-    if project.fullres is not None:
+    if project.fullres_u8 is not None:
         width, height = project.artwork_size
         artwork = {"artwork": {"width": width, "height": height}}
     return {
@@ -217,9 +238,14 @@ def _tensors(state: SessionState) -> dict[str, torch.Tensor]:
     return out
 
 
-def _png_bytes(image: torch.Tensor) -> bytes:
+def _png_bytes(image: torch.Tensor | np.ndarray) -> bytes:
+    """PNG of a (C, H, W) tensor in [-1, 1] or of a uint8 array (H, W), (H, W, 3) or (H, W, 4)."""
     buf = io.BytesIO()
-    tensor_to_pil(image).save(buf, format="PNG")
+    if isinstance(image, np.ndarray):
+        mode = "L" if image.ndim == 2 else {3: "RGB", 4: "RGBA"}[image.shape[2]]
+        Image.fromarray(np.ascontiguousarray(image), mode=mode).save(buf, format="PNG")
+    else:
+        tensor_to_pil(image).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -236,7 +262,7 @@ def save_project(project: Project, path: str | os.PathLike[str]) -> Path:
             and len(st.latents) == len(st.deltas) == n - 1
             and (st.targets is None or len(st.targets) == n)):
         raise ProjectError(f"{p}: cannot save: the project's stage lists have inconsistent lengths")
-    if project.fullres is not None:
+    if project.fullres_u8 is not None:
         _check_fullres(p, project)
     try:
         manifest = json.dumps(_manifest(project), indent=2, allow_nan=False)
@@ -248,21 +274,26 @@ def save_project(project: Project, path: str | os.PathLike[str]) -> Path:
             zf.writestr(MANIFEST, manifest, compress_type=zipfile.ZIP_DEFLATED)
             # Float data deflates a little; level 1 keeps saving quick.
             zf.writestr(TENSORS, blob, compress_type=zipfile.ZIP_DEFLATED, compresslevel=1)
-            for k, (name, image) in enumerate(zip(project.stage_names, project.stage_images(), strict=True)):
+            # One stage at a time, from the 8-bit images when the project has them (no float copies).
+            images = project.fullres_u8 if project.fullres_u8 is not None else project.proxy_images()
+            for k, (name, image) in enumerate(zip(project.stage_names, images, strict=True)):
                 zf.writestr(f"stages/{stage_file_name(k, name)}", _png_bytes(image), compress_type=zipfile.ZIP_STORED)
                 if project.has_fullres_layer(k):
-                    layer = Image.fromarray(np.ascontiguousarray(project.fullres_layers[k]), mode="RGBA")
-                    buf = io.BytesIO()
-                    layer.save(buf, format="PNG")
-                    zf.writestr(f"layers/{stage_file_name(k, name)}", buf.getvalue(), compress_type=zipfile.ZIP_STORED)
-                    zf.writestr(f"bases/{stage_file_name(k, name)}", _png_bytes(project.fullres_bases[k]),
+                    zf.writestr(f"layers/{stage_file_name(k, name)}", _png_bytes(project.fullres_layers[k]),
+                                compress_type=zipfile.ZIP_STORED)
+                    zf.writestr(f"bases/{stage_file_name(k, name)}", _png_bytes(project.fullres_bases_u8[k]),
                                 compress_type=zipfile.ZIP_STORED)
     return p
 
 
+def _channels(image: np.ndarray) -> int:
+    """The channel count of a uint8 image (H, W) or (H, W, C)."""
+    return 1 if image.ndim == 2 else int(image.shape[2])
+
+
 def _check_fullres(p: Path, project: Project) -> None:
-    full = project.fullres or []
-    sizes = {tuple(t.shape[-2:]) for t in full}
+    full = project.fullres_u8 or []
+    sizes = {tuple(a.shape[:2]) for a in full}
     if len(full) != len(project.stage_names) or len(sizes) != 1:
         raise ProjectError(f"{p}: cannot save: the full-resolution stages must be one image per stage, all of one "
                            "size")
@@ -270,14 +301,14 @@ def _check_fullres(p: Path, project: Project) -> None:
     if not 1 <= max(width, height) <= MAX_SIDE:
         raise ProjectError(f"{p}: cannot save: the artwork is {width} x {height} pixels, more than {MAX_SIDE} px "
                            "on its long side")
-    for k, (t, c) in enumerate(zip(full, project.stage_channels, strict=True)):
-        if t.dim() != 3 or t.shape[0] != c:
-            raise ProjectError(f"{p}: cannot save: full-resolution stage {k} has shape {tuple(t.shape)}, expected "
+    for k, (a, c) in enumerate(zip(full, project.stage_channels, strict=True)):
+        if a.ndim not in (2, 3) or _channels(a) != c:
+            raise ProjectError(f"{p}: cannot save: full-resolution stage {k} has shape {a.shape}, expected "
                                f"{c} channels")
         if project.has_fullres_layer(k):
-            layer, base = project.fullres_layers[k], (project.fullres_bases or [None] * len(full))[k]
+            layer, base = project.fullres_layers[k], (project.fullres_bases_u8 or [None] * len(full))[k]
             if (layer.shape != (height, width, 4) or layer.dtype != np.uint8 or base is None
-                    or tuple(base.shape) != tuple(t.shape)):
+                    or base.shape != a.shape):
                 raise ProjectError(f"{p}: cannot save: the full-resolution layer of stage {k} or its base does not "
                                    "fit the artwork")
 
@@ -424,18 +455,18 @@ def _read_png(path: Path, zf: zipfile.ZipFile, name: str, width: int, height: in
 
 
 def _read_fullres(path: Path, zf: zipfile.ZipFile, m: dict[str, Any]
-                  ) -> tuple[list[torch.Tensor], list[np.ndarray | None] | None, list[torch.Tensor | None] | None]:
+                  ) -> tuple[list[np.ndarray], list[np.ndarray | None] | None, list[np.ndarray | None] | None]:
     """The full-res stages of a manifest with "artwork" (sized by _check_fullres_size), and the layers and bases
-    of the stages marked "fullres_layer" (None, None when there are none)."""
+    of the stages marked "fullres_layer" (None, None when there are none); uint8 arrays, as decoded."""
     width, height = m["artwork"]["width"], m["artwork"]["height"]
     out, layers, bases = [], [], []
     for k, s in enumerate(m["stages"]):
         file = stage_file_name(k, s["name"])  # never a path taken from the manifest
         mode = "L" if s["channels"] == 1 else "RGB"
-        out.append(uint8_to_tensor(_read_png(path, zf, f"stages/{file}", width, height, mode)))
+        out.append(_read_png(path, zf, f"stages/{file}", width, height, mode))
         has = s.get("fullres_layer", False)
         layers.append(_read_png(path, zf, f"layers/{file}", width, height, "RGBA") if has else None)
-        bases.append(uint8_to_tensor(_read_png(path, zf, f"bases/{file}", width, height, mode)) if has else None)
+        bases.append(_read_png(path, zf, f"bases/{file}", width, height, mode) if has else None)
     if all(ly is None for ly in layers):
         return out, None, None
     return out, layers, bases
@@ -541,8 +572,8 @@ def load_project(path: str | os.PathLike[str], config: WorkflowConfig | None = N
                                                       else (None, None, None))
     project = Project(model_name=m["model"]["name"], config_hash=m["model"]["config_hash"],
                       stage_names=[s["name"] for s in m["stages"]], stage_channels=[s["channels"] for s in m["stages"]],
-                      resolution=m["resolution"], state=state, extra=dict(m.get("extra", {})), fullres=fullres,
-                      fullres_layers=fullres_layers, fullres_bases=fullres_bases)
+                      resolution=m["resolution"], state=state, extra=dict(m.get("extra", {})), fullres_u8=fullres,
+                      fullres_layers=fullres_layers, fullres_bases_u8=fullres_bases)
     if config is not None:
         want = config_hash(config)
         if project.config_hash != want:
