@@ -239,12 +239,18 @@ class Document(QObject):
             self._rgb[k] = img
         return img
 
+    def stage_u8(self, k: int) -> np.ndarray:
+        """Stage k as saved and exported: uint8 (H, W) or (H, W, 3) at the artwork's size (read-only: the base
+        itself where nothing is painted)."""
+        return composite(self.full[k], self.layers[k])
+
     def stage_tensor(self, k: int) -> torch.Tensor:
         """Stage k as saved and exported: (C, H, W) in [-1, 1] at the artwork's size."""
-        return uint8_to_tensor(composite(self.full[k], self.layers[k]))
+        return uint8_to_tensor(self.stage_u8(k))
 
-    def stage_tensors(self) -> list[torch.Tensor]:
-        return [self.stage_tensor(k) for k in range(self.num_stages)]
+    def stage_images(self) -> list[np.ndarray]:
+        """Every stage as exported, uint8 (stage_u8): a quarter of float32's memory at 4096 px."""
+        return [self.stage_u8(k) for k in range(self.num_stages)]
 
     def compare_reference(self) -> tuple[np.ndarray, str] | None:
         """What the final stage is compared with: the opened artwork, or the final stage before the last change."""

@@ -164,7 +164,7 @@ class FileCommands:
             self.window.statusBar().showMessage("Note: some stages are still being regenerated; exported as shown",
                                                 6000)
         try:
-            out = core_export.export(doc.stage_tensors(), list(doc.config.stage_names), fmt, path, scale=int(scale))
+            out = core_export.export(doc.stage_images(), list(doc.config.stage_names), fmt, path, scale=int(scale))
         except ArtflowError as exc:
             self.window.show_error("Export failed", str(exc))
             return None

@@ -1,7 +1,8 @@
 """Exports of an artwork's stages for other tools (shared by the app and the CLI). No Qt here.
 
-`images` everywhere is the list of stage composites, first to last, each (C, H, W) float in [-1, 1] with C = 1 or 3
-and the same H, W for every stage. Every file is written atomically (temp file beside it, then os.replace); the
+`images` everywhere is the list of stage composites, first to last, each (C, H, W) float in [-1, 1] with C = 1 or 3,
+or uint8 (H, W) / (H, W, 3) as a stage is stored (the app passes those: no float copies of a 4096 px artwork), with
+the same H, W for every stage. Every file is written atomically (temp file beside it, then os.replace); the
 `stages` folder of `export()` as a whole (core.atomic.atomic_output_dir).
 """
 
@@ -16,6 +17,7 @@ from enum import Enum
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
+import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
@@ -44,17 +46,37 @@ ORA_MIMETYPE = b"image/openraster"
 THUMBNAIL_SIZE = 256  # OpenRaster: the thumbnail's longest side is at most 256 px
 
 
-def _check(images: Sequence[torch.Tensor], stage_names: Sequence[str] | None = None) -> None:
+StageImage = torch.Tensor | np.ndarray  # (C, H, W) float in [-1, 1], or uint8 (H, W) / (H, W, 3)
+
+
+def _is_u8(t: StageImage) -> bool:
+    return (isinstance(t, np.ndarray) and t.dtype == np.uint8
+            and (t.ndim == 2 or (t.ndim == 3 and t.shape[2] in (1, 3))))
+
+
+def _hw(t: StageImage) -> tuple[int, int]:
+    return tuple(t.shape[:2]) if isinstance(t, np.ndarray) else tuple(t.shape[1:])
+
+
+def _pil(t: StageImage) -> Image.Image:
+    """A stage image as PIL: 'L' (one channel) or 'RGB'."""
+    if isinstance(t, np.ndarray):
+        a = np.ascontiguousarray(t[..., 0] if t.ndim == 3 and t.shape[2] == 1 else t)
+        return Image.fromarray(a, mode="L" if a.ndim == 2 else "RGB")
+    return tensor_to_pil(t)
+
+
+def _check(images: Sequence[StageImage], stage_names: Sequence[str] | None = None) -> None:
     if not images:
         raise ImageError("nothing to export: no stage images")
     if stage_names is not None and len(stage_names) != len(images):
         raise ImageError(f"{len(images)} stage images but {len(stage_names)} stage names")
     sizes = set()
     for k, t in enumerate(images):
-        if not isinstance(t, torch.Tensor) or t.dim() != 3 or t.shape[0] not in (1, 3):
-            shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+        if not _is_u8(t) and (not isinstance(t, torch.Tensor) or t.dim() != 3 or t.shape[0] not in (1, 3)):
+            shape = tuple(t.shape) if isinstance(t, torch.Tensor | np.ndarray) else type(t).__name__
             raise ImageError(f"stage {k}: expected a (C, H, W) image with C = 1 or 3, got {shape}")
-        sizes.add(tuple(t.shape[1:]))
+        sizes.add(_hw(t))
     if len(sizes) > 1:
         raise ImageError(f"the stage images differ in size ({', '.join('x'.join(map(str, s)) for s in sorted(sizes))})")
 
@@ -64,8 +86,8 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_\-]+", "_", name).strip("_") or "stage"
 
 
-def _rgb(t: torch.Tensor) -> Image.Image:
-    return tensor_to_pil(t).convert("RGB")
+def _rgb(t: StageImage) -> Image.Image:
+    return _pil(t).convert("RGB")
 
 
 def _png(img: Image.Image) -> bytes:
@@ -86,22 +108,22 @@ def check_scale(scale: int) -> None:
         raise ImageError(f"scale must be an integer in 1..{MAX_SCALE}, got {scale!r}")
 
 
-def export_final_png(images: Sequence[torch.Tensor], path: str | os.PathLike[str], scale: int = 1) -> Path:
+def export_final_png(images: Sequence[StageImage], path: str | os.PathLike[str], scale: int = 1) -> Path:
     """The last stage (the artwork) as a PNG, enlarged `scale` times with LANCZOS (1 = the model's resolution)."""
     _check(images)
     check_scale(scale)
-    img = tensor_to_pil(images[-1])
+    img = _pil(images[-1])
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.LANCZOS)
     return write_image(img, Path(path), "PNG")
 
 
-def export_stages(images: Sequence[torch.Tensor], stage_names: Sequence[str],
+def export_stages(images: Sequence[StageImage], stage_names: Sequence[str],
                   folder: str | os.PathLike[str]) -> list[Path]:
     """One PNG per stage, `folder/NN-<stage>.png` (NN = zero-padded stage index). Returns the paths in order."""
     _check(images, stage_names)
     out = ensure_folder(folder, ImageError)
-    return [write_image(tensor_to_pil(t), out / f"{k:02d}-{_safe(n)}.png", "PNG")
+    return [write_image(_pil(t), out / f"{k:02d}-{_safe(n)}.png", "PNG")
             for k, (t, n) in enumerate(zip(images, stage_names, strict=True))]
 
 
@@ -112,12 +134,12 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def strip_image(images: Sequence[torch.Tensor], stage_names: Sequence[str] | None = None,
+def strip_image(images: Sequence[StageImage], stage_names: Sequence[str] | None = None,
                 gap: int | None = None) -> Image.Image:
     """All stages side by side, first to last, on a light grey background, each labelled below with its name
     when `stage_names` is given. RGB."""
     _check(images, stage_names)
-    h, w = images[0].shape[1:]
+    h, w = _hw(images[0])
     gap = max(4, w // 16) if gap is None else gap
     font = _font(max(10, min(24, h // 10)))
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
@@ -139,7 +161,7 @@ def strip_image(images: Sequence[torch.Tensor], stage_names: Sequence[str] | Non
     return canvas
 
 
-def export_strip(images: Sequence[torch.Tensor], stage_names: Sequence[str] | None,
+def export_strip(images: Sequence[StageImage], stage_names: Sequence[str] | None,
                  path: str | os.PathLike[str], labels: bool = True) -> Path:
     """All stages side by side in one PNG (or any format Pillow writes, from the suffix), labelled with the stage
     names unless labels=False."""
@@ -149,7 +171,7 @@ def export_strip(images: Sequence[torch.Tensor], stage_names: Sequence[str] | No
     return write_image(img, p, fmt if fmt in Image.SAVE else "PNG")
 
 
-def export_ora(images: Sequence[torch.Tensor], stage_names: Sequence[str], path: str | os.PathLike[str]) -> Path:
+def export_ora(images: Sequence[StageImage], stage_names: Sequence[str], path: str | os.PathLike[str]) -> Path:
     """OpenRaster (.ora: Krita, GIMP, MyPaint): one layer per stage, the last stage on top and visible, earlier
     stages below it, hidden.
 
@@ -160,7 +182,7 @@ def export_ora(images: Sequence[torch.Tensor], stage_names: Sequence[str], path:
     `Thumbnails/thumbnail.png` (<= 256 px).
     """
     _check(images, stage_names)
-    h, w = images[0].shape[1:]
+    h, w = _hw(images[0])
     root = ET.Element("image", {"version": "0.0.5", "w": str(w), "h": str(h), "xres": "72", "yres": "72"})
     stack = ET.SubElement(root, "stack")
     layers: list[tuple[str, bytes]] = []
@@ -187,7 +209,7 @@ def export_ora(images: Sequence[torch.Tensor], stage_names: Sequence[str], path:
     return p
 
 
-def export_gif(images: Sequence[torch.Tensor], path: str | os.PathLike[str], ms_per_frame: int = 700) -> Path:
+def export_gif(images: Sequence[StageImage], path: str | os.PathLike[str], ms_per_frame: int = 700) -> Path:
     """The workflow as a looping animation: one frame per stage, first to last, `ms_per_frame` each.
     (GIF writers merge two identical consecutive frames into one of double length; it plays the same.)"""
     _check(images)
@@ -200,7 +222,7 @@ def export_gif(images: Sequence[torch.Tensor], path: str | os.PathLike[str], ms_
     return p
 
 
-def export(images: Sequence[torch.Tensor], stage_names: Sequence[str], fmt: ExportFormat | str,
+def export(images: Sequence[StageImage], stage_names: Sequence[str], fmt: ExportFormat | str,
            path: str | os.PathLike[str], scale: int = 1) -> list[Path]:
     """Write `images` in format `fmt` (an ExportFormat or its word) to `path` (a folder for STAGES); returns the
     written files. `scale` enlarges the PNG export only. The one dispatch used by the app and the CLI."""

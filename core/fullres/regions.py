@@ -94,7 +94,46 @@ def near(mask: np.ndarray, radius: float) -> np.ndarray:
         return out
     y0, y1 = max(0, rows[0] - r - 1), min(h, rows[-1] + r + 2)
     x0, x1 = max(0, cols[0] - r - 1), min(w, cols[-1] + r + 2)
-    out[y0:y1, x0:x1] = ndimage.distance_transform_edt(~mask[y0:y1, x0:x1]) <= radius
+    limit = _depth_limit(radius)  # sqrt(d2) <= radius exactly when d2 <= limit
+    ft = _features(~mask[y0:y1, x0:x1])
+    for b0, b1, d2 in _dist2_bands(ft):
+        out[y0 + b0:y0 + b1, x0:x1] = d2 <= limit
+    return out
+
+
+# ----- distances -----
+DIST_BAND = 256  # rows per band when squared distances are computed from a feature transform
+
+
+def _features(not_feature: np.ndarray) -> np.ndarray:
+    """scipy's feature transform: for every pixel of (h, w) bool `not_feature` the (row, column) of its nearest
+    False pixel (scipy's choice among equals), (2, h, w) int32. Only the indices are asked of scipy: the
+    distances it derives from them take ~40 bytes a pixel at their peak (float64 copies of the offsets), while
+    _dist2_bands computes them exactly as integers, a band at a time."""
+    return ndimage.distance_transform_edt(not_feature, return_distances=False, return_indices=True)
+
+
+def _dist2_bands(ft: np.ndarray, origin: tuple[int, int] = (0, 0)):
+    """(y0, y1, d2) for row bands of `ft` (a feature transform, or a window of one whose first pixel is at
+    `origin` in the transform's frame): d2 (y1 - y0, w) int32, each pixel's squared distance to its feature.
+    Exact: sqrt(float64(d2)) is scipy's distance_transform_edt, bit for bit (it squares and adds the same
+    integers in float64, where they are exact)."""
+    _, h, w = ft.shape
+    cols = np.arange(origin[1], origin[1] + w, dtype=np.int32)
+    for y0 in range(0, h, DIST_BAND):
+        y1 = min(h, y0 + DIST_BAND)
+        dy = ft[0, y0:y1] - np.arange(origin[0] + y0, origin[0] + y1, dtype=np.int32)[:, None]
+        dx = ft[1, y0:y1] - cols
+        np.multiply(dy, dy, out=dy)
+        np.multiply(dx, dx, out=dx)
+        yield y0, y1, np.add(dy, dx, out=dy)
+
+
+def _dist2_image(ft: np.ndarray, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """The squared distances of _dist2_bands as one (h, w) int32 array."""
+    out = np.empty(ft.shape[1:], np.int32)
+    for y0, y1, d2 in _dist2_bands(ft, origin):
+        out[y0:y1] = d2
     return out
 
 
@@ -207,10 +246,11 @@ def _quiet_window(dist2: Values, box: Box, shape: tuple[int, int]) -> Box | None
             max(box[3], x0 + reach[3]))
 
 
-def _crop_valid(d: np.ndarray, window: Box, crop: Box, shape: tuple[int, int], margin: int) -> bool:
-    """Whether distances `d` computed on `crop` (the window grown by `margin`, with a feature in it) are the whole
-    image's in `window`: every pixel of the window is nearer its crop feature than any pixel outside the crop."""
-    return crop == (0, shape[0], 0, shape[1]) or float(d[_inner(window, crop)].max()) <= margin
+def _crop_valid(d2: np.ndarray, crop: Box, shape: tuple[int, int], margin: int) -> bool:
+    """Whether the squared distances `d2` of a window's pixels, computed on `crop` (the window grown by `margin`,
+    with a feature in it), are the whole image's: every pixel of the window is nearer its crop feature than any
+    pixel outside the crop."""
+    return crop == (0, shape[0], 0, shape[1]) or float(np.sqrt(np.float64(d2.max()))) <= margin
 
 
 def _depth_limit(cut: float) -> int:
@@ -287,13 +327,11 @@ class RegionMap:
         # Within the ink's box (grown by 2: a ring of paper, the 3 x 3 filter's reach): every ink pixel's
         # nearest paper pixel is inside it, so the depths are those of the whole image.
         box = _grown_box(line, 2)
-        depth = ndimage.distance_transform_edt(line[box])
+        ft = _features(line[box])
         depth2 = np.zeros((h, w), np.int32)
-        # Squared and rounded in place (no more float copies of the box): exact, the depths are square roots of
-        # integers.
-        np.rint(np.multiply(depth, depth, out=depth), out=depth)
-        depth2[box] = depth
-        del depth
+        for y0, y1, d2 in _dist2_bands(ft):  # squared depths as integers: no float copies of the box
+            depth2[box][y0:y1] = d2
+        del ft
         ridge = _add_counts(np.zeros(1, np.int64), depth2[box][_ridge(depth2[box], line[box])], 1)
         cut = _median_cut(ridge)
         solid = _solid(depth2, line, cut)
@@ -307,7 +345,7 @@ class RegionMap:
             # Within the box of those pixels grown by 2: outside it every pixel is a region's own, so a nearest
             # one is always inside (moving a farther one into the box brings it strictly closer).
             box = _grown_box(~own, 2)
-            idx = ndimage.distance_transform_edt(~own[box], return_distances=False, return_indices=True)
+            idx = _features(~own[box])
             flat = idx[0]  # the flat index, in place (int32 holds any index up to MAX_SIDE squared)
             np.multiply(flat, w, out=flat)
             flat += idx[1]
@@ -355,7 +393,7 @@ def _plain_regions(line: np.ndarray, close_gap: int) -> Regions:
         return Regions(np.ones(line.shape, np.int32), 1, line, np.ones(line.shape, bool))
     if not own.all():
         box = _grown_box(~own, 2)
-        idx = ndimage.distance_transform_edt(~own[box], return_distances=False, return_indices=True)
+        idx = _features(~own[box])
         crop = labels[box]
         labels[box] = crop[idx[0], idx[1]]
     return Regions(labels.astype(np.int32), int(count), line, own)
@@ -446,14 +484,15 @@ class _Update:
                 crop = _grow(win, margin, self.shape)
                 ink = line[_ix(crop)]
                 if not ink.all():
-                    d = ndimage.distance_transform_edt(ink)
-                    if _crop_valid(d, win, crop, self.shape, margin):
+                    inner = _inner(win, crop)
+                    d2 = _dist2_image(_features(ink)[:, inner[0], inner[1]], (inner[0].start, inner[1].start))
+                    if _crop_valid(d2, crop, self.shape, margin):
                         break
                 if _area(crop) > REBUILD_FRACTION * h * w:
                     return None
                 margin *= 2
-            self.depth2[_ix(win)] = np.rint(np.square(d[_inner(win, crop)]))
-            del d
+            self.depth2[_ix(win)] = d2
+            del d2
             after = _ridge(self.depth2[_ix(read)], line[_ix(read)])[_inner(ridge_box, read)]
             self.ridge = _add_counts(self.ridge, before, -1)
             self.ridge = _add_counts(self.ridge, self.depth2[_ix(ridge_box)][after], 1)
@@ -477,14 +516,14 @@ class _Update:
                 crop = _grow(win, margin, self.shape)
                 paper = ~own[_ix(crop)]
                 if not paper.all():
-                    d, idx = ndimage.distance_transform_edt(paper, return_indices=True)
-                    if _crop_valid(d, win, crop, self.shape, margin):
+                    inner = _inner(win, crop)
+                    idx = _features(paper)[:, inner[0], inner[1]]
+                    if _crop_valid(_dist2_image(idx, (inner[0].start, inner[1].start)), crop, self.shape, margin):
                         break
                 if _area(crop) > REBUILD_FRACTION * h * w:
                     return False
                 margin *= 2
-            inner = _inner(win, crop)
-            self.nearest[_ix(win)] = (idx[0][inner] + crop[0]) * w + (idx[1][inner] + crop[2])
+            self.nearest[_ix(win)] = (idx[0] + crop[0]) * w + (idx[1] + crop[2])
         return True
 
 

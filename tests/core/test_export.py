@@ -154,3 +154,26 @@ def test_writes_are_atomic(tmp_path, images, monkeypatch):
     monkeypatch.undo()
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["art.ora"]  # no temp file left behind
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_uint8_stages_export_exactly_like_their_tensors(images, tmp_path, fmt):
+    # The app exports its 8-bit stages without float copies: every format writes the same pixels as from tensors.
+    u8 = [tensor_to_uint8(t) for t in images]
+    a = export(images, NAMES, fmt, tmp_path / f"t.{fmt}")
+    b = export(u8, NAMES, fmt, tmp_path / f"u.{fmt}")
+    assert len(a) == len(b)
+    for pa, pb in zip(a, b, strict=True):
+        if fmt == "ora":
+            with zipfile.ZipFile(pa) as za, zipfile.ZipFile(pb) as zb:
+                assert za.namelist() == zb.namelist()
+                assert all(za.read(n) == zb.read(n) for n in za.namelist())
+        else:
+            assert pa.read_bytes() == pb.read_bytes()
+
+
+def test_uint8_stage_of_another_size_is_refused(images, tmp_path):
+    u8 = [tensor_to_uint8(t) for t in images]
+    u8[1] = u8[1][:-1]
+    with pytest.raises(ImageError, match="differ in size"):
+        export(u8, NAMES, "strip", tmp_path / "s.png")
