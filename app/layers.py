@@ -23,9 +23,10 @@ def empty_layer(width: int, height: int | None = None) -> RGBA:
 
 
 def rgb_of(image: np.ndarray) -> np.ndarray:
-    """A stage image (H, W) grey or (H, W, 3) -> (H, W, 3) uint8 for display."""
+    """A stage image (H, W) grey or (H, W, 3) -> (H, W, 3) uint8 for display, read-only: a grey image is
+    repeated as a view (no copy: 36 MiB saved for a 4096 x 3072 line art; copy() it to write)."""
     if image.ndim == 2:
-        return np.repeat(image[..., None], 3, axis=2)
+        return np.broadcast_to(image[..., None], (*image.shape, 3))
     return image
 
 
