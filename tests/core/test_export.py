@@ -177,3 +177,12 @@ def test_uint8_stage_of_another_size_is_refused(images, tmp_path):
     u8[1] = u8[1][:-1]
     with pytest.raises(ImageError, match="differ in size"):
         export(u8, NAMES, "strip", tmp_path / "s.png")
+
+
+def test_gif_is_the_writers_own_quantisation(tmp_path, images):
+    # export_gif hands the GIF writer frames it quantised itself (to keep memory down): the file is the one the
+    # writer makes from the RGB frames.
+    frames = [Image.fromarray(tensor_to_uint8(t)).convert("RGB") for t in images]
+    frames[0].save(tmp_path / "ref.gif", format="GIF", save_all=True, append_images=frames[1:], duration=500, loop=0)
+    p = export_gif(images, tmp_path / "flow.gif", ms_per_frame=500)
+    assert p.read_bytes() == (tmp_path / "ref.gif").read_bytes()
