@@ -208,7 +208,10 @@ class LayeredArtwork:
     def from_stages(cls, pm: ProxyMap, stages: Sequence[torch.Tensor], target: torch.Tensor | None = None,
                     layers: Sequence[RGBA | None] | None = None) -> LayeredArtwork:
         """From full-res float stages (C, H, W) in [-1, 1] (pipeline.fullres_stages' output, a project's)."""
-        return cls(pm, [to_u8(s) for s in stages], layers, None if target is None else to_u8(target))
+        bases = [to_u8(s) for s in stages]
+        # The target is usually the last stage itself (fullres_stages keeps a known stage): one array for both.
+        tgt = None if target is None else bases[-1] if target is stages[-1] else to_u8(target)
+        return cls(pm, bases, layers, tgt)
 
     # ----- facts -----
     @property
