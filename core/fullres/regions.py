@@ -236,14 +236,33 @@ def _quiet_window(dist2: Values, box: Box, shape: tuple[int, int]) -> Box | None
         m *= 2
     # Within it, only pixels at least as far from their feature as from the box can be affected: the window
     # shrinks to their bounding box (and the box's).
+    # Row band by row band: a window can cover half the image, and its squared distances are int64.
     y0, y1, x0, x1 = window
-    dy = np.maximum(np.maximum(box[0] - np.arange(y0, y1), np.arange(y0, y1) - (box[1] - 1)), 0)
     dx = np.maximum(np.maximum(box[2] - np.arange(x0, x1), np.arange(x0, x1) - (box[3] - 1)), 0)
-    reach = _bbox(dist2(window) >= dy[:, None] ** 2 + dx[None, :] ** 2)
-    if reach is None:
+    rows, cols = np.zeros(y1 - y0, bool), np.zeros(x1 - x0, bool)
+    for band in _bands(window):
+        ys = np.arange(band[0], band[1])
+        dy = np.maximum(np.maximum(box[0] - ys, ys - (box[1] - 1)), 0)
+        far = dist2(band) >= dy[:, None] ** 2 + dx[None, :] ** 2
+        rows[band[0] - y0:band[1] - y0] = far.any(1)
+        cols |= far.any(0)
+    if not rows.any():
         return box
+    reach = _bbox_of(rows, cols)
     return (min(box[0], y0 + reach[0]), max(box[1], y0 + reach[1]), min(box[2], x0 + reach[2]),
             max(box[3], x0 + reach[3]))
+
+
+def _bands(box: Box) -> list[Box]:
+    """`box` cut into bands of DIST_BAND rows: per-pixel temporaries stay a band's size."""
+    y0, y1, x0, x1 = box
+    return [(b, min(y1, b + DIST_BAND), x0, x1) for b in range(y0, y1, DIST_BAND)]
+
+
+def _bbox_of(rows: np.ndarray, cols: np.ndarray) -> Box:
+    """_bbox of a mask given which of its rows and columns hold a True pixel (some do)."""
+    r, c = np.flatnonzero(rows), np.flatnonzero(cols)
+    return int(r[0]), int(r[-1]) + 1, int(c[0]), int(c[-1]) + 1
 
 
 def _crop_valid(d2: np.ndarray, crop: Box, shape: tuple[int, int], margin: int) -> bool:
@@ -479,7 +498,7 @@ class _Update:
             before = _ridge(self.depth2[_ix(read)], line[_ix(read)])[_inner(ridge_box, read)]
             before = self.depth2[_ix(ridge_box)][before]
             line[_ix(box)] = self.line[_ix(box)]
-            margin = _first_margin(self.depth2[_ix(win)])
+            margin = _first_margin(int(self.depth2[_ix(win)].max()))
             while True:
                 crop = _grow(win, margin, self.shape)
                 ink = line[_ix(crop)]
@@ -511,7 +530,7 @@ class _Update:
                 return False
             windows.append(win)
         for win in windows:
-            margin = _first_margin(_dist2_to(self.nearest, win, w))
+            margin = _first_margin(max(int(_dist2_to(self.nearest, b, w).max()) for b in _bands(win)))
             while True:
                 crop = _grow(win, margin, self.shape)
                 paper = ~own[_ix(crop)]
@@ -527,10 +546,10 @@ class _Update:
         return True
 
 
-def _first_margin(dist2: np.ndarray) -> int:
+def _first_margin(dist2_max: int) -> int:
     """A crop margin likely to hold every nearest feature of a window: its largest distance before the change
-    (then doubled until the crop is valid)."""
-    return max(FIRST_MARGIN, int(np.ceil(np.sqrt(float(dist2.max())))) + 2)
+    (its largest squared distance: dist2_max; then doubled until the crop is valid)."""
+    return max(FIRST_MARGIN, int(np.ceil(np.sqrt(float(dist2_max)))) + 2)
 
 
 def _dist2_to(nearest: np.ndarray, box: Box, w: int) -> np.ndarray:
