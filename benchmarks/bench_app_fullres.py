@@ -1,8 +1,8 @@
 """The app's full-resolution work off the GUI thread, and its memory, with the bundled model:
 
     python benchmarks/bench_app_fullres.py composite [--size 2048x1536] [--repeats 3]
-    python benchmarks/bench_app_fullres.py make-project OUT.artflow [--size 4096x3072]
-    python benchmarks/bench_app_fullres.py rss PROJECT.artflow
+    python benchmarks/bench_app_fullres.py make-project OUT.artflow [--size 4096x3072] [--picture OUT.png]
+    python benchmarks/bench_app_fullres.py rss PROJECT.artflow [--image PICTURE] [--quick]
 
 composite: what the engine thread does for one painted edit (app/engine_worker.py's ApplyEdits, through
 EngineThread.handle on this thread): the layer's proxy (LayeredArtwork.set_layers), the model at the proxy's size
@@ -13,7 +13,11 @@ regions from scratch; the others update them).
 
 make-project: a three-stage project of that size (a drawn artwork opened in the real window, a stroke on the line
 art, saved). rss: a fresh process opens PROJECT in the real MainWindow (offscreen), paints a stroke, waits for the
-engine's answer and prints the peak RSS (resource.getrusage). Scripts, not tests: they assert nothing.
+engine's answer and prints the peak RSS (issue 12's figure: open, first stroke, its regeneration; the stroke
+builds the line art's regions). Then, unless --quick, what an artist does next, each with its own peak (Linux:
+the high-water mark is reset between steps through /proc/self/clear_refs): a second stroke (the regions updated),
+saving, and every export format; with --image, opening that picture (workflow inference, the full-res stages) in
+another fresh process. Scripts, not tests: they assert nothing.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import argparse
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -155,6 +160,8 @@ def make_project(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "art.png"
         draw_artwork(w, h).save(path)
+        if args.picture:
+            draw_artwork(w, h).save(args.picture)  # for rss --image
         win.doc.open_image(str(path))
         _wait_idle(app, win)
     win.tools.set_size(24)
@@ -171,8 +178,57 @@ def make_project(args) -> None:
     win.shutdown()
 
 
+class PeakMeter:
+    """Peak RSS per step (MiB). On Linux the kernel's high-water mark (VmHWM) is reset after each step
+    (/proc/self/clear_refs), so each step's peak is its own; elsewhere the peaks are cumulative (getrusage)."""
+
+    def __init__(self) -> None:
+        self.overall = 0.0
+        self.resettable = self._reset()
+
+    @staticmethod
+    def _reset() -> bool:
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            return True
+        except OSError:
+            return False
+
+    @staticmethod
+    def _status(key: str) -> float | None:
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith(key + ":"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+        return None
+
+    def step(self) -> tuple[float, float]:
+        """(this step's peak, the peak since the process started) in MiB; starts the next step."""
+        hwm = self._status("VmHWM") if self.resettable else None
+        peak = hwm if hwm is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        self.overall = max(self.overall, peak)
+        if self.resettable:
+            self._reset()
+        return peak, self.overall
+
+    def now(self) -> float:
+        return self._status("VmRSS") or float("nan")
+
+
+def _settle(app) -> None:
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.01)
+
+
 def rss(args) -> None:
+    meter = PeakMeter()
     app, win = _window()
+    meter.step()  # the window and the model: a step of their own, not reported as one
     t0 = time.perf_counter()
     win.doc.open_project(args.project)
     while win.doc.project_path is None or str(win.doc.project_path) != str(args.project):
@@ -182,17 +238,67 @@ def rss(args) -> None:
             raise SystemExit("the project did not open")
     _wait_idle(app, win)
     opened = time.perf_counter() - t0
-    after_open = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    _, after_open = meter.step()
     win.tools.set_size(24)
     t0 = time.perf_counter()
     _stroke(app, win)
     _wait_idle(app, win)
     painted = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    stroke_peak, peak = meter.step()
     w, h = win.doc.artwork_size
     print(f"{args.project}: {w} x {h}, {win.doc.num_stages} stages; opened in {opened:.1f} s, stroke regenerated "
           f"in {painted:.1f} s (load average {load_average():.2f})")
-    print(f"peak RSS after opening: {after_open:.0f} MiB; after a stroke and its regeneration: {peak:.0f} MiB")
+    print(f"peak RSS after opening: {after_open:.0f} MiB; after a stroke and its regeneration: {peak:.0f} MiB "
+          f"({peak * 2**20 / 1e9:.2f} GB)")
+    if not args.quick:
+        _next_steps(app, win, meter, stroke_peak)
+    win.shutdown()
+    if args.image:
+        subprocess.run([sys.executable, __file__, "rss-image", str(args.image)], check=False)
+
+
+def _next_steps(app, win, meter: PeakMeter, stroke_peak: float) -> None:
+    """The steps after the first stroke, each with its peak."""
+    rows = [("first stroke (regions built)", stroke_peak, meter.now())]
+
+    def step(name: str) -> None:
+        _settle(app)
+        rows.append((name, meter.step()[0], meter.now()))
+
+    _stroke(app, win)
+    _wait_idle(app, win)
+    step("second stroke (regions updated)")
+    with tempfile.TemporaryDirectory() as tmp:
+        done: list[bool] = []
+        win.doc.saveFinished.connect(lambda _r, ok: done.append(ok))
+        win.doc.save_project(str(Path(tmp) / "saved.artflow"))
+        while not done:
+            app.processEvents()
+            time.sleep(0.01)
+        step("save")
+        for fmt, name in (("png", "final.png"), ("stages", "stages"), ("strip", "strip.png"), ("ora", "art.ora"),
+                          ("gif", "flow.gif")):
+            win.export(fmt, str(Path(tmp) / name))
+            step(f"export {fmt}")
+    print(f"\neach step's own peak{'' if meter.resettable else ' (cumulative: no /proc/self/clear_refs here)'}:")
+    for name, peak, now in rows:
+        print(f"  {name:<34}{peak:7.0f} MiB   (after it: {now:.0f} MiB)")
+    print(f"peak RSS of the whole run: {meter.overall:.0f} MiB ({meter.overall * 2**20 / 1e9:.2f} GB)")
+
+
+def rss_image(args) -> None:
+    """Opening a picture in a fresh window: the model infers its workflow and the full-res stages are made."""
+    meter = PeakMeter()
+    app, win = _window()
+    meter.step()
+    t0 = time.perf_counter()
+    win.doc.open_image(str(args.image))
+    _wait_idle(app, win)
+    opened = time.perf_counter() - t0
+    peak, overall = meter.step()
+    w, h = win.doc.artwork_size
+    print(f"\nopening {args.image} ({w} x {h}) in a fresh window: {opened:.1f} s, peak RSS {overall:.0f} MiB "
+          f"({overall * 2**20 / 1e9:.2f} GB; load average {load_average():.2f})")
     win.shutdown()
 
 
@@ -206,10 +312,15 @@ def main() -> None:
     m = sub.add_parser("make-project")
     m.add_argument("out")
     m.add_argument("--size", default="4096x3072")
+    m.add_argument("--picture", help="also save the drawn picture it opens here (for rss --image)")
     r = sub.add_parser("rss")
     r.add_argument("project")
+    r.add_argument("--image", help="also open this picture in a fresh process (e.g. a 4096 x 3072 drawing)")
+    r.add_argument("--quick", action="store_true", help="only the issue's figure: open, one stroke")
+    i = sub.add_parser("rss-image")
+    i.add_argument("image")
     args = ap.parse_args()
-    {"composite": composite, "make-project": make_project, "rss": rss}[args.cmd](args)
+    {"composite": composite, "make-project": make_project, "rss": rss, "rss-image": rss_image}[args.cmd](args)
 
 
 if __name__ == "__main__":
