@@ -265,11 +265,11 @@ def _bbox_of(rows: np.ndarray, cols: np.ndarray) -> Box:
     return int(r[0]), int(r[-1]) + 1, int(c[0]), int(c[-1]) + 1
 
 
-def _crop_valid(d2: np.ndarray, crop: Box, shape: tuple[int, int], margin: int) -> bool:
-    """Whether the squared distances `d2` of a window's pixels, computed on `crop` (the window grown by `margin`,
-    with a feature in it), are the whole image's: every pixel of the window is nearer its crop feature than any
-    pixel outside the crop."""
-    return crop == (0, shape[0], 0, shape[1]) or float(np.sqrt(np.float64(d2.max()))) <= margin
+def _crop_valid(d2max: int, crop: Box, shape: tuple[int, int], margin: int) -> bool:
+    """Whether the squared distances of a window's pixels (the largest: d2max), computed on `crop` (the window
+    grown by `margin`, with a feature in it), are the whole image's: every pixel of the window is nearer its crop
+    feature than any pixel outside the crop."""
+    return crop == (0, shape[0], 0, shape[1]) or float(np.sqrt(np.float64(d2max))) <= margin
 
 
 def _depth_limit(cut: float) -> int:
@@ -431,7 +431,12 @@ def _label(own0: np.ndarray, solid: np.ndarray) -> tuple[np.ndarray, int]:
     if solid.any():
         box = _grown_box(solid, 0)  # labelled in its box: no full-size label arrays
         solid_labels, n_solid = label4(solid[box])
-        labels[box] = np.where(solid_labels > 0, solid_labels + count, labels[box])
+        # labels[box] = where(solid_labels > 0, solid_labels + count, labels[box]), in place: the box can be
+        # most of the image (large filled shapes), and each temporary of it is a full-size int array.
+        shape = solid_labels > 0
+        solid_labels += count
+        np.copyto(labels[box], solid_labels, where=shape)
+        del solid_labels, shape
         count += n_solid
     return labels.astype(np.int32, copy=False), int(count)
 
@@ -505,7 +510,7 @@ class _Update:
                 if not ink.all():
                     inner = _inner(win, crop)
                     d2 = _dist2_image(_features(ink)[:, inner[0], inner[1]], (inner[0].start, inner[1].start))
-                    if _crop_valid(d2, crop, self.shape, margin):
+                    if _crop_valid(int(d2.max()), crop, self.shape, margin):
                         break
                 if _area(crop) > REBUILD_FRACTION * h * w:
                     return None
@@ -537,12 +542,16 @@ class _Update:
                 if not paper.all():
                     inner = _inner(win, crop)
                     idx = _features(paper)[:, inner[0], inner[1]]
-                    if _crop_valid(_dist2_image(idx, (inner[0].start, inner[1].start)), crop, self.shape, margin):
+                    d2max = max(int(d2.max()) for _, _, d2 in _dist2_bands(idx, (inner[0].start, inner[1].start)))
+                    if _crop_valid(d2max, crop, self.shape, margin):
                         break
                 if _area(crop) > REBUILD_FRACTION * h * w:
                     return False
                 margin *= 2
-            self.nearest[_ix(win)] = (idx[0] + crop[0]) * w + (idx[1] + crop[2])
+            for r0 in range(0, win[1] - win[0], DIST_BAND):  # row bands: the window can be most of the image
+                r1 = min(win[1] - win[0], r0 + DIST_BAND)
+                self.nearest[win[0] + r0:win[0] + r1, win[2]:win[3]] = \
+                    (idx[0, r0:r1] + crop[0]) * w + (idx[1, r0:r1] + crop[2])
         return True
 
 
