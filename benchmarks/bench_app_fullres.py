@@ -13,11 +13,11 @@ regions from scratch; the others update them).
 
 make-project: a three-stage project of that size (a drawn artwork opened in the real window, a stroke on the line
 art, saved). rss: a fresh process opens PROJECT in the real MainWindow (offscreen), paints a stroke, waits for the
-engine's answer and prints the peak RSS (issue 12's figure: open, first stroke, its regeneration; the stroke
-builds the line art's regions). Then, unless --quick, what an artist does next, each with its own peak (Linux:
-the high-water mark is reset between steps through /proc/self/clear_refs): a second stroke (the regions updated),
-saving, and every export format; with --image, opening that picture (workflow inference, the full-res stages) in
-another fresh process. Scripts, not tests: they assert nothing.
+engine's answer and prints the peak RSS (issue 12's figure: open (with the line art's regions, found while the
+engine is idle), a stroke on the line art, its regeneration). Then, unless --quick, what an artist does next, each
+with its own peak (Linux: the high-water mark is reset between steps through /proc/self/clear_refs): a second
+stroke, saving, and every export format; with --image, opening that picture (workflow inference, the full-res
+stages) in another fresh process. Scripts, not tests: they assert nothing.
 """
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ def rss(args) -> None:
 
 def _next_steps(app, win, meter: PeakMeter, stroke_peak: float) -> None:
     """The steps after the first stroke, each with its peak."""
-    rows = [("first stroke (regions built)", stroke_peak, meter.now())]
+    rows = [("first stroke", stroke_peak, meter.now())]
 
     def step(name: str) -> None:
         _settle(app)
@@ -267,7 +267,7 @@ def _next_steps(app, win, meter: PeakMeter, stroke_peak: float) -> None:
 
     _stroke(app, win)
     _wait_idle(app, win)
-    step("second stroke (regions updated)")
+    step("second stroke")
     with tempfile.TemporaryDirectory() as tmp:
         done: list[bool] = []
         win.doc.saveFinished.connect(lambda _r, ok: done.append(ok))
