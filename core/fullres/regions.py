@@ -380,7 +380,8 @@ class RegionMap:
     # ----- after a change -----
     def updated(self, line: np.ndarray) -> RegionMap:
         """The map of the line mask `line` (same shape), found from this one: equal to build(line). This map's
-        arrays are taken over (it is spent: a later update of it finds the regions from scratch)."""
+        arrays are taken over (it is spent: its regions lose their labels, and a later update of it finds the
+        regions from scratch)."""
         old = self.regions
         if line.shape != old.line.shape:
             raise ValueError(f"line mask {line.shape} differs from the map's {old.line.shape}")
@@ -388,13 +389,16 @@ class RegionMap:
         depth2, nearest = self.depth2, self.nearest
         self.depth2 = self.nearest = None
         changed = line != old.line
-        if not changed.any():
+        if not changed.any() and old.labels is not None:
             out = RegionMap(Regions(old.labels, old.count, line, old.own), self.close_gap, depth2, nearest,
                             self.ridge, self.cut)
             out.how = "unchanged"
             return out
         out = None
         if incremental and line.any() and not line.all():
+            # The update reads the old line and own pixels only: the old labels (a full-size int32 array) are
+            # let go before the new ones are made (the spent map keeps no labels).
+            self.regions = old = Regions(None, old.count, old.line, old.own)
             out = _Update(self, depth2, nearest, line, changed).run()
         if out is None:
             out = RegionMap.build(line, self.close_gap)

@@ -186,6 +186,20 @@ def test_an_unchanged_line_art_keeps_its_regions():
     assert m2.how == "unchanged" and m2.regions.labels is labels
 
 
+def test_a_spent_map_finds_the_regions_again(small_windows):
+    # An update lets go of the old map's labels (memory); the spent map still answers a later update, from scratch.
+    rng = np.random.default_rng(11)
+    line = drawing((100, 120), rng)
+    m = RegionMap.build(line)
+    edited, _ = edit(line, rng)
+    assert m.updated(edited).how == "updated"
+    again, _ = edit(edited, rng)
+    for target in (edited, again, line):  # line: unchanged from the spent map's own, whose labels are gone
+        later = m.updated(target)
+        assert later.how in ("rebuilt", "unchanged") and later.regions.labels is not None
+        assert_same(later.regions, reference_regions(target))
+
+
 @pytest.mark.parametrize("case", ["no ink", "all ink", "ink appears", "ink goes"])
 def test_degenerate_line_arts(case, small_windows):
     shape = (50, 70)
