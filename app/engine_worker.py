@@ -17,7 +17,8 @@ the clean flats are computed here, and every result carries the full-res images 
 
 A slider drag asks for `PreviewLatent` pictures (small, quick, the session unchanged) and sends the full
 `ApplyEdits` on release: a queued preview is dropped when a newer preview or an edit arrives behind it, so the
-engine only ever computes the latest value.
+engine only ever computes the latest value. A preview's later stages run on a second thread
+(app/preview_tail.py) while this one starts the next value's first stage: a drag uses two cores.
 
 Long work is the core `Session.refine()` generator: each yield is a progress report (relayed to the GUI) and a
 point where Cancel takes effect (the generator also polls `should_stop`). A cancelled refinement leaves the
@@ -44,6 +45,7 @@ from typing import Any, ClassVar
 import torch
 from PySide6.QtCore import QThread, Signal
 
+from app.preview_tail import PreviewTail
 from core.config import WorkflowConfig
 from core.errors import ArtflowError
 from core.fullres.artwork import RGBA, ArtworkSnapshot, LayeredArtwork, to_u8
@@ -264,7 +266,11 @@ class EngineThread(QThread):
         self.dropped = 0  # previews dropped unseen: a newer preview or edit came behind them
         # torch threads of a slider preview (at most torch_threads): see _preview_latent.
         self.preview_threads = PREVIEW_THREADS
-        self._handlers: dict[type[Request], Callable[[int, Any], EngineResult]] = {
+        # A preview's later stages on their own thread, overlapped with the next value's first stage (False: one
+        # after the other on this thread, for benchmarks).
+        self.pipelined_previews = (os.cpu_count() or 1) > 1
+        self._tail = PreviewTail()
+        self._handlers: dict[type[Request], Callable[[int, Any], EngineResult | None]] = {
             LoadModel: self._load_model,
             NewArtwork: self._new_artwork,
             ApplyEdits: self._apply_edits,
@@ -304,7 +310,7 @@ class EngineThread(QThread):
 
     def is_idle(self) -> bool:
         with self._cond:
-            return not self._queue and self._running_rid == 0
+            return not self._queue and self._running_rid == 0 and self._tail.idle()
 
     def running(self) -> int:
         """The id of the request running now (0: none)."""
@@ -313,7 +319,7 @@ class EngineThread(QThread):
 
     def pending(self) -> int:
         with self._cond:
-            return len(self._queue) + (1 if self._running_rid else 0)
+            return len(self._queue) + (1 if self._running_rid else 0) + (0 if self._tail.idle() else 1)
 
     def stop(self, timeout_ms: int = 60000) -> bool:
         """Drop queued work, cancel a refinement, let the running request finish, and wait for the thread."""
@@ -322,6 +328,7 @@ class EngineThread(QThread):
             self._queue.clear()
             self._cancel.set()
             self._cond.notify_all()
+        self._tail.stop(timeout_ms / 1000)  # (also wakes this thread if it waits for the tail)
         if not self.isRunning():
             return True
         return self.wait(timeout_ms)
@@ -336,36 +343,50 @@ class EngineThread(QThread):
                     self._cond.wait()
                 if self._stopping:
                     return
-                rid, request = self._queue.pop(0)
-                self._running_rid = rid
-            self.activity.emit(request.label)
-            try:
-                result = self.handle(rid, request)
-            except ArtflowError as exc:
-                self.failed.emit(rid, request, str(exc))
-            except Exception as exc:  # noqa: BLE001 - an engine bug must not kill the thread (and the app's work)
-                # The dialog names the exception; the traceback is for developers (ARTFLOW_DEBUG), not the console.
-                if os.environ.get("ARTFLOW_DEBUG"):
-                    log.exception("engine request %s failed", type(request).__name__)
-                self.failed.emit(rid, request, f"Internal error in {type(request).__name__}: "
-                                               f"{type(exc).__name__}: {exc}")
-            else:
+                rid, request = self._queue[0]
+                key = request.transition if isinstance(request, PreviewLatent) else None
+                ready = self._tail.ready_for(key)
+                if ready:
+                    self._queue.pop(0)
+                    self._running_rid = rid
+            if not ready:
+                # The tail thread still works on a preview: a newer value's first stage waits for the hand-over
+                # slot, anything else for the tail to finish. Then look again (the queue may have a newer one).
+                self._tail.wait_ready(key)
+                continue
+            if not request.preview:  # (a drag's pictures show its progress; no status-bar flicker 30 times a second)
+                self.activity.emit(request.label)
+            self._answer(rid, request, lambda rid=rid, request=request: self.handle(rid, request))
+            with self._cond:
+                self._running_rid = 0
+                idle = not self._queue
+            if idle:
+                self.activity.emit("")
+
+    def _answer(self, rid: int, request: Request, compute: Callable[[], EngineResult | None]) -> None:
+        """Send the outcome of compute() (None: it is answered later, by the preview tail) or its failure."""
+        try:
+            result = compute()
+        except ArtflowError as exc:
+            self.failed.emit(rid, request, str(exc))
+        except Exception as exc:  # noqa: BLE001 - an engine bug must not kill the thread (and the app's work)
+            # The dialog names the exception; the traceback is for developers (ARTFLOW_DEBUG), not the console.
+            if os.environ.get("ARTFLOW_DEBUG"):
+                log.exception("engine request %s failed", type(request).__name__)
+            self.failed.emit(rid, request, f"Internal error in {type(request).__name__}: "
+                                           f"{type(exc).__name__}: {exc}")
+        else:
+            if result is not None:
                 self.resultReady.emit(result)
-            finally:
-                with self._cond:
-                    self._running_rid = 0
-                    idle = not self._queue
-                if idle:
-                    self.activity.emit("")
 
     @property
     def requests_handled(self) -> frozenset[type[Request]]:
         """The request types this thread runs (the Document's ResultApplier answers the same set)."""
         return frozenset(self._handlers)
 
-    def handle(self, rid: int, req: Request) -> EngineResult:
+    def handle(self, rid: int, req: Request) -> EngineResult | None:
         """Run one request on this thread (the dispatch table below, keyed like the Document's result table in
-        app/document_results.py); an ArtflowError is the request's failure."""
+        app/document_results.py); an ArtflowError is the request's failure. None: the preview tail answers."""
         handler = self._handlers.get(type(req))
         if handler is None:
             raise ArtflowError(f"unknown request {type(req).__name__}")
@@ -492,22 +513,38 @@ class EngineThread(QThread):
         changed += self.art.follow(s, old, first, full_mask, proxy_mask, req.clean_flats)
         return self._result(rid, req, changed)
 
-    def _preview_latent(self, rid: int, req: PreviewLatent) -> EngineResult:
+    def _preview_latent(self, rid: int, req: PreviewLatent) -> EngineResult | None:
         from core.fullres.proxy import ProxyMap, preview_to_u8
 
         s, art = self.session, self.art
         res = s.config.resolution
         pm = art.pm if art is not None else ProxyMap(res, res, res)
+        changed = tuple(range(req.transition + 1, s.num_stages))
         n = torch.get_num_threads()
-        torch.set_num_threads(max(1, min(n, self.preview_threads)))
+        threads = max(1, min(n, self.preview_threads))
+        pipelined = self.pipelined_previews and len(changed) > 1
+        tail_threads = max(1, threads // 2)
+        if pipelined:  # the cores are shared with the tail thread
+            threads = max(1, threads - tail_threads)
+        torch.set_num_threads(threads)
         try:
             # The quick proxy pictures at the artwork's size, as the document shows stages (enlarged in 8 bits:
             # a float enlargement to a 2048 px artwork took longer than the preview itself).
-            pictures = tuple(preview_to_u8(p, pm) for p in s.preview(req.transition, latent=req.z))
+            first, later = s.preview_split(req.transition, latent=req.z)
+            shown = preview_to_u8(first, pm)
+            if not pipelined:
+                pictures = (shown, *(preview_to_u8(p, pm) for p in later(first)))
+                return EngineResult(rid, req, None, changed, {"previews": pictures})
         finally:
             torch.set_num_threads(n)
-        changed = tuple(range(req.transition + 1, s.num_stages))
-        return EngineResult(rid, req, None, changed, {"previews": pictures})
+
+        def finish() -> EngineResult:  # on the tail thread
+            pictures = (shown, *(preview_to_u8(p, pm) for p in later(first)))
+            return EngineResult(rid, req, None, changed, {"previews": pictures})
+
+        self._tail.threads = tail_threads
+        self._tail.put(req.transition, lambda: self._answer(rid, req, finish))
+        return None
 
     def _refine(self, rid: int, req: Refine) -> EngineResult:
         from core.fullres.proxy import from_proxy
