@@ -18,7 +18,8 @@ the clean flats are computed here, and every result carries the full-res images 
 A slider drag asks for `PreviewLatent` pictures (small, quick, the session unchanged) and sends the full
 `ApplyEdits` on release: a queued preview is dropped when a newer preview or an edit arrives behind it, so the
 engine only ever computes the latest value. A preview's later stages run on a second thread
-(app/preview_tail.py) while this one starts the next value's first stage: a drag uses two cores.
+(app/preview_tail.py) while this one starts the next value's first stage: a drag uses two cores (a preview whose
+later stages still wait for that thread is dropped too when the edit comes).
 
 Long work is the core `Session.refine()` generator: each yield is a progress report (relayed to the GUI) and a
 point where Cancel takes effect (the generator also polls `should_stop`). A cancelled refinement leaves the
@@ -296,6 +297,8 @@ class EngineThread(QThread):
                     and (request.preview or isinstance(request, ApplyEdits))):
                 self._queue.pop()  # nobody would see it: a newer picture is on its way
                 self.dropped += 1
+            if isinstance(request, ApplyEdits) and not self._queue and self._tail.drop_waiting():
+                self.dropped += 1  # the same for a preview whose later stages wait for the tail thread
             if (isinstance(request, ApplyEdits) and self._queue and isinstance(self._queue[-1][1], ApplyEdits)):
                 _, older = self._queue.pop()
                 request = older.merged_with(request)

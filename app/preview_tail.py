@@ -47,6 +47,15 @@ class PreviewTail:
             self._job, self._key = job, key
             self._cond.notify_all()
 
+    def drop_waiting(self) -> bool:
+        """Drop the job handed over and not started yet (an edit came behind it: nobody would see it)."""
+        with self._cond:
+            if self._job is None:
+                return False
+            self._job = None
+            self._cond.notify_all()
+            return True
+
     def ready_for(self, key: object | None) -> bool:
         """Whether the engine thread may start its next request now: a first half of the same key (transition)
         when the slot is free (the job in work uses other generators), anything else (key None) when idle."""

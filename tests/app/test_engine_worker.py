@@ -301,3 +301,24 @@ def test_stop_waits_for_the_later_stages_of_a_preview(qtbot, tiny_bundle, held_t
     threading.Timer(0.2, gate.set).start()
     assert engine.stop(timeout_ms=20000)
     assert engine.isFinished() and engine.is_idle()
+
+
+def test_an_edit_drops_a_preview_waiting_for_the_tail(qtbot, tiny_bundle, held_tail):
+    """The release's edit comes behind a preview whose first stage is made and whose later stages wait for the
+    tail thread: that preview is dropped (nobody would see it), the one in work is answered, then the edit."""
+    gate, started, events = held_tail
+    engine = start_engine(qtbot, EngineThread(), tiny_bundle)
+    try:
+        first = engine.submit(PreviewLatent(0, torch.full((8,), -1.0)))
+        assert started.wait(10)
+        engine.submit(PreviewLatent(0, torch.full((8,), 1.0)))
+        qtbot.waitUntil(lambda: not engine._tail.ready_for(0), timeout=10000)  # its later stages wait
+        edit = engine.submit(ApplyEdits(latents={0: torch.full((8,), 1.0)}))
+        assert engine.dropped == 1
+        gate.set()
+        qtbot.waitUntil(lambda: engine.is_idle() and len(engine.results) == 3, timeout=20000)
+        assert [r.rid for r in engine.results[1:]] == [first, edit]
+        assert events == ["later", "later done"]
+    finally:
+        gate.set()
+        engine.stop()
