@@ -189,7 +189,7 @@ def test_a_drag_shows_each_newer_preview_and_ends_with_the_full_picture(qtbot, w
     import threading
     import time
 
-    from app.qt_image import qimage_to_rgb
+    from app.qt_image import qimage_to_rgb, thumbnail
     from core.session import LaterPreview
 
     call = LaterPreview.__call__
@@ -246,6 +246,9 @@ def test_a_drag_shows_each_newer_preview_and_ends_with_the_full_picture(qtbot, w
     last = next(a for a in reversed(answers) if a.request.preview)
     assert abs(float(doc.latent_coords(0)[0]) - 3.0) < 1e-5 and last.rid == previews[-1]
     assert np.array_equal(qimage_to_rgb(canvas._image), doc.stage_rgb(2))
+    card = window.strip.cards[2]  # the strip's thumbnail follows the previews (a few times a second)
+    qtbot.waitUntil(lambda: card.image.pixmap().toImage() == thumbnail(doc.stage_rgb(2), card.thumb_size).toImage(),
+                    timeout=5000)
     image = canvas.image_rect().adjusted(-1, -1, 1, 1)
     assert paints and all(image.contains(r) for r in paints)  # the desk around the image was not repainted
     slider.setSliderDown(False)  # release: the full picture
@@ -254,6 +257,7 @@ def test_a_drag_shows_each_newer_preview_and_ends_with_the_full_picture(qtbot, w
     assert not answers[-1].request.preview
     assert all(t is threading.main_thread() for t in threads)
     assert np.array_equal(qimage_to_rgb(canvas._image), to_rgb(doc.bases[2]))
+    assert card.image.pixmap().toImage() == thumbnail(to_rgb(doc.bases[2]), card.thumb_size).toImage()
     model = bundle.load(tiny_bundle)
     src = doc.bases[0]
     with torch.inference_mode():
