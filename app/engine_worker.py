@@ -17,7 +17,9 @@ the clean flats are computed here, and every result carries the full-res images 
 
 A slider drag asks for `PreviewLatent` pictures (small, quick, the session unchanged) and sends the full
 `ApplyEdits` on release: a queued preview is dropped when a newer preview or an edit arrives behind it, so the
-engine only ever computes the latest value.
+engine only ever computes the latest value. A preview's later stages run on a second thread
+(app/preview_tail.py) while this one starts the next value's first stage: a drag uses two cores (a preview whose
+later stages still wait for that thread is dropped too when the edit comes).
 
 Long work is the core `Session.refine()` generator: each yield is a progress report (relayed to the GUI) and a
 point where Cancel takes effect (the generator also polls `should_stop`). A cancelled refinement leaves the
@@ -44,6 +46,7 @@ from typing import Any, ClassVar
 import torch
 from PySide6.QtCore import QThread, Signal
 
+from app.preview_tail import PreviewTail
 from core.config import WorkflowConfig
 from core.errors import ArtflowError
 from core.fullres import kernels
@@ -270,7 +273,11 @@ class EngineThread(QThread):
         self.dropped = 0  # previews dropped unseen: a newer preview or edit came behind them
         # torch threads of a slider preview (at most torch_threads): see _preview_latent.
         self.preview_threads = PREVIEW_THREADS
-        self._handlers: dict[type[Request], Callable[[int, Any], EngineResult]] = {
+        # A preview's later stages on their own thread, overlapped with the next value's first stage (False: one
+        # after the other on this thread, for benchmarks).
+        self.pipelined_previews = (os.cpu_count() or 1) > 1
+        self._tail = PreviewTail()
+        self._handlers: dict[type[Request], Callable[[int, Any], EngineResult | None]] = {
             LoadModel: self._load_model,
             NewArtwork: self._new_artwork,
             ApplyEdits: self._apply_edits,
@@ -296,6 +303,8 @@ class EngineThread(QThread):
                     and (request.preview or isinstance(request, ApplyEdits))):
                 self._queue.pop()  # nobody would see it: a newer picture is on its way
                 self.dropped += 1
+            if isinstance(request, ApplyEdits) and not self._queue and self._tail.drop_waiting():
+                self.dropped += 1  # the same for a preview whose later stages wait for the tail thread
             if (isinstance(request, ApplyEdits) and self._queue and isinstance(self._queue[-1][1], ApplyEdits)):
                 _, older = self._queue.pop()
                 request = older.merged_with(request)
@@ -309,9 +318,9 @@ class EngineThread(QThread):
         self._cancel.set()
 
     def is_idle(self) -> bool:
-        """Nothing queued or running, idle work included."""
         with self._cond:
-            return not self._queue and self._running_rid == 0 and not self._idle_work and not self._idle_running
+            return (not self._queue and self._running_rid == 0 and self._tail.idle() and not self._idle_work
+                    and not self._idle_running)
 
     def running(self) -> int:
         """The id of the request running now (0: none)."""
@@ -320,7 +329,7 @@ class EngineThread(QThread):
 
     def pending(self) -> int:
         with self._cond:
-            return len(self._queue) + (1 if self._running_rid else 0)
+            return len(self._queue) + (1 if self._running_rid else 0) + (0 if self._tail.idle() else 1)
 
     def stop(self, timeout_ms: int = 60000) -> bool:
         """Drop queued work, cancel a refinement, let the running request finish, and wait for the thread."""
@@ -329,6 +338,7 @@ class EngineThread(QThread):
             self._queue.clear()
             self._cancel.set()
             self._cond.notify_all()
+        self._tail.stop(timeout_ms / 1000)  # (also wakes this thread if it waits for the tail)
         if not self.isRunning():
             return True
         return self.wait(timeout_ms)
@@ -338,44 +348,60 @@ class EngineThread(QThread):
         torch.set_grad_enabled(False)  # per thread; refine() enables gradients for its own steps
         torch.set_num_threads(self.torch_threads)
         while True:
+            work = None
             with self._cond:
                 while not self._queue and not self._stopping and not self._idle_work:
                     self._cond.wait()
                 if self._stopping:
                     return
-                work = None if self._queue else self._idle_work.pop(0)
-                self._idle_running = work is not None
-                if work is None:
-                    rid, request = self._queue.pop(0)
-                    self._running_rid = rid
-            if work is not None:
+                if not self._queue:
+                    work = self._idle_work.pop(0)
+                    self._idle_running = True
+                else:
+                    rid, request = self._queue[0]
+                    key = request.transition if isinstance(request, PreviewLatent) else None
+                    ready = self._tail.ready_for(key)
+                    if ready:
+                        self._queue.pop(0)
+                        self._running_rid = rid
+            if work is not None:  # (idle work does not touch what the preview tail uses: it may run beside it)
                 self._run_idle_work(work)
                 work = None  # (it holds an artwork: not kept alive while the thread waits)
                 with self._cond:
                     self._idle_running = False
                 continue
-            self.activity.emit(request.label)
-            try:
-                result = self.handle(rid, request)
-            except ArtflowError as exc:
-                self.failed.emit(rid, request, str(exc))
-            except Exception as exc:  # noqa: BLE001 - an engine bug must not kill the thread (and the app's work)
-                # The dialog names the exception; the traceback is for developers (ARTFLOW_DEBUG), not the console.
-                if os.environ.get("ARTFLOW_DEBUG"):
-                    log.exception("engine request %s failed", type(request).__name__)
-                self.failed.emit(rid, request, f"Internal error in {type(request).__name__}: "
-                                               f"{type(exc).__name__}: {exc}")
-            else:
+            if not ready:
+                # The tail thread still works on a preview: a newer value's first stage waits for the hand-over
+                # slot, anything else for the tail to finish. Then look again (the queue may have a newer one).
+                self._tail.wait_ready(key)
+                continue
+            if not request.preview:  # (a drag's pictures show its progress; no status-bar flicker 30 times a second)
+                self.activity.emit(request.label)
+            self._answer(rid, request, lambda rid=rid, request=request: self.handle(rid, request))
+            # Dropped now, not when the next request replaces it: a request (an opened image) would otherwise stay
+            # alive through the next request's work.
+            request = None
+            with self._cond:
+                self._running_rid = 0
+                idle = not self._queue
+            if idle:
+                self.activity.emit("")
+
+    def _answer(self, rid: int, request: Request, compute: Callable[[], EngineResult | None]) -> None:
+        """Send the outcome of compute() (None: it is answered later, by the preview tail) or its failure."""
+        try:
+            result = compute()
+        except ArtflowError as exc:
+            self.failed.emit(rid, request, str(exc))
+        except Exception as exc:  # noqa: BLE001 - an engine bug must not kill the thread (and the app's work)
+            # The dialog names the exception; the traceback is for developers (ARTFLOW_DEBUG), not the console.
+            if os.environ.get("ARTFLOW_DEBUG"):
+                log.exception("engine request %s failed", type(request).__name__)
+            self.failed.emit(rid, request, f"Internal error in {type(request).__name__}: "
+                                           f"{type(exc).__name__}: {exc}")
+        else:
+            if result is not None:
                 self.resultReady.emit(result)
-            finally:
-                # Dropped now, not when the next request replaces them: an answer (an opened project's images)
-                # would otherwise stay alive through the next request's work.
-                request = result = None
-                with self._cond:
-                    self._running_rid = 0
-                    idle = not self._queue
-                if idle:
-                    self.activity.emit("")
 
     def _run_idle_work(self, work: Callable[[], None]) -> None:
         """Idle work only saves time later: a failure is logged, never shown (the request that needs the result
@@ -411,9 +437,9 @@ class EngineThread(QThread):
         """The request types this thread runs (the Document's ResultApplier answers the same set)."""
         return frozenset(self._handlers)
 
-    def handle(self, rid: int, req: Request) -> EngineResult:
+    def handle(self, rid: int, req: Request) -> EngineResult | None:
         """Run one request on this thread (the dispatch table below, keyed like the Document's result table in
-        app/document_results.py); an ArtflowError is the request's failure."""
+        app/document_results.py); an ArtflowError is the request's failure. None: the preview tail answers."""
         handler = self._handlers.get(type(req))
         if handler is None:
             raise ArtflowError(f"unknown request {type(req).__name__}")
@@ -547,22 +573,38 @@ class EngineThread(QThread):
         changed += self.art.follow(s, old, first, full_mask, proxy_mask, req.clean_flats)
         return self._result(rid, req, changed)
 
-    def _preview_latent(self, rid: int, req: PreviewLatent) -> EngineResult:
+    def _preview_latent(self, rid: int, req: PreviewLatent) -> EngineResult | None:
         from core.fullres.proxy import ProxyMap, preview_to_u8
 
         s, art = self.session, self.art
         res = s.config.resolution
         pm = art.pm if art is not None else ProxyMap(res, res, res)
+        changed = tuple(range(req.transition + 1, s.num_stages))
         n = torch.get_num_threads()
-        torch.set_num_threads(max(1, min(n, self.preview_threads)))
+        threads = max(1, min(n, self.preview_threads))
+        pipelined = self.pipelined_previews and len(changed) > 1
+        tail_threads = max(1, threads // 2)
+        if pipelined:  # the cores are shared with the tail thread
+            threads = max(1, threads - tail_threads)
+        torch.set_num_threads(threads)
         try:
             # The quick proxy pictures at the artwork's size, as the document shows stages (enlarged in 8 bits:
             # a float enlargement to a 2048 px artwork took longer than the preview itself).
-            pictures = tuple(preview_to_u8(p, pm) for p in s.preview(req.transition, latent=req.z))
+            first, later = s.preview_split(req.transition, latent=req.z)
+            shown = preview_to_u8(first, pm)
+            if not pipelined:
+                pictures = (shown, *(preview_to_u8(p, pm) for p in later(first)))
+                return EngineResult(rid, req, None, changed, {"previews": pictures})
         finally:
             torch.set_num_threads(n)
-        changed = tuple(range(req.transition + 1, s.num_stages))
-        return EngineResult(rid, req, None, changed, {"previews": pictures})
+
+        def finish() -> EngineResult:  # on the tail thread
+            pictures = (shown, *(preview_to_u8(p, pm) for p in later(first)))
+            return EngineResult(rid, req, None, changed, {"previews": pictures})
+
+        self._tail.threads = tail_threads
+        self._tail.put(req.transition, lambda: self._answer(rid, req, finish))
+        return None
 
     def _refine(self, rid: int, req: Refine) -> EngineResult:
         from core.fullres.proxy import from_proxy

@@ -6,17 +6,21 @@ time it is repainted with a new picture:
                                           [--values 60] [--rate 60] [--configs] [--size WxH] [--preview-threads N]
 
 The canvas shows the last stage and the slider is transition 0's first one (the worst case: every later stage
-regenerates). Two paths, drag by drag in turn so that a shared machine's load hits them alike:
-  preview  the app's path: half-size previews while dragging (PreviewLatent), the full picture on release
+regenerates). Three paths, drag by drag in turn so that a shared machine's load hits them alike:
+  preview  the app's path: half-size previews while dragging (PreviewLatent), the full picture on release; a
+           preview's later stages on the preview tail thread, overlapped with the next value's first stage
+  serial   the same with the preview's halves one after the other on the engine thread
+           (EngineThread.pipelined_previews off: the app before the preview tail, and a 1-core machine)
   full     Document.live_preview off: every value regenerates in full (the engine merges queued ones)
 Per path: repaints of the canvas with a new picture per second of drag, the median and p90 interval between them,
-and the time from the release to the full picture on the canvas. --configs compares thread counts (1, 2) and
-OMP_WAIT_POLICY (unset, passive), one process each (the wait policy is read when OpenMP starts, and the engine
-thread takes torch's thread count when the window is made), --rounds times in turn, one drag per path each time,
-so that the load's changes hit them alike. --size opens the face at that size (a full-resolution artwork: the
-previews are enlarged to it on the engine thread and copied into the canvas on the GUI thread); --preview-threads
-sets the engine's torch threads for a preview (EngineThread.preview_threads). A script, not a test: it asserts
-nothing.
+the time from the release to the full picture on the canvas, and the engine's time per preview (wall time of its
+first half, Session.preview_split, and of its later stages, LaterPreview, each on its own thread).
+--configs compares thread counts (1, 2) and OMP_WAIT_POLICY (unset, passive), one process each (the wait policy
+is read when OpenMP starts, and the engine thread takes torch's thread count when the window is made), --rounds
+times in turn, one drag per path each time, so that the load's changes hit them alike. --size opens the face at
+that size (a full-resolution artwork: the previews are enlarged to it on the engine thread and copied into the
+canvas on the GUI thread); --preview-threads sets the engine's torch threads for a preview
+(EngineThread.preview_threads). A script, not a test: it asserts nothing.
 """
 
 from __future__ import annotations
@@ -95,14 +99,46 @@ def _wait(app, until, timeout: float = 60.0) -> None:
         time.sleep(0.001)
 
 
-def _drag(app, win, counter: FrameCounter, values: list[int], rate: float, preview: bool) -> dict:
+class HalfTimes:
+    """Wall times of the two halves of each preview the engine computes (Session.preview_split on the engine
+    thread, LaterPreview on the thread that runs it), wrapped for this benchmark."""
+
+    def __init__(self) -> None:
+        from core import session
+
+        self.first: list[float] = []
+        self.later: list[float] = []
+        split, call = session.Session.preview_split, session.LaterPreview.__call__
+        times = self
+
+        def timed_split(self, *a, **k):
+            t0 = time.perf_counter()
+            out = split(self, *a, **k)
+            times.first.append(time.perf_counter() - t0)
+            return out
+
+        def timed_call(self, first):
+            t0 = time.perf_counter()
+            out = call(self, first)
+            times.later.append(time.perf_counter() - t0)
+            return out
+
+        session.Session.preview_split = timed_split
+        session.LaterPreview.__call__ = timed_call
+
+
+def _drag(app, win, counter: FrameCounter, values: list[int], rate: float, mode: str,
+          halves: HalfTimes | None = None) -> dict:
     doc, slider = win.doc, win.latent_panel.sliders[0]
-    doc.live_preview = preview
+    doc.live_preview = mode != "full"
+    if hasattr(win.engine, "pipelined_previews"):
+        win.engine.pipelined_previews = mode == "preview"
     idle = lambda: win.engine.is_idle() and not doc.waiting_for_engine()  # noqa: E731
     _wait(app, idle)
     app.processEvents()
     slider.setSliderDown(True)
     start = len(counter.frames)
+    marks = (len(halves.first), len(halves.later)) if halves else (0, 0)
     t0 = time.perf_counter()
     for j, v in enumerate(values):
         slider.setValue(v)
@@ -111,6 +147,8 @@ def _drag(app, win, counter: FrameCounter, values: list[int], rate: float, previ
             time.sleep(0.0005)
     t_release = time.perf_counter()
     during = counter.frames[start:]
+    first = halves.first[marks[0]:] if halves else []
+    later = halves.later[marks[1]:] if halves else []
     slider.setSliderDown(False)
     _wait(app, lambda: idle() and not doc.previews)
     last = doc.num_stages - 1
@@ -122,7 +160,7 @@ def _drag(app, win, counter: FrameCounter, values: list[int], rate: float, previ
     assert doc.bases[last].shape[-1] == doc.resolution
     intervals = [b - a for a, b in zip(during, during[1:])]
     return {"frames": len(during), "seconds": t_release - t0, "intervals": intervals,
-            "release": full_shown - t_release}
+            "release": full_shown - t_release, "first": list(first), "later": list(later)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -151,16 +189,18 @@ def run(args: argparse.Namespace) -> int:
     doc.set_current_stage(doc.num_stages - 1)  # the canvas shows the last stage ...
     win.latent_panel.combo.setCurrentIndex(0)  # ... and the sliders edit the first transition
     counter = FrameCounter(win.canvas)
+    halves = HalfTimes() if hasattr(win.engine, "pipelined_previews") else None
     lo, hi = win.latent_panel.sliders[0].minimum(), win.latent_panel.sliders[0].maximum()
     n = args.values
     sweeps = [[round(lo + (hi - lo) * j / (n - 1)) for j in range(n)]]
     sweeps.append(sweeps[0][::-1])
-    out: dict[str, list[dict]] = {"preview": [], "full": []}
-    _drag(app, win, counter, sweeps[0][:5], args.rate, True)  # warm-up
-    _drag(app, win, counter, sweeps[0][:5], args.rate, False)
+    out: dict[str, list[dict]] = {name: [] for name in ("preview", "serial", "full")
+                                  if name != "serial" or halves is not None}
+    for name in out:  # warm-up
+        _drag(app, win, counter, sweeps[0][:5], args.rate, name)
     for r in range(args.rounds):
         for name in out:
-            out[name].append(_drag(app, win, counter, sweeps[r % 2], args.rate, name == "preview"))
+            out[name].append(_drag(app, win, counter, sweeps[r % 2], args.rate, name, halves))
     load = load_average()
     engine_threads = win.engine.torch_threads
     preview_threads = min(engine_threads, getattr(win.engine, "preview_threads", engine_threads))
@@ -213,10 +253,16 @@ def _summary(out: dict[str, list[dict]], indent: str = "  ") -> None:
         fps = _fps(drags)
         rel = statistics.median(d["release"] for d in drags) * 1e3
         q = sorted(intervals) or [float("nan")]
+        first = [x * 1e3 for d in drags for x in d.get("first", [])]
+        later = [x * 1e3 for d in drags for x in d.get("later", [])]
+        engine = (f"  engine per preview: first half {statistics.median(first):5.1f} ms, later stages "
+                  f"{statistics.median(later):5.1f} ms (medians)" if first and later else "")
         print(f"{indent}{name:8s} {fps:5.1f} repaints/s  frame interval median {statistics.median(q):6.1f} ms  "
-              f"p90 {q[min(len(q) - 1, int(.9 * len(q)))]:6.1f} ms  release -> full picture {rel:6.1f} ms")
+              f"p90 {q[min(len(q) - 1, int(.9 * len(q)))]:6.1f} ms  release -> full picture {rel:6.1f} ms{engine}")
     a, b = _fps(out["preview"]), _fps(out["full"])
     print(f"{indent}preview / full repaints per second: {a / b:.2f}x" if b else f"{indent}full: no repaint")
+    if out.get("serial"):
+        print(f"{indent}preview / serial repaints per second: {a / _fps(out['serial']):.2f}x")
 
 
 def _fps(drags: list[dict]) -> float:
@@ -228,7 +274,7 @@ def _configs(args: argparse.Namespace, argv: list[str] | None) -> int:
     """Each configuration in its own process, one drag per path at a time, the configurations in turn."""
     given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--configs"]
     configs = [(threads, policy) for policy in ("default", "passive") for threads in (1, 2)]
-    results: dict[tuple[int, str], dict[str, list[dict]]] = {c: {"preview": [], "full": []} for c in configs}
+    results: dict[tuple[int, str], dict[str, list[dict]]] = {c: {} for c in configs}
     loads = []
     for _ in range(args.rounds):
         for threads, policy in configs:
@@ -244,7 +290,7 @@ def _configs(args: argparse.Namespace, argv: list[str] | None) -> int:
             got = json.loads(line[0][len("RESULT "):])
             loads.append(got["load"])
             for name, drags in got["drags"].items():
-                results[threads, policy][name] += drags
+                results[threads, policy].setdefault(name, []).extend(drags)
     print(f"app, offscreen, model {Path(args.model).name}; {args.rounds} drags per path and configuration of "
           f"{args.values} slider values at {args.rate:g} moves/s, configurations in turn (one process each); cpu "
           f"count {os.cpu_count()}; load avg {min(loads):.2f} .. {max(loads):.2f} "

@@ -65,6 +65,30 @@ def compose(base: torch.Tensor, layer: Layer | None) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
+class LaterPreview:
+    """The later stages of a slider preview (Session.preview_split): each later transition's inference forward,
+    its AdaIN parameters and the artist's layer at the preview's size, taken from the session when it was made.
+    Calling it with the first stage's preview reads nothing else of the session, so another thread may run it
+    while the owner goes on, as long as the session's generators are not used for anything else meanwhile."""
+
+    fast: tuple[FastGenerator, ...]
+    params: tuple[torch.Tensor, ...]
+    layers: tuple[Layer | None, ...]
+    device: torch.device
+
+    def __call__(self, first: torch.Tensor) -> list[torch.Tensor]:
+        out, src = [], first
+        for fast, params, layer in zip(self.fast, self.params, self.layers):
+            with torch.inference_mode():
+                code = fast.encode_content(src.unsqueeze(0).to(self.device))
+                base = fast.decode(code, params, 0, None)
+            base = base[0].float().cpu().clone(memory_format=torch.contiguous_format)  # as Session.generate's
+            src = compose(base, layer)
+            out.append(src)
+        return out
+
+
+@dataclass(frozen=True)
 class TransitionReport:
     transition: int
     loss_start: float
@@ -243,6 +267,14 @@ class Session:
         never re-encodes it) without its last upsamplings, a close likeness of the full picture downsized; the
         later transitions run on the smaller picture (the generators are fully convolutional; the artist's
         layers are resized the same way) at a quarter of the cost."""
+        first, later = self.preview_split(k, size, latent)
+        return [] if first is None else [first, *later(first)]
+
+    def preview_split(self, k: int, size: int | None = None,
+                      latent: torch.Tensor | None = None) -> tuple[torch.Tensor | None, LaterPreview]:
+        """preview() in two parts: stage k+1's preview, computed now, and the later stages' as a LaterPreview to
+        call with it (on another thread if need be: the app overlaps one value's later stages with the next
+        value's first, using a second core). (None, an empty LaterPreview) for the last stage."""
         if not 0 <= k < self.num_stages:
             raise ArtflowError(f"stage index {k} is out of range (this model has {self.num_stages} stages)")
         res, n_down = self.config.resolution, self.config.generator.n_down
@@ -253,17 +285,22 @@ class Session:
                                f"(the resolution {res} halved up to {n_down} times), got {size}")
         if latent is not None:
             latent = self._checked_latent(k, latent)
-        out = []
-        src = self.stages[k]
-        for i in range(k, self.num_stages - 1):
-            if i == k:
-                base = self.generate(i, latent=latent, halvings=sizes[size])
-            else:  # a new input on every move: its content code is never reused
-                base = self.generate(i, source=src, cache=False)
-            layer = self.layers[i + 1]
-            src = base if layer is None else compose(base, (_resize(layer[0], size), _resize(layer[1], size)))
-            out.append(src)
-        return out
+        if k == self.num_stages - 1:
+            return None, LaterPreview((), (), (), self.device)
+        first = self._with_layer(self.generate(k, latent=latent, halvings=sizes[size]), k + 1, size)
+        later = range(k + 1, self.num_stages - 1)
+        with torch.inference_mode():  # a new input on every move: the later content codes are never reused
+            params = tuple(self.model.generators[i].adain_params(self.latents[i].to(self.device).reshape(1, -1))
+                           + self.deltas[i].to(self.device).reshape(1, -1) for i in later)
+        layers = tuple(self._layer_at(i + 1, size) for i in later)
+        return first, LaterPreview(tuple(self._fast[i] for i in later), params, layers, self.device)
+
+    def _layer_at(self, k: int, size: int) -> Layer | None:
+        layer = self.layers[k]
+        return None if layer is None else (_resize(layer[0], size), _resize(layer[1], size))
+
+    def _with_layer(self, base: torch.Tensor, k: int, size: int) -> torch.Tensor:
+        return compose(base, self._layer_at(k, size))
 
     def set_stage(self, k: int, image: torch.Tensor, propagate: bool = True,
                   keep_mask: torch.Tensor | None = None) -> list[int]:

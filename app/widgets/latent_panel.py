@@ -178,7 +178,10 @@ class LatentPanel(QWidget):
                 v = float(u[d])
                 if not s.isSliderDown():
                     s.setValue(round(v * TICKS))
-                sp.setValue(v)
+                # Only a changed value: a spin box repaints on every setValue, and a slider drag reloads all
+                # of them on every move.
+                if round(v, sp.decimals()) != sp.value():
+                    sp.setValue(v)
         finally:
             self._updating = False
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pytest
 import torch
 
@@ -202,6 +203,124 @@ def test_an_engine_bug_is_a_message_and_a_traceback_only_when_debugging(qtbot, t
         with qtbot.waitSignal(engine.resultReady, timeout=10000):  # the thread goes on
             engine.submit(Regenerate(0))
     finally:
+        engine.stop()
+
+
+@pytest.fixture
+def held_tail(monkeypatch):
+    """The later stages of a preview (LaterPreview, still the model's) wait for `gate` before they run, and each
+    call is recorded in `events` with the requests the engine thread starts: proof of what overlaps what."""
+    from core.session import LaterPreview
+
+    gate, started, events = threading.Event(), threading.Event(), []
+    call = LaterPreview.__call__
+
+    def held(self, first):
+        events.append("later")
+        started.set()
+        gate.wait(20)
+        out = call(self, first)
+        events.append("later done")
+        return out
+
+    monkeypatch.setattr(LaterPreview, "__call__", held)
+    yield gate, started, events
+    gate.set()
+
+
+def test_a_previews_later_stages_overlap_the_next_value_and_everything_else_waits(qtbot, tiny_bundle, held_tail):
+    """While the tail thread makes one value's later stages, the engine thread makes the next value's first stage
+    (the pipeline); an edit waits until the tail is done, and the answers leave in request order."""
+    gate, started, events = held_tail
+    engine = start_engine(qtbot, SpyEngine(lambda seen: None), tiny_bundle)
+    engine.record = lambda seen: events.append(engine.current)
+    try:
+        assert engine.pipelined_previews
+        engine.current = "preview 1"
+        engine.submit(PreviewLatent(0, torch.full((8,), -1.0)))
+        assert started.wait(10)
+        engine.current = "preview 2"
+        engine.submit(PreviewLatent(0, torch.full((8,), 1.0)))
+        qtbot.waitUntil(lambda: "preview 2" in events, timeout=10000)  # started while the tail holds preview 1
+        engine.current = "regenerate"
+        rid = engine.submit(Regenerate(0))
+        qtbot.wait(200)
+        assert "regenerate" not in events and not engine.is_idle() and len(engine.results) == 1  # waits
+        gate.set()
+        qtbot.waitUntil(lambda: engine.is_idle() and len(engine.results) == 4, timeout=20000)
+        assert events == ["preview 1", "later", "preview 2", "later done", "later", "later done", "regenerate"]
+        assert [r.rid for r in engine.results[1:]] == [rid - 2, rid - 1, rid]
+        assert [r.request.preview for r in engine.results[1:]] == [True, True, False]
+        assert torch.equal(engine.results[2].request.z, torch.full((8,), 1.0))
+    finally:
+        gate.set()
+        engine.stop()
+
+
+def test_pipelined_previews_are_the_serial_ones(qtbot, engine):
+    """The same pictures with the later stages on the tail thread as one after the other on the engine thread."""
+    def previews(pipelined: bool) -> list:
+        engine.pipelined_previews = pipelined
+        out = []
+        for v in (-2.0, 0.5, 3.0):
+            with qtbot.waitSignal(engine.resultReady, timeout=10000) as blocker:
+                engine.submit(PreviewLatent(0, torch.full((8,), v)))
+            out.append(blocker.args[0].info["previews"])
+        return out
+
+    for a, b in zip(previews(True), previews(False)):
+        assert len(a) == len(b) == 2
+        for x, y in zip(a, b):
+            # (bit for bit on one thread each; one level apart at most where thread counts differ)
+            assert x.shape == y.shape and np.abs(x.astype(int) - y.astype(int)).max() <= 1
+    qtbot.waitUntil(engine.is_idle, timeout=10000)
+
+
+def test_a_failure_in_the_later_stages_is_the_previews_failure(qtbot, engine, monkeypatch):
+    from core.session import LaterPreview
+
+    def broken(self, first):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(LaterPreview, "__call__", broken)
+    with qtbot.waitSignal(engine.failed, timeout=10000):
+        rid = engine.submit(PreviewLatent(0, torch.zeros(8)))
+    assert engine.failures[-1][0] == rid
+    assert engine.failures[-1][2] == "Internal error in PreviewLatent: ZeroDivisionError: division by zero"
+    monkeypatch.undo()
+    with qtbot.waitSignal(engine.resultReady, timeout=10000):  # both threads go on
+        engine.submit(PreviewLatent(0, torch.zeros(8)))
+    qtbot.waitUntil(engine.is_idle, timeout=10000)
+
+
+def test_stop_waits_for_the_later_stages_of_a_preview(qtbot, tiny_bundle, held_tail):
+    gate, started, _events = held_tail
+    engine = start_engine(qtbot, EngineThread(), tiny_bundle)
+    engine.submit(PreviewLatent(0, torch.zeros(8)))
+    assert started.wait(10)
+    threading.Timer(0.2, gate.set).start()
+    assert engine.stop(timeout_ms=20000)
+    assert engine.isFinished() and engine.is_idle()
+
+
+def test_an_edit_drops_a_preview_waiting_for_the_tail(qtbot, tiny_bundle, held_tail):
+    """The release's edit comes behind a preview whose first stage is made and whose later stages wait for the
+    tail thread: that preview is dropped (nobody would see it), the one in work is answered, then the edit."""
+    gate, started, events = held_tail
+    engine = start_engine(qtbot, EngineThread(), tiny_bundle)
+    try:
+        first = engine.submit(PreviewLatent(0, torch.full((8,), -1.0)))
+        assert started.wait(10)
+        engine.submit(PreviewLatent(0, torch.full((8,), 1.0)))
+        qtbot.waitUntil(lambda: not engine._tail.ready_for(0), timeout=10000)  # its later stages wait
+        edit = engine.submit(ApplyEdits(latents={0: torch.full((8,), 1.0)}))
+        assert engine.dropped == 1
+        gate.set()
+        qtbot.waitUntil(lambda: engine.is_idle() and len(engine.results) == 3, timeout=20000)
+        assert [r.rid for r in engine.results[1:]] == [first, edit]
+        assert events == ["later", "later done"]
+    finally:
+        gate.set()
         engine.stop()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, QRectF, Qt
 from PySide6.QtWidgets import QApplication
 
 from app.layers import rgb_of, to_rgb
@@ -179,3 +179,118 @@ def test_sliders_follow_a_fitted_latent_prior(qtbot, tmp_path):
         wait_idle(qtbot, win)
     finally:
         win.shutdown()
+
+
+def test_a_drag_shows_each_newer_preview_and_ends_with_the_full_picture(qtbot, window, tiny_bundle, monkeypatch):
+    """A drag with the window responsive between moves, the previews' later stages slowed down so that they overlap
+    the next values (and the release): the canvas shows the previews as they come, each from a newer value than the
+    last (a late one never replaces a newer one), repainting only the image's area; after the release it shows the
+    full regeneration at the last value, with no preview left."""
+    import threading
+    import time
+
+    from app.qt_image import qimage_to_rgb, thumbnail
+    from core.session import LaterPreview
+
+    call = LaterPreview.__call__
+
+    def slow(self, first):
+        time.sleep(0.02)
+        return call(self, first)
+
+    monkeypatch.setattr(LaterPreview, "__call__", slow)
+    doc, panel, engine, canvas = window.doc, window.latent_panel, window.engine, window.canvas
+    doc.set_current_stage(2)  # the canvas shows the last stage ...
+    panel.combo.setCurrentIndex(0)  # ... and the sliders edit the first transition
+    wait_idle(qtbot, window)
+    answers, threads = [], []
+    engine.resultReady.connect(answers.append)
+    pictures: list = []  # each new picture of the last stage, in the order shown (None: the full picture)
+
+    def on_stage(k: int) -> None:
+        threads.append(threading.current_thread())
+        if k == 2:
+            pictures.append(doc.previews.get(2))
+
+    def shown() -> list:
+        """The request each picture answers (an answer is applied before this test's own slot sees it)."""
+        rid = {id(a.info["previews"][-1]): a.rid for a in answers if a.request.preview}
+        return ["full" if p is None else rid[id(p)] for p in pictures]
+
+    doc.stageChanged.connect(on_stage)
+    paints: list = []
+
+    class PaintRects(QObject):
+        def eventFilter(self, obj, event):  # noqa: N802
+            if event.type() == QEvent.Type.Paint:
+                paints.append(QRectF(event.rect()))
+            return False
+
+    slider = panel.sliders[0]
+    slider.setSliderDown(True)
+    slider.setValue(-300)
+    qtbot.waitUntil(lambda: 2 in doc.previews, timeout=20000)
+    qtbot.wait(50)  # (the drag's first repaint of the whole canvas, for the compare view's "before", is done)
+    recorder = PaintRects()
+    canvas.installEventFilter(recorder)
+    for v in range(-280, 301, 20):
+        slider.setValue(v)
+        qtbot.wait(5)  # the events between two mouse moves: answers are shown during the drag
+    qtbot.waitUntil(lambda: engine.is_idle(), timeout=20000)
+    QApplication.processEvents()
+    canvas.removeEventFilter(recorder)
+    previews = [s for s in shown() if s != "full"]
+    assert len(previews) >= 3 and previews == sorted(set(previews))  # each newer than the last
+    assert torch.equal(doc.latents[0], doc.clip_latent(0, doc.latents[0]))
+    assert np.array_equal(doc.stage_rgb(2), rgb_of(doc.previews[2]))  # the last value's preview
+    last = next(a for a in reversed(answers) if a.request.preview)
+    assert abs(float(doc.latent_coords(0)[0]) - 3.0) < 1e-5 and last.rid == previews[-1]
+    assert np.array_equal(qimage_to_rgb(canvas._image), doc.stage_rgb(2))
+    card = window.strip.cards[2]  # the strip's thumbnail follows the previews (a few times a second)
+    qtbot.waitUntil(lambda: card.image.pixmap().toImage() == thumbnail(doc.stage_rgb(2), card.thumb_size).toImage(),
+                    timeout=5000)
+    image = canvas.image_rect().adjusted(-1, -1, 1, 1)
+    assert paints and all(image.contains(r) for r in paints)  # the desk around the image was not repainted
+    slider.setSliderDown(False)  # release: the full picture
+    wait_idle(qtbot, window)
+    assert shown()[-1] == "full" and not doc.previews and not doc.is_stale(2)
+    assert not answers[-1].request.preview
+    assert all(t is threading.main_thread() for t in threads)
+    assert np.array_equal(qimage_to_rgb(canvas._image), to_rgb(doc.bases[2]))
+    assert card.image.pixmap().toImage() == thumbnail(to_rgb(doc.bases[2]), card.thumb_size).toImage()
+    model = bundle.load(tiny_bundle)
+    src = doc.bases[0]
+    with torch.inference_mode():
+        for i, g in enumerate(model.generators):
+            params = g.adain_params(doc.latents[i][None]) + doc.deltas[i][None]
+            src = g.decode(g.encode_content(src[None]), params)[0]
+            torch.testing.assert_close(doc.bases[i + 1], src, rtol=0, atol=1e-4)
+
+
+def test_a_drag_repaints_only_the_moved_sliders_value(qtbot, window):
+    """Each move updates the moved slider's value box; the other seven keep their values and are not repainted
+    (eight repaints per move were a third of the window's work during a drag)."""
+    panel = window.latent_panel
+    paints = {d: 0 for d in range(8)}
+
+    class Counter(QObject):
+        def eventFilter(self, obj, event):  # noqa: N802
+            if event.type() == QEvent.Type.Paint:
+                paints[panel.spins.index(obj)] += 1
+            return False
+
+    counter = Counter()
+    qtbot.wait(50)
+    for sp in panel.spins:
+        sp.installEventFilter(counter)
+    values = panel.current_values()
+    slider = panel.sliders[3]
+    slider.setSliderDown(True)
+    for v in range(-100, 101, 25):
+        slider.setValue(v)
+        qtbot.wait(5)
+    slider.setSliderDown(False)
+    wait_idle(qtbot, window)
+    assert paints[3] > 0 and all(paints[d] == 0 for d in range(8) if d != 3)
+    assert panel.current_values()[3] == 1.0
+    assert [v for d, v in enumerate(panel.current_values()) if d != 3] == [v for d, v in enumerate(values) if d != 3]
