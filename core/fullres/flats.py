@@ -19,9 +19,11 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-# The regions' rule lives in core.fullres.regions; its names are re-exported here, where callers look for them.
 from core.fullres.kernels import lookup_rows, region_histograms, split_rows
 from core.fullres.regions import CLOSE_GAP, Regions, find_regions, near
+
+# The regions' rule lives in core.fullres.regions; its names are re-exported here, where callers look for them.
+from core.imageio import tensor_to_uint8
 
 __all__ = ["CLOSE_GAP", "LINE_POLICIES", "Regions", "clean_flat", "clean_flat_u8", "fill_region", "find_regions",
            "near", "region_medians", "region_spread"]
@@ -37,12 +39,11 @@ def region_medians(labels: np.ndarray, count: int, colours: torch.Tensor | np.nd
     saved); the median of a region's n values is the lower one for even n. Only pixels where `where` is True
     count; a region without such pixels takes the median over all its pixels. A histogram per region: linear in
     the pixel count."""
-    if isinstance(colours, np.ndarray):  # uint8 (H, W, C) or (H, W): already on 8-bit levels
-        q = colours[None] if colours.ndim == 2 else np.moveaxis(colours, 2, 0)
-    else:
-        a = colours.detach().float().cpu().clamp(-1, 1)
-        q = ((a + 1) * 127.5).round().to(torch.uint8).numpy()  # (C, H, W)
-    levels = np.moveaxis(q, 0, 2)  # (H, W, C), a view
+    # uint8 (H, W, C) or (H, W): already on 8-bit levels; a tensor is converted band by band (tensor_to_uint8:
+    # no full-size float temporaries, 3 x 144 MiB at 4096 x 3072 otherwise)
+    levels = colours if isinstance(colours, np.ndarray) else tensor_to_uint8(colours)
+    if levels.ndim == 2:
+        levels = levels[..., None]
     labels = labels.astype(np.int32, copy=False)
     h, w = labels.shape
 
