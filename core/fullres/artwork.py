@@ -20,10 +20,8 @@ resolution existed).
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 import torch
@@ -322,8 +320,8 @@ class LayeredArtwork:
                 windows = []
                 new = apply_change(base, change, base, self.pm, mask, guide_proxy, windows=windows)
             else:
-                regions, candidate = self._regions_beside(
-                    line, partial(apply_change, base, change, base, self.pm, None, guide_proxy))
+                regions = self.regions(line)  # first: its temporaries peak without the candidate alive
+                candidate = apply_change(base, change, base, self.pm, None, guide_proxy)
                 # With a mask, the flat is painted only in the mask's box (its colours still come from whole
                 # regions); the stage as seen is composited only for lines="ink", and only there.
                 box = None if mask is None else changed_box(np.asarray(mask) > 0)
@@ -341,28 +339,6 @@ class LayeredArtwork:
             if line is not None and j + 1 < n:  # the next stages from the clean flat
                 session.set_stage(j, self.base_proxy(j), propagate=True, keep_mask=proxy_mask)
         return changed
-
-    def _regions_beside(self, line: int, work: Callable[[], np.ndarray]) -> tuple[Regions, np.ndarray]:
-        """(self.regions(line), work()), the regions found on a second thread while this one does `work`: they
-        are independent, the regions' update is mostly single-threaded scipy and numpy, and `work`'s kernels
-        release the GIL, so on two cores they overlap."""
-        found: dict[str, object] = {}
-
-        def find() -> None:
-            try:
-                found["regions"] = self.regions(line)
-            except BaseException as exc:  # noqa: BLE001 - raised again on the calling thread
-                found["error"] = exc
-
-        helper = threading.Thread(target=find, name="artflow-regions")
-        helper.start()
-        try:
-            result = work()
-        finally:
-            helper.join()
-        if "error" in found:
-            raise found["error"]
-        return found["regions"], result
 
     def _proxy_follows(self, k: int, old: np.ndarray, new: np.ndarray,
                        windows: list[tuple[int, int, int, int]] | None = None) -> None:
