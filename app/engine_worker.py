@@ -549,9 +549,9 @@ class EngineThread(QThread):
         session.start_from(torch.ones(session.config.stages[0].channels, res, res))
         self.session = session
         self.art = LayeredArtwork.of_session(session)
-        # Here, once per process, while the window waits for the model anyway: the full-resolution passes
-        # compiled (a fresh machine) or loaded from numba's disk cache, not in the middle of a first edit.
-        kernels.warm_up()
+        # Once per process, beside the app: the full-resolution passes compiled (a fresh machine: ~20 s on 2 cores)
+        # or loaded from numba's disk cache, before the artist's first full-size artwork needs them.
+        kernels.warm_up_in_background()
         priors = tuple(copy.deepcopy(p).cpu() for p in session.model.latent_priors)
         info = ModelInfo(str(req.path), session.config, device_label(session.device), session.perceptual_kind,
                          priors)

@@ -350,6 +350,20 @@ def label4(mask):  # pragma: no cover
 
 
 
+_warm_up_thread: threading.Thread | None = None
+_warm_up_lock = threading.Lock()
+
+
+def warm_up_in_background() -> None:
+    """warm_up on a daemon thread, once per process: the caller goes on (a fresh machine compiles for ~10-20 s;
+    a kernel needed meanwhile waits for its own compile only)."""
+    global _warm_up_thread
+    with _warm_up_lock:
+        if _warm_up_thread is None:
+            _warm_up_thread = threading.Thread(target=warm_up, name="artflow-kernel-warm-up", daemon=True)
+            _warm_up_thread.start()
+
+
 def warm_up() -> None:
     """Compiles every kernel (a fresh machine: ~1 s each) or loads it from numba's disk cache (milliseconds), so
     that an artist's first edit does not wait for the compiler."""
