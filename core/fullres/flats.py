@@ -20,9 +20,9 @@ import torch
 from scipy import ndimage
 
 from core.fullres.kernels import lookup_rows, region_histograms, split_rows
-from core.fullres.regions import CLOSE_GAP, Regions, find_regions, near
 
 # The regions' rule lives in core.fullres.regions; its names are re-exported here, where callers look for them.
+from core.fullres.regions import CLOSE_GAP, Regions, find_regions, near
 from core.imageio import tensor_to_uint8
 
 __all__ = ["CLOSE_GAP", "LINE_POLICIES", "Regions", "clean_flat", "clean_flat_u8", "fill_region", "find_regions",

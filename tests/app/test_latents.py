@@ -14,6 +14,17 @@ from core.session import Z_RANGE
 from tests.app.conftest import RES, wait_idle
 
 
+def assert_chain_is_the_models(doc, bundle_path) -> None:
+    """Every later stage the document holds is the model's own chain from stage 0 at its latents and deltas."""
+    model = bundle.load(bundle_path)
+    src = doc.bases[0]
+    with torch.inference_mode():
+        for i, g in enumerate(model.generators):
+            params = g.adain_params(doc.latents[i][None]) + doc.deltas[i][None]
+            src = g.decode(g.encode_content(src[None]), params)[0]
+            torch.testing.assert_close(doc.bases[i + 1], src, rtol=0, atol=1e-4)
+
+
 def test_slider_changes_the_final_stage(qtbot, window):
     doc, panel = window.doc, window.latent_panel
     final_before = doc.bases[2].clone()
@@ -74,13 +85,7 @@ def test_live_drag_shows_previews_then_the_full_picture(qtbot, window, tiny_bund
     assert not doc.previews and not doc.is_stale(2)
     assert abs(float(doc.latents[0][2]) - 3.0) < 1e-6
     assert np.array_equal(doc.stage_rgb(2), to_rgb(doc.bases[2]))
-    model = bundle.load(tiny_bundle)
-    src = doc.bases[0]
-    with torch.inference_mode():
-        for i, g in enumerate(model.generators):
-            params = g.adain_params(doc.latents[i][None]) + doc.deltas[i][None]
-            src = g.decode(g.encode_content(src[None]), params)[0]
-            torch.testing.assert_close(doc.bases[i + 1], src, rtol=0, atol=1e-4)
+    assert_chain_is_the_models(doc, tiny_bundle)
     # The engine's final picture is the one for the last value: regenerating again changes nothing.
     final = doc.bases[2].clone()
     doc.regenerate()
@@ -258,13 +263,7 @@ def test_a_drag_shows_each_newer_preview_and_ends_with_the_full_picture(qtbot, w
     assert all(t is threading.main_thread() for t in threads)
     assert np.array_equal(qimage_to_rgb(canvas._image), to_rgb(doc.bases[2]))
     assert card.image.pixmap().toImage() == thumbnail(to_rgb(doc.bases[2]), card.thumb_size).toImage()
-    model = bundle.load(tiny_bundle)
-    src = doc.bases[0]
-    with torch.inference_mode():
-        for i, g in enumerate(model.generators):
-            params = g.adain_params(doc.latents[i][None]) + doc.deltas[i][None]
-            src = g.decode(g.encode_content(src[None]), params)[0]
-            torch.testing.assert_close(doc.bases[i + 1], src, rtol=0, atol=1e-4)
+    assert_chain_is_the_models(doc, tiny_bundle)
 
 
 def test_a_drag_repaints_only_the_moved_sliders_value(qtbot, window):
