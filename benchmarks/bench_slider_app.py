@@ -14,7 +14,8 @@ regenerates). Three paths, drag by drag in turn so that a shared machine's load 
   full     Document.live_preview off: every value regenerates in full (the engine merges queued ones)
 Per path: repaints of the canvas with a new picture per second of drag, the median and p90 interval between them,
 the time from the release to the full picture on the canvas, and the engine's time per preview (wall time of its
-first half, Session.preview_split, and of its later stages, LaterPreview, each on its own thread).
+first half, Session.preview_split, of its later stages, LaterPreview, each on its own thread, and of each picture's
+enlargement to the artwork's size, preview_to_u8).
 --configs compares thread counts (1, 2) and OMP_WAIT_POLICY (unset, passive), one process each (the wait policy
 is read when OpenMP starts, and the engine thread takes torch's thread count when the window is made), --rounds
 times in turn, one drag per path each time, so that the load's changes hit them alike. --size opens the face at
@@ -101,15 +102,26 @@ def _wait(app, until, timeout: float = 60.0) -> None:
 
 class HalfTimes:
     """Wall times of the two halves of each preview the engine computes (Session.preview_split on the engine
-    thread, LaterPreview on the thread that runs it), wrapped for this benchmark."""
+    thread, LaterPreview on the thread that runs it) and of each picture's enlargement to the artwork's size in 8
+    bits (core.fullres.proxy.preview_to_u8, one per later stage, on either thread), wrapped for this benchmark."""
 
     def __init__(self) -> None:
         from core import session
+        from core.fullres import proxy
 
         self.first: list[float] = []
         self.later: list[float] = []
-        split, call = session.Session.preview_split, session.LaterPreview.__call__
+        self.to_u8: list[float] = []
+        split, call, to_u8 = session.Session.preview_split, session.LaterPreview.__call__, proxy.preview_to_u8
         times = self
+
+        def timed_to_u8(*a, **k):
+            t0 = time.perf_counter()
+            out = to_u8(*a, **k)
+            times.to_u8.append(time.perf_counter() - t0)
+            return out
+
+        proxy.preview_to_u8 = timed_to_u8  # (the engine imports it where it calls it)
 
         def timed_split(self, *a, **k):
             t0 = time.perf_counter()
@@ -138,7 +150,7 @@ def _drag(app, win, counter: FrameCounter, values: list[int], rate: float, mode:
     app.processEvents()
     slider.setSliderDown(True)
     start = len(counter.frames)
-    marks = (len(halves.first), len(halves.later)) if halves else (0, 0)
+    marks = (len(halves.first), len(halves.later), len(halves.to_u8)) if halves else (0, 0, 0)
     t0 = time.perf_counter()
     for j, v in enumerate(values):
         slider.setValue(v)
@@ -149,6 +161,7 @@ def _drag(app, win, counter: FrameCounter, values: list[int], rate: float, mode:
     during = counter.frames[start:]
     first = halves.first[marks[0]:] if halves else []
     later = halves.later[marks[1]:] if halves else []
+    to_u8 = halves.to_u8[marks[2]:] if halves else []
     slider.setSliderDown(False)
     _wait(app, lambda: idle() and not doc.previews)
     last = doc.num_stages - 1
@@ -160,7 +173,7 @@ def _drag(app, win, counter: FrameCounter, values: list[int], rate: float, mode:
     assert doc.bases[last].shape[-1] == doc.resolution
     intervals = [b - a for a, b in zip(during, during[1:])]
     return {"frames": len(during), "seconds": t_release - t0, "intervals": intervals,
-            "release": full_shown - t_release, "first": list(first), "later": list(later)}
+            "release": full_shown - t_release, "first": list(first), "later": list(later), "to_u8": list(to_u8)}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -255,8 +268,10 @@ def _summary(out: dict[str, list[dict]], indent: str = "  ") -> None:
         q = sorted(intervals) or [float("nan")]
         first = [x * 1e3 for d in drags for x in d.get("first", [])]
         later = [x * 1e3 for d in drags for x in d.get("later", [])]
+        to_u8 = [x * 1e3 for d in drags for x in d.get("to_u8", [])]
         engine = (f"  engine per preview: first half {statistics.median(first):5.1f} ms, later stages "
-                  f"{statistics.median(later):5.1f} ms (medians)" if first and later else "")
+                  f"{statistics.median(later):5.1f} ms, each picture to 8 bits {statistics.median(to_u8):5.1f} ms "
+                  "(medians)" if first and later and to_u8 else "")
         print(f"{indent}{name:8s} {fps:5.1f} repaints/s  frame interval median {statistics.median(q):6.1f} ms  "
               f"p90 {q[min(len(q) - 1, int(.9 * len(q)))]:6.1f} ms  release -> full picture {rel:6.1f} ms{engine}")
     a, b = _fps(out["preview"]), _fps(out["full"])
