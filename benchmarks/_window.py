@@ -39,9 +39,9 @@ class PaintCounter(QObject):
         return False
 
 
-def open_drawn_artwork(model: str | None, width: int, height: int):
+def open_window(model: str | None = None):
     """(app, window): the main window (1280 x 800, no refinement after opening, settings in a temporary folder)
-    with tools/draw_artwork.py's artwork of width x height open and the engine idle. Prints the opening time."""
+    on `model` (None: the bundled one), its model loaded."""
     from app.application import create_window
     from app.settings import Settings
 
@@ -55,6 +55,13 @@ def open_drawn_artwork(model: str | None, width: int, height: int):
     while not win.doc.has_model:
         app.processEvents()
         time.sleep(0.01)
+    return app, win
+
+
+def open_drawn_artwork(model: str | None, width: int, height: int):
+    """(app, window): open_window's window with tools/draw_artwork.py's artwork of width x height open and the
+    engine idle. Prints the opening time."""
+    app, win = open_window(model)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "art.png"
         draw_artwork(width, height).save(path)

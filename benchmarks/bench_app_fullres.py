@@ -39,6 +39,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks._common import load_average, print_load_note  # noqa: E402
+from benchmarks._window import open_window  # noqa: E402
 from tools.draw_artwork import draw_artwork  # noqa: E402
 
 
@@ -109,25 +110,6 @@ def composite(args) -> None:
     print_load_note(load)
 
 
-def _window(settings_refine: bool = False):
-    from PySide6.QtWidgets import QApplication
-
-    from app.application import create_window
-    from app.settings import Settings
-
-    app = QApplication.instance() or QApplication(["bench"])
-    os.environ.setdefault("ARTFLOW_DATA_DIR", tempfile.mkdtemp(prefix="artflow-bench-"))
-    settings = Settings()
-    settings.refine_after_open = settings_refine
-    win = create_window(None, device="cpu", screenshot_mode=True, settings=settings)
-    win.resize(1280, 800)
-    win.show()
-    while not win.doc.has_model:
-        app.processEvents()
-        time.sleep(0.01)
-    return app, win
-
-
 def _wait_idle(app, win) -> None:
     while not (win.engine.is_idle() and not win.doc.waiting_for_engine()):
         app.processEvents()
@@ -156,7 +138,7 @@ def _stroke(app, win) -> None:
 
 def make_project(args) -> None:
     w, h = _size(args.size)
-    app, win = _window()
+    app, win = open_window()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "art.png"
         draw_artwork(w, h).save(path)
@@ -227,7 +209,7 @@ def _settle(app) -> None:
 
 def rss(args) -> None:
     meter = PeakMeter()
-    app, win = _window()
+    app, win = open_window()
     meter.step()  # the window and the model: a step of their own, not reported as one
     t0 = time.perf_counter()
     win.doc.open_project(args.project)
@@ -289,7 +271,7 @@ def _next_steps(app, win, meter: PeakMeter, stroke_peak: float) -> None:
 def rss_image(args) -> None:
     """Opening a picture in a fresh window: the model infers its workflow and the full-res stages are made."""
     meter = PeakMeter()
-    app, win = _window()
+    app, win = open_window()
     meter.step()
     t0 = time.perf_counter()
     win.doc.open_image(str(args.image))
