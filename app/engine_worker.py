@@ -377,6 +377,8 @@ class EngineThread(QThread):
                 continue
             if not request.preview:  # (a drag's pictures show its progress; no status-bar flicker 30 times a second)
                 self.activity.emit(request.label)
+            if self.session is not None and self.session.governor is not None:
+                self.session.governor.apply()  # the cores other programs leave free (core/threads.py)
             self._answer(rid, request, lambda rid=rid, request=request: self.handle(rid, request))
             # Dropped now, not when the next request replaces it: a request (an opened image) would otherwise stay
             # alive through the next request's work.
@@ -544,7 +546,7 @@ class EngineThread(QThread):
 
         device = resolve_device(req.device)
         model = bundle.load(req.path)  # BundleError leaves the current session in place: nothing is lost
-        session = Session(model, device=device)
+        session = Session(model, device=device, adapt_threads=True)
         res = session.config.resolution
         session.start_from(torch.ones(session.config.stages[0].channels, res, res))
         self.session = session

@@ -34,6 +34,7 @@ from core.refine import (
     schedule_named,
 )
 from core.regularizer import Regularizer
+from core.threads import ThreadGovernor
 
 # Random codes stay within +-3 standard deviations of the latent prior: beyond, artefacts (supplementary, Fig. 3).
 # Also the sliders' range of raw z values.
@@ -113,8 +114,11 @@ class Session:
     the artist's layers stay on top, so painted work is never lost."""
 
     def __init__(self, model: WorkflowModel, device: str | torch.device = "auto",
-                 vgg_weights: str | None = None) -> None:
+                 vgg_weights: str | None = None, adapt_threads: bool = False) -> None:
         self.device = resolve_device(device)
+        # adapt_threads: on a CPU, refine and propagate use the cores other programs leave free (core/threads.py),
+        # instead of stalling on a busy one; off by default because the thread count changes float rounding.
+        self.governor = ThreadGovernor() if adapt_threads and self.device.type == "cpu" else None
         # channels_last: ~1.3x faster convolutions for the refinement on CPU (measured), no harm on CUDA.
         self.model = model.to(self.device, memory_format=torch.channels_last).eval().requires_grad_(False)
         self.config = model.config
@@ -248,6 +252,7 @@ class Session:
         Returns the indices of the regenerated stages. cache=False: no content code reuse (reference path)."""
         if not 0 <= k < self.num_stages:
             raise ArtflowError(f"stage index {k} is out of range (this model has {self.num_stages} stages)")
+        self._adapt_threads()
         changed = []
         for i in range(k, self.num_stages - 1):
             new = self.generate(i, cache=cache)
@@ -411,10 +416,10 @@ class Session:
             with torch.no_grad():
                 base = g.adain_params(self.latents[i].to(self.device).reshape(1, -1))[0]
             w = self.model.reg_weights[i] if regularizer is Regularizer.LEARNED else None
-            result: TransitionResult = yield from refine_transition(
+            result: TransitionResult = yield from self._governed(refine_transition(
                 g, self.perceptual(i), stages[i], targets[i + 1], base, deltas[i], w, transition=i, steps=steps,
                 lr=lr, lambda_p=lambda_p, preview_every=preview_every, should_stop=should_stop, lr_end=plan.lr_end,
-                coarse_steps=plan.coarse_steps, stop_window=plan.stop_window, stop_tol=plan.stop_tol)
+                coarse_steps=plan.coarse_steps, stop_window=plan.stop_window, stop_tol=plan.stop_tol))
             if not result.completed:
                 completed = False
                 break
@@ -427,6 +432,24 @@ class Session:
         trained = tuple(self.model.regularizer_trained(i) for i in range(self.num_stages - 1))
         return RefineReport(tuple(reports), regularizer, trained, self.perceptual_kind, completed,
                             time.perf_counter() - t0, {"schedule": plan.name})
+
+    def _adapt_threads(self) -> None:
+        if self.governor is not None:
+            self.governor.apply()
+
+    def _governed(self, steps: Generator[RefineStep, None, TransitionResult]
+                  ) -> Generator[RefineStep, None, TransitionResult]:
+        """`steps` with the thread count re-judged before each step (a busy neighbour may come or go mid-way)."""
+        try:
+            while True:
+                self._adapt_threads()
+                try:
+                    step = next(steps)
+                except StopIteration as done:
+                    return done.value
+                yield step
+        finally:
+            steps.close()  # a cancel (close) reaches the refinement as `yield from` would pass it
 
 
 def _resize(image: torch.Tensor, size: int) -> torch.Tensor:

@@ -29,6 +29,10 @@ def add_common(p: argparse.ArgumentParser, model: bool = True) -> None:
         p.add_argument("--model", metavar="DIR", help="model bundle folder (default: the bundled model)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="where to compute")
     p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for torch, fixed for the whole command (default: one per core; refinement "
+                        "and generation then use fewer while other programs keep cores busy, which changes "
+                        "results only at float rounding)")
 
 
 # The arguments several commands declare alike, one wording each.
@@ -69,7 +73,16 @@ def open_session(args: argparse.Namespace) -> tuple[Session, Path]:
     device = resolve_device(args.device)
     path = model_path(args)
     torch.manual_seed(args.seed)
-    return Session(bundle.load(path), device), path
+    return Session(bundle.load(path), device, adapt_threads=getattr(args, "threads", None) is None), path
+
+
+def apply_threads(args: argparse.Namespace) -> None:
+    """--threads N: torch's thread count fixed for the whole command."""
+    threads = getattr(args, "threads", None)
+    if threads is not None:
+        if threads < 1:
+            raise ArtflowError(f"--threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
 
 
 def model_facts(session: Session, path: Path) -> dict:

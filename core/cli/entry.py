@@ -9,6 +9,7 @@ import sys
 from core import __version__
 from core.cli import dataset, edit, export, fit_prior, generate, info, reconstruct, train
 from core.cli import eval as eval_command
+from core.cli.common import apply_threads
 from core.errors import ArtflowError
 
 # In the order of `artflow --help`.
@@ -29,6 +30,7 @@ def run(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        apply_threads(args)
         return int(args.func(args) or 0)
     except ArtflowError as exc:
         print(f"artflow {args.command}: error: {exc}", file=sys.stderr)

@@ -10,8 +10,6 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import torch
-
 from core import config as mconfig
 from core.cli.common import add_common, add_stage_data, parse_kv_ints
 from core.errors import ArtflowError
@@ -50,7 +48,6 @@ def add_parser(sub) -> None:
     p.add_argument("--reset-encoders", action="store_true",
                    help="with --init: start the latent encoders afresh (after a posterior collapse)")
     p.add_argument("--export", metavar="DIR", help="also copy the final bundle here")
-    p.add_argument("--threads", type=int, help="CPU threads for torch")
     add_common(p, model=False)
     p.set_defaults(func=run)
 
@@ -71,8 +68,6 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
     stages = stage_specs_from_folder(args.data)
     kw = {"stages": stages, "name": args.name or Path(args.data).resolve().name}
     if args.resolution:
