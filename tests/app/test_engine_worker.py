@@ -346,3 +346,35 @@ def test_an_opened_artworks_line_art_regions_are_found_while_the_engine_is_idle(
         engine.submit(ApplyEdits(layers={line: layer}))
     qtbot.waitUntil(engine.is_idle, timeout=20000)
     assert art.cached_region_map(line).how == "updated"
+
+
+class OneCoreLeft:
+    """A thread governor that finds one core free (another program holds the rest) and counts its judgements."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def apply(self) -> int:
+        self.calls += 1
+        torch.set_num_threads(1)
+        return 1
+
+
+def test_the_engine_gives_each_request_the_cores_other_programs_leave(qtbot, tiny_bundle):
+    from core.threads import ThreadGovernor
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        eng = start_engine(qtbot, SpyEngine(lambda seen: seen.__setitem__("threads", torch.get_num_threads())),
+                           tiny_bundle)
+        try:
+            assert isinstance(eng.session.governor, ThreadGovernor)  # the app adapts; tests of core keep it fixed
+            eng.session.governor = governor = OneCoreLeft()  # (the engine is idle: nothing reads it meanwhile)
+            with qtbot.waitSignal(eng.resultReady, timeout=10000):
+                eng.submit(Regenerate(0))
+            assert governor.calls >= 1 and eng.seen["threads"] == 1
+        finally:
+            eng.stop()
+    finally:
+        torch.set_num_threads(before)
