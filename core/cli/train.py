@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         raise ArtflowError("--reset-encoders needs --init (a fresh model's encoders are new anyway)")
     bank = StageBank.from_folder(args.data, mcfg.resolution, [s.channels for s in stages])
     trainer = Trainer(mcfg, tcfg, bank, args.out, device=args.device, init_bundle=args.init,
-                      reset_encoders=args.reset_encoders)
+                      reset_encoders=args.reset_encoders, adapt_threads=args.threads is None)
     if trainer.resumed:
         print(f"resumed from {args.out}: " + ", ".join(f"{k} {v}" for k, v in trainer.phase_done.items()),
               file=sys.stderr)

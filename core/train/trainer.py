@@ -26,6 +26,7 @@ from core.device import resolve_device
 from core.errors import ArtflowError, CancelledError
 from core.model import WorkflowModel, make_encoders
 from core.perceptual import make_perceptual
+from core.threads import ThreadGovernor
 from core.train.checkpoint import CHECKPOINT, read_checkpoint, refuse_legacy_checkpoint, write_checkpoint
 from core.train.config import PHASES, TrainConfig
 from core.train.data import StageBank, batch_indices, step_generator
@@ -43,7 +44,7 @@ from core.train.samples import sample_grid
 class Trainer:
     def __init__(self, model_config: WorkflowConfig, train_config: TrainConfig, data: StageBank, out_dir: str | Path,
                  device: str = "auto", init_bundle: str | Path | None = None, progress: bool = True,
-                 reset_encoders: bool = False) -> None:
+                 reset_encoders: bool = False, adapt_threads: bool = False) -> None:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -55,6 +56,9 @@ class Trainer:
         self.device = torch.device("cuda", local) if (self.world > 1 and dist.get_backend() == "nccl") \
             else resolve_device(device)
         self.mcfg, self.cfg, self.data = model_config, train_config, data
+        # adapt_threads: on a CPU, each iteration uses the cores other programs leave free (core/threads.py): a
+        # thread team waiting on a busy core stalls every operation. One process only (DDP ranks keep theirs).
+        self.governor = ThreadGovernor() if adapt_threads and self.device.type == "cpu" and self.world == 1 else None
         self.out = Path(out_dir)
         self.progress = progress and self.is_main
         torch.manual_seed(train_config.seed)  # identical initial weights on every rank
@@ -218,6 +222,8 @@ class Trainer:
             if (deadline and time.monotonic() > deadline) or (should_stop and should_stop()):
                 bar.close()
                 return False
+            if self.governor is not None:
+                self.governor.apply()
             logs = step_fn(phase, step)
             self.phase_done[phase] = step + 1
             n_last += 1

@@ -266,3 +266,24 @@ def test_discriminators_can_have_their_own_learning_rate(bank, tmp_path):
     assert tr.optims["inference_d"].param_groups[0]["lr"] == 2e-4
     with pytest.raises(ArtflowError, match="learning rates"):
         TrainConfig(lr_d=0.0)
+
+
+def test_training_judges_the_thread_count_before_each_iteration(bank, tmp_path):
+    from core.threads import ThreadGovernor
+
+    tr = Trainer(config.tiny(), _cfg(inference=3), bank, tmp_path, device="cpu", progress=False,
+                 adapt_threads=True)
+    assert isinstance(tr.governor, ThreadGovernor)
+    assert Trainer(config.tiny(), _cfg(inference=3), bank, tmp_path / "fixed", device="cpu",
+                   progress=False).governor is None  # off unless asked for (the CLI asks unless --threads)
+
+    class Counting:
+        calls = 0
+
+        def apply(self) -> int:
+            Counting.calls += 1
+            return torch.get_num_threads()
+
+    tr.governor = Counting()
+    tr.run(("inference",))
+    assert Counting.calls == 3
