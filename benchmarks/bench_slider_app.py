@@ -16,7 +16,8 @@ Per path: repaints of the canvas with a new picture per second of drag, the medi
 the time from the release to the full picture on the canvas, and the engine's time per preview (wall time of its
 first half, Session.preview_split, of its later stages, LaterPreview, each on its own thread, and of each picture's
 enlargement to the artwork's size, preview_to_u8).
---configs compares thread counts (1, 2) and OMP_WAIT_POLICY (unset, passive), one process each (the wait policy
+--configs compares thread counts (--config-threads, 1 and 2) and OpenMP's wait at barriers (--policies: unset,
+passive, or GOMP_SPINCOUNT=10000), one process each (the wait policy
 is read when OpenMP starts, and the engine thread takes torch's thread count when the window is made), --rounds
 times in turn, one drag per path each time, so that the load's changes hit them alike. --size opens the face at
 that size (a full-resolution artwork: the previews are enlarged to it on the engine thread and copied into the
@@ -285,17 +286,38 @@ def _fps(drags: list[dict]) -> float:
     return sum(d["frames"] for d in drags) / sum(d["seconds"] for d in drags)
 
 
+# OpenMP's wait at a barrier, as the environment sets it: spin (libgomp's default), sleep at once (the desktop
+# app's setting), or spin a short while and then sleep.
+POLICIES = {"default": {}, "passive": {"OMP_WAIT_POLICY": "passive"}, "spin10k": {"GOMP_SPINCOUNT": "10000"}}
+
+
+def _without(argv: list[str], flags: tuple[str, ...], options: tuple[str, ...]) -> list[str]:
+    """argv less the given flags and the given options with their values (--opt V or --opt=V)."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a in flags or a.split("=")[0] in options:
+            skip = a in options
+        else:
+            out.append(a)
+    return out
+
+
 def _configs(args: argparse.Namespace, argv: list[str] | None) -> int:
     """Each configuration in its own process, one drag per path at a time, the configurations in turn."""
-    given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--configs"]
-    configs = [(threads, policy) for policy in ("default", "passive") for threads in (1, 2)]
+    given = _without(sys.argv[1:] if argv is None else argv, ("--configs",), ("--policies", "--config-threads"))
+    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    unknown = [p for p in policies if p not in POLICIES]
+    if unknown:
+        raise SystemExit(f"unknown policy {', '.join(unknown)}; choose from {', '.join(POLICIES)}")
+    configs = [(int(threads), policy) for policy in policies for threads in args.config_threads.split(",")]
     results: dict[tuple[int, str], dict[str, list[dict]]] = {c: {} for c in configs}
     loads = []
     for _ in range(args.rounds):
         for threads, policy in configs:
-            env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-            if policy != "default":
-                env["OMP_WAIT_POLICY"] = policy
+            env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+            env.update(POLICIES[policy])
             child = subprocess.run([sys.executable, __file__, *given, "--threads", str(threads), "--rounds", "1",
                                     "--json"], env=env, capture_output=True, text=True)
             line = [x for x in child.stdout.splitlines() if x.startswith("RESULT ")]
@@ -311,7 +333,8 @@ def _configs(args: argparse.Namespace, argv: list[str] | None) -> int:
           f"count {os.cpu_count()}; load avg {min(loads):.2f} .. {max(loads):.2f} "
           f"(median {statistics.median(loads):.2f})")
     for (threads, policy), out in results.items():
-        print(f"engine {threads} torch thread{'s' if threads > 1 else ''}, OMP_WAIT_POLICY {policy}:")
+        print(f"engine {threads} torch thread{'s' if threads > 1 else ''}, OpenMP waits {policy} "
+              f"({' '.join(f'{k}={v}' for k, v in POLICIES[policy].items()) or 'nothing set'}):")
         _summary(out, "    ")
     print_load_note(statistics.median(loads))
     return 0
@@ -327,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3, help="drags per path")
     ap.add_argument("--values", type=int, default=60, help="slider positions per drag")
     ap.add_argument("--rate", type=float, default=60.0, help="slider moves per second")
+    ap.add_argument("--policies", default="default,passive",
+                    help=f"with --configs: OpenMP wait policies to compare ({', '.join(POLICIES)})")
+    ap.add_argument("--config-threads", default="1,2", help="with --configs: engine thread counts to compare")
     ap.add_argument("--configs", action="store_true",
                     help="thread counts 1, 2 x OMP_WAIT_POLICY unset, passive: one process each, in turn")
     ap.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # a child of --configs
