@@ -63,7 +63,10 @@ def read_sample(stat_path: str = "/proc/stat", self_path: str = "/proc/self/stat
         name, _, rest = line.partition(" ")
         if not name.startswith("cpu") or name == "cpu" or not name[3:].isdigit() or int(name[3:]) not in cores:
             continue
-        fields = [int(v) for v in rest.split()]
+        try:
+            fields = [int(v) for v in rest.split()]
+        except ValueError:
+            return None
         if len(fields) < 5:
             return None
         # user nice system idle iowait irq softirq steal ...: everything but idle and iowait is busy.
@@ -71,10 +74,9 @@ def read_sample(stat_path: str = "/proc/stat", self_path: str = "/proc/self/stat
         seen += 1
     # The command name in /proc/self/stat is in parentheses and may hold spaces: the fields start after ')'.
     after = own.rpartition(")")[2].split()
-    if not seen or len(after) < 13:
+    if not seen or len(after) < 13 or not (after[11].isdigit() and after[12].isdigit()):
         return None
-    utime, stime = int(after[11]), int(after[12])
-    return CpuSample(time.monotonic(), busy, utime + stime)
+    return CpuSample(time.monotonic(), busy, int(after[11]) + int(after[12]))
 
 
 def threads_for_load(max_threads: int, cores: int, others_busy_cores: float) -> int:

@@ -39,7 +39,8 @@ def test_read_sample_counts_only_the_allowed_cores_and_this_process(tmp_path):
     assert s.process == 70 + 30  # utime + stime
 
 
-@pytest.mark.parametrize("stat, own", [("garbage\n", SELF), (STAT, "4242 (x) S 1\n"), ("cpu0 1 2\n", SELF)])
+@pytest.mark.parametrize("stat, own", [("garbage\n", SELF), (STAT, "4242 (x) S 1\n"), ("cpu0 1 2\n", SELF),
+                                       ("cpu0 1 2 x 4 5\n", SELF), (STAT, SELF.replace(" 70 30 ", " 70 ?? "))])
 def test_read_sample_gives_none_for_what_it_does_not_understand(tmp_path, stat, own):
     assert read_sample(*_write(tmp_path, stat, own), cores={0, 1}) is None
 
