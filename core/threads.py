@@ -88,13 +88,14 @@ def threads_for_load(max_threads: int, cores: int, others_busy_cores: float) -> 
 
 class ThreadGovernor:
     """Answers torch's thread count for the next piece of work. `max_threads`: the most it uses (default: torch's
-    count when the governor is made). `sample`: a CpuSample source (tests pass their own)."""
+    count when the governor is made). `sample`: a CpuSample source, `clock` its time (tests pass their own)."""
 
     def __init__(self, max_threads: int | None = None,
                  sample: Callable[[], CpuSample | None] = read_sample, cores: int | None = None,
-                 ticks_per_second: float | None = None) -> None:
+                 ticks_per_second: float | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_threads = max(1, max_threads or torch.get_num_threads())
         self._sample = sample
+        self._clock = clock  # the clock of the samples' `when`
         self._cores = cores if cores is not None else len(_allowed_cores())
         self._hz = ticks_per_second or _ticks_per_second()
         self._last = sample()
@@ -110,6 +111,8 @@ class ThreadGovernor:
         """The thread count for now: re-judged when at least MIN_WINDOW_S passed since the last judgement."""
         if self._last is None:
             return self.max_threads
+        if self._clock() - self._last.when < MIN_WINDOW_S:
+            return self._threads  # (no file read: the app asks before every slider preview)
         now = self._sample()
         if now is None:
             return self._threads

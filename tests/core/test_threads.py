@@ -72,9 +72,14 @@ class FakeCpu:
     def __init__(self, hz: int = 100) -> None:
         self.hz = hz
         self.now = CpuSample(0.0, 0, 0)
+        self.reads = 0
 
     def __call__(self) -> CpuSample:
+        self.reads += 1
         return self.now
+
+    def clock(self) -> float:
+        return self.now.when
 
     def advance(self, seconds: float, others: float, own: float) -> None:
         n = self.now
@@ -84,7 +89,7 @@ class FakeCpu:
 
 def test_governor_answers_the_free_cores_and_follows_the_load():
     cpu = FakeCpu()
-    g = ThreadGovernor(2, sample=cpu, cores=2, ticks_per_second=cpu.hz)
+    g = ThreadGovernor(2, sample=cpu, cores=2, ticks_per_second=cpu.hz, clock=cpu.clock)
     cpu.advance(1.0, others=0.0, own=2.0)  # our own two busy threads are not "others"
     assert g.threads() == 2
     cpu.advance(1.0, others=1.0, own=1.0)  # a neighbour holds a core
@@ -95,9 +100,11 @@ def test_governor_answers_the_free_cores_and_follows_the_load():
 
 def test_governor_waits_for_a_long_enough_window():
     cpu = FakeCpu()
-    g = ThreadGovernor(2, sample=cpu, cores=2, ticks_per_second=cpu.hz)
+    g = ThreadGovernor(2, sample=cpu, cores=2, ticks_per_second=cpu.hz, clock=cpu.clock)
     cpu.advance(MIN_WINDOW_S / 2, others=2.0, own=0.0)
+    reads = cpu.reads
     assert g.threads() == 2  # too short a sample to judge: the last answer stands
+    assert cpu.reads == reads  # ... and nothing was read for it
     cpu.advance(MIN_WINDOW_S, others=2.0, own=0.0)
     assert g.threads() == 1
 
