@@ -30,9 +30,9 @@ def add_common(p: argparse.ArgumentParser, model: bool = True) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="where to compute")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--threads", type=int, metavar="N",
-                   help="CPU threads for torch, fixed for the whole command (default: one per core; refinement "
-                        "and generation then use fewer while other programs keep cores busy, which changes "
-                        "results only at float rounding)")
+                   help="CPU threads for torch, fixed for the whole command (default: one per core; generate, "
+                        "reconstruct, edit and train then use fewer while other programs keep cores busy, which "
+                        "changes results only at float rounding)")
 
 
 # The arguments several commands declare alike, one wording each.
