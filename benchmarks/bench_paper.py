@@ -6,9 +6,12 @@ perceptual loss), a naive baseline loop against Artflow's refine_transition, sam
 The baseline is written from the official implementation's description: every step runs the full generator
 (content encoder included) on the input and VGG16 on both the output and the target, takes L1 + 10 x perceptual and
 an Adam update of the AdaIN parameters; fp32, nothing cached. Artflow's loop caches the content code and the
-target's VGG features and runs the session's channels_last model; on CUDA it replays each step as one CUDA graph
+target's VGG features, runs the session's channels_last model and computes each upsampling with the 5x5
+convolution after it on the small picture (core/nn/upsample_conv.py); "artflow-unfolded" is the same loop with the
+upsampling modules as defined, the naive loop's. On CUDA Artflow replays each step as one CUDA graph
 (core/refine_graph.py), and its eager steps are timed too ("artflow-eager"), as are the graph with cudnn's
-autotuner and the graph in bfloat16 autocast, each final image compared with the eager steps' (PSNR).
+autotuner and the graph in bfloat16 autocast. Each final image is compared (PSNR) with the eager steps' on CUDA,
+with the unfolded loop's elsewhere.
 
 Printed: seconds for --steps steps of each (and, when --steps < 150, the 150-step figure extrapolated from the
 per-step time after the first step, saying so), their ratio, the final losses, and the peak memory of each loop
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import math
 import os
 import sys
@@ -51,7 +55,7 @@ def naive_refine(generator: AdaINGenerator, vgg: VGG16Features, source: torch.Te
     opt = torch.optim.Adam([delta], lr=STEP_SIZE, betas=(0.9, 0.999), eps=1e-8)
     value = float("nan")
     for _ in range(steps):
-        out = generator.decode(generator.encode_content(src), base_params[None] + delta)
+        out = generator.decode(generator.encode_content(src), base_params[None] + delta, folded=False)
         feats_out, feats_tgt = vgg(out), vgg(tgt)
         perc = sum((a - b).abs().mean() for a, b in zip(feats_out, feats_tgt)) / len(feats_out)
         loss = F.l1_loss(out, tgt) + LAMBDA_P * perc
@@ -152,9 +156,15 @@ def main(argv: list[str] | None = None) -> int:
 
     outputs: dict[str, torch.Tensor] = {}
 
-    def ours(on_step, name: str = "artflow", cuda_graph: bool = True, cuda_bf16: bool = False) -> float:
+    # Artflow's loop with the upsampling convolutions as defined (before core/nn/upsample_conv.py), to show that
+    # step's share in the same run.
+    unfolded_g = copy.deepcopy(ours_g)
+    unfolded_g.decode = functools.partial(AdaINGenerator.decode, unfolded_g, folded=False)
+
+    def ours(on_step, name: str = "artflow", cuda_graph: bool = True, cuda_bf16: bool = False,
+             generator: AdaINGenerator = ours_g) -> float:
         loss = float("nan")
-        loop = refine_transition(ours_g, ours_perc, src, tgt, base, torch.zeros_like(base), None,
+        loop = refine_transition(generator, ours_perc, src, tgt, base, torch.zeros_like(base), None,
                                  steps=args.steps, preview_every=0, cuda_graph=cuda_graph, cuda_bf16=cuda_bf16)
         while True:
             try:
@@ -172,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
           f"cpu count {os.cpu_count()}, load avg {load:.2f}; {args.steps} steps per loop")
     results = {}
     loops = [("naive", lambda cb: naive_refine(naive_g, naive_vgg, src, tgt, base, args.steps, cb)),
-             ("artflow", ours)]
+             ("artflow", ours),
+             ("artflow-unfolded", lambda cb: ours(cb, "artflow-unfolded", generator=unfolded_g))]
     if device.type == "cuda":  # "artflow" replays each step as a CUDA graph there; the eager steps for comparison
         loops += [("artflow-eager", lambda cb: ours(cb, "artflow-eager", cuda_graph=False)),
                   ("artflow-cudnn-benchmark", lambda cb: ours(cb, "artflow-cudnn-benchmark")),
@@ -183,20 +194,23 @@ def main(argv: list[str] | None = None) -> int:
         total, first, steady, peak, loss = timed(run)
         est = first + (STEPS - 1) * steady
         results[name] = (total, est)
-        print(f"  {name:8s} {total:8.2f} s for {args.steps} steps (first {first:.2f} s, then {steady * 1e3:.1f} ms "
+        print(f"  {name:16s} {total:8.2f} s for {args.steps} steps (first {first:.2f} s, then {steady * 1e3:.1f} ms "
               f"per step)" + (f"; {STEPS} steps extrapolated: {est:.1f} s" if args.steps != STEPS else "")
               + f"; last step's loss {loss:.4f}; peak memory above the loaded model {peak / 2**20:.0f} MiB", flush=True)
-    n, a = results["naive"], results["artflow"]
-    print(f"ratio artflow / naive: {a[0] / n[0]:.2f}x over the {args.steps} measured steps"
-          + (f", {a[1] / n[1]:.2f}x extrapolated to {STEPS} steps" if args.steps != STEPS else ""))
-    if "artflow-eager" in outputs:  # same result? PSNR of each loop's final image against the eager steps'
-        ref = outputs["artflow-eager"]
-        for name, out in outputs.items():
-            if name != "artflow-eager":
-                mse = float(((out - ref) ** 2).mean())
-                psnr = 10 * math.log10(4 / mse) if mse > 0 else float("inf")  # images in [-1, 1]: peak 2
-                print(f"  {name}: {results[name][0] / results['artflow-eager'][0]:.2f}x the eager steps' time; final "
-                      f"image against theirs {psnr:.1f} dB PSNR")
+    n = results["naive"]
+    for name in ("artflow", "artflow-unfolded"):
+        a = results[name]
+        print(f"ratio {name} / naive: {a[0] / n[0]:.2f}x over the {args.steps} measured steps"
+              + (f", {a[1] / n[1]:.2f}x extrapolated to {STEPS} steps" if args.steps != STEPS else ""))
+    # Same result? PSNR of each loop's final image against the plain eager steps' (unfolded on the CPU).
+    ref_name = "artflow-eager" if "artflow-eager" in outputs else "artflow-unfolded"
+    ref = outputs[ref_name]
+    for name, out in outputs.items():
+        if name != ref_name:
+            mse = float(((out - ref) ** 2).mean())
+            psnr = 10 * math.log10(4 / mse) if mse > 0 else float("inf")  # images in [-1, 1]: peak 2
+            print(f"  {name}: {results[name][0] / results[ref_name][0]:.2f}x the time of {ref_name}; final "
+                  f"image against its {psnr:.1f} dB PSNR")
     print_load_note(load, "absolute times are inflated; compare the ratio.")
     return 0
 

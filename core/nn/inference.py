@@ -28,6 +28,7 @@ from torch import nn
 
 from core.nn.blocks import AdaINResBlock, ConvBlock, LayerNorm2d, ResBlock
 from core.nn.generator import AdaINGenerator
+from core.nn.upsample_conv import supports, upsample_conv
 
 CL = torch.channels_last
 EPS = 1e-5
@@ -39,6 +40,9 @@ MAX_TRACES = 32  # traces kept per generator (a session uses a handful: its reso
 # torch.jit.trace is deprecated for export; here it only runs a forward without the GIL, with an eager fallback.
 # Filtered once at import (warnings.catch_warnings per call would not be thread-safe).
 warnings.filterwarnings("ignore", message=r".*torch\.jit\.trace.*is deprecated", category=DeprecationWarning)
+# The folded upsampling reads its kernel's and picture's sizes as numbers: a trace is made per input shape, so
+# they are constants of it, as the tracer warns.
+warnings.filterwarnings("ignore", category=torch.jit.TracerWarning, module=r"core\.nn\.upsample_conv")
 
 
 def _stats(x: torch.Tensor, dims: tuple[int, ...], eps: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -230,13 +234,22 @@ class FastGenerator:
             offset += block.num_params
         ups = [j for j, m in enumerate(g.upsampler) if isinstance(m, nn.Upsample)]
         skipped = set(ups[len(ups) - halvings:]) if halvings else set()
-        after_up = False
+        after_up = folded_next = False
         for j, m in enumerate(g.upsampler):
             if isinstance(m, nn.Upsample):
                 after_up = j not in skipped
                 if after_up and j + 1 not in self._phases:
-                    h = m(h)
+                    nxt = g.upsampler[j + 1] if j + 1 < len(g.upsampler) else None
+                    if self.phases and supports(m, nxt):  # k >= 5: the folded kernels (core.nn.upsample_conv)
+                        h = upsample_conv(h, nxt[1].weight, nxt[1].bias).contiguous(memory_format=CL)
+                        h = _norm_act(nxt, h)
+                        folded_next = True
+                    else:
+                        h = m(h)
                     after_up = False
+                continue
+            if folded_next:
+                folded_next = False
                 continue
             if after_up:
                 h = _norm_act(m, _upsample_conv(m, self._phases[j], h))
