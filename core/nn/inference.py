@@ -31,7 +31,7 @@ from torch import nn
 
 from core.nn.blocks import AdaINResBlock, ConvBlock, LayerNorm2d, ResBlock
 from core.nn.generator import AdaINGenerator
-from core.nn.upsample_conv import supports, upsample_conv
+from core.nn.upsample_conv import is_nearest_2x, supports, upsample_conv
 
 CL = torch.channels_last
 EPS = 1e-5
@@ -132,10 +132,6 @@ def _upsample_conv(block: ConvBlock, phases: list[torch.Tensor], x: torch.Tensor
     return out.view(bsz, 2 * h, 2 * w, cout).permute(0, 3, 1, 2)
 
 
-def _is_nearest_2x(m: nn.Module) -> bool:
-    return isinstance(m, nn.Upsample) and m.mode == "nearest" and m.scale_factor in (2, 2.0, (2, 2), (2.0, 2.0))
-
-
 def _version(t: torch.Tensor) -> int:
     """t's in-place version counter (-1 for an inference tensor, which keeps none)."""
     return -1 if t.is_inference() else t._version
@@ -209,7 +205,7 @@ class FastGenerator:
         """{index in the upsampler of a 3x3 ConvBlock right after a nearest 2x upsampling: its phase kernels}."""
         ups = self.g.upsampler
         return {j: _phase_weights(m[1]) for j, m in enumerate(ups)
-                if j > 0 and _is_nearest_2x(ups[j - 1]) and isinstance(m, ConvBlock)
+                if j > 0 and is_nearest_2x(ups[j - 1]) and isinstance(m, ConvBlock)
                 and isinstance(m[0], nn.ReflectionPad2d) and tuple(m[0].padding) == (1, 1, 1, 1)
                 and m[1].kernel_size == (3, 3) and m[1].stride == (1, 1) and m[1].padding == (0, 0)
                 and m[1].dilation == (1, 1) and m[1].groups == 1}

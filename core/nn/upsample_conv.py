@@ -20,6 +20,8 @@ holds it to the reference, forward and backward.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -27,6 +29,7 @@ from torch import nn
 MIN_KERNEL = 5  # below it the folded kernels save nothing (see above)
 
 
+@lru_cache(maxsize=8)  # a pure function of k, asked at every decoder step
 def _fold_matrices(k: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
     """(fold of phase 0, fold of phase 1, low, high): fold_p[o - low, t] = 1 where tap t (0..k-1) of an output
     of phase p reads the small picture at offset o (low <= o <= high) from the output's small pixel."""
@@ -60,11 +63,14 @@ def reference_upsample_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
     return F.conv2d(F.pad(up, (r, r, r, r), mode="reflect"), weight, bias)
 
 
+def is_nearest_2x(m: nn.Module) -> bool:
+    return isinstance(m, nn.Upsample) and m.mode == "nearest" and m.scale_factor in (2, 2.0, (2, 2), (2.0, 2.0))
+
+
 def supports(upsample: nn.Module, block: nn.Module) -> bool:
     """Whether (upsample, block) is a nearest 2x upsampling followed by a ConvBlock whose reflection-padded
     convolution (odd k >= MIN_KERNEL, stride 1, no dilation, no groups) this module computes."""
-    if not (isinstance(upsample, nn.Upsample) and upsample.mode == "nearest"
-            and upsample.scale_factor in (2, 2.0, (2, 2), (2.0, 2.0))):
+    if not is_nearest_2x(upsample):
         return False
     if not (isinstance(block, nn.Sequential) and len(block) >= 2 and isinstance(block[0], nn.ReflectionPad2d)
             and isinstance(block[1], nn.Conv2d)):
@@ -77,6 +83,7 @@ def supports(upsample: nn.Module, block: nn.Module) -> bool:
             and tuple(block[0].padding) == (r, r, r, r))
 
 
+@lru_cache(maxsize=8)
 def _edge_width(k: int) -> int:
     """How many outputs at each edge the folded kernels on the edge-replicated small picture get wrong: those
     where a tap of the reference reads a reflected pixel that edge replication does not give (1 for k = 5)."""
@@ -95,11 +102,12 @@ def upsample_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     """reference_upsample_conv(x, weight, bias) for (B, Cin, H, W) x and an odd k x k weight, computed on the small
     picture (see the module's docstring); the reference itself where the picture is too small for edge strips."""
     k = weight.shape[-1]
-    r = k // 2
-    h, w = x.shape[-2:]
-    e = _edge_width(k) if k >= MIN_KERNEL and k % 2 == 1 else 0
+    if k < MIN_KERNEL or k % 2 == 0:
+        return reference_upsample_conv(x, weight, bias)
+    r, e = k // 2, _edge_width(k)
     m = (e - 1 + r) // 2 + 1  # small pixels the edge outputs read (reflection included)
-    if k < MIN_KERNEL or k % 2 == 0 or min(h, w) < m + 1 or 2 * m <= r:
+    h, w = x.shape[-2:]
+    if min(h, w) < m + 1:
         return reference_upsample_conv(x, weight, bias)
     kernels, low, high = folded_weight(weight)
     phases = F.conv2d(F.pad(x, (low, high, low, high), mode="replicate"), kernels,
