@@ -6,10 +6,11 @@ perceptual loss), a naive baseline loop against Artflow's refine_transition, sam
 The baseline is written from the official implementation's description: every step runs the full generator
 (content encoder included) on the input and VGG16 on both the output and the target, takes L1 + 10 x perceptual and
 an Adam update of the AdaIN parameters; fp32, nothing cached. Artflow's loop caches the content code and the
-target's VGG features, runs the session's channels_last model and computes each upsampling with the 5x5
-convolution after it on the small picture (core/nn/upsample_conv.py); "artflow-unfolded" is the same loop with the
-upsampling modules as defined, the naive loop's. On CUDA Artflow replays each step as one CUDA graph
-(core/refine_graph.py), and its eager steps are timed too ("artflow-eager"), as are the graph with cudnn's
+target's VGG features, runs the session's channels_last model and, on the CPU, computes each upsampling with the
+5x5 convolution after it on the small picture (core/nn/upsample_conv.py); "artflow-unfolded" is the same loop with
+the upsampling modules as defined, the naive loop's. On CUDA Artflow replays each step as one CUDA graph
+(core/refine_graph.py) with the modules as defined (the decoder's default there), and its eager steps are timed too
+("artflow-eager"), as are the graph with the folded upsampling ("artflow-folded"), the graph with cudnn's
 autotuner and the graph in bfloat16 autocast. Each final image is compared (PSNR) with the eager steps' on CUDA,
 with the unfolded loop's elsewhere.
 
@@ -160,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     # step's share in the same run.
     unfolded_g = copy.deepcopy(ours_g)
     unfolded_g.decode = functools.partial(AdaINGenerator.decode, unfolded_g, folded=False)
+    folded_g = copy.deepcopy(ours_g)
+    folded_g.decode = functools.partial(AdaINGenerator.decode, folded_g, folded=True)
 
     def ours(on_step, name: str = "artflow", cuda_graph: bool = True, cuda_bf16: bool = False,
              generator: AdaINGenerator = ours_g) -> float:
@@ -186,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
              ("artflow-unfolded", lambda cb: ours(cb, "artflow-unfolded", generator=unfolded_g))]
     if device.type == "cuda":  # "artflow" replays each step as a CUDA graph there; the eager steps for comparison
         loops += [("artflow-eager", lambda cb: ours(cb, "artflow-eager", cuda_graph=False)),
+                  ("artflow-folded", lambda cb: ours(cb, "artflow-folded", generator=folded_g)),
                   ("artflow-cudnn-benchmark", lambda cb: ours(cb, "artflow-cudnn-benchmark")),
                   ("artflow-bf16", lambda cb: ours(cb, "artflow-bf16", cuda_bf16=True))]
     for name, run in loops:
@@ -198,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
               f"per step)" + (f"; {STEPS} steps extrapolated: {est:.1f} s" if args.steps != STEPS else "")
               + f"; last step's loss {loss:.4f}; peak memory above the loaded model {peak / 2**20:.0f} MiB", flush=True)
     n = results["naive"]
-    for name in ("artflow", "artflow-unfolded"):
+    for name in ("artflow", "artflow-unfolded", "artflow-folded"):
+        if name not in results:
+            continue
         a = results[name]
         print(f"ratio {name} / naive: {a[0] / n[0]:.2f}x over the {args.steps} measured steps"
               + (f", {a[1] / n[1]:.2f}x extrapolated to {STEPS} steps" if args.steps != STEPS else ""))

@@ -59,14 +59,18 @@ class AdaINGenerator(nn.Module):
         return self.adain_blocks[0].first_norm(content)
 
     def decode(self, content: torch.Tensor, params: torch.Tensor, halvings: int = 0,
-               start: torch.Tensor | None = None, folded: bool = True) -> torch.Tensor:
+               start: torch.Tensor | None = None, folded: bool | None = None) -> torch.Tensor:
         """Content (B, C, h, w) and AdaIN parameters (B, P) -> image (B, Cout, H, W) in [-1, 1].
         halvings > 0 skips that many of the last nearest-neighbour upsamplings: the picture at H / 2**halvings
         from the same content code, a close likeness of the full one downsized (the slider's live preview; the
         convolutions after a skipped upsampling run on a quarter of the pixels). start: decode_start(content) when
         already known (the same picture, bit for bit). folded: an upsampling and the k x k convolution after it
         (k >= 5, MUNIT's) computed on the small picture (core/nn/upsample_conv.py: the same picture to float
-        rounding, ~2.8x fewer multiply-adds); False runs the modules as defined (the benchmarks' baseline)."""
+        rounding, ~2.8x fewer multiply-adds); False runs the modules as defined (the benchmarks' baseline); None
+        (default) folds on the CPU only: on CUDA it has not measured faster (H200, benchmarks/bench_paper.py, 256 px:
+        11.5 ms per eager folded step, 6.3 ms per replayed unfolded CUDA graph; a folded graph not yet measured)."""
+        if folded is None:
+            folded = content.device.type == "cpu"
         if not 0 <= halvings <= self.cfg.n_down:
             raise ValueError(f"halvings must be between 0 and {self.cfg.n_down}, got {halvings}")
         h = content

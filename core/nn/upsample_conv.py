@@ -29,8 +29,11 @@ from torch import nn
 MIN_KERNEL = 5  # below it the folded kernels save nothing (see above)
 
 
-@lru_cache(maxsize=8)  # a pure function of k, asked at every decoder step
-def _fold_matrices(k: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+# A pure function of (k, device, dtype), asked at every decoder step. Kept per device and dtype so that a step
+# copies nothing from the host: a CUDA graph capture (core/refine_graph.py, after its warm-up steps) forbids that.
+@lru_cache(maxsize=16)
+def _fold_matrices(k: int, device: torch.device = torch.device("cpu"), dtype: torch.dtype = torch.float32
+                   ) -> tuple[torch.Tensor, torch.Tensor, int, int]:
     """(fold of phase 0, fold of phase 1, low, high): fold_p[o - low, t] = 1 where tap t (0..k-1) of an output
     of phase p reads the small picture at offset o (low <= o <= high) from the output's small pixel."""
     r = k // 2
@@ -41,7 +44,7 @@ def _fold_matrices(k: int) -> tuple[torch.Tensor, torch.Tensor, int, int]:
         f = torch.zeros(high - low + 1, k)
         for t, o in enumerate(offsets[p]):
             f[o - low, t] = 1.0
-        folds.append(f)
+        folds.append(f.to(device, dtype))
     return folds[0], folds[1], low, high
 
 
@@ -49,8 +52,8 @@ def folded_weight(weight: torch.Tensor) -> tuple[torch.Tensor, int, int]:
     """(4 * Cout, Cin, K, K) kernels of the four phases, ordered as pixel_shuffle interleaves them (channel
     4c + 2a + b is phase (row a, column b) of output channel c), and the small picture's padding (low, high)."""
     k = weight.shape[-1]
-    f0, f1, low, high = _fold_matrices(k)
-    folds = (f0.to(weight), f1.to(weight))
+    f0, f1, low, high = _fold_matrices(k, weight.device, weight.dtype)
+    folds = (f0, f1)
     phases = [torch.einsum("pi,qj,ocij->ocpq", folds[a], folds[b], weight) for a in (0, 1) for b in (0, 1)]
     stacked = torch.stack(phases, dim=1)  # (Cout, 4, Cin, K, K)
     return stacked.reshape(-1, *stacked.shape[2:]), -low, high

@@ -12,7 +12,7 @@ from torch import nn
 from core.config import tiny
 from core.model import WorkflowModel
 from core.nn.blocks import ConvBlock
-from core.nn.upsample_conv import _edge_width, folded_weight, reference_upsample_conv, supports, upsample_conv
+from core.nn.upsample_conv import _edge_width, _fold_matrices, folded_weight, reference_upsample_conv, supports, upsample_conv
 
 
 def _grads(out: torch.Tensor, probe: torch.Tensor, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
@@ -113,3 +113,24 @@ def test_training_gradients_reach_the_upsampling_weights_alike() -> None:
     want = torch.autograd.grad(g.decode(g.encode_content(x), g.adain_params(z), folded=False).square().sum(), weights)
     for a, b in zip(got, want):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
+
+
+def test_fold_matrices_are_kept_on_the_weights_device_and_dtype() -> None:
+    """A step must copy nothing from the host (a CUDA graph capture forbids it): the fold matrices are made once
+    per device and dtype, where the weight lives. The meta device stands in for a GPU here."""
+    w = torch.empty(4, 3, 5, 5, device="meta", dtype=torch.float64)
+    first = _fold_matrices(5, w.device, w.dtype)
+    assert all(f.device.type == "meta" and f.dtype == torch.float64 for f in first[:2])
+    assert _fold_matrices(5, w.device, w.dtype)[0] is first[0]
+    kernels, _, _ = folded_weight(w)
+    assert kernels.device.type == "meta" and kernels.shape == (16, 3, 3, 3)
+
+
+def test_decode_folds_by_default_on_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.nn.generator as generator_module
+    calls = []
+    monkeypatch.setattr(generator_module, "upsample_conv", lambda *a: calls.append(1) or upsample_conv(*a))
+    g = _model(5).generators[0]
+    x = torch.rand(1, g.content_encoder[0][1].in_channels, 32, 32, dtype=torch.float64) * 2 - 1
+    g.decode(g.encode_content(x), g.adain_params(torch.zeros(1, g.cfg.z_dim, dtype=torch.float64)))
+    assert calls, "the CPU decode did not take the folded path"
