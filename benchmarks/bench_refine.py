@@ -15,6 +15,13 @@ ratio to "exact". A script, not a test: it asserts nothing.
 Variants: the schedules of core.refine.SCHEDULES ("exact": the paper's 150 steps; "fast": the same, ended when the
 loss has flattened), and options measured beside them: "short60" (60 steps, step size decaying 0.15 -> 0.03, early
 stop), "short60-c2f" (the same with half of its steps at half size), "steps60" (60 constant steps of 0.1).
+
+Tried and not kept (2026-12-01, 2-core AMD EPYC, 12 Fluent TEST drawings with thin line art, the shipped bundle):
+L-BFGS (torch.optim.LBFGS, strong-Wolfe line search, one iteration per call with the last evaluations reused) on
+the same objective, loss + w/2 * delta**2, each evaluation costing one Adam step. Against "exact" (24.85 dB,
+13.9 s): 50 evaluations per transition -1.09 dB at 0.36x the time, 60 -0.72 dB at 0.42x (history 10: -0.86 dB
+at 0.40x), 70 -0.51 dB at 0.49x, with single drawings down to -2.9 dB (name-badge). Plain Adam steps are as good
+or better for the same time (60 steps: -0.44 dB at 0.42x, issue 14's prototype), so the refinement stays Adam's.
 """
 
 from __future__ import annotations
