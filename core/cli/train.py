@@ -35,6 +35,8 @@ def add_parser(sub) -> None:
     p.add_argument("--reg-unroll", type=int, help="differentiable AdaIN steps per regulariser iteration")
     p.add_argument("--reg-warm-max", type=int, help="ordinary AdaIN steps before the differentiable ones, drawn from "
                    "[0, N] per regulariser iteration (truncated unrolling over the refinement's 150 steps)")
+    p.add_argument("--reg-lambda-gan", type=float, help="weight of the edited output's GAN loss in Algorithm 1's "
+                   "regulariser objective (paper: 1)")
     p.add_argument("--no-augment", action="store_true", help="no paired flip/crop augmentation")
     p.add_argument("--recolour", type=float, metavar="P", help="probability of region-wise recolouring of a "
                    "sample's flat and detail (default 0)")
@@ -47,6 +49,8 @@ def add_parser(sub) -> None:
     p.add_argument("--init", metavar="DIR", help="start from this bundle's weights")
     p.add_argument("--reset-encoders", action="store_true",
                    help="with --init: start the latent encoders afresh (after a posterior collapse)")
+    p.add_argument("--reset-regularizer", action="store_true",
+                   help="with --init: start the learned regulariser's weights afresh (Algorithm 1's 0.001)")
     p.add_argument("--export", metavar="DIR", help="also copy the final bundle here")
     add_common(p, model=False)
     p.set_defaults(func=run)
@@ -56,6 +60,7 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     changes = {"seed": args.seed}
     for field, value in (("batch_size", args.batch_size), ("lr", args.lr), ("lr_d", args.lr_d),
                          ("reg_unroll", args.reg_unroll), ("reg_warm_max", args.reg_warm_max),
+                         ("reg_lambda_gan", args.reg_lambda_gan),
                          ("checkpoint_minutes", args.checkpoint_minutes), ("sample_every", args.sample_every),
                          ("recolour", args.recolour), ("hand_drawn", args.hand_drawn)):
         if value is not None:
@@ -77,9 +82,12 @@ def run(args: argparse.Namespace) -> int:
     phases = parse_phases(args.phases)
     if args.reset_encoders and not args.init:
         raise ArtflowError("--reset-encoders needs --init (a fresh model's encoders are new anyway)")
+    if args.reset_regularizer and not args.init:
+        raise ArtflowError("--reset-regularizer needs --init (a fresh model's regulariser is new anyway)")
     bank = StageBank.from_folder(args.data, mcfg.resolution, [s.channels for s in stages])
     trainer = Trainer(mcfg, tcfg, bank, args.out, device=args.device, init_bundle=args.init,
-                      reset_encoders=args.reset_encoders, adapt_threads=args.threads is None)
+                      reset_encoders=args.reset_encoders, reset_regularizer=args.reset_regularizer,
+                      adapt_threads=args.threads is None)
     if trainer.resumed:
         print(f"resumed from {args.out}: " + ", ".join(f"{k} {v}" for k, v in trainer.phase_done.items()),
               file=sys.stderr)

@@ -24,7 +24,7 @@ from core import bundle
 from core.config import WorkflowConfig
 from core.device import resolve_device
 from core.errors import ArtflowError, CancelledError
-from core.model import WorkflowModel, make_encoders
+from core.model import REGULARIZER_INIT, WorkflowModel, make_encoders
 from core.perceptual import make_perceptual
 from core.threads import ThreadGovernor
 from core.train.checkpoint import CHECKPOINT, read_checkpoint, refuse_legacy_checkpoint, write_checkpoint
@@ -44,7 +44,7 @@ from core.train.samples import sample_grid
 class Trainer:
     def __init__(self, model_config: WorkflowConfig, train_config: TrainConfig, data: StageBank, out_dir: str | Path,
                  device: str = "auto", init_bundle: str | Path | None = None, progress: bool = True,
-                 reset_encoders: bool = False, adapt_threads: bool = False) -> None:
+                 reset_encoders: bool = False, adapt_threads: bool = False, reset_regularizer: bool = False) -> None:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -68,6 +68,11 @@ class Trainer:
             # Fresh latent encoders on top of trained generators: the way out of a posterior collapse (an E that
             # encodes nothing), which more training of the same E does not undo.
             model.encoders = make_encoders(model.config)
+        if reset_regularizer:
+            # Algorithm 1 from its start (w = 0.001) on trained generators, e.g. with another --reg-lambda-gan.
+            with torch.no_grad():
+                for w in model.reg_weights:
+                    w.fill_(REGULARIZER_INIT)
         self.model = model.to(self.device, memory_format=torch.channels_last)
         self.model.requires_grad_(True).train()
         self.inf_discs = make_inference_discriminators(self.model).to(self.device, memory_format=torch.channels_last)

@@ -204,6 +204,9 @@ def test_cli_train_bad_phase_is_one_clear_line(data_dir, tmp_path, capsys):
     code = main(["train", str(data_dir), "--out", str(tmp_path / "r"), "--preset", "tiny", "--reset-encoders"])
     assert code == 2
     assert "--reset-encoders needs --init" in capsys.readouterr().err
+    code = main(["train", str(data_dir), "--out", str(tmp_path / "r"), "--preset", "tiny", "--reset-regularizer"])
+    assert code == 2
+    assert "--reset-regularizer needs --init" in capsys.readouterr().err
 
 
 def _free_port() -> int:
@@ -254,6 +257,25 @@ def test_init_from_a_bundle_with_fresh_encoders(bank, tmp_path):
         if name.startswith("encoders."):
             assert not torch.equal(value, src[name]), name
             assert torch.equal(kept.model.state_dict()[name], src[name])
+        else:
+            assert torch.equal(value, src[name]), name
+
+
+def test_init_from_a_bundle_with_a_fresh_regulariser(bank, tmp_path):
+    """--reset-regularizer: Algorithm 1's w from its start (0.001 everywhere), every other weight the bundle's."""
+    from core.model import REGULARIZER_INIT
+
+    source = WorkflowModel(config.tiny())
+    torch.manual_seed(7)
+    for p in source.parameters():
+        p.data.uniform_(0.01, 0.5)
+    path = bundle.save(source, tmp_path / "init")
+    fresh = Trainer(config.tiny(), _cfg(), bank, tmp_path / "a", device="cpu", progress=False, init_bundle=path,
+                    reset_regularizer=True)
+    src = source.state_dict()
+    for name, value in fresh.model.state_dict().items():
+        if name.startswith("reg_weights."):
+            assert torch.all(value == REGULARIZER_INIT), name
         else:
             assert torch.equal(value, src[name]), name
 
