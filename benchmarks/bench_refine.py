@@ -16,7 +16,8 @@ Variants: the schedules of core.refine.SCHEDULES ("exact": the paper's 150 steps
 loss has flattened), and options measured beside them: "short60" (60 steps, step size decaying 0.15 -> 0.03, early
 stop), "short60-c2f" (the same with half of its steps at half size), "steps60" (60 constant steps of 0.1).
 
-Tried and not kept (2026-12-01, 2-core AMD EPYC, 12 Fluent TEST drawings with thin line art, the shipped bundle):
+Tried and not kept (2026-12-01, 2-core AMD EPYC, 12 Fluent TEST drawings with thin line art, the bundle before
+its run-6 regulariser):
 L-BFGS (torch.optim.LBFGS, strong-Wolfe line search, one iteration per call with the last evaluations reused) on
 the same objective, loss + w/2 * delta**2, each evaluation costing one Adam step. Against "exact" (24.85 dB,
 13.9 s): 50 evaluations per transition -1.09 dB at 0.36x the time, 60 -0.72 dB at 0.42x (history 10: -0.86 dB
