@@ -12,7 +12,14 @@ from torch import nn
 from core.config import tiny
 from core.model import WorkflowModel
 from core.nn.blocks import ConvBlock
-from core.nn.upsample_conv import _edge_width, _fold_matrices, folded_weight, reference_upsample_conv, supports, upsample_conv
+from core.nn.upsample_conv import (
+    _edge_width,
+    _fold_matrices,
+    folded_weight,
+    reference_upsample_conv,
+    supports,
+    upsample_conv,
+)
 
 
 def _grads(out: torch.Tensor, probe: torch.Tensor, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
