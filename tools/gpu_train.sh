@@ -13,7 +13,9 @@
 # device tool returns files of at most 16 MiB; rejoin with `cat model.safetensors.part-* > model.safetensors`),
 # log.jsonl and train.log.
 #
-# Iteration counts: the H200 ran 0.021 / 0.027 / 0.072 / 0.075 / 0.068 s per iteration (inference, inference-
+# The regulariser's edit GAN term is weighted 0.1 (the bundle's run 6, MODEL_CARD.md: +1.7 dB reconstruction
+# against the paper's 1, edits as good). The 2026-12-01 run measured generation at 0.085-0.09 s per iteration
+# (docs/TRAINING_LOG.md). Iteration counts: the H200 ran 0.021 / 0.027 / 0.072 / 0.075 / 0.068 s per iteration (inference, inference-
 # joint, generation, generation-joint, regulariser) at batch 32 for the current bundle (MODEL_CARD.md); with the
 # new augmentations and a few per-step costs that adds up to about 6 minutes for the counts below.
 set -euo pipefail
@@ -32,7 +34,8 @@ nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 python tools/gpu_pack.py unpack "$PACK" "$DATA"
 # shellcheck disable=SC2206  # ITERS is a list of words on purpose
 ARGS=("$DATA" --out "$RUN" --preset small --name fluent-emoji-128 --init "$INIT" --device "$DEVICE" --batch-size "$BATCH"
-      --lr 5e-4 --lr-d 2e-4 --recolour 0.5 --hand-drawn 0.5 --sample-every 1000000 --checkpoint-minutes 2 $ITERS)
+      --lr 5e-4 --lr-d 2e-4 --recolour 0.5 --hand-drawn 0.5 --sample-every 1000000 --checkpoint-minutes 2
+      --reg-lambda-gan 0.1 $ITERS)
 python main.py train "${ARGS[@]}" --max-minutes "$MINUTES" 2>&1 | tee "$OUT/train.log"
 if [ ! -f "$RUN/bundle/model.safetensors" ]; then
   # Stopped by --max-minutes: finish with the regulariser (short) and export, from the checkpoint.
