@@ -14,10 +14,12 @@
 # log.jsonl and train.log.
 #
 # The regulariser's edit GAN term is weighted 0.1 (the bundle's run 6, MODEL_CARD.md: +1.7 dB reconstruction
-# against the paper's 1, edits as good). The 2026-12-01 run measured generation at 0.085-0.09 s per iteration
-# (docs/TRAINING_LOG.md). Iteration counts: the H200 ran 0.021 / 0.027 / 0.072 / 0.075 / 0.068 s per iteration (inference, inference-
+# against the paper's 1, edits as good).
+#
+# Iteration counts: the H200 ran 0.021 / 0.027 / 0.072 / 0.075 / 0.068 s per iteration (inference, inference-
 # joint, generation, generation-joint, regulariser) at batch 32 for the current bundle (MODEL_CARD.md); with the
-# new augmentations and a few per-step costs that adds up to about 6 minutes for the counts below.
+# new augmentations and a few per-step costs that adds up to about 6 minutes for the counts below. The 2026-12-01
+# run measured generation with them at 0.085-0.09 s per iteration (docs/TRAINING_LOG.md).
 set -euo pipefail
 PACK=${PACK:-data/gpu/mix128-train.npz}
 INIT=${INIT:-resources/models/fluent-emoji-128}
