@@ -31,7 +31,7 @@ from torch import nn
 
 from core.nn.blocks import AdaINResBlock, ConvBlock, LayerNorm2d, ResBlock
 from core.nn.generator import AdaINGenerator
-from core.nn.upsample_conv import is_nearest_2x, supports, upsample_conv
+from core.nn.upsample_conv import folded_weight, is_nearest_2x, supports, upsample_conv
 
 CL = torch.channels_last
 EPS = 1e-5
@@ -148,6 +148,7 @@ class FastGenerator:
         self.phases = phases
         self.traced = traced
         self._phases: dict[int, list[torch.Tensor]] = {}
+        self._folded: dict[int, tuple[torch.Tensor, int, int]] = {}
         self._traces: dict[tuple, Callable[..., torch.Tensor]] = {}
         self._weights: tuple = ()
 
@@ -178,9 +179,10 @@ class FastGenerator:
         fails, eager, for good."""
         weights = tuple((id(p), _version(p)) for p in self.g.parameters())
         if weights != self._weights:  # new weights: remake what was derived from the old ones
-            self._phases, self._traces, self._weights = {}, {}, weights
+            self._phases, self._folded, self._traces, self._weights = {}, {}, {}, weights
             with torch.inference_mode():
                 self._phases = self._phase_kernels() if self.phases else {}
+                self._folded = self._folded_kernels() if self.phases else {}
         with torch.inference_mode():
             if not self.traced:
                 return fn(*args)
@@ -201,6 +203,11 @@ class FastGenerator:
                 return graph(*args)
 
     # ----- the forward itself (traced) -----
+    def _folded_kernels(self) -> dict[int, tuple[torch.Tensor, int, int]]:
+        """{index in the upsampler of a k >= 5 ConvBlock right after a nearest 2x upsampling: its folded kernels}."""
+        ups = self.g.upsampler
+        return {j: folded_weight(m[1].weight) for j, m in enumerate(ups) if j > 0 and supports(ups[j - 1], m)}
+
     def _phase_kernels(self) -> dict[int, list[torch.Tensor]]:
         """{index in the upsampler of a 3x3 ConvBlock right after a nearest 2x upsampling: its phase kernels}."""
         ups = self.g.upsampler
@@ -240,7 +247,8 @@ class FastGenerator:
                 if after_up and j + 1 not in self._phases:
                     nxt = g.upsampler[j + 1] if j + 1 < len(g.upsampler) else None
                     if self.phases and supports(m, nxt):  # k >= 5: the folded kernels (core.nn.upsample_conv)
-                        h = upsample_conv(h, nxt[1].weight, nxt[1].bias).contiguous(memory_format=CL)
+                        h = upsample_conv(h, nxt[1].weight, nxt[1].bias, self._folded[j + 1]
+                                          ).contiguous(memory_format=CL)
                         h = _norm_act(nxt, h)
                         folded_next = True
                     else:

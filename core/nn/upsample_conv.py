@@ -101,9 +101,11 @@ def _edge_width(k: int) -> int:
     return max(wrong) + 1 if wrong else 0
 
 
-def upsample_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def upsample_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                  folded: tuple[torch.Tensor, int, int] | None = None) -> torch.Tensor:
     """reference_upsample_conv(x, weight, bias) for (B, Cin, H, W) x and an odd k x k weight, computed on the small
-    picture (see the module's docstring); the reference itself where the picture is too small for edge strips."""
+    picture (see the module's docstring); the reference itself where the picture is too small for edge strips.
+    folded: folded_weight(weight) when the caller keeps it (fixed weights); else it is made here."""
     k = weight.shape[-1]
     if k < MIN_KERNEL or k % 2 == 0:
         return reference_upsample_conv(x, weight, bias)
@@ -112,7 +114,7 @@ def upsample_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     h, w = x.shape[-2:]
     if min(h, w) < m + 1:
         return reference_upsample_conv(x, weight, bias)
-    kernels, low, high = folded_weight(weight)
+    kernels, low, high = folded_weight(weight) if folded is None else folded
     phases = F.conv2d(F.pad(x, (low, high, low, high), mode="replicate"), kernels,
                       None if bias is None else bias.repeat_interleave(4))
     out = F.pixel_shuffle(phases, 2)

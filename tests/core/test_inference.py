@@ -68,8 +68,9 @@ def test_fast_forward_equals_the_reference(up_kernel, batch):
                 fast.decode(code, params, g.cfg.n_down + 1)
 
 
-def test_phase_kernels_follow_a_change_of_the_weights():
-    m = model(3)
+@pytest.mark.parametrize("up_kernel", [3, 5])  # 3: the phase kernels; 5: the folded kernels (both kept)
+def test_phase_kernels_follow_a_change_of_the_weights(up_kernel):
+    m = model(up_kernel)
     g = m.generators[0]
     fast = FastGenerator(g)
     with torch.inference_mode():
