@@ -14,7 +14,8 @@ ratio to "exact". A script, not a test: it asserts nothing.
 
 Variants: the schedules of core.refine.SCHEDULES ("exact": the paper's 150 steps; "fast": the same, ended when the
 loss has flattened), and options measured beside them: "short60" (60 steps, step size decaying 0.15 -> 0.03, early
-stop), "short60-c2f" (the same with half of its steps at half size), "steps60" (60 constant steps of 0.1).
+stop), "short60-c2f" (the same with half of its steps at half size), "steps60" (60 constant steps of 0.1), or any
+schedule spelt out as "aSTEPS-LR[-LREND][-cCOARSE][-sWINDOW]" (see `variant`).
 
 Tried and not kept (2026-12-01, 2-core AMD EPYC, 12 Fluent TEST drawings with thin line art, the bundle before
 its run-6 regulariser):
@@ -23,6 +24,21 @@ the same objective, loss + w/2 * delta**2, each evaluation costing one Adam step
 13.9 s): 50 evaluations per transition -1.09 dB at 0.36x the time, 60 -0.72 dB at 0.42x (history 10: -0.86 dB
 at 0.40x), 70 -0.51 dB at 0.49x, with single drawings down to -2.9 dB (name-badge). Plain Adam steps are as good
 or better for the same time (60 steps: -0.44 dB at 0.42x, issue 14's prototype), so the refinement stays Adam's.
+
+Measured 2026-12-01 (same machine, the run-6 regulariser, the first 6 drawings; "exact" 27.49 dB):
+- Shorter schedules with a decaying step size: a100-0.1-0.02 -0.47 dB at 0.69x the time, a100-0.15-0.01 -0.63 dB
+  at 0.66x, a80-0.15-0.02 -0.79 dB at 0.52x, a60-0.2-0.02 -1.11 dB at 0.40x. The 150-step loop is far from
+  converged: 300 steps per transition reach +0.36 dB, and the last transition's PSNR still climbs 0.15 dB between
+  steps 120 and 150. Both transitions count: 50 steps for the first and 150 for the last -0.29 dB, none for the
+  first -1.70 dB.
+- A learned warm start (issue 14's suggestion), prototyped: a small network (4 strided convolutions from 16
+  channels, channel means and maxima, a 256-wide head) per transition, predicting delta from (target, stage
+  generated without delta, input stage), trained on the refinement's own objective (L1 + 10 x perceptual + the
+  learned L2 term) over 600 TRAIN artworks, 1,200 iterations of batch 8 per transition (20 CPU minutes). It lowered
+  the first transition's starting loss from 0.91 to 0.82 (150 refined steps reach 0.32) and the last one's not at
+  all (0.24 -> 0.25), and then 60 steps per transition from it ended 0.31 dB below 60 steps from delta = 0
+  (26.29 against 26.60 dB). What the refinement finds per artwork is not predictable from the pictures by a
+  network of this size and training; not kept.
 """
 
 from __future__ import annotations
@@ -58,6 +74,27 @@ VARIANTS: dict[str, Schedule] = {
 }
 
 
+def variant(name: str) -> Schedule:
+    """A named variant, or one spelt out as "aSTEPS-LR[-LREND][-cCOARSE][-sWINDOW]" (e.g. "a100-0.15-0.02-s10":
+    100 steps, step size 0.15 decaying to 0.02, stopping when flat over 10 steps with tolerance 0.002)."""
+    if name in VARIANTS:
+        return VARIANTS[name]
+    parts = name.split("-")
+    if not (parts[0].startswith("a") and len(parts) >= 2):
+        raise ValueError(name)
+    steps, lr = int(parts[0][1:]), float(parts[1])
+    lr_end, coarse, window = None, 0, 0
+    for part in parts[2:]:
+        if part.startswith("c"):
+            coarse = int(part[1:])
+        elif part.startswith("s"):
+            window = int(part[1:])
+        else:
+            lr_end = float(part)
+    return Schedule(name, steps=steps, lr=lr, lr_end=lr_end, coarse_steps=coarse, stop_window=window,
+                    stop_tol=0.002 if window else 0.0)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("test_dir", help="a stage dataset folder (the TEST split)")
@@ -68,7 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
-    unknown = [v for v in names if v not in VARIANTS]
+    unknown = []
+    for v in names:
+        try:
+            variant(v)
+        except ValueError:
+            unknown.append(v)
     if unknown:
         ap.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     model = bundle.load(args.model)
@@ -91,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             session.restore(start)
             seen: list[int] = []
             t, c = time.perf_counter(), time.process_time()
-            report = run_to_end(session.refine(regularizer="learned", preview_every=0, schedule=VARIANTS[v]),
+            report = run_to_end(session.refine(regularizer="learned", preview_every=0, schedule=variant(v)),
                                 seen.append)
             wall[v].append(time.perf_counter() - t)
             cpu[v].append(time.process_time() - c)
