@@ -610,7 +610,8 @@ class Document(QObject):
             return
         self._flush()
         steps = self.settings.refine_steps if steps is None else int(steps)
-        self.refine_rid = self._submit(Refine(steps, self.settings.preview_every, self.clean_flats))
+        schedule = "fast" if self.settings.refine_stop_early else "exact"
+        self.refine_rid = self._submit(Refine(steps, self.settings.preview_every, self.clean_flats, schedule))
         self.refineStateChanged.emit(True)
         for k in range(1, self.num_stages):
             self.statusChanged.emit(k)

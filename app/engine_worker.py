@@ -177,6 +177,7 @@ class Refine(Request):
     steps: int = 150
     preview_every: int = 5
     clean_flats: bool = True
+    schedule: str = "exact"  # core.refine.SCHEDULES: "fast" ends a transition once its loss has flattened
 
     @property
     def label(self) -> str:
@@ -614,7 +615,8 @@ class EngineThread(QThread):
         s, art = self.session, self.art
         n_t = s.num_stages - 1
         old = [b.clone() for b in s.bases]
-        gen = s.refine(steps=req.steps, preview_every=req.preview_every, should_stop=self._cancel.is_set)
+        gen = s.refine(steps=req.steps, preview_every=req.preview_every, should_stop=self._cancel.is_set,
+                       schedule=req.schedule)
         t0 = time.perf_counter()
 
         def full_preview(p: torch.Tensor | None):

@@ -68,6 +68,7 @@ def read_json_object(path: Path, limit: int) -> dict:
 class Settings:
     refine_steps: int = STEPS  # the paper's 150 AdaIN optimisation steps
     refine_after_open: bool = True  # run the refinement right after an artwork is opened
+    refine_stop_early: bool = False  # end each transition once its loss has flattened (core.refine's "fast")
     preview_every: int = 5  # refinement preview images every n steps
     autosave_seconds: int = 60
     auto_regenerate: bool = True  # later stages follow every edit (off: they go stale until "Regenerate")

@@ -1,5 +1,6 @@
 """The Refinement panel: the AdaIN optimisation that fits the model to an opened artwork (the paper's 150 steps),
-run on the engine thread with progress (step, loss, a preview every few steps) and Cancel."""
+run on the engine thread with progress (step, loss, a preview every few steps) and Cancel; "Stop once the fit
+settles" runs core.refine's "fast" schedule instead."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from app.layers import to_rgb
 from app.qt_image import thumbnail
 
 PREVIEW = 64
+STOP_EARLY_TIP = ("The \"fast\" schedule: a decaying step size, each transition ended once its loss has "
+                  "flattened. Measured on 12 of the bundled model's TEST drawings: the same mean PSNR as the "
+                  "full steps in 0.74-0.80x the time (single drawings within about 0.7 dB).")
 
 
 class RefinePanel(QWidget):
@@ -50,6 +54,11 @@ class RefinePanel(QWidget):
         self.auto.setChecked(document.settings.refine_after_open)
         self.auto.toggled.connect(lambda on: setattr(document.settings, "refine_after_open", on))
         lay.addWidget(self.auto)
+        self.stop_early = QCheckBox("Stop once the fit settles")
+        self.stop_early.setChecked(document.settings.refine_stop_early)
+        self.stop_early.setToolTip(STOP_EARLY_TIP)
+        self.stop_early.toggled.connect(lambda on: setattr(document.settings, "refine_stop_early", on))
+        lay.addWidget(self.stop_early)
 
         buttons = QHBoxLayout()
         self.refine_btn = QPushButton("Refine")

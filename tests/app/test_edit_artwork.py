@@ -174,3 +174,21 @@ def test_open_any_format_and_mode(qtbot, window, tmp_path, artwork_png):
         assert window.doc.targets is not None and window.doc.artwork_name == path.stem
         assert tuple(window.doc.targets[-1].shape) == (3, 32, 32)
         assert float(window.doc.targets[-1][:, 0, :].min()) > 0.9  # the padding band is paper white
+
+
+def test_stop_early_ends_each_transition_once_its_loss_has_flattened(qtbot, window, artwork_png):
+    doc = window.doc
+    open_artwork(qtbot, window, artwork_png, refine=False)
+    window.refine_panel.stop_early.setChecked(True)
+    assert doc.settings.refine_stop_early
+    progress = []
+    doc.refineProgress.connect(progress.append)
+    with qtbot.waitSignal(doc.refineFinished, timeout=120000) as finished:
+        doc.refine(steps=3000)
+    assert finished.args[0] is True
+    wait_idle(qtbot, window)
+    # Both transitions ran, each ended by the "fast" schedule's flat-loss test long before its 3000 steps.
+    per_transition = [sum(p.transition == t for p in progress) for t in range(2)]
+    assert all(10 < n < 3000 for n in per_transition), per_transition
+    assert [doc.status(k) for k in range(3)] == ["inferred", "refined", "refined"]
+    assert window.refine_panel.bar.value() == 1000
