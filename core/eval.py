@@ -78,7 +78,7 @@ from core.eval_measures import (
 from core.eval_report import contact_sheet
 from core.imageio import save_image
 from core.model import WorkflowModel
-from core.refine import STEPS
+from core.refine import DEFAULT_SCHEDULE, STEPS, schedule_named
 from core.session import Session
 
 FORMAT = "artflow-eval"
@@ -95,6 +95,7 @@ class EvalOptions:
     limit: int | None = None  # at most this many test drawings (None: all)
     refine_limit: int = REFINE_LIMIT  # reconstruction + editing on the first this many of them (0: skip)
     steps: int = STEPS  # refinement steps per transition
+    schedule: str = DEFAULT_SCHEDULE  # the refinement's schedule (core.refine.SCHEDULES), e.g. "fast"
     diversity_samples: int = DIVERSITY_SAMPLES  # random z per drawing
     rows: int = SHEET_ROWS  # rows of samples.png
     seed: int = 0
@@ -107,6 +108,7 @@ class EvalOptions:
             raise ArtflowError(f"--refine-limit must be 0 or more, got {self.refine_limit}")
         if self.steps < 0:
             raise ArtflowError(f"--steps must be 0 or more, got {self.steps}")
+        schedule_named(self.schedule)  # an unknown name is an ArtflowError listing the known ones
         if self.diversity_samples < 2:
             raise ArtflowError(f"--diversity-samples must be 2 or more (pairs are compared), "
                                f"got {self.diversity_samples}")
@@ -196,7 +198,8 @@ def _refined_passes(session: Session, data: StageDataset, order: list[int], refi
             art = true[-1]
             b = order[(a_pos + 1) % n]  # the swap edit's other drawing (itself only when a single one is evaluated)
             b_stages = data.load(b)
-            rec = measure_reconstruction(session, art, opt.steps, acc, lambda _s: bar.update(1))
+            rec = measure_reconstruction(session, art, opt.steps, acc, lambda _s: bar.update(1),
+                                         opt.schedule)
             row: dict = {"name": data.sample_names[a], "swap_with": data.sample_names[b], **rec.seconds}
             for meth in METHODS:
                 row[f"psnr_{meth}"] = round(measure_reconstruction_quality(rec.finals[meth], art, meth, acc), 4)
@@ -306,7 +309,7 @@ def _metrics_record(session: Session, data: StageDataset, data_dir: str | Path, 
                       "consistency": per_stage("diversity.consistency", later),
                       "prior": ["standard" if p.is_standard else "fitted" for p in model.latent_priors],
                       "samples_per_drawing": k, "drawings": n},
-        "reconstruction": {"drawings": m, "steps": opt.steps,
+        "reconstruction": {"drawings": m, "steps": opt.steps, "schedule": opt.schedule,
                            "psnr": per_stage("reconstruction.psnr", METHODS, 4),
                            "l1": per_stage("reconstruction.l1", METHODS),
                            "refine_seconds": per_stage("reconstruction.seconds", METHODS[1:], 3)},

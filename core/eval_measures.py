@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from core.metrics import l1_01, pairwise_l1_01, psnr_01
 from core.model import WorkflowModel
+from core.refine import DEFAULT_SCHEDULE
 from core.regularizer import Regularizer
 from core.session import Z_RANGE, Session, SessionState, run_to_end
 
@@ -116,16 +117,18 @@ class Reconstruction:
 
 
 def measure_reconstruction(session: Session, art: torch.Tensor, steps: int, acc: RunningMeans,
-                           on_step: Callable[[object], None]) -> Reconstruction:
-    """3. The editing pipeline on the artwork alone: the encoder-only reconstruction, then Session.refine with each
-    regulariser from it. on_step is called once for the encoding and once per refinement step."""
+                           on_step: Callable[[object], None], schedule: str = DEFAULT_SCHEDULE) -> Reconstruction:
+    """3. The editing pipeline on the artwork alone: the encoder-only reconstruction, then Session.refine (steps
+    per transition, on `schedule`) with each regulariser from it. on_step is called once for the encoding and once
+    per refinement step."""
     session.load_artwork(art)
     rec = Reconstruction({"encoder": session.snapshot()}, {"encoder": session.stages[-1].clone()},
                          session.stages[0].clone(), {})
     on_step(None)
     for reg in METHODS[1:]:
         session.restore(rec.states["encoder"])
-        report = run_to_end(session.refine(steps=steps, regularizer=reg, preview_every=0), on_step)
+        report = run_to_end(session.refine(steps=steps, regularizer=reg, preview_every=0, schedule=schedule),
+                            on_step)
         rec.states[reg] = session.snapshot()
         rec.finals[reg] = session.stages[-1].clone()
         acc.add(f"reconstruction.seconds.{reg}", report.seconds)

@@ -67,8 +67,11 @@ def format_table(metrics: dict) -> str:
     """A compact text summary of metrics.json."""
     names = metrics["model"]["stages"]
     d = metrics["data"]
+    rec = metrics["reconstruction"]
+    schedule = rec.get("schedule", "exact")  # metrics.json files written before schedules were recorded
+    steps = f"{rec['steps']} steps" + ("" if schedule == "exact" else f" at most, schedule {schedule}")
     lines = [f"{metrics['model']['name']} on {d['path']}: {d['drawings']} drawings "
-             f"(reconstruction/editing on {d['refined']}, {metrics['reconstruction']['steps']} steps, "
+             f"(reconstruction/editing on {d['refined']}, {steps}, "
              f"perceptual: {metrics['perceptual']}), {metrics['device']}"]
     w0 = 34
     head = f"{'':<{w0}}" + "".join(f"{s[:10]:>11}" for s in names)

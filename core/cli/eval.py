@@ -13,7 +13,7 @@ from core.cli.common import add_common, model_path
 from core.device import resolve_device
 from core.eval import DIVERSITY_SAMPLES, REFINE_LIMIT, SHEET_ROWS, EvalOptions, default_out_folder, evaluate_bundle
 from core.eval_report import format_table
-from core.refine import STEPS
+from core.refine import DEFAULT_SCHEDULE, SCHEDULES, STEPS
 
 
 def add_parser(sub) -> None:
@@ -27,6 +27,8 @@ def add_parser(sub) -> None:
     p.add_argument("--refine-limit", type=int, default=REFINE_LIMIT, metavar="N",
                    help=f"reconstruction and editing on the first N of them (default {REFINE_LIMIT}; 0: skip)")
     p.add_argument("--steps", type=int, default=STEPS, help=f"refinement steps per transition (default {STEPS})")
+    p.add_argument("--schedule", default=DEFAULT_SCHEDULE, choices=list(SCHEDULES),
+                   help="the refinement's schedule: 'exact' (the paper's, the default) or 'fast' (see reconstruct)")
     p.add_argument("--diversity-samples", type=int, default=DIVERSITY_SAMPLES, metavar="K",
                    help=f"random z per drawing for the diversity measure (default {DIVERSITY_SAMPLES})")
     p.add_argument("--rows", type=int, default=SHEET_ROWS, help=f"rows of samples.png (default {SHEET_ROWS})")
@@ -37,8 +39,8 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     options = EvalOptions(limit=args.limit, refine_limit=args.refine_limit, steps=args.steps,
-                          diversity_samples=args.diversity_samples, rows=args.rows, seed=args.seed,
-                          batch_size=args.batch_size)
+                          schedule=args.schedule, diversity_samples=args.diversity_samples, rows=args.rows,
+                          seed=args.seed, batch_size=args.batch_size)
     options.check()
     device = resolve_device(args.device)
     path = model_path(args)

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from core import bundle, cli, config
-from core.errors import DatasetError
+from core.errors import ArtflowError, DatasetError
 from core.eval import EvalOptions, eval_order, evaluate, evaluate_bundle
 from core.eval_report import format_table
 from core.metrics import pairwise_l1_01, psnr_01
@@ -214,3 +214,17 @@ def test_eval_order_is_by_sha1_of_the_name():
     for names in (["b", "a", "c"], ["a", "b", "c"], ["c", "b", "a"]):
         assert [names[i] for i in eval_order(names)] == ["c", "a", "b"]
     assert eval_order(["c", "a", "b"]) == [0, 1, 2] and eval_order(["b", "c", "a"]) == [1, 2, 0]
+
+
+def test_schedule_reaches_the_refinement_and_is_recorded(setup, tmp_path):
+    """--schedule: the reconstruction refines on it (another step size than exact's: other pictures), metrics.json
+    and the table say which; an unknown name is refused before anything runs."""
+    model = bundle.load(setup["model"])
+    opts = EvalOptions(limit=2, refine_limit=1, steps=20, diversity_samples=2, rows=2)
+    runs = {name: evaluate(model, setup["data"], tmp_path / name, dataclasses.replace(opts, schedule=name),
+                           device="cpu", progress=False) for name in ("exact", "fast")}
+    assert runs["fast"]["reconstruction"]["schedule"] == "fast"
+    assert runs["fast"]["reconstruction"]["psnr"] != runs["exact"]["reconstruction"]["psnr"]
+    assert "schedule fast" in format_table(runs["fast"]) and "schedule" not in format_table(runs["exact"])
+    with pytest.raises(ArtflowError, match="unknown schedule"):
+        dataclasses.replace(opts, schedule="quick").check()
