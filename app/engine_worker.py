@@ -55,6 +55,7 @@ from core.fullres.kinds import stage_kinds
 from core.fullres.pipeline import line_before
 from core.latent_prior import LatentPrior
 from core.perceptual import PerceptualKind
+from core.refine import DEFAULT_SCHEDULE
 from core.session import SessionState, run_to_end
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ class Refine(Request):
     steps: int = 150
     preview_every: int = 5
     clean_flats: bool = True
-    schedule: str = "exact"  # core.refine.SCHEDULES: "fast" ends a transition once its loss has flattened
+    schedule: str = DEFAULT_SCHEDULE  # core.refine.SCHEDULES: "fast" ends a transition once its loss has flattened
 
     @property
     def label(self) -> str:

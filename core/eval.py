@@ -191,15 +191,17 @@ def _refined_passes(session: Session, data: StageDataset, order: list[int], refi
     """3, 5: reconstruction and editing, one artwork at a time; returns the per-drawing rows of metrics.json."""
     n, T = len(order), session.config.num_transitions
     recon_rows: list[dict] = []
-    total = len(refine_idx) * (1 + 2 * opt.steps * T) if opt.steps else len(refine_idx)
-    with _bar(total, "reconstruction/editing", progress) as bar:
+    per_drawing = 1 + 2 * opt.steps * T if opt.steps else 1
+    with _bar(len(refine_idx) * per_drawing, "reconstruction/editing", progress) as bar:
         for a_pos, a in enumerate(refine_idx):
             true = list(data.load(a))
             art = true[-1]
             b = order[(a_pos + 1) % n]  # the swap edit's other drawing (itself only when a single one is evaluated)
             b_stages = data.load(b)
+            done = bar.n
             rec = measure_reconstruction(session, art, opt.steps, acc, lambda _s: bar.update(1),
                                          opt.schedule)
+            bar.update(done + per_drawing - bar.n)  # the steps an early-stopping schedule did not need
             row: dict = {"name": data.sample_names[a], "swap_with": data.sample_names[b], **rec.seconds}
             for meth in METHODS:
                 row[f"psnr_{meth}"] = round(measure_reconstruction_quality(rec.finals[meth], art, meth, acc), 4)
