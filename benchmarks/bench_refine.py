@@ -16,6 +16,8 @@ Variants: the schedules of core.refine.SCHEDULES ("exact": the paper's 150 steps
 decaying from 0.12 to 0.05, ended when the loss has flattened), and options measured beside them: "short60" (60 steps,
 step size decaying 0.15 -> 0.03, early stop), "short60-c2f" (the same with half of its steps at half size), "steps60"
 (60 constant steps of 0.1), or any schedule spelt out as "aSTEPS-LR[-LREND][-cCOARSE][-sWINDOW]" (see `variant`).
+Any of them with "@nchw" appended runs the decoder in NCHW throughout (the layout before channels_last, e.g.
+`--variants exact,exact@nchw`).
 
 Tried and not kept (2026-12-01, 2-core AMD EPYC, 12 Fluent TEST drawings with thin line art, the bundle before
 its run-6 regulariser):
@@ -82,9 +84,22 @@ VARIANTS: dict[str, Schedule] = {
 }
 
 
+NCHW_SUFFIX = "@nchw"
+
+
+def split_layout(name: str) -> tuple[str, bool]:
+    """(schedule name, channels_last): a variant ending in "@nchw" runs the decoder's upsampler in NCHW, as before
+    channels_last became the CPU's default (AdaINGenerator.decode)."""
+    if name.endswith(NCHW_SUFFIX):
+        return name[: -len(NCHW_SUFFIX)], False
+    return name, True
+
+
 def variant(name: str) -> Schedule:
     """A named variant, or one spelt out as "aSTEPS-LR[-LREND][-cCOARSE][-sWINDOW]" (e.g. "a100-0.15-0.02-s10":
-    100 steps, step size 0.15 decaying to 0.02, stopping when flat over 10 steps with tolerance 0.002)."""
+    100 steps, step size 0.15 decaying to 0.02, stopping when flat over 10 steps with tolerance 0.002); either
+    with "@nchw" appended (split_layout)."""
+    name = split_layout(name)[0]
     if name in VARIANTS:
         return VARIANTS[name]
     parts = name.split("-")
@@ -139,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         row = []
         for v in names:
             session.restore(start)
+            for g in model.generators:
+                g.channels_last_on_cpu = split_layout(v)[1]
             seen: list[int] = []
             t, c = time.perf_counter(), time.process_time()
             report = run_to_end(session.refine(regularizer="learned", preview_every=0, schedule=variant(v)),

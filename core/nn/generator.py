@@ -7,6 +7,7 @@ from torch import nn
 
 from core.config import GeneratorConfig
 from core.nn.blocks import MLP, AdaINResBlock, ConvBlock, ResBlock
+from core.nn.memory_format import channels_last_boundary
 from core.nn.upsample_conv import supports, upsample_conv
 
 
@@ -34,6 +35,7 @@ class AdaINGenerator(nn.Module):
         up.append(ConvBlock(dim, out_channels, 7, norm="none", act="tanh"))
         self.upsampler = nn.Sequential(*up)
         self.mlp = MLP(cfg.z_dim, self.num_adain_params, cfg.mlp_dim, cfg.mlp_layers)
+        self.channels_last_on_cpu = True  # decode's default layout on the CPU; not a weight
 
     @property
     def num_adain_params(self) -> int:
@@ -59,7 +61,8 @@ class AdaINGenerator(nn.Module):
         return self.adain_blocks[0].first_norm(content)
 
     def decode(self, content: torch.Tensor, params: torch.Tensor, halvings: int = 0,
-               start: torch.Tensor | None = None, folded: bool | None = None) -> torch.Tensor:
+               start: torch.Tensor | None = None, folded: bool | None = None,
+               channels_last: bool | None = None) -> torch.Tensor:
         """Content (B, C, h, w) and AdaIN parameters (B, P) -> image (B, Cout, H, W) in [-1, 1].
         halvings > 0 skips that many of the last nearest-neighbour upsamplings: the picture at H / 2**halvings
         from the same content code, a close likeness of the full one downsized (the slider's live preview; the
@@ -68,9 +71,17 @@ class AdaINGenerator(nn.Module):
         (k >= 5, MUNIT's) computed on the small picture (core/nn/upsample_conv.py: the same picture to float
         rounding, ~2.8x fewer multiply-adds); False runs the modules as defined (the benchmarks' baseline); None
         (default) folds on the CPU only: on CUDA it has not measured faster (H200, benchmarks/bench_paper.py, 256 px:
-        11.5 ms per eager folded step, 6.3 ms per replayed unfolded CUDA graph; a folded graph not yet measured)."""
+        11.5 ms per eager folded step, 6.3 ms per replayed unfolded CUDA graph; a folded graph not yet measured).
+        channels_last: the upsampler (the decoder's large pictures) in channels_last activations, the result
+        handed back NCHW (the same picture to float rounding); None (default) on the CPU only, where oneDNN's
+        convolutions with few channels run faster so. Measured on 2 AMD EPYC threads: the bundled model's whole
+        150-step refinement 0.91x the NCHW time (`benchmarks/bench_refine.py --variants exact,exact@nchw`), a paper
+        configuration step 0.95x. `channels_last_on_cpu = False` turns the default off."""
+        cpu = content.device.type == "cpu"
         if folded is None:
-            folded = content.device.type == "cpu"
+            folded = cpu
+        if channels_last is None:
+            channels_last = cpu and self.channels_last_on_cpu
         if not 0 <= halvings <= self.cfg.n_down:
             raise ValueError(f"halvings must be between 0 and {self.cfg.n_down}, got {halvings}")
         h = content
@@ -78,6 +89,8 @@ class AdaINGenerator(nn.Module):
         for j, block in enumerate(self.adain_blocks):
             h = block(h, params[:, offset:offset + block.num_params], start if j == 0 else None)
             offset += block.num_params
+        if channels_last:
+            h = channels_last_boundary(h)
         ups = [j for j, m in enumerate(self.upsampler) if isinstance(m, nn.Upsample)]
         skipped = set(ups[len(ups) - halvings:]) if halvings else set()
         modules = list(self.upsampler)
@@ -96,7 +109,7 @@ class AdaINGenerator(nn.Module):
                 continue
             h = m(h)
             j += 1
-        return h
+        return h.contiguous() if channels_last else h
 
     def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode_content(x), self.adain_params(z))
