@@ -84,9 +84,11 @@ def dark_palette() -> QPalette:
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    from core import bundle
+
     ap = argparse.ArgumentParser(prog="artflow", description="Artflow desktop app (no sub-command). "
                                  "Sub-commands run the headless CLI: see `artflow --help`.")
-    ap.add_argument("--model", metavar="DIR", help="model bundle folder (default: the bundled model)")
+    ap.add_argument("--model", metavar="DIR|NAME", help=bundle.model_argument_help())
     ap.add_argument("--open", metavar="FILE", help="an artwork image (PNG/JPEG/WebP, ...) or an .artflow project")
     ap.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="where the model runs (default: auto)")
     ap.add_argument("--screenshot", metavar="FILE", help="save a PNG of the window once ready, then exit")
@@ -115,11 +117,15 @@ def create_window(model: str | None = None, device: str = "auto", screenshot_mod
     from app.main_window import MainWindow
     from app.settings import Settings
     from core import bundle
+    from core.errors import BundleError
 
     main_thread_gc.install()  # before the engine thread starts: see main_thread_gc
     settings = settings or Settings.load()
     win = MainWindow(settings, device=device, screenshot_mode=screenshot_mode)
-    path = Path(model) if model else bundle.default_bundle_path()
+    try:
+        path = bundle.resolve_model(model)
+    except BundleError:
+        path = Path(model)  # loading it fails with the message that says why
     if model is None and not (path / bundle.CONFIG_FILE).is_file():
         QTimer.singleShot(0, lambda: win.show_no_model(
             f"The bundled default model was not found in {path}."))

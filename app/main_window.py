@@ -179,6 +179,7 @@ class MainWindow(QMainWindow):
         self.tabs.blockSignals(False)
         has = doc.has_model
         self.controls.set_model_loaded(has)
+        self.controls.sync_bundled_models()
         if has:
             info = doc.model_info
             self.device_label.setText(info.device_label)
@@ -205,6 +206,7 @@ class MainWindow(QMainWindow):
         self.canvas.update()
 
     def _on_model_failed(self, message: str) -> None:
+        self.controls.sync_bundled_models()
         if self.doc.has_model:
             self.show_error("Cannot open the model", f"{message}\n\nThe current model stays loaded.")
         else:

@@ -5,6 +5,7 @@ step with the document and the tools. The commands themselves live elsewhere: th
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import QCheckBox, QLabel, QMessageBox, QSlider, QSpinBox,
 from app import icons
 from app.canvas.tools import MAX_SIZE, MIN_SIZE, Tool
 from app.widgets.colour_swatch import ColourSwatch
+from core import bundle
 from core.export import ExportFormat
 
 if TYPE_CHECKING:
@@ -96,6 +98,14 @@ class WindowControls:
         self.act_export_gif = A("Animated GIF of the workflow…", lambda: files.export(ExportFormat.GIF))
         self.act_open_model = A("Open &model…", lambda: files.open_model(), "Ctrl+M",
                                 "Choose another model bundle (a folder with config.json and model.safetensors)")
+        # The models shipped in resources/models/, one checkable entry each (the loaded one checked).
+        self.bundled_group = QActionGroup(win)
+        self.bundled_actions: dict[str, QAction] = {}
+        for shipped in bundle.bundled_models():
+            act = A(shipped.name, tip=shipped.description, checkable=True)
+            act.triggered.connect(lambda _checked=False, path=shipped.path: self._open_bundled(path))
+            self.bundled_group.addAction(act)
+            self.bundled_actions[str(shipped.path.resolve())] = act
         self.act_quit = A("&Quit", win.close, QKeySequence.StandardKey.Quit)
 
         self.act_undo = A("&Undo", lambda: doc.undo(), [QKeySequence.StandardKey.Undo])
@@ -167,6 +177,12 @@ class WindowControls:
             ex.addAction(a)
         f.addSeparator()
         f.addAction(self.act_open_model)
+        bm = f.addMenu("&Bundled models")
+        bm.setToolTipsVisible(True)  # each entry's tooltip says what the model is for
+        bm.setEnabled(bool(self.bundled_actions))
+        for a in self.bundled_actions.values():
+            bm.addAction(a)
+        self.bundled_menu = bm
         f.addSeparator()
         f.addAction(self.act_quit)
         e = mb.addMenu("&Edit")
@@ -275,6 +291,26 @@ class WindowControls:
                   self.act_export_ora, self.act_export_gif, self.act_regen, self.act_random, self.act_clear,
                   self.act_remove_paint, self.act_compare):
             a.setEnabled(loaded)
+
+    def _open_bundled(self, path) -> None:
+        info = self.doc.model_info if self.doc.has_model else None
+        if info is not None and str(Path(info.path).resolve()) == str(path.resolve()):
+            return  # already the open model: nothing to reload, nothing to ask
+        self.sync_bundled_models()  # the check moves once the model has loaded, not before
+        self.window.files.open_model(str(path))
+
+    def sync_bundled_models(self) -> None:
+        """Check the bundled model that is loaded (none when another folder or no model is)."""
+        info = self.doc.model_info if self.doc.has_model else None
+        loaded = str(Path(info.path).resolve()) if info is not None else ""
+        for key, act in self.bundled_actions.items():
+            act.setChecked(key == loaded)
+        if loaded not in self.bundled_actions:
+            checked = self.bundled_group.checkedAction()
+            if checked is not None:  # an exclusive group keeps one checked: lift exclusivity to clear it
+                self.bundled_group.setExclusive(False)
+                checked.setChecked(False)
+                self.bundled_group.setExclusive(True)
 
     def sync_undo(self) -> None:
         d = self.doc

@@ -7,6 +7,7 @@ import json
 import math
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -211,9 +212,60 @@ def _check_not_pickle(path: Path) -> None:
         raise BundleError(f"{path}: a model is a folder with {CONFIG_FILE} and {WEIGHTS_FILE}, not a single file")
 
 
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "resources" / "models"
+DEFAULT_BUNDLE = "fluent-emoji-128"
+
+
 def default_bundle_path() -> Path:
     """The bundled default model that ships in resources/models/."""
-    return Path(__file__).resolve().parent.parent / "resources" / "models" / "fluent-emoji-128"
+    return BUNDLED_DIR / DEFAULT_BUNDLE
+
+
+@dataclass(frozen=True)
+class BundledModel:
+    """A model that ships in resources/models/: its folder name (what --model and the app's menu take), folder,
+    label (config name) and description."""
+
+    name: str
+    path: Path
+    description: str
+
+
+def bundled_models() -> list[BundledModel]:
+    """The models shipped in resources/models/, the default first, then by name. A folder whose config.json does
+    not read is left out (the app and the CLI report it when it is opened by path)."""
+    found = []
+    for folder in sorted(BUNDLED_DIR.iterdir()) if BUNDLED_DIR.is_dir() else []:
+        if not (folder / CONFIG_FILE).is_file():
+            continue
+        try:
+            config = load_config(folder)
+        except BundleError:
+            continue
+        found.append(BundledModel(folder.name, folder, config.description))
+    return sorted(found, key=lambda m: (m.name != DEFAULT_BUNDLE, m.name))
+
+
+def model_argument_help() -> str:
+    """The --model option's help (the CLI's and the app's)."""
+    names = [m.name for m in bundled_models()]
+    listed = f" ({', '.join(names)})" if names else ""
+    return f"model bundle folder, or the name of a bundled model{listed}; default: {DEFAULT_BUNDLE}"
+
+
+def resolve_model(name_or_path: str | Path | None) -> Path:
+    """The bundle folder for a --model argument: a folder path, or the name of a bundled model (a path that
+    exists wins); None: the default bundle. BundleError names the choices when neither fits."""
+    if name_or_path is None:
+        return default_bundle_path()
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    for m in bundled_models():
+        if m.name == str(name_or_path):
+            return m.path
+    names = ", ".join(m.name for m in bundled_models()) or "none installed"
+    raise BundleError(f"{path}: model folder not found, and not the name of a bundled model ({names})")
 
 
 def describe(path: str | Path) -> dict:

@@ -20,7 +20,7 @@ stages are the proxies.
 
 Opening checks, in order, that the file is a readable zip, that it has a valid manifest of a known version, and that
 every tensor is present, float32, finite and of the shape the manifest implies; each problem is a ProjectError that
-names it. A project made with another model (its config hash differs from the open model's) opens read-only: its
+names it. A project made with another model (its name or config hash differs from the open model's) opens read-only: its
 stages can be viewed and exported, not edited.
 
 The manifest evolves like a versioned message: `_read_manifest` upgrades older versions to the current one (there is
@@ -171,13 +171,20 @@ def project_from_session(session: Session, extra: dict | None = None,
                                      for ly, b in zip(layers, bases, strict=True)] if has_layers else None)
 
 
+def made_with(model_name: str, model_config_hash: str, config: WorkflowConfig) -> bool:
+    """Whether a project that names this model (name and config hash) was made with the model of `config`. Both
+    count: two bundles of one architecture (the shipped fluent-emoji-128 and emoji-lines-128) share the hash, and
+    one's latent codes and refined deltas mean nothing to the other's weights."""
+    return model_config_hash == config_hash(config) and model_name == config.name
+
+
 def apply_project(session: Session, project: Project) -> None:
     """Load the project's state into `session`. ProjectError (and the session unchanged) if the project is
     read-only, was made with another model, or its tensors do not fit the session's model."""
     if project.read_only:
         raise ProjectError(project.warning or "this project was made with another model and is open read-only")
     want = config_hash(session.config)
-    if project.config_hash != want:
+    if not made_with(project.model_name, project.config_hash, session.config):
         raise ProjectError(f"this project was made with the model '{project.model_name}' "
                            f"(config {project.config_hash}), not with the open model '{session.config.name}' "
                            f"(config {want}); open it with the model it was made with to edit it")
@@ -562,7 +569,7 @@ def load_project(path: str | os.PathLike[str], config: WorkflowConfig | None = N
             raise _fail(p, f"cannot be read ({exc})") from None
         with zf:
             m = _read_manifest(p, _read_entry(p, zf, MANIFEST, _MAX_MANIFEST_BYTES))
-            same_model = config is not None and m["model"]["config_hash"] == config_hash(config)
+            same_model = config is not None and made_with(m["model"]["name"], m["model"]["config_hash"], config)
             if same_model:
                 _check_same_shape(p, m, config)
             _check_fullres_size(p, m, fullres_limit(config if same_model else None))
@@ -576,7 +583,7 @@ def load_project(path: str | os.PathLike[str], config: WorkflowConfig | None = N
                       fullres_layers=fullres_layers, fullres_bases_u8=fullres_bases)
     if config is not None:
         want = config_hash(config)
-        if project.config_hash != want:
+        if not made_with(project.model_name, project.config_hash, config):
             project.read_only = True
             project.warning = (f"{p.name} was made with the model '{project.model_name}' (config "
                                f"{project.config_hash}), not the open model '{config.name}' (config {want}); its "

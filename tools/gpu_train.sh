@@ -5,9 +5,11 @@
 #
 # Needs the packed training data (made here, on the CPU machine, see README "Training"):
 #   python tools/gpu_pack.py pack /work/data/mix128/train data/gpu/mix128-train.npz --max-mb 34
-# data/ is git-ignored, so the pack travels only through the device tool's `carry`.
+# data/ is git-ignored, so the pack travels only through the device tool's `carry`. The two bundled models take
+# 46 MiB of the 64 MiB that travel: delete the one the run does not start from in the working tree first
+# (`rm -r resources/models/fluent-emoji-128`; `git checkout resources/models` afterwards).
 #
-# It unpacks the data, continues from the bundled model (or $INIT) with hand-drawn line art and region-wise
+# It unpacks the data, continues from the bundled thin-line-art model emoji-lines-128 (or $INIT) with hand-drawn line art and region-wise
 # recolouring, for at most $MINUTES of training (a checkpoint then; the regulariser phase and the export follow
 # in a second, short call), and leaves in $OUT: config.json, model.safetensors split into 15 MiB parts (the
 # device tool returns files of at most 16 MiB; rejoin with `cat model.safetensors.part-* > model.safetensors`),
@@ -22,7 +24,7 @@
 # run measured generation with them at 0.085-0.09 s per iteration (docs/TRAINING_LOG.md).
 set -euo pipefail
 PACK=${PACK:-data/gpu/mix128-train.npz}
-INIT=${INIT:-resources/models/fluent-emoji-128}
+INIT=${INIT:-resources/models/emoji-lines-128}
 MINUTES=${MINUTES:-6.5}
 OUT=${OUT:-runs/gpu-out}
 BATCH=${BATCH:-32}
@@ -35,7 +37,7 @@ mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 python tools/gpu_pack.py unpack "$PACK" "$DATA"
 # shellcheck disable=SC2206  # ITERS is a list of words on purpose
-ARGS=("$DATA" --out "$RUN" --preset small --name fluent-emoji-128 --init "$INIT" --device "$DEVICE" --batch-size "$BATCH"
+ARGS=("$DATA" --out "$RUN" --preset small --name "${NAME:-emoji-lines-128}" --init "$INIT" --device "$DEVICE" --batch-size "$BATCH"
       --lr 5e-4 --lr-d 2e-4 --recolour 0.5 --hand-drawn 0.5 --sample-every 1000000 --checkpoint-minutes 2
       --reg-lambda-gan 0.1 $ITERS)
 python main.py train "${ARGS[@]}" --max-minutes "$MINUTES" 2>&1 | tee "$OUT/train.log"

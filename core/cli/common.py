@@ -26,7 +26,7 @@ from core.session import Session
 
 def add_common(p: argparse.ArgumentParser, model: bool = True) -> None:
     if model:
-        p.add_argument("--model", metavar="DIR", help="model bundle folder (default: the bundled model)")
+        p.add_argument("--model", metavar="DIR|NAME", help=bundle.model_argument_help())
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"), help="where to compute")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--threads", type=int, metavar="N",
@@ -59,10 +59,10 @@ def parse_kv_ints(items: list[str] | None, what: str) -> dict[str, int]:
 
 
 def model_path(args: argparse.Namespace) -> Path:
-    path = Path(args.model) if args.model else bundle.default_bundle_path()
+    if args.model:
+        return bundle.resolve_model(args.model)
+    path = bundle.default_bundle_path()
     if not path.exists():
-        if args.model:
-            raise BundleError(f"{path}: model folder not found")
         raise BundleError(f"the bundled model is not installed ({path} does not exist); "
                           "pass --model DIR (a folder with config.json and model.safetensors)")
     return path

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from core import bundle
-from core.cli.common import add_common
+from core.cli.common import add_common, model_path
 from core.device import device_label, resolve_device
 
 
@@ -17,9 +17,10 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    path = args.model or bundle.default_bundle_path()
+    path = model_path(args)
     facts = bundle.describe(path)
     facts["path"] = str(path)
     facts["device"] = device_label(resolve_device(args.device))
+    facts["bundled_models"] = {m.name: m.description for m in bundle.bundled_models()}
     print(json.dumps(facts, indent=2))
     return 0

@@ -161,6 +161,41 @@ def test_open_another_model_rebuilds_tabs_and_sliders(qtbot, window, four_stage_
     assert doc.status(3) == "edited"
 
 
+def test_bundled_models_menu_checks_the_loaded_one_and_switches_models(qtbot, monkeypatch, tmp_path, tiny_bundle,
+                                                                       four_stage_bundle):
+    from core import bundle
+
+    shipped = tmp_path / "models"
+    shutil.copytree(tiny_bundle, shipped / "tiny")
+    shutil.copytree(four_stage_bundle, shipped / "four")
+    monkeypatch.setattr(bundle, "BUNDLED_DIR", shipped)
+    monkeypatch.setattr(bundle, "DEFAULT_BUNDLE", "tiny")
+    win = open_window(qtbot, shipped / "tiny")
+    try:
+        controls = win.controls
+        assert [a.text() for a in controls.bundled_menu.actions()] == ["tiny", "four"]  # the default first
+        tiny, four = controls.bundled_menu.actions()
+        assert tiny.isChecked() and not four.isChecked()
+        with qtbot.waitSignal(win.doc.modelChanged, timeout=20000):
+            four.trigger()
+        wait_idle(qtbot, win)
+        assert win.tabs.count() == 4 and "four" in win.model_label.text()
+        assert four.isChecked() and not tiny.isChecked()
+        # The open model again: nothing is reloaded.
+        loads = []
+        win.doc.modelLoading.connect(loads.append)
+        four.trigger()
+        qtbot.wait(50)
+        assert loads == [] and four.isChecked()
+        # A model from elsewhere: no bundled entry stays checked.
+        with qtbot.waitSignal(win.doc.modelChanged, timeout=20000):
+            win.open_model(str(tiny_bundle))
+        wait_idle(qtbot, win)
+        assert not tiny.isChecked() and not four.isChecked()
+    finally:
+        win.shutdown()
+
+
 def test_a_broken_model_folder_gives_a_message_and_keeps_the_current_model(qtbot, window, tmp_path,
                                                                            tiny_bundle, dialogs):
     doc = window.doc

@@ -6,22 +6,38 @@ import pytest
 import torch
 
 from core import bundle
+from core.errors import BundleError
 from core.session import Session, run_to_end
 
 BUNDLE = bundle.default_bundle_path()
 pytestmark = pytest.mark.skipif(not (BUNDLE / "config.json").exists(), reason="no bundled model in this checkout")
 
 
-def test_bundle_loads_with_the_documented_stages_and_size():
-    model = bundle.load(BUNDLE)
+@pytest.mark.parametrize("shipped", bundle.bundled_models(), ids=lambda m: m.name)
+def test_every_bundled_model_loads_with_the_documented_stages_size_and_card(shipped):
+    model = bundle.load(shipped.path)
     cfg = model.config
+    assert cfg.name == shipped.name  # what a project records, and what --model and the app's menu take
     assert cfg.stage_names == ["lineart", "flat", "detail"]
     assert [s.channels for s in cfg.stages] == [1, 3, 3]
     assert cfg.resolution == 128
     assert all(cfg.regularizer_trained)
-    size = sum(p.stat().st_size for p in BUNDLE.iterdir() if p.is_file())
+    size = sum(p.stat().st_size for p in shipped.path.iterdir() if p.is_file())
     assert size <= 40 * 2**20
-    assert (BUNDLE / "MODEL_CARD.md").exists()
+    assert (shipped.path / "MODEL_CARD.md").exists()
+    assert len(shipped.description) > 40  # the app's menu and `artflow info` show it
+
+
+def test_bundled_models_list_the_default_first_and_resolve_by_name(tmp_path):
+    shipped = bundle.bundled_models()
+    assert shipped[0].path == BUNDLE
+    assert len({m.name for m in shipped}) == len(shipped)
+    for m in shipped:
+        assert bundle.resolve_model(m.name) == m.path
+    assert bundle.resolve_model(None) == BUNDLE
+    assert bundle.resolve_model(str(tmp_path)) == tmp_path  # a folder that exists is taken as given
+    with pytest.raises(BundleError, match="not the name of a bundled model .*fluent-emoji-128"):
+        bundle.resolve_model("no-such-model")
 
 
 def _drawing() -> torch.Tensor:

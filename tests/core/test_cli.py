@@ -3,6 +3,7 @@ clear line on stderr with a non-zero exit (never a traceback)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -322,3 +323,26 @@ def test_main_py_subprocess_no_qt_no_traceback(files, reconstructed):
     assert "Traceback" not in r.stderr
     assert r.stderr.split("ERR-START")[1].strip() == (
         f"artflow reconstruct: error: {files / 'nope.png'}: file not found")
+
+
+def test_model_option_takes_a_bundled_models_name(capsys, monkeypatch, tmp_path):
+    """--model NAME opens resources/models/NAME (a folder of that name, if one exists here, wins); `info` lists the
+    bundled models with their descriptions."""
+    from core.config import tiny
+    from core.model import WorkflowModel
+
+    shipped = tmp_path / "models"
+    for name in ("first", "second"):
+        cfg = dataclasses.replace(tiny(resolution=32, name=name), description=f"the {name} model, for testing")
+        bundle.save(WorkflowModel(cfg), shipped / name)
+    monkeypatch.setattr(bundle, "BUNDLED_DIR", shipped)
+    monkeypatch.setattr(bundle, "DEFAULT_BUNDLE", "first")
+    monkeypatch.chdir(tmp_path)  # no folder named "second" here
+    code, out, err = run(["info", "--model", "second"], capsys)
+    assert code == 0, err
+    facts = json.loads(out)
+    assert facts["name"] == "second" and facts["path"] == str(shipped / "second")
+    assert facts["bundled_models"] == {"first": "the first model, for testing",
+                                       "second": "the second model, for testing"}
+    code, _, err = run(["info", "--model", "third"], capsys)
+    assert code != 0 and "not the name of a bundled model (first, second)" in err

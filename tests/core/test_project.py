@@ -3,6 +3,7 @@ projects made with another model. Also the edit mask of "keep unedited areas" (c
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -18,6 +19,7 @@ from core.bundle import config_hash
 from core.config import StageSpec
 from core.editing import edit_mask
 from core.errors import ProjectError
+from core.model import WorkflowModel
 from core.project import PROJECT_VERSION, Project, apply_project, load_project, project_from_session, save_project
 from core.session import Session, run_to_end
 from tests.core.engine_util import image, tiny_model
@@ -288,6 +290,18 @@ def test_project_of_another_model_opens_read_only(tmp_path, good_file, model, ot
     assert not q.read_only
     with pytest.raises(ProjectError, match="not with the open model"):
         apply_project(other, q)
+
+
+def test_project_of_a_same_architecture_model_of_another_name_opens_read_only(good_file, model):
+    """Two bundles of one architecture (the shipped fluent-emoji-128 and emoji-lines-128) share a config hash; the
+    name tells them apart, since one's codes and deltas mean nothing to the other's weights."""
+    twin = WorkflowModel(dataclasses.replace(model.config, name="tiny-twin"))
+    assert config_hash(twin.config) == config_hash(model.config)
+    p = load_project(good_file, twin.config)
+    assert p.read_only and "made with the model 'tiny'" in p.warning
+    with pytest.raises(ProjectError, match="made with the model 'tiny'"):
+        apply_project(Session(twin, "cpu"), load_project(good_file))
+    assert not load_project(good_file, model.config).read_only
 
 
 def test_project_dataclass_api(edited_session):
