@@ -292,7 +292,7 @@ class WindowControls:
                   self.act_remove_paint, self.act_compare):
             a.setEnabled(loaded)
 
-    def _open_bundled(self, path) -> None:
+    def _open_bundled(self, path: Path) -> None:
         info = self.doc.model_info if self.doc.has_model else None
         if info is not None and str(Path(info.path).resolve()) == str(path.resolve()):
             return  # already the open model: nothing to reload, nothing to ask

@@ -3,7 +3,7 @@
 Why a custom boundary rather than `x.contiguous(memory_format=torch.channels_last)`: the gradient of that copy is
 channels_last too, and torch (2.13, CPU) computes instance norm's input gradient wrongly for a one-picture batch
 whose incoming gradient is channels_last while its input is not (errors of the gradient's own size, silently;
-tests/core/test_blocks.py holds the case). The refinement's decoder is such a graph: AdaIN blocks (instance norm,
+tests/core/test_memory_format.py holds the case). The refinement's decoder is such a graph: AdaIN blocks (instance norm,
 NCHW) upstream of a channels_last upsampler. Here the gradient is handed back in NCHW, as upstream expects."""
 
 from __future__ import annotations
