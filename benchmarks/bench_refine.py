@@ -49,6 +49,13 @@ Measured 2026-12-01 (same machine, the run-6 regulariser, the first 6 drawings; 
   `artflow eval DIR --limit 64 --refine-limit 12 --schedule fast` (2 threads): the same learned-regulariser
   reconstruction (26.53 dB) and edits (flip 19.86, shrink 19.58 dB against 19.67 and 19.45), but plain refinement 0.48
   dB below exact's (28.88 against 29.36 dB): "fast" is tuned for the learned regulariser, the default.
+- "fast" elsewhere (one thread each, beside a training run): Emoji One TEST (`data/emojione128/test --limit 6`, an
+  artist the model never saw) -0.34 dB at 0.99x the time (284 steps; the loss rarely flattens within 150); the
+  thin-line-art model (`--model resources/models/emoji-lines-128`, Fluent, 6 drawings) -0.25 dB at 0.79x (242 steps).
+  Its early stop is tuned to one model and one artist; "exact" stays the default.
+- The decoder's upsampler in channels_last (AdaINGenerator.decode's CPU default since 2026-12-01) against NCHW
+  (`--variants exact,exact@nchw --limit 4 --threads 2`, the training paused): 16.63 against 18.37 s, 0.91x, the
+  same PSNR to 0.01 dB on every drawing.
 """
 
 from __future__ import annotations

@@ -50,7 +50,9 @@ SCHEDULES = {
     # (two runs; 236 of 300 steps), with the learned regulariser (the default); `artflow eval --schedule fast`: the
     # same reconstruction (26.53 against 26.52 dB) and edits (flip +0.19, shrink +0.13 dB), but plain refinement
     # 0.48 dB lower (28.88 dB). The constant 0.1 with the same stop lost 0.25 dB; 60-step and half-size schedules
-    # more.
+    # more. It does not carry over: on 6 Emoji One TEST drawings (an artist the model never saw) it ended 0.34 dB
+    # below "exact" in 0.99x its time (284 steps), and with the thin-line-art model emoji-lines-128 on 6 Fluent
+    # drawings 0.25 dB below in 0.79x (bench_refine.py, one thread, 2026-12-01). So "exact" stays the default.
     "fast": Schedule("fast", lr=0.12, lr_end=0.05, stop_window=10, stop_tol=0.002),
 }
 DEFAULT_SCHEDULE = "exact"
