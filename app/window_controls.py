@@ -360,4 +360,8 @@ class WindowControls:
         QMessageBox.about(self.window, "About Artflow",
                           "<b>Artflow</b><br>Paint with a learned model of an artistic workflow.<br>"
                           "Based on <i>Modeling Artistic Workflows for Image Generation and Editing</i> "
-                          "(Tseng et al., ECCV 2020).")
+                          "(Tseng et al., ECCV 2020).<br><br>"
+                          "The bundled models learned from Fluent Emoji © Microsoft (MIT licence), and "
+                          "emoji-lines-128 also from Twemoji © Twitter, Inc. and other contributors (CC BY 4.0) "
+                          "and Noto Emoji © Google (Apache License 2.0). Each model's MODEL_CARD.md in "
+                          "resources/models/ gives its data, training and credits.")
