@@ -111,8 +111,8 @@ def apply_theme(app: QApplication) -> None:
 
 def create_window(model: str | None = None, device: str = "auto", screenshot_mode: bool = False,
                   settings=None):
-    """Build the main window and start loading the model (the default bundle unless `model` is given).
-    Used by run_app and by the tests."""
+    """Build the main window and start loading the model: `model` (a folder or a bundled model's name), else the
+    one loaded last (Settings.recent_models), else the default bundle. Used by run_app and by the tests."""
     from app import main_thread_gc
     from app.main_window import MainWindow
     from app.settings import Settings
@@ -122,6 +122,8 @@ def create_window(model: str | None = None, device: str = "auto", screenshot_mod
     main_thread_gc.install()  # before the engine thread starts: see main_thread_gc
     settings = settings or Settings.load()
     win = MainWindow(settings, device=device, screenshot_mode=screenshot_mode)
+    if model is None:
+        model = settings.last_model()  # None: the default bundle
     try:
         path = bundle.resolve_model(model)
     except BundleError:

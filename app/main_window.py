@@ -182,6 +182,7 @@ class MainWindow(QMainWindow):
         self.controls.sync_bundled_models()
         if has:
             info = doc.model_info
+            self.settings.remember_model(info.path)  # the next start opens it (unless --model says otherwise)
             self.device_label.setText(info.device_label)
             self.device_label.setToolTip(f"Computation device. Perceptual loss for the refinement: "
                                          f"{info.perceptual}")

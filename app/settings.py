@@ -75,7 +75,7 @@ class Settings:
     keep_unedited: bool = False  # "Keep unedited areas" when editing
     clean_flats: bool = True  # "Clean flats": one colour per closed line-art region in flat stages (full res)
     last_folder: str = ""
-    recent_models: list[str] | None = None
+    recent_models: list[str] | None = None  # model bundle folders, the last loaded first: the next start opens it
 
     @classmethod
     def load(cls) -> Settings:
@@ -97,6 +97,18 @@ class Settings:
         s.preview_every = int(min(max(1, s.preview_every), 1000))
         s.autosave_seconds = int(min(max(5, s.autosave_seconds), 3600))
         return s
+
+    def remember_model(self, path: str) -> None:
+        """A model was loaded from `path`: first in recent_models (at most 5 kept)."""
+        path = str(Path(path).resolve())
+        self.recent_models = [path] + [p for p in (self.recent_models or []) if p != path][:4]
+
+    def last_model(self) -> str | None:
+        """The most recently loaded model folder that still holds a config.json, or None."""
+        for p in self.recent_models or []:
+            if isinstance(p, str) and (Path(p) / "config.json").is_file():
+                return p
+        return None
 
     def override_steps(self, steps: int) -> None:
         """Steps for this run only (ARTFLOW_REFINE_STEPS, --steps): never written back to the preferences."""

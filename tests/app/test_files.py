@@ -368,3 +368,28 @@ def test_a_project_with_a_forged_app_record_opens_without_it(qtbot, window, tmp_
     for a, b in zip(layers, doc.layers):
         assert (a is None and b is None) or np.array_equal(a, b)
     assert all(bool(torch.isfinite(z).all()) for z in doc.reset_latents)
+
+
+def test_the_next_start_opens_the_model_loaded_last(qtbot, monkeypatch, tmp_path, tiny_bundle, four_stage_bundle):
+    """Without --model the app opens the model the artist used last; one that has gone since falls back to the
+    default bundle."""
+    from core import bundle
+
+    monkeypatch.setattr(bundle, "default_bundle_path", lambda: tiny_bundle)
+    moved = tmp_path / "four"
+    shutil.copytree(four_stage_bundle, moved)
+    win = open_window(qtbot, moved)
+    win.shutdown()  # saves the settings
+    again = open_window(qtbot, None)
+    try:
+        qtbot.waitUntil(lambda: again.doc.has_model, timeout=20000)
+        assert "four" in again.model_label.text() and again.tabs.count() == 4
+    finally:
+        again.shutdown()
+    shutil.rmtree(moved)
+    third = open_window(qtbot, None)
+    try:
+        qtbot.waitUntil(lambda: third.doc.has_model, timeout=20000)
+        assert "tiny" in third.model_label.text() and third.tabs.count() == 3
+    finally:
+        third.shutdown()
