@@ -15,6 +15,9 @@
 # device tool returns files of at most 16 MiB; rejoin with `cat model.safetensors.part-* > model.safetensors`),
 # log.jsonl and train.log.
 #
+# BENCH=1 runs benchmarks/bench_paper.py on the device first (issue 14's GPU item; its output in $OUT), so one call
+# measures and trains; lower MINUTES by one when it is on.
+#
 # The regulariser's edit GAN term is weighted 0.1 (the bundle's run 6, MODEL_CARD.md: +1.7 dB reconstruction
 # against the paper's 1, edits as good).
 #
@@ -35,6 +38,10 @@ RUN=${RUN:-/tmp/artflow-run}
 export PYTHONUNBUFFERED=1
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+if [ "${BENCH:-0}" = 1 ]; then
+  # Issue 14's GPU figure first (about a minute): the paper configuration's 150 steps, every loop variant.
+  python benchmarks/bench_paper.py --device "$DEVICE" --steps 150 2>&1 | tee "$OUT/bench_paper.txt"
+fi
 python tools/gpu_pack.py unpack "$PACK" "$DATA"
 # shellcheck disable=SC2206  # ITERS is a list of words on purpose
 ARGS=("$DATA" --out "$RUN" --preset small --name "${NAME:-emoji-lines-128}" --init "$INIT" --device "$DEVICE" --batch-size "$BATCH"
