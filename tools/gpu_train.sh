@@ -9,8 +9,8 @@
 # 46 MiB of the 64 MiB that travel: delete the one the run does not start from in the working tree first
 # (`rm -r resources/models/fluent-emoji-128`; `git checkout resources/models` afterwards).
 #
-# It unpacks the data, continues from the bundled thin-line-art model emoji-lines-128 (or $INIT) with hand-drawn line art and region-wise
-# recolouring, for at most $MINUTES of training (a checkpoint then; the regulariser phase and the export follow
+# It unpacks the data, continues from the bundled thin-line-art model emoji-lines-128 (or $INIT) with hand-drawn
+# line art and region-wise recolouring, for at most $MINUTES of training (a checkpoint then; the regulariser phase and the export follow
 # in a second, short call), and leaves in $OUT: config.json, model.safetensors split into 15 MiB parts (the
 # device tool returns files of at most 16 MiB; rejoin with `cat model.safetensors.part-* > model.safetensors`),
 # log.jsonl and train.log.
