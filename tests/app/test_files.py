@@ -380,16 +380,15 @@ def test_the_next_start_opens_the_model_loaded_last(qtbot, monkeypatch, tmp_path
     shutil.copytree(four_stage_bundle, moved)
     win = open_window(qtbot, moved)
     win.shutdown()  # saves the settings
-    again = open_window(qtbot, None)
-    try:
-        qtbot.waitUntil(lambda: again.doc.has_model, timeout=20000)
-        assert "four" in again.model_label.text() and again.tabs.count() == 4
-    finally:
-        again.shutdown()
+
+    def next_start_opens(name: str, stages: int) -> None:
+        again = open_window(qtbot, None)
+        try:
+            qtbot.waitUntil(lambda: again.doc.has_model, timeout=20000)
+            assert name in again.model_label.text() and again.tabs.count() == stages
+        finally:
+            again.shutdown()
+
+    next_start_opens("four", 4)
     shutil.rmtree(moved)
-    third = open_window(qtbot, None)
-    try:
-        qtbot.waitUntil(lambda: third.doc.has_model, timeout=20000)
-        assert "tiny" in third.model_label.text() and third.tabs.count() == 3
-    finally:
-        third.shutdown()
+    next_start_opens("tiny", 3)

@@ -42,6 +42,19 @@ def tiny_model(seed: int = 0, stages: tuple[StageSpec, ...] | None = None) -> Wo
     return WorkflowModel(tiny_config(stages)).eval().requires_grad_(False)
 
 
+def float64_model(up_kernel: int) -> WorkflowModel:
+    """A tiny 32 px model in float64 with the given upsampling kernel, its biases and norm weights drawn away from
+    their initial 0 / 1 (so that a wrong layout or fold shows): for comparing decoder paths to rounding."""
+    cfg = config.tiny(resolution=32)
+    cfg = dataclasses.replace(cfg, generator=dataclasses.replace(cfg.generator, up_kernel=up_kernel))
+    torch.manual_seed(0)
+    m = WorkflowModel(cfg).double().eval().requires_grad_(False)
+    for p in m.parameters():
+        if p.dim() == 1:
+            p.normal_(0, 0.5)
+    return m
+
+
 def image(channels: int, seed: int, res: int = RES) -> torch.Tensor:
     """A smooth random image in [-1, 1] (blurred noise, so that it looks like a picture rather than static)."""
     g = torch.Generator().manual_seed(seed)

@@ -4,28 +4,18 @@ channels_last (core/nn/memory_format.py)."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 import torch.nn.functional as F
 
-from core.config import tiny
-from core.model import WorkflowModel
 from core.nn.memory_format import channels_last_boundary
+from tests.core.engine_util import float64_model
 
 CL = torch.channels_last
 
 
 def _generator(up_kernel: int) -> torch.nn.Module:
-    cfg = tiny(resolution=32)
-    cfg = dataclasses.replace(cfg, generator=dataclasses.replace(cfg.generator, up_kernel=up_kernel))
-    torch.manual_seed(0)
-    m = WorkflowModel(cfg).double().eval().requires_grad_(False)
-    for p in m.parameters():
-        if p.dim() == 1:
-            p.normal_(0, 0.5)
-    return m.generators[0]  # line art (1 channel) -> the next stage
+    return float64_model(up_kernel).generators[0]  # line art (1 channel) -> the next stage
 
 
 def test_boundary_hands_the_gradient_back_nchw_and_instance_norm_gets_it_right() -> None:

@@ -3,13 +3,10 @@ every kernel size, picture size and memory format it takes; and the generator's 
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 from torch import nn
 
-from core.config import tiny
 from core.model import WorkflowModel
 from core.nn.blocks import ConvBlock
 from core.nn.upsample_conv import (
@@ -20,6 +17,7 @@ from core.nn.upsample_conv import (
     supports,
     upsample_conv,
 )
+from tests.core.engine_util import float64_model
 
 
 def _grads(out: torch.Tensor, probe: torch.Tensor, inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
@@ -80,14 +78,7 @@ def test_supports_only_munit_upsampling_blocks() -> None:
 
 
 def _model(up_kernel: int) -> WorkflowModel:
-    cfg = tiny(resolution=32)
-    cfg = dataclasses.replace(cfg, generator=dataclasses.replace(cfg.generator, up_kernel=up_kernel))
-    torch.manual_seed(0)
-    m = WorkflowModel(cfg).double().eval().requires_grad_(False)
-    for p in m.parameters():
-        if p.dim() == 1:
-            p.normal_(0, 0.5)
-    return m
+    return float64_model(up_kernel)
 
 
 @pytest.mark.parametrize("halvings", [0, 1])
