@@ -106,8 +106,11 @@ class Settings:
     def last_model(self) -> str | None:
         """The most recently loaded model folder that still holds a config.json, or None."""
         for p in self.recent_models or []:
-            if isinstance(p, str) and (Path(p) / "config.json").is_file():
-                return p
+            try:
+                if isinstance(p, str) and (Path(p) / "config.json").is_file():
+                    return p
+            except (OSError, ValueError):  # a forged or damaged entry (a name too long, a NUL byte): skipped
+                continue
         return None
 
     def override_steps(self, steps: int) -> None:

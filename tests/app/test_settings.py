@@ -73,3 +73,18 @@ def test_a_damaged_autosave_record_still_offers_the_autosave(caplog):
         found = autosave.find_recoverable()
     assert [r.path for r in found] == [dead] and found[0].project == "" and found[0].model == ""
     assert any("artflow-999999.json" in r.getMessage() for r in caplog.records), caplog.text
+
+
+def test_remembered_models_skip_entries_that_cannot_be_a_model_folder(tmp_path):
+    """recent_models comes from a file anyone can edit: a name too long for the file system, a NUL byte or a folder
+    without config.json is passed over, never an exception at start-up."""
+    good = tmp_path / "model"
+    good.mkdir()
+    (good / "config.json").write_text("{}")
+    path = config_dir() / "settings.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"recent_models": ["x" * 5000, "a\u0000b", str(tmp_path / "gone"), str(good)]}))
+    s = Settings.load()
+    assert s.last_model() == str(good)
+    s.remember_model(str(tmp_path / "other"))
+    assert s.recent_models[0] == str((tmp_path / "other").resolve()) and len(s.recent_models) == 5
