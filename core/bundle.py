@@ -259,8 +259,11 @@ def resolve_model(name_or_path: str | Path | None) -> Path:
     if name_or_path is None:
         return default_bundle_path()
     path = Path(name_or_path)
-    if path.exists():
-        return path
+    try:
+        if path.exists():
+            return path
+    except (OSError, ValueError):  # a name the file system cannot hold (too long, a NUL byte): not a folder here
+        pass
     for m in bundled_models():
         if m.name == str(name_or_path):
             return m.path

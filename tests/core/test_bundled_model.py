@@ -36,8 +36,9 @@ def test_bundled_models_list_the_default_first_and_resolve_by_name(tmp_path):
         assert bundle.resolve_model(m.name) == m.path
     assert bundle.resolve_model(None) == BUNDLE
     assert bundle.resolve_model(str(tmp_path)) == tmp_path  # a folder that exists is taken as given
-    with pytest.raises(BundleError, match="not the name of a bundled model .*fluent-emoji-128"):
-        bundle.resolve_model("no-such-model")
+    for wrong in ("no-such-model", "x" * 5000, "a\x00b"):
+        with pytest.raises(BundleError, match="not the name of a bundled model .*fluent-emoji-128"):
+            bundle.resolve_model(wrong)
 
 
 def _drawing() -> torch.Tensor:
