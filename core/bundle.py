@@ -110,6 +110,11 @@ def stored_half(path: str | Path) -> bool:
 
 def load_config(path: str | Path) -> WorkflowConfig:
     path = Path(path)
+    try:
+        path.is_dir()
+    except (OSError, ValueError) as exc:  # a path the file system cannot hold: too long, a NUL byte
+        raise BundleError(f"{str(path)[:200]}: not a usable model folder path ({exc.__class__.__name__}: "
+                          f"{getattr(exc, 'strerror', None) or exc})") from None
     _check_not_pickle(path)
     cfg_path = path / CONFIG_FILE
     if not path.is_dir():

@@ -325,6 +325,13 @@ def test_missing_folder(tmp_path):
         bundle.load(tmp_path / "nowhere")
 
 
+def test_a_path_the_file_system_cannot_hold(tmp_path):
+    with pytest.raises(BundleError, match="not a usable model folder path"):
+        bundle.load(tmp_path / ("x" * 5000))
+    with pytest.raises(BundleError, match="not a model folder"):
+        bundle.load("a\x00b")
+
+
 @pytest.mark.parametrize("suffix", [".pth", ".pt", ".ckpt"])
 def test_pickle_checkpoint_is_refused_with_a_conversion_hint(model, tmp_path, suffix):
     path = tmp_path / f"model{suffix}"
