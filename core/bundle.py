@@ -236,24 +236,29 @@ class BundledModel:
     description: str
 
 
+def _bundled_folders() -> list[Path]:
+    """The folders of resources/models/ that hold a config.json, the default first, then by name."""
+    folders = [f for f in BUNDLED_DIR.iterdir() if (f / CONFIG_FILE).is_file()] if BUNDLED_DIR.is_dir() else []
+    return sorted(folders, key=lambda f: (f.name != DEFAULT_BUNDLE, f.name))
+
+
 def bundled_models() -> list[BundledModel]:
     """The models shipped in resources/models/, the default first, then by name. A folder whose config.json does
     not read is left out (the app and the CLI report it when it is opened by path)."""
     found = []
-    for folder in sorted(BUNDLED_DIR.iterdir()) if BUNDLED_DIR.is_dir() else []:
-        if not (folder / CONFIG_FILE).is_file():
-            continue
+    for folder in _bundled_folders():
         try:
             config = load_config(folder)
         except BundleError:
             continue
         found.append(BundledModel(folder.name, folder, config.description))
-    return sorted(found, key=lambda m: (m.name != DEFAULT_BUNDLE, m.name))
+    return found
 
 
 def model_argument_help() -> str:
-    """The --model option's help (the CLI's and the app's)."""
-    names = [m.name for m in bundled_models()]
+    """The --model option's help (the CLI's and the app's): built with every sub-command's parser at start-up, so
+    it lists the folders without reading their configs."""
+    names = [f.name for f in _bundled_folders()]
     listed = f" ({', '.join(names)})" if names else ""
     return f"model bundle folder, or the name of a bundled model{listed}; default: {DEFAULT_BUNDLE}"
 

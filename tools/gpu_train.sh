@@ -10,10 +10,10 @@
 # (`rm -r resources/models/fluent-emoji-128`; `git checkout resources/models` afterwards).
 #
 # It unpacks the data, continues from the bundled thin-line-art model emoji-lines-128 (or $INIT) with hand-drawn
-# line art and region-wise recolouring, for at most $MINUTES of training (a checkpoint then; the regulariser phase and the export follow
-# in a second, short call), and leaves in $OUT: config.json, model.safetensors split into 15 MiB parts (the
-# device tool returns files of at most 16 MiB; rejoin with `cat model.safetensors.part-* > model.safetensors`),
-# log.jsonl and train.log.
+# line art and region-wise recolouring, for at most $MINUTES of training (a checkpoint then; the regulariser phase
+# and the export follow in a second, short call), and leaves in $OUT: config.json, model.safetensors split into
+# 15 MiB parts (the device tool returns files of at most 16 MiB; rejoin with
+# `cat model.safetensors.part-* > model.safetensors`), log.jsonl and train.log.
 #
 # BENCH=1 runs benchmarks/bench_paper.py on the device first (issue 14's GPU item; its output in $OUT), so one call
 # measures and trains; lower MINUTES by one when it is on.

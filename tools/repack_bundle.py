@@ -1,5 +1,6 @@
-"""Copy a model bundle under a new name and description, optionally with its weights stored as fp16 (half the
-size; they load back as fp32): how a trained run's bundle becomes one of the models shipped in resources/models/.
+"""Copy a model bundle under a new name and description, its weights stored as the source stores them (or as fp16
+with --half: half the size; they load back as fp32): how a trained run's bundle becomes one of the models shipped
+in resources/models/.
 
     python tools/repack_bundle.py RUN/bundle resources/models/NAME --name NAME --description TEXT [--half]
 
@@ -24,11 +25,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("out", help="the new bundle folder")
     ap.add_argument("--name", required=True)
     ap.add_argument("--description", default="")
-    ap.add_argument("--half", action="store_true", help="store the weights as fp16")
+    ap.add_argument("--half", action="store_true", help="store the weights as fp16 (default: as the source does)")
     args = ap.parse_args(argv)
-    model = bundle.load(args.source)
+    model = bundle.load(args.source)  # fp32 in memory, whatever the file holds
     model.config = dataclasses.replace(model.config, name=args.name, description=args.description)
-    bundle.save(model, args.out, half=args.half)
+    bundle.save(model, args.out, half=args.half or bundle.stored_half(args.source))
     print(f"{args.out}: {sum(p.stat().st_size for p in Path(args.out).iterdir()) / 2**20:.1f} MiB")
     return 0
 
