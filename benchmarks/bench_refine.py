@@ -56,6 +56,23 @@ Measured 2026-12-01 (same machine, the run-6 regulariser, the first 6 drawings; 
 - The decoder's upsampler in channels_last (AdaINGenerator.decode's CPU default since 2026-12-01) against NCHW
   (`--variants exact,exact@nchw --limit 4 --threads 2`, the training paused): 16.63 against 18.37 s, 0.91x, the
   same PSNR to 0.01 dB on every drawing.
+
+Measured 2026-12-01, second session (same machine, idle, 2 threads, the default bundle unless said):
+- The arithmetic per step (torch.utils.flop_counter.FlopCounterMode, either bundle, either transition): 2.90
+  GFLOP, 2.61 of them the decoder's forward and input gradient, 0.29 the discriminator features of the perceptual
+  term; "exact" runs 300 steps, 871 GFLOP per artwork. Issue 14's 6 s would need 145 GFLOP/s throughout; the two
+  cores' fp32 peak is 2 x 2.45 GHz x 32 FLOP/cycle (two 256-bit FMA pipes, AVX2, no AVX-512) = 157 GFLOP/s, and a
+  step runs at about 72 (40 ms): the convolutions are 2/3 of its time, at 32-128 px with 3 to 96 channels. So on
+  this CPU no schedule of ~300 steps gets there, and the schedules with fewer steps lose PSNR (above).
+- torch.compile (inductor, static shapes, its C++ compiler present) of one whole step (decoder, perceptual
+  features, loss, input gradient): 27 s to compile, then 41.5-42.9 ms per step against 39.3-47.2 ms eager in three
+  interleaved rounds: no gain (the convolutions stay oneDNN's; what it fuses is a fifth of the step). Not kept.
+- Returning the iterate with the lowest objective (loss + w/2 * delta**2) instead of the last: "fast" with it
+  +0.06 dB against "fast" (26.59 against 26.53 dB, 12 drawings), -0.08 dB on 6 Emoji One drawings and -0.20 dB with
+  emoji-lines-128 (6 Fluent drawings): the objective's minimum is not PSNR's. Not kept. The same runs put "fast"
+  at -0.34 dB on Emoji One again (0.78x the time) but -0.02 dB with emoji-lines-128 (0.76x; -0.25 dB with one
+  thread): oneDNN's results differ with the thread count, so the trajectories do, and 6-drawing means move by
+  tenths of a dB from that alone.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 What is measured (all images on the [0, 1] scale; L1 = mean absolute difference; PSNR per image, then averaged):
 
 1. inference      workflow inference from the TRUE final stage (the model's U-Net chain): L1 of each inferred
-                  earlier stage against the true one.
+                  earlier stage against the true one; for single-channel (line-art) stages also the F-score of
+                  the ink (pixels darker than 0.5) with a 1 px position tolerance (core.metrics.ink_f1), since L1
+                  scores thin lines one pixel off as badly as no lines at all.
 2. generation     stage i+1 generated from the TRUE stage i with z = mean of E_i(TRUE stage i+1): L1 and PSNR per
                   transition. `chain` does the same along the whole chain from the true first stage (each
                   generator fed the previous generated stage, z still encoded from the true stages).
@@ -77,6 +79,7 @@ from core.eval_measures import (
 )
 from core.eval_report import contact_sheet
 from core.imageio import save_image
+from core.metrics import LINE_TOLERANCE
 from core.model import WorkflowModel
 from core.refine import DEFAULT_SCHEDULE, STEPS, schedule_named
 from core.session import Session
@@ -303,7 +306,9 @@ def _metrics_record(session: Session, data: StageDataset, data_dir: str | Path, 
         "device": device_label(session.device),
         "perceptual": session.perceptual_kind.value,
         "scale": "images on [0, 1]; L1 = mean absolute difference; PSNR in dB per image, averaged",
-        "inference": {"l1": per_stage("inference.l1", names[:-1])},
+        "inference": {"l1": per_stage("inference.l1", names[:-1]),
+                      "ink_f1": per_stage("inference.ink_f1", [s.name for s in cfg.stages[:-1] if s.channels == 1]),
+                      "ink_f1_tolerance_px": LINE_TOLERANCE},
         "generation": {"l1": per_stage("generation.l1", later), "psnr": per_stage("generation.psnr", later, 4),
                        "chain_l1": per_stage("generation.chain_l1", later),
                        "chain_psnr": per_stage("generation.chain_psnr", later, 4)},

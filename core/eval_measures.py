@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from core.metrics import l1_01, pairwise_l1_01, psnr_01
+from core.metrics import ink_f1, l1_01, pairwise_l1_01, psnr_01
 from core.model import WorkflowModel
 from core.refine import DEFAULT_SCHEDULE
 from core.regularizer import Regularizer
@@ -69,10 +69,13 @@ class RunningMeans:
 
 # ----- one function per measurement -----
 def measure_inference(model: WorkflowModel, true: list[torch.Tensor], names: Sequence[str], acc: RunningMeans) -> None:
-    """1. Workflow inference from the true final stage: L1 of each inferred earlier stage against the true one."""
+    """1. Workflow inference from the true final stage: L1 of each inferred earlier stage against the true one, and
+    for single-channel (line-art) stages the ink F-score with a 1 px tolerance."""
     inferred = model.infer_chain(true[-1])
     for k in range(len(names) - 1):
         acc.add(f"inference.l1.{names[k]}", l1_01(inferred[k], true[k]))
+        if true[k].shape[1] == 1:
+            acc.add(f"inference.ink_f1.{names[k]}", ink_f1(inferred[k], true[k]))
 
 
 def measure_generation(model: WorkflowModel, true: list[torch.Tensor], names: Sequence[str], acc: RunningMeans) -> None:

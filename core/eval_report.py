@@ -81,6 +81,9 @@ def format_table(metrics: dict) -> str:
         return f"{label:<{w0}}" + "".join(f"{_fmt(values.get(s), digits):>11}" for s in names)
 
     lines.append(stage_row("inference L1 (from true last)", metrics["inference"]["l1"], 4))
+    if metrics["inference"].get("ink_f1"):  # absent from files written before it was measured
+        tol = metrics["inference"].get("ink_f1_tolerance_px", 1)
+        lines.append(stage_row(f"inference ink F-score ({tol} px tol.)", metrics["inference"]["ink_f1"], 4))
     g = metrics["generation"]
     lines.append(stage_row("generation L1 (true src, enc z)", g["l1"], 4))
     lines.append(stage_row("generation PSNR dB", g["psnr"], 2))

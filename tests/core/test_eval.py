@@ -17,7 +17,7 @@ from core import bundle, cli, config
 from core.errors import ArtflowError, DatasetError
 from core.eval import EvalOptions, eval_order, evaluate, evaluate_bundle
 from core.eval_report import format_table
-from core.metrics import pairwise_l1_01, psnr_01
+from core.metrics import ink_f1, l1_01, pairwise_l1_01, psnr_01
 from core.model import WorkflowModel
 from tests.core.engine_util import FOUR_STAGES, single_thread  # noqa: F401
 from tests.synthetic import make_stage_dataset
@@ -55,6 +55,8 @@ def test_metrics_json_keys_and_ranges(result):
     assert m["data"]["drawings"] == N and m["data"]["refined"] == 2
     assert len(m["data"]["names"]) == N and len(m["per_drawing"]) == 2
     assert set(m["inference"]["l1"]) == {"lineart", "flat"}
+    assert set(m["inference"]["ink_f1"]) == {"lineart"}  # single-channel stages only
+    assert 0.0 <= m["inference"]["ink_f1"]["lineart"] <= 1.0
     for key in ("l1", "psnr", "chain_l1", "chain_psnr"):
         assert set(m["generation"][key]) == {"flat", "detail"}
     for v in _values(m["inference"]["l1"]) + _values(m["generation"]["l1"]) + _values(m["generation"]["chain_l1"]):
@@ -81,6 +83,10 @@ def test_metrics_json_keys_and_ranges(result):
     assert m["perceptual"] in ("discriminator", "vgg16") and m["options"]["seed"] == 0
     table = format_table(m)
     assert "reconstruction PSNR" in table and "diversity L1" in table and "lineart" in table
+    assert "ink F-score (1 px tol.)" in table
+    older = json.loads(json.dumps(m))  # a metrics.json written before the F-score was measured still prints
+    del older["inference"]["ink_f1"], older["inference"]["ink_f1_tolerance_px"]
+    assert "ink F-score" not in format_table(older) and "inference L1" in format_table(older)
 
 
 def test_contact_sheets_open(result):
@@ -208,6 +214,38 @@ def test_measures():
     assert psnr_01(a, b).tolist() == pytest.approx([100.0, 10 * math.log10(1 / 0.25)])
     s = torch.stack([torch.full((1, 2, 2), v) for v in (-1.0, 0.0, 1.0)])
     assert pairwise_l1_01(s) == pytest.approx((0.5 + 1.0 + 0.5) / 3)
+
+
+def _line_art(columns: list[int], size: int = 16, width: int = 2) -> torch.Tensor:
+    """(1, 1, size, size) in [-1, 1]: white with vertical ink lines `width` px wide starting at `columns`."""
+    x = torch.ones(1, 1, size, size)
+    for c in columns:
+        x[..., c:c + width] = -1.0
+    return x
+
+
+def test_ink_f1_tolerates_one_pixel_where_l1_does_not():
+    true = _line_art([4, 10])
+    shifted = _line_art([5, 11])  # every line one pixel to the right
+    blank = torch.ones_like(true)
+    # L1 scores the shifted lines exactly as badly as no lines at all ...
+    assert float(l1_01(shifted, true)[0]) == pytest.approx(float(l1_01(blank, true)[0]))
+    # ... the ink F-score does not.
+    assert ink_f1(true, true).tolist() == [1.0]
+    assert ink_f1(shifted, true).tolist() == [1.0]
+    assert ink_f1(blank, true).tolist() == [0.0]
+    assert ink_f1(blank, blank).tolist() == [1.0]  # nothing to draw, nothing drawn
+
+
+def test_ink_f1_counts_misplaced_and_missing_lines():
+    true = _line_art([4, 10])
+    far = _line_art([4, 13])  # one line right, one 3 px off (beyond the 1 px tolerance)
+    assert ink_f1(far, true).tolist() == [pytest.approx(0.5)]  # precision 1/2, recall 1/2
+    half = _line_art([4])  # one of the two lines drawn: precision 1, recall 1/2
+    assert ink_f1(half, true).tolist() == [pytest.approx(2 * 0.5 / 1.5)]
+    assert ink_f1(far, true, tolerance=3).tolist() == [1.0]
+    both = torch.cat([true, half])  # per image
+    assert ink_f1(both, torch.cat([true, true])).tolist() == [1.0, pytest.approx(2 / 3)]
 
 def test_eval_order_is_by_sha1_of_the_name():
     # SHA-1: c 84a516..., a 86f7e4..., b e9d71f... -> c, a, b whatever order the folder lists them in.
