@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -56,6 +57,24 @@ class Regions:
     count: int
     line: np.ndarray
     own: np.ndarray
+
+    @cached_property
+    def areas(self) -> np.ndarray:
+        """Pixels per label, (count + 1,) int64 (row 0: no region)."""
+        return np.bincount(self.labels.ravel(), minlength=self.count + 1)
+
+    @cached_property
+    def touching(self) -> np.ndarray:
+        """Every pair of regions that meet (4-adjacent pixels with different labels, usually down the middle of
+        a stroke): (n, 2) int32, each pair once with the smaller label first. Found once per line art."""
+        lab = self.labels
+        pairs = []
+        for a, b in ((lab[:, :-1], lab[:, 1:]), (lab[:-1, :], lab[1:, :])):
+            diff = a != b
+            lo, hi = np.minimum(a[diff], b[diff]), np.maximum(a[diff], b[diff])
+            pairs.append(lo.astype(np.int64) * (self.count + 1) + hi)
+        codes = np.unique(np.concatenate(pairs)) if pairs else np.zeros(0, np.int64)
+        return np.stack([codes // (self.count + 1), codes % (self.count + 1)], 1).astype(np.int32)
 
 
 def line_mask(line_art: torch.Tensor | np.ndarray, level: float = LINE_LEVEL) -> np.ndarray:

@@ -173,12 +173,77 @@ def outline(h=40, w=40, box=(8, 8, 32, 32), width=2, gap=0):
     return torch.from_numpy(a)[None]
 
 
+def _rgb(r, g, b, h=40, w=40):
+    """A uniform colour image (3, h, w) in [-1, 1] from 8-bit levels."""
+    return (torch.tensor([r, g, b], dtype=torch.float32) / 127.5 - 1).reshape(3, 1, 1).expand(3, h, w).clone()
+
+
+def _region_colour(flat, regions, r):
+    """The 8-bit colour region r was painted (asserting it is one colour)."""
+    got = ((flat.numpy()[:, regions.labels == r] + 1) * 127.5).round().astype(np.int64)
+    assert (got == got[:, :1]).all()
+    return got[:, 0]
+
+
+@pytest.mark.parametrize("paint, lighter", [((240, 200, 120), False), ((40, 60, 70), True)])
+def test_a_drawn_shape_painted_like_its_surroundings_is_set_apart(paint, lighter):
+    """A closed shape drawn inside another (a mouth in a face) that the model painted in the surrounding colour
+    would vanish from the flat: it is moved MIN_CONTRAST levels away, darker on light paint, lighter on dark, and
+    the surrounding region keeps the model's colour exactly."""
+    from core.fullres.flats import MIN_CONTRAST
+
+    line = outline()
+    regions = find_regions(line, close_gap=0)
+    colours = _rgb(*paint)
+    plain = clean_flat(line, colours, close_gap=0, min_contrast=0)
+    flat = clean_flat(line, colours, close_gap=0)
+    inner = int(np.argmin(regions.areas[1:])) + 1
+    outer = 3 - inner
+    assert _region_colour(plain, regions, inner).tolist() == list(paint)  # before: the shape was gone
+    assert _region_colour(flat, regions, outer).tolist() == list(paint)
+    moved = _region_colour(flat, regions, inner)
+    assert np.abs(moved - np.array(paint)).max() >= MIN_CONTRAST
+    assert (moved > np.array(paint)).all() if lighter else (moved < np.array(paint)).all()
+
+
+def test_regions_painted_apart_keep_the_models_colours():
+    line = outline()
+    regions = find_regions(line, close_gap=0)
+    colours = _rgb(240, 200, 120)
+    inside = regions.labels == int(np.argmin(regions.areas[1:])) + 1
+    colours[:, torch.from_numpy(inside)] = _rgb(200, 30, 30)[:, :1, 0]  # a red shape on yellow: distinct
+    assert torch.equal(clean_flat(line, colours, close_gap=0), clean_flat(line, colours, close_gap=0, min_contrast=0))
+
+
+def test_specks_keep_the_models_colour():
+    """A region under MIN_DISTINCT_AREA of the image (a speck of rough line art) is not set apart."""
+    from core.fullres.flats import MIN_DISTINCT_AREA
+
+    line = outline(h=200, w=200, box=(90, 90, 97, 97), width=2, gap=0)  # a 3 x 3 px inside on 200 x 200
+    regions = find_regions(line, close_gap=0)
+    assert regions.count == 2 and regions.areas[1:].min() < MIN_DISTINCT_AREA * 200 * 200
+    colours = _rgb(240, 200, 120, 200, 200)
+    assert torch.equal(clean_flat(line, colours, close_gap=0), clean_flat(line, colours, close_gap=0, min_contrast=0))
+
+
+def test_regions_know_which_regions_touch():
+    a = np.ones((20, 30), np.float32)
+    a[:, 9:11] = -1  # two vertical strokes: three regions side by side
+    a[:, 19:21] = -1
+    regions = find_regions(torch.from_numpy(a)[None], close_gap=0)
+    assert regions.count == 3
+    left, mid, right = (int(regions.labels[5, x]) for x in (2, 15, 27))
+    assert sorted(map(tuple, regions.touching.tolist())) == sorted(
+        [tuple(sorted((left, mid))), tuple(sorted((mid, right)))])  # left and right do not touch
+    assert regions.areas.sum() == 20 * 30 and regions.areas[0] == 0
+
+
 def test_each_region_gets_exactly_its_median():
     line = outline()
     colours = levels((3, 40, 40), seed=6)
     regions = find_regions(line, close_gap=0)
     assert regions.count == 2
-    flat = clean_flat(line, colours, close_gap=0)
+    flat = clean_flat(line, colours, close_gap=0, min_contrast=0)  # the medians alone (both near mid-grey here)
     q = ((colours + 1) * 127.5).round().numpy().astype(np.int64)
     for r in (1, 2):
         own = (regions.labels == r) & regions.own
