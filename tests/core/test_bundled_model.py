@@ -148,3 +148,34 @@ def run_to_end_of(gen):
     except StopIteration as stop:
         out.append(stop.value)
     return out
+
+
+def _smiley(size: int = 512) -> torch.Tensor:
+    """A smiley as an artist inks it: face, two eyes, a closed mouth; 10 px black lines on white, (1, H, W)."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    im = Image.new("L", (size, size), 255)
+    d = ImageDraw.Draw(im)
+    d.ellipse((56, 56, 456, 456), outline=0, width=10)
+    d.ellipse((170, 170, 220, 250), outline=0, width=10)
+    d.ellipse((292, 170, 342, 250), outline=0, width=10)
+    d.arc((150, 220, 362, 390), 15, 165, fill=0, width=10)
+    d.line((150, 332, 362, 332), fill=0, width=10)
+    return torch.from_numpy(np.asarray(im, dtype=np.float32) / 127.5 - 1)[None]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_drawn_smiley_keeps_face_eyes_and_mouth_apart_in_the_flat(seed):
+    """Issue 15's drawn smiley through the line-art model: the clean flat gives the face, each eye and the mouth
+    a colour of their own (before the clean flat set shapes apart, the model's face colour swallowed the mouth)."""
+    from core.fullres.pipeline import generate_fullres
+
+    path = bundle.resolve_model("emoji-lines-128")
+    session = Session(bundle.load(path), "cpu")
+    latents = [session.sample_latent(i, seed=seed, propagate=False) for i in range(2)]
+    _, full = generate_fullres(session, _smiley(), latents=latents)
+    flat = ((full[1] + 1) * 127.5).round().long()  # (3, H, W) on 8-bit levels
+    face, mouth, left_eye, right_eye = (flat[:, y, x] for y, x in ((120, 256), (355, 256), (210, 195), (210, 317)))
+    for part in (mouth, left_eye, right_eye):
+        assert (part - face).abs().max() >= 32, (seed, face.tolist(), part.tolist())  # 8-bit levels: visible
