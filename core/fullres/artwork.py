@@ -14,8 +14,9 @@ Every array held here is read-only and replaced, never written in place: a snaps
 another thread.
 
 An artwork of the model's own square size (ProxyMap.is_identity) is its own proxy: its bases are the session's
-bases rounded to 8 bits, its layers go to the session exactly, nothing is guided or cleaned (as before full
-resolution existed).
+bases rounded to 8 bits, its layers go to the session exactly, nothing is guided; a "flat" stage after a changed
+line art is made a clean flat in the session itself (as at full resolution), so that a new drawing, which starts
+at this size, gets clean flats too.
 """
 
 from __future__ import annotations
@@ -300,13 +301,16 @@ class LayeredArtwork:
                 proxy_mask: torch.Tensor | None, clean_flats: bool, lines: str) -> list[int]:
         n = session.num_stages
         changed = []
+        kinds = stage_kinds(session.config.stages)
         if self.identity:
             for j in range(start + 1, n):
+                line = line_before(kinds, j, since=start) if clean_flats else None
+                if line is not None:
+                    self._clean_identity_flat(session, j, line, proxy_mask, lines)
                 if not torch.equal(old_bases[j], session.bases[j]):
                     self.bases[j] = to_u8(session.bases[j])
                     changed.append(j)
             return changed
-        kinds = stage_kinds(session.config.stages)
         for j in range(start + 1, n):
             change = session.bases[j] - old_bases[j]
             line = line_before(kinds, j, since=start) if clean_flats else None
@@ -339,6 +343,18 @@ class LayeredArtwork:
             if line is not None and j + 1 < n:  # the next stages from the clean flat
                 session.set_stage(j, self.base_proxy(j), propagate=True, keep_mask=proxy_mask)
         return changed
+
+    def _clean_identity_flat(self, session: Session, j: int, line: int, proxy_mask: torch.Tensor | None,
+                             lines: str) -> None:
+        """At the model's own size: the session's new flat base j made a clean flat of the line art `line` as
+        seen (only where `proxy_mask` is > 0, when given), then the later stages regenerated from it, as the
+        full-resolution path does."""
+        flat = clean_flat_u8(self.regions(line), to_u8(session.bases[j]), lines,
+                             self.stage(line) if lines == "ink" else None)
+        clean = uint8_to_tensor(flat)
+        if proxy_mask is not None:
+            clean = session.bases[j] + proxy_mask * (clean - session.bases[j])
+        session.set_stage(j, clean, propagate=j + 1 < session.num_stages, keep_mask=proxy_mask)
 
     def _proxy_follows(self, k: int, old: np.ndarray, new: np.ndarray,
                        windows: list[tuple[int, int, int, int]] | None = None) -> None:

@@ -15,7 +15,7 @@ from PySide6.QtGui import QColor
 
 from app.canvas.tools import Tool
 from app.engine_worker import ApplyEdits
-from tests.app.conftest import click, drag, wait_fill, wait_idle
+from tests.app.conftest import RES, click, drag, wait_fill, wait_idle
 
 W, H = 120, 72  # a wide artwork, several times the tiny model's 32 px
 OLD_PROJECT = Path(__file__).resolve().parents[1] / "data" / "tiny-project-before-fullres.artflow"
@@ -209,3 +209,29 @@ def test_every_export_of_a_wide_artwork_is_at_its_own_size(qtbot, opened, tmp_pa
             assert Image.open(zf.open(layer.get("src"))).size == (W, H)
     gif = Image.open(win.export("gif", str(tmp_path / "flow.gif")))
     assert gif.size == (W, H) and gif.n_frames == 3
+
+
+def test_a_new_drawing_at_the_models_size_gets_clean_flats_too(qtbot, window):
+    """File > New starts at the model's own size (an identity artwork): a closed shape drawn on its line art
+    gives a flat with one colour per closed region, and the detail is generated from that flat; with Edit >
+    Clean flats off, the flat is the model's own picture again."""
+    from core.fullres import find_regions, region_spread
+
+    doc = window.doc
+    assert doc.clean_flats and doc.full[0].shape[:2] == (RES, RES)
+    layer = np.zeros((RES, RES, 4), np.uint8)
+    layer[6:26, 6:26] = (0, 0, 0, 255)  # a closed square outline, 2 px wide
+    layer[8:24, 8:24] = 0
+    doc.commit_layer(0, layer, "Square")
+    wait_idle(qtbot, window)
+    regions = find_regions(doc.stage_tensor(0))
+    assert regions.count == 2
+    assert region_spread(regions, doc.stage_tensor(1)) == 0.0
+    detail = doc.stage_tensor(2).clone()
+    window.controls.act_clean.setChecked(False)
+    layer = layer.copy()  # the document froze the one it took
+    layer[14:18, 14:18] = (0, 0, 0, 255)  # a dot inside: the line art changes, the flat is regenerated
+    doc.commit_layer(0, layer, "Dot")
+    wait_idle(qtbot, window)
+    assert region_spread(find_regions(doc.stage_tensor(0)), doc.stage_tensor(1)) > 0.0
+    assert not torch.equal(doc.stage_tensor(2), detail)
