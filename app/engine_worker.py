@@ -631,6 +631,8 @@ class EngineThread(QThread):
         changed = ()
         if report.completed:
             changed = tuple(range(1, s.num_stages))
-            art.follow(s, old, 0, clean_flats=req.clean_flats)
+            # At the model's own size the refined stages are the fit itself: a clean flat would regenerate the
+            # detail away from it (at full size the last stage is pinned to the artwork instead).
+            art.follow(s, old, 0, clean_flats=req.clean_flats and not art.identity)
             art.pin_target()
         return self._result(rid, req, changed, info)

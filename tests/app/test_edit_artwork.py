@@ -10,7 +10,7 @@ import torch
 
 from core.fullres.proxy import to_proxy
 from core.imageio import load_artwork
-from tests.app.conftest import drag, wait_idle
+from tests.app.conftest import RES, drag, wait_idle
 
 
 def open_artwork(qtbot, window, path, refine: bool = True):
@@ -46,6 +46,29 @@ def test_open_infers_stages_and_refines_to_the_end(qtbot, window, artwork_png):
     assert any(float(d.abs().sum()) > 0 for d in doc.deltas)  # the refined AdaIN deltas
     assert window.refine_panel.bar.value() == 1000
     assert doc.dirty and "sun" in window.windowTitle()
+
+
+def test_a_refined_artwork_of_the_models_size_keeps_the_fit(qtbot, window, tiny_bundle, tmp_path):
+    """At the model's own size the session's stages are the artwork: after the refinement they are the fit itself,
+    so the flat is not made a clean flat then (that would regenerate the detail away from the fit), though clean
+    flats are on."""
+    from PIL import Image
+
+    from tests.app.test_latents import assert_chain_is_the_models
+
+    yy, xx = np.mgrid[0:RES, 0:RES]
+    a = np.full((RES, RES, 3), 255, np.uint8)
+    a[(xx - 16) ** 2 + (yy - 16) ** 2 < 100] = (230, 160, 40)
+    path = tmp_path / "small.png"
+    Image.fromarray(a).save(path)
+    doc = window.doc
+    assert doc.clean_flats
+    with qtbot.waitSignal(doc.refineFinished, timeout=60000) as finished:
+        window.open_image(str(path))
+    assert finished.args[0] is True
+    wait_idle(qtbot, window)
+    assert doc.artwork_size == (RES, RES) and [doc.status(k) for k in range(3)] == ["inferred", "refined", "refined"]
+    assert_chain_is_the_models(doc, tiny_bundle, cleaned_flat=False)
 
 
 def test_refinement_can_be_cancelled_midway(qtbot, window, artwork_png):

@@ -15,14 +15,15 @@ from core.session import Z_RANGE
 from tests.app.conftest import RES, wait_idle
 
 
-def assert_chain_is_the_models(doc, bundle_path) -> None:
+def assert_chain_is_the_models(doc, bundle_path, cleaned_flat: bool | None = None) -> None:
     """Every later stage the document holds is the model's own picture of the stage before it, at its latents and
     deltas, by the engine's picture function (core.nn.inference, held to the modules by tests/core/test_inference.py).
     Each from the document's own previous stage, not a chain recomputed from stage 0, and not by the modules: the
     tiny untrained model's stages are nearly blank, where its norms magnify float rounding (its 5x5 upsamplings are
     folded differently in the two forwards, core/nn/upsample_conv.py) into differences of a whole level.
     The flat stage, with Edit > Clean flats on (the default), is the clean flat of the model's picture: one colour
-    per closed region of the line art, on 8-bit levels (within one level of rounding)."""
+    per closed region of the line art, on 8-bit levels (within one level of rounding); cleaned_flat=False says it
+    is not (after a refinement)."""
     from core.fullres.flats import clean_flat
 
     model = bundle.load(bundle_path)
@@ -31,7 +32,7 @@ def assert_chain_is_the_models(doc, bundle_path) -> None:
             fast = FastGenerator(g.to(memory_format=torch.channels_last))
             params = g.adain_params(doc.latents[i][None]) + doc.deltas[i][None]
             src = fast.decode(fast.encode_content(doc.bases[i][None]), params)[0]
-            cleaned = i == 0 and doc.clean_flats
+            cleaned = i == 0 and (doc.clean_flats if cleaned_flat is None else cleaned_flat)
             if cleaned:
                 src = clean_flat(doc.stage_tensor(0), src)  # the line art as seen
             torch.testing.assert_close(doc.bases[i + 1], src, rtol=0, atol=1.01 / 127.5 if cleaned else 1e-4)

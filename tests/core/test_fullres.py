@@ -370,6 +370,20 @@ def test_reconstruct_ends_with_the_artwork_itself(model):
         reconstruct_fullres(session, levels((1, 50, 70), seed=7), steps=0)
 
 
+def test_reconstruct_at_the_models_size_keeps_the_fit(model):
+    """An artwork of the model's own size: its refined stages are the result, the same with clean flats on or off
+    (cleaning the flat would regenerate the detail away from the fit)."""
+    art = levels((3, RES, RES), seed=8)
+    results = {}
+    for clean in (True, False):
+        session = Session(model, "cpu")
+        _, full, report, _ = reconstruct_fullres(session, art, steps=3, clean_flats=clean)
+        assert report.completed
+        results[clean] = (full, session.stages)
+    for a, b in zip(results[True][0] + results[True][1], results[False][0] + results[False][1]):
+        assert torch.equal(a, b)
+
+
 def test_an_edit_that_changes_nothing_keeps_every_pixel(model):
     session = Session(model, "cpu")
     pm, full = generate_fullres(session, line_art())
