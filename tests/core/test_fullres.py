@@ -226,6 +226,37 @@ def test_specks_keep_the_models_colour():
     assert torch.equal(clean_flat(line, colours, close_gap=0), clean_flat(line, colours, close_gap=0, min_contrast=0))
 
 
+def test_shapes_side_by_side_keep_the_models_colours():
+    """Only an enclosed shape is set apart: three pieces side by side (the middle one touches two larger ones)
+    painted alike stay as the model painted them."""
+    a = np.ones((20, 30), np.float32)
+    a[:, 9:11] = -1
+    a[:, 19:21] = -1
+    line = torch.from_numpy(a)[None]
+    colours = _rgb(240, 200, 120, 20, 30)
+    assert torch.equal(clean_flat(line, colours, close_gap=0), clean_flat(line, colours, close_gap=0, min_contrast=0))
+
+
+def test_a_shape_in_a_shape_in_a_shape_is_set_apart_from_each_surrounding():
+    """A pupil in an eye in a face, all painted alike: the eye moves away from the face, then the pupil from the
+    eye as it ends up."""
+    from core.fullres.flats import MIN_CONTRAST
+
+    a = np.ones((60, 60), np.float32)
+    a[10:50, 10:50] = -1  # the eye's outline
+    a[12:48, 12:48] = 1
+    a[24:36, 24:36] = -1  # the pupil's outline
+    a[26:34, 26:34] = 1
+    line = torch.from_numpy(a)[None]
+    regions = find_regions(line, close_gap=0)
+    assert regions.count == 3
+    flat = clean_flat(line, _rgb(240, 200, 120, 60, 60), close_gap=0)
+    face, eye, pupil = (_region_colour(flat, regions, int(regions.labels[y, x]))
+                        for y, x in ((2, 2), (15, 15), (30, 30)))
+    assert face.tolist() == [240, 200, 120]
+    assert np.abs(eye - face).max() >= MIN_CONTRAST and np.abs(pupil - eye).max() >= MIN_CONTRAST
+
+
 def test_regions_know_which_regions_touch():
     a = np.ones((20, 30), np.float32)
     a[:, 9:11] = -1  # two vertical strokes: three regions side by side
