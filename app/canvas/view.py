@@ -47,6 +47,7 @@ from app.canvas.tools import Tool, ToolState
 from app.document import Document
 from app.layers import composite, empty_layer
 from app.qt_image import rgb_to_qimage
+from app.stage_status import StageStatus
 
 Rect = tuple[int, int, int, int]
 
@@ -303,6 +304,9 @@ class CanvasView(QWidget):
             p.drawEllipse(QPointF(x, rect.center().y()), 7, 7)
             self._tag(p, QPointF(rect.left() + 8, rect.top() + 8), label, left=True)
             self._tag(p, QPointF(rect.right() - 8, rect.top() + 8), "Now", left=False)
+        hint = self.empty_hint()
+        if hint is not None and not self.compare_active():
+            self._paint_empty_hint(p, rect, *hint)
         if self.doc.refining and self.doc.current_stage > 0:
             self._tag(p, QPointF(rect.left() + 8, rect.bottom() - 30), "Refining…", left=True)
         elif self.doc.model_loading:
@@ -332,6 +336,37 @@ class CanvasView(QWidget):
         p.drawRoundedRect(r, 4, 4)
         p.setPen(QColor(240, 240, 240))
         p.drawText(r, Qt.AlignmentFlag.AlignCenter, text)
+
+    def empty_hint(self) -> tuple[str, str] | None:
+        """(heading, details) shown on a blank first stage, where a new drawing starts: what to draw there and what
+        the model learned (its own description, which says what kind of first stage it takes). None elsewhere."""
+        doc = self.doc
+        if not doc.has_model or doc.current_stage != 0 or doc.status(0) != StageStatus.BLANK \
+                or self._stroke is not None:  # the first stroke is being drawn: out of its way
+            return None
+        heading = f"Draw your {doc.stage_title(0).lower()} here"
+        details = f"Model {doc.config.name}: {doc.config.description}" if doc.config.description else \
+            f"Model {doc.config.name}."
+        return heading, details + "\n\nFile › Bundled models lists the models that ship with Artflow."
+
+    def _paint_empty_hint(self, p: QPainter, page: QRectF, heading: str, details: str) -> None:
+        """The hint in grey on the blank page, centred, wrapped to the page's width."""
+        box = page.adjusted(page.width() * 0.08, page.height() * 0.18, -page.width() * 0.08, -page.height() * 0.08)
+        if box.width() < 120 or box.height() < 80:
+            return  # zoomed far out: no room for words
+        f = QFont(self.font())
+        f.setPointSizeF(max(9.0, f.pointSizeF() * 1.4))
+        f.setBold(True)
+        p.setFont(f)
+        p.setPen(QColor(120, 120, 128))
+        head_h = p.fontMetrics().height() * 2
+        p.drawText(QRectF(box.left(), box.top(), box.width(), head_h), Qt.AlignmentFlag.AlignCenter, heading)
+        f.setBold(False)
+        f.setPointSizeF(max(8.0, self.font().pointSizeF()))
+        p.setFont(f)
+        p.setPen(QColor(140, 140, 148))
+        p.drawText(box.adjusted(0, head_h, 0, 0), Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
+                   | Qt.TextFlag.TextWordWrap, details)
 
     def _paint_placeholder(self, p: QPainter) -> None:
         p.setPen(QColor(200, 200, 205))

@@ -22,6 +22,32 @@ def test_window_shows_the_models_stages(window):
     assert len(window.latent_panel.sliders) == 8
 
 
+def test_a_blank_first_stage_says_what_to_draw_until_the_first_stroke(qtbot, window):
+    """A new drawing's empty line art shows what to draw and what the model learned (its description); other
+    stages, and the line art once drawn on, show none; the hint is painted on the page."""
+    doc, canvas = window.doc, window.canvas
+    window.resize(900, 700)
+    canvas.fit()
+    heading, details = canvas.empty_hint()
+    assert heading == "Draw your line art here" and doc.config.name in details
+    page = canvas.image_rect().toRect()
+    with_hint = canvas.grab().toImage().copy(page)
+    doc.set_current_stage(1)
+    assert canvas.empty_hint() is None
+    doc.set_current_stage(0)
+    window.tools.set_size(4)
+    drag(canvas, [(2, 2), (4, 3)])
+    assert doc.status(0) == "edited" and canvas.empty_hint() is None
+    wait_idle(qtbot, window)
+    window.controls.act_undo.trigger()
+    wait_idle(qtbot, window)
+    assert doc.status(0) == "blank" and canvas.empty_hint() is not None  # undone: blank again, the hint again
+    # Grey words on the white page: pixels neither white nor the picture's.
+    grey = np.array([[with_hint.pixelColor(x, y).red() for x in range(0, page.width(), 2)]
+                     for y in range(0, page.height(), 2)])
+    assert ((grey > 60) & (grey < 220)).any()
+
+
 def test_the_canvas_shows_the_stages_own_colours(qtbot, window):
     """The canvas's picture (RGB32, blue first in memory) is the stage as the document has it, channel for channel,
     and follows a new picture."""
