@@ -212,6 +212,38 @@ def test_follow_agrees_with_the_float_pipeline(stage, colour, lines, keep):
     assert np.abs(done[0][-1] - before[-1]).max() > 2  # the edit did change the last stage
 
 
+@pytest.mark.parametrize("keep", [False, True])
+def test_an_artwork_of_the_models_size_gets_clean_flats_in_the_session(keep):
+    """At the model's own size the session's stages are the artwork: a line-art edit makes the flat a clean flat of
+    the line art as seen (only within the keep mask, with keep_unedited), and the detail is generated from it."""
+    model = tiny_model(seed=0)
+    res = model.config.resolution
+    session = Session(model, "cpu")
+    session.start_from(torch.ones(1, res, res))
+    art = LayeredArtwork.of_session(session)
+    assert art.identity
+    layer = np.zeros((res, res, 4), np.uint8)
+    layer[4:res - 4, 4:6] = layer[4:res - 4, res - 6:res - 4] = (0, 0, 0, 255)  # a closed box
+    layer[4:6, 4:res - 4] = layer[res - 6:res - 4, 4:res - 4] = (0, 0, 0, 255)
+    old = [b.clone() for b in session.bases]
+    proxy_mask, _ = art.set_layers(session, {0: layer}, keep)
+    session.propagate(0, keep_mask=proxy_mask)
+    raw_flat = session.bases[1].clone()
+    art.follow(session, old, 0, None, proxy_mask)
+    expected = uint8_to_tensor(clean_flat_u8(find_regions(art.stage_tensor(0)), to_u8(raw_flat)))
+    if keep:
+        expected = raw_flat + proxy_mask * (expected - raw_flat)
+        assert (proxy_mask < 1).any()  # some of the flat is kept as it was
+    torch.testing.assert_close(session.bases[1], expected, atol=1e-6, rtol=0)
+    assert np.array_equal(art.bases[1], to_u8(session.bases[1]))
+    with torch.no_grad():  # the detail is the model's picture of that flat
+        g = model.generators[1]
+        params = g.adain_params(session.latents[1].reshape(1, -1)) + session.deltas[1].reshape(1, -1)
+        detail = g.decode(g.encode_content(session.stages[1][None]), params)[0]
+    if not keep:
+        torch.testing.assert_close(session.bases[2], detail, atol=2e-4, rtol=0)
+
+
 def old_find_regions(line, close_gap=2, factor=2.5):
     """find_regions as it was: distance transforms over the whole image (the reference)."""
     four = ndimage.generate_binary_structure(2, 1)
