@@ -25,8 +25,8 @@ from core.fullres.kernels import lookup_rows, region_histograms, split_rows
 from core.fullres.regions import CLOSE_GAP, Regions, find_regions, near
 from core.imageio import tensor_to_uint8
 
-__all__ = ["CLOSE_GAP", "LINE_POLICIES", "MIN_CONTRAST", "Regions", "clean_flat", "clean_flat_u8",
-           "distinct_neighbours", "fill_region", "find_regions", "near", "region_medians", "region_spread"]
+__all__ = ["CLOSE_GAP", "LINE_POLICIES", "MIN_CONTRAST", "Regions", "clean_flat", "clean_flat_u8", "fill_region",
+           "find_regions", "near", "region_medians", "region_spread", "set_enclosed_apart"]
 
 LINE_POLICIES = ("split", "ink")
 # A closed shape drawn inside another (an eye or a mouth in a face) says its colour differs from the one around it:
@@ -42,7 +42,7 @@ MIN_CONTRAST = 40
 MIN_DISTINCT_AREA = 0.001
 
 
-def distinct_neighbours(table: np.ndarray, regions: Regions, min_contrast: int = MIN_CONTRAST) -> np.ndarray:
+def set_enclosed_apart(table: np.ndarray, regions: Regions, min_contrast: int = MIN_CONTRAST) -> np.ndarray:
     """The region colour table (count + 1, C) uint8 with every enclosed region of at least MIN_DISTINCT_AREA of
     the image at least `min_contrast` levels away from the region around it. Enclosed: of the regions it touches,
     exactly one is larger (an eye in a face, a pupil in the eye; not one of several pieces side by side).
@@ -117,8 +117,8 @@ def region_medians(labels: np.ndarray, count: int, colours: torch.Tensor | np.nd
 def clean_flat(line_art: torch.Tensor, colours: torch.Tensor, close_gap: int = CLOSE_GAP, lines: str = "split",
                regions: Regions | None = None, min_contrast: int = MIN_CONTRAST) -> torch.Tensor:
     """One colour per closed region of `line_art` (1, H, W): the median of `colours` (3, H, W) (the model's
-    upsampled flat output) over the region's own pixels, touching regions kept `min_contrast` apart
-    (distinct_neighbours). lines="split": strokes take their nearest region's colour (flats drawn without
+    upsampled flat output) over the region's own pixels, a shape enclosed by another kept `min_contrast` apart
+    from it (set_enclosed_apart). lines="split": strokes take their nearest region's colour (flats drawn without
     outlines, like Fluent Emoji); "ink": line pixels keep the line art's own grey (flats drawn over their lines).
     Returns (3, H, W) in [-1, 1], on 8-bit levels."""
     if lines not in LINE_POLICIES:
@@ -126,7 +126,7 @@ def clean_flat(line_art: torch.Tensor, colours: torch.Tensor, close_gap: int = C
     if colours.shape[-2:] != line_art.shape[-2:]:
         raise ValueError(f"line art {tuple(line_art.shape)} and colours {tuple(colours.shape)} differ in size")
     reg = regions if regions is not None else find_regions(line_art, close_gap)
-    table = distinct_neighbours(region_medians(reg.labels, reg.count, colours, reg.own), reg, min_contrast)
+    table = set_enclosed_apart(region_medians(reg.labels, reg.count, colours, reg.own), reg, min_contrast)
     flat = torch.from_numpy(table[reg.labels]).permute(2, 0, 1).float() / 127.5 - 1.0  # (C, H, W)
     if lines == "ink":
         ink = line_art.detach().float().cpu().reshape(1, *flat.shape[-2:])
@@ -143,7 +143,7 @@ def clean_flat_u8(regions: Regions, colours: np.ndarray, lines: str = "split", l
     that part of the line art."""
     if lines not in LINE_POLICIES:
         raise ValueError(f"lines must be one of {', '.join(LINE_POLICIES)}, got {lines!r}")
-    table = distinct_neighbours(region_medians(regions.labels, regions.count, colours, regions.own), regions,
+    table = set_enclosed_apart(region_medians(regions.labels, regions.count, colours, regions.own), regions,
                                 min_contrast)
     ix = np.s_[:, :] if box is None else np.s_[box[0]:box[1], box[2]:box[3]]
     labels = regions.labels[ix].astype(np.int32, copy=False)
