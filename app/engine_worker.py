@@ -467,17 +467,13 @@ class EngineThread(QThread):
 
     def _regenerate(self, rid: int, req: Regenerate) -> EngineResult:
         s = self.session
-        old = [b.clone() for b in s.bases]
-        changed = s.propagate(req.stage)
-        changed += self.art.follow(s, old, req.stage, clean_flats=req.clean_flats)
+        changed = self.art.regenerate(s, req.stage, clean_flats=req.clean_flats)
         return self._result(rid, req, changed)
 
     def _sample_latent(self, rid: int, req: SampleLatent) -> EngineResult:
         s = self.session
-        old = [b.clone() for b in s.bases]
         s.sample_latent(req.transition, seed=req.seed, propagate=False)
-        changed = s.propagate(req.transition)
-        changed += self.art.follow(s, old, req.transition, clean_flats=req.clean_flats)
+        changed = self.art.regenerate(s, req.transition, clean_flats=req.clean_flats)
         return self._result(rid, req, changed)
 
     def _load_artwork(self, rid: int, req: LoadArtwork) -> EngineResult:
@@ -563,7 +559,6 @@ class EngineThread(QThread):
 
     def _apply_edits(self, rid: int, req: ApplyEdits) -> EngineResult:
         s = self.session
-        old = [b.clone() for b in s.bases]
         proxy_mask, full_mask = self.art.set_layers(s, req.layers, req.keep_unedited)
         for i in sorted(req.latents):
             s.set_latent(i, req.latents[i], propagate=False)
@@ -573,8 +568,7 @@ class EngineThread(QThread):
             proxy_mask = full_mask = None
         if first is None:
             return self._result(rid, req)
-        changed = s.propagate(first, keep_mask=proxy_mask)
-        changed += self.art.follow(s, old, first, full_mask, proxy_mask, req.clean_flats)
+        changed = self.art.regenerate(s, first, full_mask, proxy_mask, req.clean_flats)
         return self._result(rid, req, changed)
 
     def _preview_latent(self, rid: int, req: PreviewLatent) -> EngineResult | None:

@@ -246,15 +246,20 @@ class Session:
         # channels_last output would leave the stage strided.
         return out[0].float().cpu().clone(memory_format=torch.contiguous_format)
 
-    def propagate(self, k: int, keep_mask: torch.Tensor | None = None, cache: bool = True) -> list[int]:
-        """Stage k changed: regenerate stages k+1 .. N-1 with the current latents. Stages <= k are not touched.
-        keep_mask (H, W) in [0, 1]: where 0, later stages keep their previous pixels ("keep unedited areas").
-        Returns the indices of the regenerated stages. cache=False: no content code reuse (reference path)."""
+    def propagate(self, k: int, keep_mask: torch.Tensor | None = None, cache: bool = True,
+                  until: int | None = None) -> list[int]:
+        """Stage k changed: regenerate stages k+1 .. N-1 (or k+1 .. `until`) with the current latents. Stages <= k
+        are not touched. keep_mask (H, W) in [0, 1]: where 0, later stages keep their previous pixels ("keep
+        unedited areas"). Returns the indices of the regenerated stages. cache=False: no content code reuse
+        (reference path)."""
         if not 0 <= k < self.num_stages:
             raise ArtflowError(f"stage index {k} is out of range (this model has {self.num_stages} stages)")
+        if until is not None and not k < until < self.num_stages:
+            raise ArtflowError(f"propagate from stage {k} until stage {until}: not a later stage of this model")
+        last = self.num_stages - 1 if until is None else until
         self._adapt_threads()
         changed = []
-        for i in range(k, self.num_stages - 1):
+        for i in range(k, last):
             new = self.generate(i, cache=cache)
             if keep_mask is not None:
                 m = keep_mask.to(new.dtype)[None]

@@ -283,6 +283,23 @@ class LayeredArtwork:
             changed[y0:y1, x0:x1] = (d.max(2) if d.ndim == 3 else d) > KEEP_LEVELS
         return keep_mask_from_changed(changed)
 
+    def regenerate(self, session: Session, start: int, mask: torch.Tensor | None = None,
+                   proxy_mask: torch.Tensor | None = None, clean_flats: bool = CLEAN_FLATS,
+                   lines: str = "split") -> list[int]:
+        """Stage `start` of the session changed (its layer or the latent after it): the later stages regenerated
+        (proxy_mask: Session.propagate's keep mask) and this artwork's bases following them (follow, with the
+        full-res `mask`). Returns the stages that changed. At the model's own size with clean flats the model
+        stops at the first flat to be cleaned, and follow generates the rest from the clean flat: the later
+        stages are made once, not twice."""
+        old = [b.clone() for b in session.bases]
+        until = None
+        if self.identity and clean_flats:
+            kinds = stage_kinds(session.config.stages)
+            until = next((j for j in range(start + 1, session.num_stages)
+                          if line_before(kinds, j, since=start) is not None), None)
+        changed = session.propagate(start, keep_mask=proxy_mask, until=until)
+        return changed + self.follow(session, old, start, mask, proxy_mask, clean_flats, lines)
+
     def follow(self, session: Session, old_bases: Sequence[torch.Tensor], start: int,
                mask: torch.Tensor | None = None, proxy_mask: torch.Tensor | None = None,
                clean_flats: bool = CLEAN_FLATS, lines: str = "split") -> list[int]:
@@ -303,11 +320,12 @@ class LayeredArtwork:
         changed = []
         kinds = stage_kinds(session.config.stages)
         if self.identity:
+            remade: set[int] = set()  # regenerated from a clean flat: changed, even where equal to before
             for j in range(start + 1, n):
                 line = line_before(kinds, j, since=start) if clean_flats else None
                 if line is not None:
-                    self._clean_identity_flat(session, j, line, proxy_mask, lines)
-                if not torch.equal(old_bases[j], session.bases[j]):
+                    remade.update(self._clean_identity_flat(session, j, line, proxy_mask, lines))
+                if j in remade or not torch.equal(old_bases[j], session.bases[j]):
                     self.bases[j] = to_u8(session.bases[j])
                     changed.append(j)
             return changed
@@ -345,18 +363,18 @@ class LayeredArtwork:
         return changed
 
     def _clean_identity_flat(self, session: Session, j: int, line: int, proxy_mask: torch.Tensor | None,
-                             lines: str) -> None:
+                             lines: str) -> list[int]:
         """At the model's own size: the session's new flat base j made a clean flat of the line art `line` as
         seen (only where `proxy_mask` is > 0, when given), then the later stages regenerated from it, as the
-        full-resolution path does. That is a second generation of the later stages (the engine made them from the
-        model's own flat first): a slider's release to the full picture went from 91 to 132 ms at 128 px
-        (benchmarks/bench_slider_app.py, 2-core AMD EPYC, 2026-12-01); the previews while dragging are as fast."""
+        full-resolution path does (after regenerate, which stopped the model at j, they are made once; called
+        after a full propagate, twice). Returns the stages made anew, j and the later ones, equal to before or not:
+        the app clears a stage's slider preview when it is reported."""
         flat = clean_flat_u8(self.regions(line), to_u8(session.bases[j]), lines,
                              self.stage(line) if lines == "ink" else None)
         clean = uint8_to_tensor(flat)
         if proxy_mask is not None:
             clean = session.bases[j] + proxy_mask * (clean - session.bases[j])
-        session.set_stage(j, clean, propagate=j + 1 < session.num_stages, keep_mask=proxy_mask)
+        return [j, *session.set_stage(j, clean, propagate=j + 1 < session.num_stages, keep_mask=proxy_mask)]
 
     def _proxy_follows(self, k: int, old: np.ndarray, new: np.ndarray,
                        windows: list[tuple[int, int, int, int]] | None = None) -> None:

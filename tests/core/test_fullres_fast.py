@@ -244,6 +244,38 @@ def test_an_artwork_of_the_models_size_gets_clean_flats_in_the_session(keep):
         torch.testing.assert_close(session.bases[2], detail, atol=2e-4, rtol=0)
 
 
+def test_regenerate_at_the_models_size_makes_the_later_stages_once(monkeypatch):
+    """LayeredArtwork.regenerate at the model's size with clean flats: the flat is generated, cleaned, and the
+    detail generated from the clean flat, each stage once; the result is the two-pass one (propagate, follow)."""
+    model = tiny_model(seed=0)
+    res = model.config.resolution
+    layer = np.zeros((res, res, 4), np.uint8)
+    layer[4:res - 4, 4:6] = layer[4:res - 4, res - 6:res - 4] = (0, 0, 0, 255)
+    layer[4:6, 4:res - 4] = layer[res - 6:res - 4, 4:res - 4] = (0, 0, 0, 255)
+    results = []
+    for one_pass in (True, False):
+        session = Session(model, "cpu")
+        session.start_from(torch.ones(1, res, res))
+        art = LayeredArtwork.of_session(session)
+        art.set_layers(session, {0: layer})
+        made = []
+        real_generate = session.generate
+        monkeypatch.setattr(session, "generate",
+                            lambda i, made=made, real=real_generate, **kw: made.append(i) or real(i, **kw))
+        if one_pass:
+            changed = art.regenerate(session, 0)
+        else:
+            old = [b.clone() for b in session.bases]
+            changed = session.propagate(0) + art.follow(session, old, 0)
+        assert sorted(set(changed)) == [1, 2]
+        assert made == ([0, 1] if one_pass else [0, 1, 1])  # transition 1 (flat -> detail) once, not twice
+        if one_pass:  # made again, the same pictures: still reported as made (the app clears its previews by it)
+            assert sorted(set(art.regenerate(session, 0))) == [1, 2]
+        results.append([b.clone() for b in session.bases] + [np.array(b) for b in art.bases])
+    for a, b in zip(*results, strict=True):
+        assert (torch.equal(a, b) if isinstance(a, torch.Tensor) else np.array_equal(a, b))
+
+
 def old_find_regions(line, close_gap=2, factor=2.5):
     """find_regions as it was: distance transforms over the whole image (the reference)."""
     four = ndimage.generate_binary_structure(2, 1)

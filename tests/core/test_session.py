@@ -87,6 +87,19 @@ def test_propagate_last_stage_is_a_no_op(session):
     assert states_equal(before, session.snapshot())
 
 
+def test_propagate_until_a_stage_leaves_the_later_ones(session):
+    session.set_stage(0, image(1, seed=7), propagate=False)
+    before = session.snapshot()
+    assert session.propagate(0, until=1) == [1]
+    assert not torch.equal(session.bases[1], before.bases[1])
+    assert torch.equal(session.bases[2], before.bases[2])  # not regenerated
+    assert session.propagate(1) == [2]
+    with pytest.raises(ArtflowError, match="not a later stage"):
+        session.propagate(1, until=1)
+    with pytest.raises(ArtflowError, match="not a later stage"):
+        session.propagate(0, until=session.num_stages)
+
+
 def test_propagate_is_deterministic(session):
     session.set_stage(0, image(1, seed=7))
     first = session.snapshot()
