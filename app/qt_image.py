@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import qimage2ndarray
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 
@@ -20,10 +21,10 @@ def rgb_to_qimage(a: np.ndarray) -> QImage:
 
 def qimage_to_rgb(img: QImage) -> np.ndarray:
     """QImage (any format) -> (H, W, 3) uint8."""
-    img = img.convertToFormat(QImage.Format.Format_RGB888)
-    w, h = img.width(), img.height()
-    buf = np.frombuffer(img.constBits(), np.uint8, count=img.bytesPerLine() * h).reshape(h, img.bytesPerLine())
-    return buf[:, : 3 * w].reshape(h, w, 3).copy()
+    # qimage2ndarray's view handles the row padding and byte order of Qt's 32-bit formats.
+    # The converted image must outlive the view (the view does not keep it alive).
+    rgb32 = img.convertToFormat(QImage.Format.Format_RGB32)
+    return qimage2ndarray.rgb_view(rgb32).copy()
 
 
 def thumbnail(a: np.ndarray, size: int) -> QPixmap:
