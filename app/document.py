@@ -91,6 +91,7 @@ class Document(QObject):
         self.current_stage = 0
         self.keep_unedited = self.settings.keep_unedited
         self.clean_flats = self.settings.clean_flats
+        self.restyle = self.settings.edit_restyles
         self.auto_regenerate = self.settings.auto_regenerate
         self.debounce_ms = 120
         # A slider drag shows quick half-size pictures (PreviewLatent) and regenerates in full on release; False:
@@ -525,7 +526,8 @@ class Document(QObject):
         stages, transitions = self.requests.unsent_inputs()
         layers = {k: self.layers[k] for k in stages}  # read-only arrays: sent without a copy
         latents = {i: self.latents[i].clone() for i in transitions}
-        request = ApplyEdits(layers, latents, self.keep_unedited, self.clean_flats)
+        request = ApplyEdits(layers, latents, self.keep_unedited, self.clean_flats,
+                             "global" if self.restyle else "regions")
         rid = self._submit(request)
         self.requests.sent(rid, layers, latents, request.first_stage())
         self.variations.sent(rid)
@@ -549,6 +551,11 @@ class Document(QObject):
 
     def set_keep_unedited(self, on: bool) -> None:
         self.keep_unedited = self.settings.keep_unedited = bool(on)
+
+    def set_restyle(self, on: bool) -> None:
+        """"Let an edit restyle the whole picture": the paper's global propagation instead of region-bounded
+        change (an edit then moves every later stage everywhere). Takes effect with the next edit."""
+        self.restyle = self.settings.edit_restyles = bool(on)
 
     def set_clean_flats(self, on: bool) -> None:
         """"Clean flats": a "flat" stage regenerated after its line art gets one colour per closed region at the

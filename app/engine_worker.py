@@ -107,10 +107,13 @@ class ApplyEdits(Request):
     latents: dict[int, torch.Tensor] = field(default_factory=dict)
     keep_unedited: bool = False
     clean_flats: bool = True
+    # "regions": a painted edit changes later stages only inside the regions it touched; "global": the paper's
+    # propagation restyles the whole picture (Edit > Let an edit restyle the whole picture).
+    propagation: str = "regions"
 
     def merged_with(self, newer: ApplyEdits) -> ApplyEdits:
         return ApplyEdits({**self.layers, **newer.layers}, {**self.latents, **newer.latents},
-                          self.keep_unedited and newer.keep_unedited, newer.clean_flats)
+                          self.keep_unedited and newer.keep_unedited, newer.clean_flats, newer.propagation)
 
     def first_stage(self) -> int | None:
         ks = list(self.layers) + list(self.latents)
@@ -568,7 +571,9 @@ class EngineThread(QThread):
             proxy_mask = full_mask = None
         if first is None:
             return self._result(rid, req)
-        changed = self.art.regenerate(s, first, full_mask, proxy_mask, req.clean_flats)
+        # A latent change restyles the whole picture; a painted edit follows req.propagation.
+        propagation = "global" if req.latents else req.propagation
+        changed = self.art.regenerate(s, first, full_mask, proxy_mask, req.clean_flats, propagation=propagation)
         return self._result(rid, req, changed)
 
     def _preview_latent(self, rid: int, req: PreviewLatent) -> EngineResult | None:

@@ -72,7 +72,10 @@ class Settings:
     preview_every: int = 5  # refinement preview images every n steps
     autosave_seconds: int = 60
     auto_regenerate: bool = True  # later stages follow every edit (off: they go stale until "Regenerate")
-    keep_unedited: bool = False  # "Keep unedited areas" when editing
+    keep_unedited: bool = False  # "Keep unedited areas" when editing (with edit_restyles)
+    # "Let an edit restyle the whole picture": the paper's global propagation; off, an edit changes later stages
+    # only inside the regions it touched (issue 27)
+    edit_restyles: bool = False
     clean_flats: bool = True  # "Clean flats": one colour per closed line-art region in flat stages (full res)
     last_folder: str = ""
     recent_models: list[str] | None = None  # model bundle folders, the last loaded first: the next start opens it

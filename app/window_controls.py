@@ -114,8 +114,12 @@ class WindowControls:
                            "Paint this stage over with paper white (undoable)")
         self.act_remove_paint = A("Remove my paint from this stage", lambda: doc.clear_layer(), "Shift+Delete",
                                   "Drop everything painted on this stage: the generated image shows again")
+        self.act_restyle = A("Let an edit restyle the whole picture", doc.set_restyle, None,
+                             "The paper's propagation: an edit may change later stages everywhere (off: only "
+                             "inside the regions the edit touched, your other pixels kept)", checkable=True)
+        self.act_restyle.setChecked(doc.restyle)
         self.act_keep = A("Keep unedited areas", doc.set_keep_unedited, None,
-                          "When a stage is edited, later stages change only around the edit", checkable=True)
+                          "With restyling on: later stages change only around the edit", checkable=True)
         self.act_keep.setChecked(doc.keep_unedited)
         self.act_auto = A("Regenerate automatically", doc.set_auto_regenerate, None,
                           "Later stages follow every edit (off: they turn stale until Regenerate)", checkable=True)
@@ -192,6 +196,7 @@ class WindowControls:
         e.addAction(self.act_clear)
         e.addAction(self.act_remove_paint)
         e.addSeparator()
+        e.addAction(self.act_restyle)
         e.addAction(self.act_keep)
         e.addAction(self.act_auto)
         e.addAction(self.act_clean)

@@ -29,6 +29,7 @@ FIELD_BOUNDS: dict[str, dict[str, tuple[int, int]]] = {
 }
 RESOLUTION_RANGE = (16, 2048)
 MAX_STAGES = 16
+MAX_STAGE_NAME = 64  # characters of a stage name (a slug in file names; project manifests obey it too)
 MAX_TEXT = 10_000  # characters of a name, label or description
 STAGE_KINDS = ("line", "flat", "detail")  # what StageSpec.kind may say (core.fullres.kinds uses them)
 
@@ -241,9 +242,9 @@ def validate(cfg: WorkflowConfig) -> list[str]:
     seen: set[str] = set()
     for i, s in enumerate(cfg.stages):
         _text(s.label, f"stages[{i}].label", problems)
-        if not isinstance(s.name, str) or len(s.name) > 64 or not _NAME_RE.match(s.name):
+        if not isinstance(s.name, str) or len(s.name) > MAX_STAGE_NAME or not _NAME_RE.match(s.name):
             problems.append(f"stages[{i}].name {_short(s.name)} must be lower-case letters, digits, '-' or '_' "
-                            "(at most 64)")
+                            f"(at most {MAX_STAGE_NAME})")
         if isinstance(s.name, str):
             if s.name in seen:
                 problems.append(f"stage name {s.name!r} is used twice")

@@ -41,7 +41,10 @@ class ExportFormat(str, Enum):
 
 
 FORMATS = tuple(f.value for f in ExportFormat)
+# The suffix of each format's output file (STAGES writes a folder): the bytes match the name other tools go by.
+SUFFIXES = {ExportFormat.PNG: ".png", ExportFormat.STRIP: ".png", ExportFormat.ORA: ".ora", ExportFormat.GIF: ".gif"}
 MAX_SCALE = 16
+MAX_OUTPUT_SIDE = 16_384  # px on the enlarged PNG's long side (at 8 x 4096 px an export took 4.2 GB)
 ORA_MIMETYPE = b"image/openraster"
 THUMBNAIL_SIZE = 256  # OpenRaster: the thumbnail's longest side is at most 256 px
 
@@ -108,10 +111,27 @@ def check_scale(scale: int) -> None:
         raise ImageError(f"scale must be an integer in 1..{MAX_SCALE}, got {scale!r}")
 
 
+def largest_scale(width: int, height: int) -> int:
+    """The largest enlargement of a width x height artwork whose long side stays within MAX_OUTPUT_SIDE (at
+    least 1: the artwork as it is)."""
+    return max(1, min(MAX_SCALE, MAX_OUTPUT_SIDE // max(width, height, 1)))
+
+
+def check_output_size(width: int, height: int, scale: int) -> None:
+    """ImageError naming the largest allowed scale when `scale` would make the PNG longer than MAX_OUTPUT_SIDE."""
+    if scale > 1 and scale > largest_scale(width, height):
+        raise ImageError(f"scale {scale} would make a {width * scale:,} x {height * scale:,} px image, more than "
+                         f"{MAX_OUTPUT_SIDE:,} px on its long side; the largest scale for this {width} x {height} "
+                         f"artwork is {largest_scale(width, height)}")
+
+
 def export_final_png(images: Sequence[StageImage], path: str | os.PathLike[str], scale: int = 1) -> Path:
-    """The last stage (the artwork) as a PNG, enlarged `scale` times with LANCZOS (1 = the model's resolution)."""
+    """The last stage (the artwork) as a PNG, enlarged `scale` times with LANCZOS (1 = the model's resolution),
+    at most MAX_OUTPUT_SIDE px on its long side (checked before anything is allocated)."""
     _check(images)
     check_scale(scale)
+    h, w = _hw(images[-1])
+    check_output_size(w, h, scale)
     img = _pil(images[-1])
     if scale > 1:
         img = img.resize((img.width * scale, img.height * scale), Image.Resampling.LANCZOS)
@@ -222,6 +242,29 @@ def export_gif(images: Sequence[StageImage], path: str | os.PathLike[str], ms_pe
     with atomic_write(p, ImageError) as f:
         frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0)
     return p
+
+
+def check_output(fmt: ExportFormat | str, path: str | os.PathLike[str],
+                 inputs: Sequence[str | os.PathLike[str]] = ()) -> None:
+    """Refuse, before anything is read or written, an output whose name does not fit the format (PNG bytes under
+    x.jpg; a stages folder named like a file) or that is one of `inputs` (the same file by inode, links included:
+    exporting a project onto itself would replace it). ImageError."""
+    fmt = ExportFormat(fmt)
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if fmt.writes_folder:
+        if suffix in {*SUFFIXES.values(), ".artflow"}:
+            raise ImageError(f"{p}: the {fmt.value} export writes a folder; give a folder name, not a {suffix} file")
+    elif suffix != SUFFIXES[fmt]:
+        raise ImageError(f"{p}: the {fmt.value} export writes a {SUFFIXES[fmt]} file; give a name ending in "
+                         f"{SUFFIXES[fmt]}")
+    for src in inputs:
+        try:
+            same = p.exists() and os.path.samefile(p, src)
+        except OSError:
+            continue  # an input that cannot be looked at is reported when it is read
+        if same:
+            raise ImageError(f"{p}: is the input {src} itself; give another output file")
 
 
 def export(images: Sequence[StageImage], stage_names: Sequence[str], fmt: ExportFormat | str,

@@ -9,6 +9,7 @@ white is the paper colour of every stage.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 import warnings
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.atomic import atomic_write
 from core.errors import ImageError
-from core.safe_io import MAX_IMAGE_FILE_BYTES, open_regular_file
+from core.safe_io import MAX_IMAGE_FILE_BYTES, open_regular_file, stat_input
 
 # Largest image (in pixels) we agree to decode: 8192 x 8192, far beyond the model's resolution (at most 2048); a
 # file that claims more is almost certainly a decompression bomb. Module-level so that callers/tests may tune it.
@@ -165,9 +166,7 @@ def open_image(path: str | os.PathLike[str],
     """
     p = Path(path)
     name = str(p)
-    if not p.exists():
-        raise ImageError(f"{name}: file not found")
-    if p.is_dir():
+    if stat.S_ISDIR(stat_input(p, ImageError).st_mode):
         raise ImageError(f"{name}: is a folder, not an image file")
     limit = MAX_PIXELS
     # A regular file of bounded size, opened without blocking: a FIFO or a link to /dev/zero is refused unread.

@@ -35,6 +35,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import stat
 import struct
 import zipfile
 import zlib
@@ -49,11 +50,11 @@ from PIL import Image
 
 from core.atomic import atomic_write
 from core.bundle import config_hash
-from core.config import _NAME_RE, MAX_STAGES, WorkflowConfig
+from core.config import _NAME_RE, MAX_STAGE_NAME, MAX_STAGES, WorkflowConfig, _short
 from core.errors import ArtflowError, ProjectError
 from core.fullres.proxy import MAX_SIDE, ProxyMap
 from core.imageio import tensor_to_pil, tensor_to_uint8, uint8_to_tensor
-from core.safe_io import MAX_PROJECT_FILE_BYTES, loads_json, open_regular_file
+from core.safe_io import MAX_PROJECT_FILE_BYTES, loads_json, open_regular_file, stat_input
 from core.session import Layer, Session, SessionState, compose
 
 PROJECT_VERSION = 1
@@ -385,9 +386,13 @@ def _read_manifest(path: Path, raw: bytes) -> dict[str, Any]:
     for k, s in enumerate(stages):
         _want(isinstance(s, dict), path, f"stages[{k}] must be an object")
         name = s.get("name")
-        # Stage names become file names on export: the model config's slug rule keeps them safe ("../" etc.).
+        # Stage names become file names and labels on export: the model config's slug rule keeps them safe ("../"
+        # etc.), its length limit keeps them small (a strip of 60,000-character labels took gigabytes).
+        if isinstance(name, str) and len(name) > MAX_STAGE_NAME:
+            raise _fail(path, f"manifest.json: stages[{k}].name is {len(name):,} characters long, more than the "
+                              f"{MAX_STAGE_NAME} a stage name may have")
         _want(isinstance(name, str) and bool(_NAME_RE.match(name)) and name not in seen, path,
-              f"stages[{k}].name {name!r} must be a unique lower-case slug")
+              f"stages[{k}].name {_short(name)} must be a unique lower-case slug")
         seen.add(name)
         _want(s.get("channels") in (1, 3) and _is_int(s.get("channels")), path,
               f"stages[{k}].channels must be 1 or 3 (got {s.get('channels')!r})")
@@ -552,9 +557,7 @@ def load_project(path: str | os.PathLike[str], config: WorkflowConfig | None = N
     read_only=True with a `warning` naming the model it was made with; without it no model check is done (use
     that for viewing and exporting). Every problem with the file is a ProjectError naming it."""
     p = Path(path)
-    if not p.exists():
-        raise _fail(p, "file not found")
-    if p.is_dir():
+    if stat.S_ISDIR(stat_input(p, ProjectError).st_mode):
         raise _fail(p, "is a folder, not a project file")
     # A regular file of bounded size, opened without blocking: a FIFO or a link to /dev/zero is refused unread.
     f = open_regular_file(p, MAX_PROJECT_FILE_BYTES, ProjectError, "a project file")

@@ -8,6 +8,7 @@ between the check and the open still cannot block; the open descriptor is checke
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -48,18 +49,25 @@ def _check_stat(st: os.stat_result, name: str, limit: int, error: type[ArtflowEr
     return st.st_size
 
 
+def stat_input(path: str | os.PathLike[str], error: type[ArtflowError] = ArtflowError) -> os.stat_result:
+    """os.stat of an input file (symlinks followed); `error` naming it when there is none: "file not found", or a
+    symbolic link loop said as such (Path.exists() is False for both)."""
+    name = str(path)
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise error(f"{name}: file not found") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise error(f"{name}: is a symbolic link loop (too many levels of symbolic links)") from None
+        raise error(f"{name}: cannot be read ({exc.strerror or exc})") from None
+
+
 def check_regular_file(path: str | os.PathLike[str], limit: int, error: type[ArtflowError] = ArtflowError,
                        what: str = "a file") -> int:
     """The size of `path` if it is a regular file (symlinks followed) of at most `limit` bytes; else `error`
     naming it. Does not open the file."""
-    name = str(path)
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise error(f"{name}: file not found") from None
-    except OSError as exc:
-        raise error(f"{name}: cannot be read ({exc.strerror or exc})") from None
-    return _check_stat(st, name, limit, error, what)
+    return _check_stat(stat_input(path, error), str(path), limit, error, what)
 
 
 def open_regular_file(path: str | os.PathLike[str], limit: int, error: type[ArtflowError] = ArtflowError,

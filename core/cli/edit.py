@@ -1,6 +1,9 @@
 """Replace one stage of a project by an edited image and regenerate the later stages with the project's latent codes
-and refined AdaIN deltas: at the artwork's own size, each later stage keeps its pixels plus the change the model
-made, carried up along its edges. The image must have the artwork's size. Writes OUT/stages/NN-<stage>.png,
+and refined AdaIN deltas, at the artwork's own size. By default (--propagation regions) a later stage changes only
+inside the regions the edit touched (the flat regions whose colour changed, the closed line-art regions a stroke
+touched), by a colour transform of its own pixels that the model's change decides; everything else stays the
+artist's. --propagation global is the paper's: the model's change carried over the whole picture along its edges
+(it restyles everything). The image must have the artwork's size. Writes OUT/stages/NN-<stage>.png,
 OUT/project.artflow and OUT/report.json.
 """
 
@@ -15,7 +18,7 @@ from core.cli import common
 from core.device import device_label
 from core.editing import edit_mask
 from core.errors import ArtflowError
-from core.fullres.pipeline import apply_edit_fullres
+from core.fullres.pipeline import PROPAGATION, PROPAGATIONS, apply_edit_fullres
 from core.latents import stage_by_name
 from core.metrics import l1_01
 from core.project import apply_project, load_project
@@ -27,7 +30,10 @@ def add_parser(sub) -> None:
     common.add_project_file(p)
     p.add_argument("--stage", required=True, metavar="NAME=IMAGE", help="the stage to replace and its new image")
     p.add_argument("--keep-unedited", action="store_true",
-                   help="later stages keep their pixels away from the edited area")
+                   help="with --propagation global: later stages keep their pixels away from the edited area")
+    p.add_argument("--propagation", default=PROPAGATION, choices=list(PROPAGATIONS),
+                   help="'regions' (default): later stages change only inside the regions the edit touched; "
+                        "'global': the paper's propagation, which lets an edit restyle the whole picture")
     common.add_out_folder(p, "output folder (may hold PROJECT itself)")
     common.add_clean_flats(p)
     common.add_common(p)
@@ -55,20 +61,24 @@ def run(args: argparse.Namespace) -> int:
     # replaces the base and the artist layer of that stage. Later stages keep their layers on top.
     with common.progress_bar(cfg.num_stages - 1 - k, "propagate") as bar:
         full, mask = apply_edit_fullres(session, before, pm, k, image, keep_unedited=args.keep_unedited,
-                                        clean_flats=args.clean_flats)
+                                        clean_flats=args.clean_flats, propagation=args.propagation)
         bar.update(cfg.num_stages - 1 - k)
-    if pm.is_identity:
-        full = None  # the artwork is its own proxy: the session's stages are the artwork
+    if pm.is_identity and project.fullres_u8 is None and args.propagation == "global":
+        # A project written before the artist's pixels were kept at the model's size, edited the paper's way:
+        # the artwork is its own proxy, the session's stages are the artwork.
+        full = None
         mask = edit_mask(before[k], image) if args.keep_unedited else None  # the mask the session used
     after = full if full is not None else [s.clone() for s in session.stages]
     changed = [i for i in range(k + 1, cfg.num_stages) if not torch.equal(after[i], before[i])]
     extra = dict(project.extra)
     history = list(extra.get("cli", [])) if isinstance(extra.get("cli"), list) else []
     extra["cli"] = history + [{"command": "edit", "stage": cfg.stages[k].name, "image": image_path,
-                               "keep_unedited": bool(args.keep_unedited), "time": common.now()}]
+                               "keep_unedited": bool(args.keep_unedited), "propagation": args.propagation,
+                               "time": common.now()}]
     report = {
         "command": "edit", "source_project": str(args.project), "stage": cfg.stages[k].name, "image": image_path,
-        "keep_unedited": bool(args.keep_unedited), "model": common.model_facts(session, mpath),
+        "keep_unedited": bool(args.keep_unedited), "propagation": args.propagation,
+        "model": common.model_facts(session, mpath),
         "device": device_label(session.device), "seed": args.seed,
         "regenerated": [session.stage_names[i] for i in changed],
         "edited_fraction": round(float((mask > 0).float().mean()), 6) if mask is not None else None,

@@ -12,7 +12,7 @@ import sys
 from core import bundle
 from core.cli.common import add_common, add_project_file, model_path
 from core.errors import ArtflowError, BundleError
-from core.export import FORMATS, check_scale, export
+from core.export import FORMATS, check_output, check_scale, export
 from core.project import load_project
 
 
@@ -21,8 +21,10 @@ def add_parser(sub) -> None:
                        description=__doc__)
     add_project_file(p)
     p.add_argument("--format", required=True, choices=FORMATS, help="what to write")
-    p.add_argument("-o", "--out", required=True, metavar="FILE", help="output file (a folder for --format stages)")
-    p.add_argument("--scale", type=int, default=1, help="enlargement for --format png (LANCZOS), 1..16")
+    p.add_argument("-o", "--out", required=True, metavar="FILE",
+                   help="output file, named as the format says: .png (png, strip), .ora, .gif; a folder for stages")
+    p.add_argument("--scale", type=int, default=1,
+                   help="enlargement for --format png (LANCZOS), 1..16, at most 16,384 px on the long side")
     add_common(p)
     p.set_defaults(func=run)
 
@@ -31,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if args.scale != 1 and args.format != "png":
         raise ArtflowError("--scale applies to --format png only")
     check_scale(args.scale)  # before any file is read, so the error comes alone
+    check_output(args.format, args.out, [args.project])
     # Exporting needs no model: one is read only to warn when the project was made with another. An explicit
     # --model must be valid; a missing or broken bundled model just skips the check.
     config = None

@@ -1,9 +1,8 @@
 """Workflow inference, latent encoding and AdaIN refinement of a finished artwork (the paper's editing pipeline), on a
 proxy of the artwork (padded to a square, at the model's resolution); any size and aspect. Writes
 OUT/project.artflow, OUT/inferred/NN-<stage>.png (what workflow inference produced), OUT/stages/NN-<stage>.png (the
-stages after refinement at the artwork's own size; the last is the artwork itself, or the reconstruction for an
-artwork of the model's own size) and OUT/report.json (losses, wall time, PSNR of the proxy reconstruction, device,
-sizes).
+stages after refinement at the artwork's own size; the last is the artwork itself, pixel for pixel, at every size)
+and OUT/report.json (losses, wall time, the fit's PSNR on the proxy beside the output's, device, sizes).
 """
 
 from __future__ import annotations
@@ -79,10 +78,8 @@ def run(args: argparse.Namespace) -> int:
             session, artwork, steps=args.steps, regularizer=regularizer, clean_flats=args.clean_flats,
             schedule=args.schedule, on_step=on_step)
     art = inferred[-1]  # the artwork's proxy
-    if pm.is_identity:
-        full, inferred_out = None, inferred  # the artwork is its own proxy: the stages are the session's
-    else:
-        inferred_out = [from_proxy(t, pm) for t in inferred[:-1]] + [artwork]
+    # The stages written are `full` at every size: the last is the artwork itself (issue 27).
+    inferred_out = inferred if pm.is_identity else [from_proxy(t, pm) for t in inferred[:-1]] + [artwork]
     # PSNRs at the proxy size: how well the model reconstructs (the full-res last stage is the artwork itself).
     stages_psnr = {session.stage_names[k]: round(psnr(session.stages[k], inferred[k]), 4) for k in range(1, n)}
     extra = {"cli": [{"command": "reconstruct", "source": str(args.image), "steps": args.steps,
@@ -95,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
         "transitions": [{"transition": t.transition, "stage": session.stage_names[t.transition + 1],
                          "loss_start": round(t.loss_start, 6), "loss_end": round(t.loss_end, 6),
                          "seconds": round(t.seconds, 3)} for t in result.transitions],
+        # The fit's own PSNR, on the proxy (the model's reconstruction against the artwork's proxy); the output's
+        # last stage is the artwork itself, pixel for pixel, so its PSNR is infinite (written as null).
         "psnr": round(psnr(session.stages[-1], art), 4),
+        "output_psnr": round(psnr(full[-1], artwork), 4),
         "psnr_stages": stages_psnr,
         "refine_seconds": round(result.seconds, 3),
         "fullres_seconds": round(result.extra["fullres_seconds"], 3),

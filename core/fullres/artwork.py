@@ -32,8 +32,9 @@ from core.fullres.flats import Regions, clean_flat_u8
 from core.fullres.guided import apply_change
 from core.fullres.kinds import stage_kinds
 from core.fullres.masks import changed_box, diff_box, keep_mask_from_changed
-from core.fullres.pipeline import CLEAN_FLATS, line_before
+from core.fullres.pipeline import CLEAN_FLATS, PROPAGATION, PROPAGATIONS, line_before
 from core.fullres.proxy import ProxyMap, proxy_delta_u8, proxy_of_array, proxy_of_u8, single_threaded
+from core.fullres.region_change import changed_pixels, follow_colour_change, touched_regions
 from core.fullres.regions import RegionMap, line_mask
 from core.imageio import tensor_to_uint8, uint8_to_tensor
 from core.session import Layer, Session
@@ -194,6 +195,9 @@ class LayeredArtwork:
         self.target = None if target is None else frozen(target)
         self._regions: dict[int, tuple[np.ndarray, RGBA | None, RegionMap]] = {}
         self._proxies: dict[int, tuple[np.ndarray, torch.Tensor]] = {}
+        # Stage -> that stage as seen before the last set_layers changed it: where a region-bounded regenerate
+        # finds what the edit touched.
+        self._seen_before: dict[int, np.ndarray] = {}
 
     # ----- making one -----
     @classmethod
@@ -246,10 +250,13 @@ class LayeredArtwork:
         yet). With keep_unedited, returns the edited area (proxy mask (R, R), full-res mask (H, W)), else
         (None, None)."""
         proxy_masks, full_masks = [], []
+        self._seen_before = {}
         for k in sorted(layers):
             old_proxy = session.stages[k].clone()
             old_layer = self.layers[k]
             new = layers[k]
+            if not self.identity:
+                self._seen_before[k] = self.stage(k)
             self.layers[k] = None if is_empty(new) else frozen(new)
             session.set_layer(k, proxy_layer(self.layers[k], session.config.stages[k].channels, self.pm),
                               propagate=False)
@@ -285,12 +292,17 @@ class LayeredArtwork:
 
     def regenerate(self, session: Session, start: int, mask: torch.Tensor | None = None,
                    proxy_mask: torch.Tensor | None = None, clean_flats: bool = CLEAN_FLATS,
-                   lines: str = "split") -> list[int]:
+                   lines: str = "split", propagation: str = PROPAGATION) -> list[int]:
         """Stage `start` of the session changed (its layer or the latent after it): the later stages regenerated
         (proxy_mask: Session.propagate's keep mask) and this artwork's bases following them (follow, with the
-        full-res `mask`). Returns the stages that changed. At the model's own size with clean flats the model
-        stops at the first flat to be cleaned, and follow generates the rest from the clean flat: the later
-        stages are made once, not twice."""
+        full-res `mask`). propagation="regions" (the default) after set_layers changed stage `start` (larger than
+        the model's size): the bases change only inside the regions the edit touched (follow_regions; `mask`
+        unused); a latent change, or "global", moves them all. Returns the stages that changed. At the model's
+        own size with clean flats the model stops at the first flat to be cleaned, and follow generates the rest
+        from the clean flat: the later stages are made once, not twice."""
+        if propagation not in PROPAGATIONS:
+            raise ValueError(f"propagation must be one of {', '.join(PROPAGATIONS)}, got {propagation!r}")
+        seen_before = self._seen_before.pop(start, None) if propagation == "regions" else None
         old = [b.clone() for b in session.bases]
         until = None
         if self.identity and clean_flats:
@@ -298,7 +310,54 @@ class LayeredArtwork:
             until = next((j for j in range(start + 1, session.num_stages)
                           if line_before(kinds, j, since=start) is not None), None)
         changed = session.propagate(start, keep_mask=proxy_mask, until=until)
+        if seen_before is not None:
+            with single_threaded():
+                return changed + self._follow_regions(session, old, start, seen_before, proxy_mask, clean_flats,
+                                                      lines)
         return changed + self.follow(session, old, start, mask, proxy_mask, clean_flats, lines)
+
+    def _follow_regions(self, session: Session, old_bases: Sequence[torch.Tensor], start: int,
+                        seen_before: np.ndarray, proxy_mask: torch.Tensor | None, clean_flats: bool,
+                        lines: str) -> list[int]:
+        """pipeline.follow_regions on this artwork's 8-bit bases: each later base changes only where the stage
+        before it (as seen) changed: inside the closed regions a line-art change touched (a "flat" stage cleaned
+        again there), or by one colour transform per changed colour pair of a colour stage (the base's own
+        pixels moved, region_change.follow_colour_change). `seen_before`: stage `start` as seen before the edit.
+        Returns the stages whose base changed."""
+        n = session.num_stages
+        kinds = stage_kinds(session.config.stages)
+        changed_stages: list[int] = []
+        driver_old = seen_before
+        for j in range(start + 1, n):
+            driver_new = self.stage(j - 1)
+            changed = changed_pixels(driver_old, driver_new)
+            if not changed.any():
+                break
+            stage_old = self.stage(j)  # stage j as seen before it moves: the next stage's driver
+            base = self.bases[j]
+            if kinds[j - 1] == "line" or base.ndim != driver_new.ndim:
+                bound = touched_regions(self.regions(j - 1), changed)
+                box = changed_box(bound)
+                change = session.bases[j] - old_bases[j]
+                line = line_before(kinds, j, since=start) if clean_flats else None
+                if line is None:
+                    new = apply_change(base, change, base, self.pm, bound.astype(np.float32), self.base_proxy(j))
+                else:
+                    regions = self.regions(line)
+                    candidate = apply_change(base, change, base, self.pm, None, self.base_proxy(j))
+                    flat = clean_flat_u8(regions, candidate, lines,
+                                         self._seen(line, box) if lines == "ink" else None, box)
+                    del candidate
+                    new = blend(base, flat, bound.astype(np.float32), box)
+            else:
+                new = follow_colour_change(base, driver_old, driver_new, old_bases[j], session.bases[j], self.pm)
+            self._proxy_follows(j, base, new)
+            self.bases[j] = frozen(new)
+            changed_stages.append(j)
+            driver_old = stage_old
+            if kinds[j] == "flat" and j + 1 < n:  # the next stages from this flat as it now is
+                session.set_stage(j, self.base_proxy(j), propagate=True, keep_mask=proxy_mask)
+        return changed_stages
 
     def follow(self, session: Session, old_bases: Sequence[torch.Tensor], start: int,
                mask: torch.Tensor | None = None, proxy_mask: torch.Tensor | None = None,

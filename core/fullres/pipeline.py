@@ -32,10 +32,19 @@ from core.fullres.guided import transfer_change, upsample_guided
 from core.fullres.kinds import stage_kinds
 from core.fullres.masks import keep_mask_fullres
 from core.fullres.proxy import ProxyMap, from_proxy, proxy_with, to_proxy
+from core.fullres.region_change import changed_pixels, follow_colour_change, touched_regions
+from core.fullres.regions import find_regions
+from core.imageio import tensor_to_uint8, uint8_to_tensor
 from core.refine import DEFAULT_SCHEDULE, RefineStep
 from core.session import RefineReport, Session, run_to_end
 
 CLEAN_FLATS = True  # on by default (issue 12); the CLI's --no-clean-flats and the app's toggle turn it off
+# How an edit reaches the later stages (issue 27). "regions": only inside the regions it touched (the flat regions
+# whose colour changed, the closed line-art regions a stroke touched), by a colour transform of the artist's own
+# pixels (core.fullres.region_change); "global": the paper's propagation, the model's change carried over the
+# whole picture along its edges (it restyles everything, and spills glow onto untouched parts).
+PROPAGATIONS = ("regions", "global")
+PROPAGATION = "regions"
 
 
 def _check_full(session: Session, k: int, image: torch.Tensor, pm: ProxyMap) -> torch.Tensor:
@@ -138,9 +147,9 @@ def reconstruct_fullres(session: Session, artwork: torch.Tensor, steps: int | No
     refinement (`schedule`, or `steps` steps; 0: none, the report then holds the encoder-only losses) on its proxy,
     then the full-res stages. Returns (proxy map, full-res stages, refinement report (its extra gives
     fullres_seconds), inferred proxy stages). The
-    last full-res stage is the artwork itself, so an unedited project reproduces it exactly; an artwork of the
-    model's own size is its own proxy and its stages are the session's (the last one the reconstruction). (The
-    app drives Session.refine itself for cancel, then calls fullres_stages with {last: artwork}.)"""
+    last full-res stage is the artwork itself at every size, so an unedited project reproduces it exactly; the
+    session's last stage is the fit (the reconstruction). (The app drives Session.refine itself for cancel, then
+    calls fullres_stages with {last: artwork}.)"""
     proxy, pm = to_proxy(artwork, session.config.resolution)
     n = session.num_stages
     artwork = _check_full(session, n - 1, artwork, pm)
@@ -148,9 +157,10 @@ def reconstruct_fullres(session: Session, artwork: torch.Tensor, steps: int | No
     session.encode(propagate=True)
     report = run_to_end(session.refine(steps=steps, regularizer=regularizer, preview_every=0, schedule=schedule),
                         on_step)
-    known = {} if pm.is_identity else {n - 1: artwork}
+    # The artist's pixels are the last stage at every size, the model's own included (issue 27): the refined
+    # chain is the fit, the artwork is the output.
     t0 = time.perf_counter()
-    full = fullres_stages(session, pm, known, cleans_after_refinement(pm, clean_flats), lines)
+    full = fullres_stages(session, pm, {n - 1: artwork}, clean_flats, lines)
     report.extra["fullres_seconds"] = time.perf_counter() - t0
     return pm, full, report, inferred
 
@@ -172,16 +182,24 @@ def follow_stage(full_j: torch.Tensor, change: torch.Tensor, guide: torch.Tensor
 
 def follow_proxies(session: Session, full: list[torch.Tensor], old_proxy: list[torch.Tensor], pm: ProxyMap,
                    start: int, mask: torch.Tensor | None = None, proxy_mask: torch.Tensor | None = None,
-                   clean_flats: bool = CLEAN_FLATS, lines: str = "split", guide: str = "stage") -> list[torch.Tensor]:
+                   clean_flats: bool = CLEAN_FLATS, lines: str = "split", guide: str = "stage",
+                   propagation: str = PROPAGATION, old_start: torch.Tensor | None = None) -> list[torch.Tensor]:
     """The session's stages start+1.. changed at proxy size (an edit of stage `start`, a new latent of transition
     `start`): each full-res stage j becomes its previous image plus the model's change (session.stages[j] -
     old_proxy[j]) carried up along the edges of `guide` ("stage": that stage's previous full-res image, the
     issue's rule; "source": the new full-res stage before it). A "flat" stage after a changed line art is
     cleaned again (and fed back to the session with `proxy_mask`). With `mask` (H, W) in [0, 1], a stage changes
     only where it is > 0 and is exactly its previous image elsewhere. full[start] must already be the new
-    image of stage `start`. Returns the new list; `full` is not modified."""
+    image of stage `start`. propagation="regions" (the default): follow_regions instead (`mask` and `guide`
+    unused), which needs `old_start`, the image of stage `start` before the edit (without it, e.g. after a
+    latent change, where no stage was edited, the change is global). Returns the new list; `full` is not
+    modified."""
     if guide not in ("stage", "source"):
         raise ValueError(f"guide must be 'stage' or 'source', got {guide!r}")
+    if propagation not in PROPAGATIONS:
+        raise ValueError(f"propagation must be one of {', '.join(PROPAGATIONS)}, got {propagation!r}")
+    if propagation == "regions" and old_start is not None:
+        return follow_regions(session, full, old_proxy, pm, start, old_start, proxy_mask, clean_flats, lines)
     kinds = stage_kinds(session.config.stages)
     new_full = list(full)
     for j in range(start + 1, session.num_stages):
@@ -195,14 +213,50 @@ def follow_proxies(session: Session, full: list[torch.Tensor], old_proxy: list[t
     return new_full
 
 
+def follow_regions(session: Session, full: list[torch.Tensor], old_proxy: list[torch.Tensor], pm: ProxyMap,
+                   start: int, old_start: torch.Tensor, proxy_mask: torch.Tensor | None = None,
+                   clean_flats: bool = CLEAN_FLATS, lines: str = "split") -> list[torch.Tensor]:
+    """follow_proxies with region-bounded change (issue 27): each later stage j changes only where stage j - 1
+    changed. After a line art: a "flat" stage is cleaned again inside the closed regions the line change touched
+    (and fed back to the session); another stage follows the model's change there. After a colour stage: the
+    artist's pixels of stage j move by one colour transform per (old, new) colour pair of stage j - 1
+    (region_change.follow_colour_change), fitted on the model's proxies. Elsewhere every stage is exactly its
+    previous image. full[start] is the new image of stage `start`, `old_start` the one before the edit."""
+    kinds = stage_kinds(session.config.stages)
+    new_full = list(full)
+    for j in range(start + 1, session.num_stages):
+        old_prev = old_start if j - 1 == start else full[j - 1]
+        before, after = tensor_to_uint8(old_prev), tensor_to_uint8(new_full[j - 1])
+        changed = changed_pixels(before, after)
+        if not changed.any():
+            break  # nothing reaches the later stages
+        if kinds[j - 1] == "line" or full[j - 1].shape[0] != full[j].shape[0]:
+            bound = torch.from_numpy(touched_regions(find_regions(new_full[j - 1]), changed)).float()
+            line = line_before(kinds, j, since=start) if clean_flats else None
+            new_full[j] = follow_stage(full[j], session.stages[j] - old_proxy[j], full[j], pm,
+                                       None if line is None else new_full[line], bound, lines)
+        else:
+            moved = uint8_to_tensor(follow_colour_change(tensor_to_uint8(full[j]), before, after, old_proxy[j],
+                                                         session.stages[j], pm))
+            # Only the changed pixels take the 8-bit result: every other pixel is the stage exactly as it was.
+            new_full[j] = torch.where(torch.from_numpy(changed), moved, full[j])
+        if kinds[j] == "flat" and j + 1 < session.num_stages:
+            # The next stages are generated from this stage as it now is (their change is still measured from
+            # before).
+            session.set_stage(j, proxy_with(new_full[j], pm), propagate=True, keep_mask=proxy_mask)
+    return new_full
+
+
 def apply_edit_fullres(session: Session, full: list[torch.Tensor], pm: ProxyMap, k: int, image: torch.Tensor,
                        keep_unedited: bool = False, clean_flats: bool = CLEAN_FLATS, lines: str = "split",
-                       guide: str = "stage") -> tuple[list[torch.Tensor], torch.Tensor | None]:
+                       guide: str = "stage", propagation: str = PROPAGATION
+                       ) -> tuple[list[torch.Tensor], torch.Tensor | None]:
     """Stage k replaced by the full-res `image` (the whole stage as the artist now sees it): its proxy goes to
     the session (layer cleared, later stages regenerated), then follow_proxies. With keep_unedited, later stages
     change only within 24 px of the pixels the edit changed (keep_mask_fullres) and are exactly their previous
-    images elsewhere. Returns the new full-res stages and the full-res keep mask (None without keep_unedited).
-    `full` is not modified."""
+    images elsewhere. propagation="regions" (the default): the later stages change only inside the regions the
+    edit touched (follow_regions), keep_unedited or not. Returns the new full-res stages and the full-res keep
+    mask (None without keep_unedited). `full` is not modified."""
     if not 0 <= k < session.num_stages:
         raise ArtflowError(f"stage index {k} is out of range (this model has {session.num_stages} stages)")
     image = _check_full(session, k, image, pm)
@@ -213,5 +267,6 @@ def apply_edit_fullres(session: Session, full: list[torch.Tensor], pm: ProxyMap,
     proxy_mask = edit_mask(old_proxy[k], new_proxy) if keep_unedited else None
     session.set_layer(k, None, propagate=False)
     session.set_stage(k, new_proxy, propagate=True, keep_mask=proxy_mask)
-    old_full[k] = image
-    return follow_proxies(session, old_full, old_proxy, pm, k, mask, proxy_mask, clean_flats, lines, guide), mask
+    old_start, old_full[k] = old_full[k], image
+    return follow_proxies(session, old_full, old_proxy, pm, k, mask, proxy_mask, clean_flats, lines, guide,
+                          propagation, old_start), mask

@@ -122,9 +122,37 @@ def test_closing_during_a_refinement_exits_cleanly(qtbot, tiny_bundle, artwork_p
     assert "question" in dialogs.kinds()  # unsaved work: asked (the test answers Discard)
 
 
-def test_keep_unedited_areas(qtbot, window, artwork_png):
+def test_an_edit_changes_later_stages_only_where_it_reached(qtbot, window, artwork_png):
+    """Region-bounded edits (issue 27, the default): a stroke on the flat changes the detail only at the pixels
+    whose flat colour it changed; every other pixel of the detail is exactly as before, the paper included."""
     doc = window.doc
     open_artwork(qtbot, window, artwork_png, refine=False)
+    assert not doc.restyle and not window.controls.act_restyle.isChecked()
+    doc.set_current_stage(1)
+    flat_before, detail_before = doc.stage_rgb(1).copy(), doc.stage_rgb(2).copy()
+    window.tools.set_size(3)
+    drag(window.canvas, [(24, 18), (30, 20)])  # a stroke inside the disc
+    wait_idle(qtbot, window)
+    flat_changed = np.abs(doc.stage_rgb(1).astype(int) - flat_before.astype(int)).max(axis=2) > 0
+    detail_changed = np.abs(doc.stage_rgb(2).astype(int) - detail_before.astype(int)).max(axis=2) > 0
+    assert flat_changed.any() and detail_changed.any()
+    assert not (detail_changed & ~flat_changed).any()
+    # With "Let an edit restyle the whole picture" the paper's propagation moves the detail beyond the stroke.
+    window.controls.act_restyle.setChecked(True)
+    assert doc.restyle and doc.settings.edit_restyles
+    detail_before = doc.stage_rgb(2).copy()
+    drag(window.canvas, [(36, 18), (40, 22)])
+    wait_idle(qtbot, window)
+    flat_changed = np.abs(doc.stage_rgb(1).astype(int) - flat_before.astype(int)).max(axis=2) > 0
+    detail_changed = np.abs(doc.stage_rgb(2).astype(int) - detail_before.astype(int)).max(axis=2) > 0
+    assert (detail_changed & ~flat_changed).any()
+
+
+def test_keep_unedited_areas(qtbot, window, artwork_png):
+    """"Keep unedited areas" bounds the paper's global propagation (restyling on) to 24 px around the edit."""
+    doc = window.doc
+    open_artwork(qtbot, window, artwork_png, refine=False)
+    window.controls.act_restyle.setChecked(True)
     window.controls.act_keep.setChecked(True)
     assert doc.keep_unedited and window.controls.keep_box.isChecked()
     final_before = doc.stage_rgb(2).copy()

@@ -73,12 +73,15 @@ def test_reconstruct(files, reconstructed):
     assert not project.read_only and all(d.abs().sum() > 0 for d in project.state.deltas)  # refined
     stages = project.stage_images()
     art = load_image(files / "art.png", 3, 32)
-    # The last inferred stage is the artwork; the last session stage is its reconstruction, whose PSNR is reported.
+    # The last inferred stage is the artwork, and so is the last stage written (issue 27: the artist's pixels are
+    # kept at the model's size too); the last session stage is the fit, whose PSNR is reported beside the output's.
     assert _same_png(out / "inferred" / "02-detail.png", art)
     assert torch.equal(project.state.targets[-1], art)
     for k, name in enumerate(names):
         assert _same_png(out / "stages" / name, stages[k])
-    mse = float((((stages[-1] + 1) / 2 - (art + 1) / 2) ** 2).mean())
+    assert torch.equal(stages[-1], art) and report["output_psnr"] == 100.0
+    fit = project.proxy_images()[-1]
+    mse = float((((fit + 1) / 2 - (art + 1) / 2) ** 2).mean())
     assert report["psnr"] == pytest.approx(10 * np.log10(1 / mse), abs=1e-3)
 
 
@@ -95,8 +98,9 @@ def test_reconstruct_encoder_only_and_progress(files, capsys):
     # Encoder only = the session's load_artwork (inference + encoder + chain).
     s = Session(bundle.load(files / "m"), "cpu")
     s.load_artwork(load_image(files / "art.png", 3, 32))
-    for a, b in zip(project.stage_images(), s.stages, strict=True):  # to float rounding: the refinement's last
+    for a, b in zip(project.proxy_images(), s.stages, strict=True):  # to float rounding: the refinement's last
         torch.testing.assert_close(a, b, rtol=0, atol=1e-4)  # picture is the reference modules', the session's not
+    assert torch.equal(project.stage_images()[-1], load_image(files / "art.png", 3, 32))  # the output: the artwork
     # ... and a refinement shows a progress bar on stderr.
     code, _, err = run(["reconstruct", files / "art.png", "-o", files / "rec1", "--steps", 1, *model_args(files)],
                        capsys)
@@ -151,8 +155,11 @@ def test_edit_propagates_with_the_project_latents_and_deltas(files, reconstructe
     s = Session(bundle.load(files / "m"), "cpu")
     apply_project(s, src)
     s.set_stage(1, load_image(files / "flat.png", 3, 32))
-    assert torch.equal(p.state.bases[2], s.stages[2])
-    assert _same_png(out / "stages" / "02-detail.png", s.stages[2])
+    assert torch.equal(p.state.bases[2], s.stages[2])  # the model's own chain follows the edit
+    # The detail written is the artist's, moved where the flat changed (here everywhere), by the model's change.
+    detail = p.stage_images()[2]
+    assert _same_png(out / "stages" / "02-detail.png", detail)
+    assert not torch.equal(detail, src.stage_images()[2])
     report = json.loads((out / "report.json").read_text())
     assert report["stage"] == "flat" and report["regenerated"] == ["detail"] and not report["keep_unedited"]
     assert report["stage_change"]["lineart"] == 0 and report["stage_change"]["detail"] > 0
@@ -169,17 +176,17 @@ def test_edit_keep_unedited(files, reconstructed, capsys):
                       "--keep-unedited", "-o", out, *model_args(files)], capsys)
     assert code == 0
     report = json.loads((out / "report.json").read_text())
-    assert 0 < report["edited_fraction"] < 0.5
-    detail_before, detail_after = src.state.bases[2], load_project(out / "project.artflow").state.bases[2]
-    far = torch.zeros(32, 32, dtype=torch.bool)
-    far[16:, 16:] = True  # far from the square: kept bit for bit
+    assert 0 < report["edited_fraction"] < 1
+    detail_before, detail_after = src.stage_images()[2], load_project(out / "project.artflow").stage_images()[2]
+    far = torch.ones(32, 32, dtype=torch.bool)
+    far[2:6, 2:6] = False  # outside the square: kept bit for bit (regions: only the pixels whose flat changed)
     assert torch.equal(detail_after[:, far], detail_before[:, far])
     assert not torch.equal(detail_after[:, 2:6, 2:6], detail_before[:, 2:6, 2:6])
 
 
 @pytest.mark.parametrize("fmt", ["png", "stages", "strip", "ora", "gif"])
 def test_export(files, reconstructed, capsys, fmt):
-    target = files / "exp" / (fmt if fmt == "stages" else f"art.{fmt}")
+    target = files / "exp" / {"stages": "stages", "strip": "strip.png"}.get(fmt, f"art.{fmt}")
     code, stdout, err = run(["export", reconstructed / "project.artflow", "--format", fmt, "-o", target,
                              *model_args(files)], capsys)
     assert code == 0 and "warning" not in err
@@ -211,6 +218,28 @@ def test_export_scale_and_other_model(files, reconstructed, capsys):
     code, _, err = run(["export", reconstructed / "project.artflow", "--format", "gif", "-o", files / "o.gif",
                         "--model", files / "other"], capsys)
     assert code == 0 and "warning:" in err and "made with the model 'tiny'" in err
+
+
+def test_export_scale_is_bounded_by_the_output_size(files, reconstructed, capsys, monkeypatch):
+    import core.export
+
+    monkeypatch.setattr(core.export, "MAX_OUTPUT_SIDE", 100)  # 32 px: at most 3 times
+    code, _, err = run(["export", reconstructed / "project.artflow", "--format", "png", "--scale", 4, "-o",
+                        files / "x4.png", *model_args(files)], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "the largest scale for this 32 x 32 artwork is 3" in err and not (files / "x4.png").exists()
+
+
+def test_export_refuses_to_write_onto_its_input(files, reconstructed, tmp_path, capsys):
+    project = tmp_path / "self.artflow"
+    project.write_bytes((reconstructed / "project.artflow").read_bytes())
+    before = project.read_bytes()
+    (tmp_path / "self.png").symlink_to(project)
+    for out in (project, tmp_path / "self.png"):  # the very file (a name a png export refuses), a link to it
+        code, _, err = run(["export", project, "--format", "png", "-o", out, *model_args(files)], capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "is the input" in err
+    assert project.read_bytes() == before and (tmp_path / "self.png").is_symlink()
 
 
 @pytest.mark.parametrize("command", ["generate", "reconstruct", "edit", "export"])
@@ -261,6 +290,9 @@ def _errors(files, rec):
                           "--scale applies to --format png only"),
         "scale_too_big": (["export", proj, "--format", "png", "--scale", 99, "-o", files / "o.png"],
                           "scale must be an integer in 1..16"),
+        "png_named_jpg": (["export", proj, "--format", "png", "-o", files / "o.jpg"],
+                          "o.jpg: the png export writes a .png file; give a name ending in .png"),
+        "stages_named_png": (["export", proj, "--format", "stages", "-o", files / "o.png"], "writes a folder"),
     }
 
 

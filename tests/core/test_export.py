@@ -14,13 +14,17 @@ from PIL import Image
 from core.errors import ImageError
 from core.export import (
     FORMATS,
+    MAX_OUTPUT_SIDE,
     ExportFormat,
+    check_output,
+    check_output_size,
     export,
     export_final_png,
     export_gif,
     export_ora,
     export_stages,
     export_strip,
+    largest_scale,
     strip_image,
 )
 from core.imageio import tensor_to_uint8
@@ -186,3 +190,46 @@ def test_gif_is_the_writers_own_quantisation(tmp_path, images):
     frames[0].save(tmp_path / "ref.gif", format="GIF", save_all=True, append_images=frames[1:], duration=500, loop=0)
     p = export_gif(images, tmp_path / "flow.gif", ms_per_frame=500)
     assert p.read_bytes() == (tmp_path / "ref.gif").read_bytes()
+
+
+def test_scale_is_bounded_by_the_output_size(tmp_path):
+    # Issue 29 F4: --scale 16 of a 4096 x 3072 artwork died in the LANCZOS resize; the bound comes before it.
+    with pytest.raises(ImageError) as err:
+        check_output_size(4096, 3072, 8)
+    assert "largest scale for this 4096 x 3072 artwork is 4" in str(err.value) and "\n" not in str(err.value)
+    assert largest_scale(4096, 3072) == 4 and largest_scale(1024, 1024) == 16 and largest_scale(20_000, 1) == 1
+    thin = [np.zeros((2, 2048), np.uint8)]  # long and thin: cheap at any scale
+    with pytest.raises(ImageError, match="the largest scale for this 2048 x 2 artwork is 8"):
+        export_final_png(thin, tmp_path / "x.png", scale=9)
+    assert not (tmp_path / "x.png").exists()
+    with Image.open(export_final_png(thin, tmp_path / "x.png", scale=8)) as im:
+        assert im.size == (MAX_OUTPUT_SIDE, 16)
+
+
+def test_output_name_must_fit_the_format(tmp_path):
+    # Issue 29 F9: PNG bytes under a .jpg name; a stages folder named like a file.
+    for fmt, name in (("png", "x.jpg"), ("png", "x"), ("strip", "x.gif"), ("ora", "x.png"), ("gif", "x.GIF.png")):
+        with pytest.raises(ImageError, match="export writes a ") as err:
+            check_output(fmt, tmp_path / name)
+        assert str(err.value).startswith(str(tmp_path / name)) and "\n" not in str(err.value)
+    with pytest.raises(ImageError, match="writes a folder"):
+        check_output("stages", tmp_path / "x.png")
+    for fmt, name in (("png", "x.PNG"), ("strip", "s.png"), ("ora", "a.ora"), ("gif", "a.gif"), ("stages", "st")):
+        check_output(fmt, tmp_path / name)
+
+
+def test_output_must_not_be_an_input(tmp_path):
+    # Issue 29 F8: `export self.artflow -o self.artflow` replaced the project; links to it count as the same file.
+    src = tmp_path / "art.png"
+    src.write_bytes(b"the project")
+    with pytest.raises(ImageError, match="is the input"):
+        check_output("png", src, [src])
+    (tmp_path / "link.png").symlink_to(src)
+    os.link(src, tmp_path / "hard.png")
+    for name in ("link.png", "hard.png"):
+        with pytest.raises(ImageError, match="is the input"):
+            check_output("png", tmp_path / name, [src])
+    check_output("png", tmp_path / "new.png", [src])  # not there yet: another file
+    (tmp_path / "copy.png").write_bytes(b"the project")
+    check_output("png", tmp_path / "copy.png", [src])  # equal bytes, another file
+    assert src.read_bytes() == b"the project"

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from core import bundle, config, footprint
-from core.atomic import atomic_output_dir, sweep_stale
+from core.atomic import atomic_output_dir, atomic_write, sweep_stale
 from core.cli import common as cli_common
 from core.errors import ArtflowError, BundleError, ImageError, ProjectError
 from core.imageio import load_image, pil_to_tensor, save_image
@@ -383,6 +383,105 @@ def test_atomic_output_dir_keeps_other_files_and_cleans_up_on_failure(tmp_path):
     with pytest.raises(ArtflowError, match="not a folder"):
         with atomic_output_dir(tmp_path / "file"):
             pass
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {str(q.relative_to(folder)): q.read_bytes() for q in sorted(folder.rglob("*")) if q.is_file()}
+
+
+def _old_output(folder: Path) -> dict[str, bytes]:
+    (folder / "stages").mkdir(parents=True)
+    (folder / "stages" / "00-a.png").write_text("old a")
+    (folder / "project.artflow").write_text("old project")
+    (folder / "report.json").write_text("old report")
+    (folder / "notes.txt").write_text("mine")
+    return _tree(folder)
+
+
+def _write_new(staged) -> None:
+    (staged.staging / "stages").mkdir()
+    (staged.staging / "stages" / "00-a.png").write_text("new a")
+    (staged.staging / "project.artflow").write_text("new project")
+    (staged.staging / "report.json").write_text("new report")
+
+
+def test_existing_output_folder_is_swapped_whole_even_when_a_rename_fails(tmp_path, monkeypatch):
+    # Issue 29 F7: the second rename of the swap (staging -> OUT) fails; OUT must be the old folder, complete.
+    out = tmp_path / "out"
+    before = _old_output(out)
+    real_rename, real_replace, calls = os.rename, os.replace, []
+
+    def flaky(real):
+        def rename(src, dst, *args, **kwargs):
+            calls.append((src, dst))
+            if len(calls) == 2:
+                raise OSError(5, "Input/output error", str(src))
+            return real(src, dst, *args, **kwargs)
+        return rename
+
+    monkeypatch.setattr(os, "rename", flaky(real_rename))
+    monkeypatch.setattr(os, "replace", flaky(real_replace))
+    with pytest.raises(ArtflowError) as err:
+        with atomic_output_dir(out) as staged:
+            _write_new(staged)
+    monkeypatch.undo()
+    assert len(calls) == 3  # old -> backup, staging -> OUT (failed), backup -> OUT
+    text = str(err.value)
+    assert text.startswith(f"{out}: cannot write") and "Input/output error" in text and ".tmp" not in text
+    assert _tree(out) == before and os.listdir(tmp_path) == ["out"]
+    with atomic_output_dir(out) as staged:
+        _write_new(staged)
+    assert _tree(out) == {"notes.txt": b"mine", "project.artflow": b"new project", "report.json": b"new report",
+                          "stages/00-a.png": b"new a"}  # other files are kept
+    assert os.listdir(tmp_path) == ["out"] and not [q for q in out.rglob(".*")]  # no hidden leftovers
+
+
+def test_killed_swap_is_settled_at_the_next_write(tmp_path):
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()
+    # Killed between the renames: the old folder waits under its backup name, the staging folder beside it.
+    out = tmp_path / "out"
+    before = _old_output(tmp_path / f".out.0123456789ab.{gone.pid}.old")
+    (tmp_path / f".out.aabbccddeeff.{gone.pid}.tmp").mkdir()
+    assert not out.exists()
+    sweep_stale(tmp_path)
+    assert _tree(out) == before and os.listdir(tmp_path) == ["out"]  # put back, the half-made one removed
+    # Killed after the swap: the new folder is in place, the backup only has to go.
+    _old_output(tmp_path / f".out.0123456789ab.{gone.pid}.old")
+    with atomic_output_dir(out) as staged:
+        _write_new(staged)
+    assert _tree(out)["project.artflow"] == b"new project" and os.listdir(tmp_path) == ["out"]
+
+
+def test_staged_file_errors_name_the_output_folder(tmp_path):
+    # Not the staging folder, which is gone by the time the message is read.
+    out = tmp_path / "out"
+    with pytest.raises(ArtflowError) as err:
+        with atomic_output_dir(out) as staged:
+            with atomic_write(staged.staging / "report.json") as f:
+                f.write(b"{}")
+                _disk_full()
+    assert str(err.value) == f"{out / 'report.json'}: cannot write (No space left on device)"
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_output_folder_is_refused_whole(tmp_path):
+    # Issue 29 F7: OUT read-only, OUT/inferred writable: nothing is written, not even into inferred/.
+    out = tmp_path / "out"
+    before = _old_output(out)
+    (out / "inferred").mkdir()
+    os.chmod(out, 0o555)
+    try:
+        with pytest.raises(ArtflowError, match="Permission denied") as err:
+            with atomic_output_dir(out) as staged:
+                (staged.staging / "inferred").mkdir()
+                (staged.staging / "inferred" / "00-a.png").write_text("new")
+                _write_new(staged)
+        assert str(err.value).startswith(f"{out}: ")
+        assert _tree(out) == before and os.listdir(tmp_path) == ["out"]
+    finally:
+        os.chmod(out, 0o755)
 
 
 def test_stale_temp_files_are_swept_at_the_next_write(bases, tmp_path, capsys):

@@ -401,17 +401,20 @@ def test_reconstruct_ends_with_the_artwork_itself(model):
         reconstruct_fullres(session, levels((1, 50, 70), seed=7), steps=0)
 
 
-def test_reconstruct_at_the_models_size_keeps_the_fit(model):
-    """An artwork of the model's own size: its refined stages are the result, the same with clean flats on or off
-    (cleaning the flat would regenerate the detail away from the fit)."""
+def test_reconstruct_at_the_models_size_keeps_the_artwork_and_the_fit(model):
+    """An artwork of the model's own size (issue 27): its last stage is the artwork itself, pixel for pixel, and
+    the session keeps the refined fit, the same with clean flats on or off (a clean flat does not regenerate the
+    fit away: the last stage is known)."""
     art = levels((3, RES, RES), seed=8)
     results = {}
     for clean in (True, False):
         session = Session(model, "cpu")
         _, full, report, _ = reconstruct_fullres(session, art, steps=3, clean_flats=clean)
         assert report.completed
-        results[clean] = (full, session.stages)
-    for a, b in zip(results[True][0] + results[True][1], results[False][0] + results[False][1]):
+        assert torch.equal(full[-1], art)
+        assert not torch.equal(session.stages[-1], art)  # the fit is the model's reconstruction
+        results[clean] = session.stages
+    for a, b in zip(results[True], results[False]):
         assert torch.equal(a, b)
 
 

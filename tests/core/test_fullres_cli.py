@@ -130,7 +130,8 @@ def test_a_project_written_before_full_resolution_opens_as_a_model_size_artwork(
     torch.testing.assert_close(project.state.bases, now.bases, rtol=0, atol=1e-4)
     torch.testing.assert_close(project.stage_images(), s.stages, rtol=0, atol=1e-4)
     apply_project(Session(tiny_model(seed=0), "cpu"), project)
-    # ... and the CLI edits it as before: a 32 px artwork, written without separate full-res stages.
+    # ... and the CLI edits it: a 32 px artwork, now written with its own stages beside the proxies (issue 27:
+    # the edit changes the artist's pixels only where it reaches).
     flat = project.stage_images()[1].clone()
     flat[:, :8, :8] = -1
     save_image(flat, files / "old_flat.png")
@@ -139,7 +140,7 @@ def test_a_project_written_before_full_resolution_opens_as_a_model_size_artwork(
                      capsys)
     assert code == 0
     edited = load_project(out / "project.artflow")
-    assert edited.fullres is None and png(out / "stages" / "02-detail.png").shape == (RES, RES, 3)
+    assert edited.artwork_size == (RES, RES) and png(out / "stages" / "02-detail.png").shape == (RES, RES, 3)
     report = json.loads((out / "report.json").read_text())
     assert report["artwork_size"] == report["proxy_size"] == {"width": RES, "height": RES}
 

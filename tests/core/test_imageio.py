@@ -182,6 +182,15 @@ def test_missing_file_and_folder(tmp_path):
         load_image(tmp_path, 3, 8)
 
 
+def test_symlink_loop_is_said_to_be_one(tmp_path):
+    # Issue 29 F9: not "file not found".
+    (tmp_path / "a.png").symlink_to(tmp_path / "b.png")
+    (tmp_path / "b.png").symlink_to(tmp_path / "a.png")
+    with pytest.raises(ImageError, match="symbolic link loop") as e:
+        load_image(tmp_path / "a.png", 3, 8)
+    assert str(e.value).startswith(str(tmp_path / "a.png")) and "\n" not in str(e.value)
+
+
 def test_garbage_and_truncated_files(tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_text("this is not an image")

@@ -252,6 +252,28 @@ def test_missing_file_and_folder(tmp_path):
         load_project(tmp_path)
 
 
+def test_symlink_loop_is_said_to_be_one(tmp_path):
+    # Issue 29 F9: not "file not found".
+    (tmp_path / "a.artflow").symlink_to(tmp_path / "b.artflow")
+    (tmp_path / "b.artflow").symlink_to(tmp_path / "a.artflow")
+    with pytest.raises(ProjectError, match="symbolic link loop") as err:
+        load_project(tmp_path / "a.artflow")
+    assert str(err.value).startswith(str(tmp_path / "a.artflow"))
+
+
+def test_stage_names_longer_than_a_configs_are_refused(tmp_path, good_file):
+    # Issue 29 F5: 60,000-character names made a strip export take 6.6 GB; configs allow 64 characters.
+    def rename(n):
+        return lambda m: m["stages"][1].update(name="a" * n)
+
+    ok = load_project(_write(tmp_path / "ok.artflow", _with_manifest(good_file, rename(64))))
+    assert ok.stage_names[1] == "a" * 64
+    for n in (65, 60_000):
+        with pytest.raises(ProjectError, match=f"stages.1..name is {n:,} characters long, more than the 64") as err:
+            load_project(_write(tmp_path / "long.artflow", _with_manifest(good_file, rename(n))))
+        assert len(str(err.value)) < 300 and "\n" not in str(err.value)
+
+
 def test_hash_of_this_model_with_other_stages_is_inconsistent(tmp_path, good_file, model):
     e = _with_manifest(good_file, lambda m: m["stages"][1].update(name="colour"))
     with pytest.raises(ProjectError, match="inconsistent"):

@@ -1,0 +1,114 @@
+"""Region-bounded edits (core.fullres.region_change, pipeline.follow_regions): the later stages change only where
+the edit reached, by colour transforms the model's change decides, and keep every other pixel exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.fullres.pipeline import apply_edit_fullres, generate_fullres
+from core.fullres.proxy import ProxyMap, proxy_of_u8
+from core.fullres.region_change import (
+    changed_pixels,
+    colour_groups,
+    follow_colour_change,
+    recolour_prior,
+    touched_regions,
+)
+from core.fullres.regions import find_regions
+from core.imageio import tensor_to_uint8
+from core.session import Session
+from tests.core.engine_util import tiny_model
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return 100.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def disc_scene(h=96, w=128):
+    """A shaded disc on paper: its flat, its detail (the flat times a left-to-right shading), and the same after
+    the disc's flat colour changed (the truth a recolour should reach)."""
+    yy, xx = np.mgrid[:h, :w]
+    disc = (yy - h / 2) ** 2 + (xx - w / 2) ** 2 < (0.4 * h) ** 2
+    shade = (0.55 + 0.45 * xx / w)[..., None]
+    flat = np.full((h, w, 3), 255, np.uint8)
+    flat[disc] = (250, 200, 60)
+    new_flat = flat.copy()
+    new_flat[disc] = (120, 70, 40)
+    detail = np.where(disc[..., None], np.rint(flat * shade), 255).astype(np.uint8)
+    truth = np.where(disc[..., None], np.rint(new_flat * shade * 0.9), 255).astype(np.uint8)
+    return disc, flat, new_flat, detail, truth
+
+
+def test_a_recolour_moves_only_the_changed_pixels_and_follows_the_model():
+    disc, flat, new_flat, detail, truth = disc_scene()
+    pm = ProxyMap(128, 96, 32)
+    # A model that knows the truth: its proxies of the detail before and after.
+    out = follow_colour_change(detail, flat, new_flat, proxy_of_u8(detail, pm), proxy_of_u8(truth, pm), pm)
+    assert np.array_equal(out[~disc], detail[~disc])  # the paper and everything untouched: exactly the artist's
+    # The no-model recolour (multiply by new / old) misses the model's darkening; the fitted transform does not.
+    recolour = np.clip(np.rint(detail * (new_flat / np.maximum(flat, 1.0))), 0, 255).astype(np.uint8)
+    assert psnr(out, truth) > psnr(recolour, truth) + 3
+    # With an infinite pull towards the prior the transform is that recolour (to a level).
+    prior_only = follow_colour_change(detail, flat, new_flat, proxy_of_u8(detail, pm), proxy_of_u8(truth, pm), pm,
+                                      prior_weight=float("inf"))
+    assert np.abs(prior_only.astype(int) - recolour.astype(int)).max() <= 1
+
+
+def test_no_change_keeps_every_pixel():
+    _, flat, _, detail, _ = disc_scene()
+    pm = ProxyMap(128, 96, 32)
+    p = proxy_of_u8(detail, pm)
+    assert np.array_equal(follow_colour_change(detail, flat, flat.copy(), p, p, pm), detail)
+
+
+def test_groups_are_colour_pairs_and_the_prior_keeps_dark_channels_additive():
+    old = np.zeros((4, 4, 3), np.uint8)
+    new = old.copy()
+    new[:2] = (10, 200, 30)
+    new[2:, :2] = (5, 5, 5)
+    groups = colour_groups(old, new, changed_pixels(old, new))
+    assert len(groups.keys) == 2 and sorted(groups.counts.tolist()) == [4, 8]
+    gain, offset = recolour_prior(np.array([[200, 8, 100]], np.uint8), np.array([[100, 40, 100]], np.uint8), 3)
+    assert gain[0].tolist() == pytest.approx([0.5, 1.0, 1.0])  # green is too dark to divide by: shifted
+    assert offset[0].tolist() == pytest.approx([0.0, 32 / 255, 0.0])
+
+
+def test_touched_regions_are_the_closed_regions_a_stroke_reaches():
+    line = np.full((40, 80), 255, np.uint8)
+    line[5:35, 5] = line[5:35, 30] = line[5, 5:31] = line[34, 5:31] = 0  # box A
+    line[5:35, 45] = line[5:35, 70] = line[5, 45:71] = line[34, 45:71] = 0  # box B
+    new = line.copy()
+    new[15:25, 18] = 0  # a stroke inside box A
+    regions = find_regions(torch.from_numpy(new.astype(np.float32) / 127.5 - 1)[None])
+    bound = touched_regions(regions, changed_pixels(line, new))
+    assert bound[20, 10] and bound[20, 25]  # box A's inside
+    assert not bound[20, 58] and not bound[2, 40]  # box B and the paper outside
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_model(seed=0)
+
+
+def test_a_flat_edit_changes_the_detail_only_where_the_flat_changed(model):
+    line = np.ones((48, 80), np.float32)
+    line[8:40, 10:12] = line[8:40, 40:42] = line[8:10, 10:42] = line[38:40, 10:42] = -1
+    session = Session(model, "cpu")
+    pm, full = generate_fullres(session, torch.from_numpy(line)[None])
+    edited = full[1].clone()
+    edited[:, 14:30, 16:36] = torch.tensor([-0.8, 0.2, 0.6])[:, None, None]
+    new, _ = apply_edit_fullres(session, full, pm, 1, edited)  # propagation="regions", the default
+    flat_changed = torch.from_numpy(changed_pixels(tensor_to_uint8(full[1]), tensor_to_uint8(edited)))
+    assert torch.equal(new[1], edited) and torch.equal(new[0], full[0])
+    assert torch.equal(new[2][:, ~flat_changed], full[2][:, ~flat_changed])
+    assert (new[2] - full[2])[:, flat_changed].abs().amax() > 0.05
+    # The paper's global propagation reaches beyond the edit.
+    session = Session(model, "cpu")
+    pm, full = generate_fullres(session, torch.from_numpy(line)[None])
+    glob, _ = apply_edit_fullres(session, full, pm, 1, edited, propagation="global")
+    assert not torch.equal(glob[2][:, ~flat_changed], full[2][:, ~flat_changed])
+    with pytest.raises(ValueError):
+        apply_edit_fullres(session, full, pm, 1, edited, propagation="everywhere")
