@@ -32,6 +32,7 @@ from app.engine_worker import (
 from app.project_extra import AppExtra, AppExtraVersionError
 from app.stage_status import StageStatus
 from app.variations import Variations
+from core.refine import EDIT_READY_STEPS
 
 if TYPE_CHECKING:
     from app.document import Document
@@ -279,7 +280,9 @@ class ResultApplier(QObject):
             doc.message.emit(f"Opened {doc.artwork_name}: earlier stages inferred")
             doc.artworkOpened.emit()
             if doc.settings.refine_after_open:
-                doc.refine()
+                # The short edit-ready fit the edit benchmark chose (core.refine.EDIT_READY_STEPS); Refine runs the
+                # paper's steps (the panel's count) whenever the artist asks.
+                doc.refine(min(EDIT_READY_STEPS, doc.settings.refine_steps))
         elif isinstance(req, OpenProject):
             doc.message.emit("Recovered the autosaved work" if req.recovered else f"Opened {req.path}")
 

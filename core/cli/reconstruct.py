@@ -29,7 +29,7 @@ from core.errors import ArtflowError
 from core.fullres.pipeline import reconstruct_fullres
 from core.fullres.proxy import from_proxy
 from core.metrics import psnr
-from core.refine import DEFAULT_SCHEDULE, SCHEDULES, RefineStep
+from core.refine import DEFAULT_SCHEDULE, EDIT_READY_STEPS, SCHEDULES, STEPS, RefineStep
 from core.regularizer import Regularizer
 
 
@@ -39,12 +39,13 @@ def add_parser(sub) -> None:
     p.add_argument("image", metavar="ARTWORK", help="the finished artwork (any image Pillow reads)")
     add_out_folder(p)
     p.add_argument("--schedule", default=DEFAULT_SCHEDULE, choices=list(SCHEDULES),
-                   help="refinement schedule: 'exact' (the paper's 150 steps, the default) or 'fast' (at most as "
-                        "many steps, a decaying step size, stopped once the loss has flattened: 0.74-0.80x the "
+                   help="refinement schedule: 'exact' (the paper's constant step size, the default) or 'fast' (at most "
+                        "150 steps, a decaying step size, stopped once the loss has flattened: 0.74-0.80x the "
                         "time and the same mean PSNR on the default model's Fluent TEST drawings, but 0.25-0.34 dB "
                         "lower on other artists' drawings or with emoji-lines-128)")
     p.add_argument("--steps", type=int, default=None,
-                   help="refinement steps per transition (default: the schedule's, 150; 0: encoder only)")
+                   help=f"refinement steps per transition (default: {EDIT_READY_STEPS}, the edit-ready fit the edit "
+                        f"benchmark chose, or the 'fast' schedule's; {STEPS}: the paper's; 0: encoder only)")
     p.add_argument("--regularizer", default=Regularizer.LEARNED.value, choices=[r.value for r in Regularizer],
                    help="the learned AdaIN regulariser (Algorithm 1) or plain optimisation")
     add_clean_flats(p)
@@ -54,7 +55,7 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     if args.steps is None:
-        args.steps = SCHEDULES[args.schedule].steps
+        args.steps = EDIT_READY_STEPS if args.schedule == DEFAULT_SCHEDULE else SCHEDULES[args.schedule].steps
     if args.steps < 0:
         raise ArtflowError(f"--steps must be 0 or more, got {args.steps}")
     regularizer = Regularizer(args.regularizer)

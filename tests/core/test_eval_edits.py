@@ -25,7 +25,7 @@ from core.eval_edits import (
     has_propagation,
 )
 from core.imageio import load_artwork
-from core.metrics import PSNR_CAP, psnr
+from core.metrics import psnr
 from core.session import Session
 from tests.core.engine_util import single_thread, tiny_model  # noqa: F401
 
@@ -83,7 +83,9 @@ def test_set_order_sizes_and_limit(edit_set):
     assert list(find_drawings(edit_set, sizes=["64x48"])) == ["64x48"]
 
 
-def test_baselines_are_exact(edit_set, result):
+def test_the_no_change_baseline_is_exact(edit_set, result):
+    """The baselines recolour the project's own flat, as the learned methods see it (their arithmetic is checked
+    exactly in test_local_edit_takes_the_left_part); "none" is the artwork itself."""
     for label in SIZES:
         rows = result["sizes"][label]["rows"]
         for name in ("a", "b"):
@@ -92,13 +94,8 @@ def test_baselines_are_exact(edit_set, result):
             mine = {(r["edit"], r["method"]): r for r in rows if r["drawing"] == name}
             # none: the artwork itself, scored against the truth; it moves nothing, so it never spills.
             assert mine["recolour", "none"]["psnr"] == pytest.approx(psnr(art * 2 - 1, truth * 2 - 1), abs=1e-9)
-            # multiply: exact here (the truth is the detail * new / old); add is not (shade: 100 + 40 - 200 < 20).
-            assert mine["recolour", "multiply"]["psnr"] == PSNR_CAP
-            assert mine["recolour", "multiply"]["psnr_changed"] == PSNR_CAP
-            assert mine["local", "multiply"]["psnr"] == PSNR_CAP
-            assert mine["recolour", "add"]["psnr"] < 40
             for kind in ("recolour", "local"):
-                assert mine[kind, "none"]["spill"] == 0 and mine[kind, "multiply"]["spill"] == 0
+                assert mine[kind, "none"]["spill"] == 0
                 assert mine[kind, "none"]["psnr_changed"] < 25
             assert 0 < mine["local", "none"]["changed_share"] < mine["recolour", "none"]["changed_share"]
 
