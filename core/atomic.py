@@ -194,6 +194,11 @@ def atomic_output_dir(folder: str | os.PathLike[str], error: type[ArtflowError] 
     sweep_stale(parent)
     if real.is_dir():
         sweep_stale(real)
+    if real.is_dir() and Path(os.path.realpath(os.getcwd())).is_relative_to(real):
+        # Swapping the folder the user works in (`-o .`, a parent of it) would pull it from under the shell and
+        # carry a whole tree of unrelated files over: an output folder is one of its own.
+        raise error(f"{p}: cannot write into the current folder or one above it; give an output folder, e.g. "
+                    f"{Path(p) / 'out'}")
     if real.is_dir() and os.path.ismount(real):
         raise error(f"{p}: cannot write (a mount point cannot be swapped for a new folder; give a folder inside it)")
     staging = parent / temp_name(real.name)

@@ -603,3 +603,18 @@ def test_zip_listing_more_entries_than_a_project_holds(bases, tmp_path):
     path = _rezip(bases["project"], tmp_path / "many-entries.artflow", many)
     with pytest.raises(ProjectError, match="lists 1,505 entries"):
         load_project(path)
+
+
+def test_the_current_folder_is_never_swapped(tmp_path, monkeypatch):
+    """`-o .` (or a folder above the current one) is refused whole: swapping it would pull the shell's folder from
+    under it and carry every unrelated file over."""
+    work = tmp_path / "work"
+    (work / "inner").mkdir(parents=True)
+    (work / "notes.txt").write_text("mine")
+    for cwd, out in ((work, "."), (work / "inner", str(work))):
+        monkeypatch.chdir(cwd)
+        with pytest.raises(ArtflowError, match="current folder"):
+            with atomic_output_dir(out) as staged:
+                (staged.staging / "report.json").write_text("{}")
+    assert (work / "notes.txt").read_text() == "mine" and sorted(p.name for p in work.iterdir()) == ["inner",
+                                                                                                      "notes.txt"]
