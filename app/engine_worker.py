@@ -489,13 +489,12 @@ class EngineThread(QThread):
         image = req.image if req.image is not None else load_artwork(req.path, last.channels, min(MIN_SIDE, res))
         proxy, pm = to_proxy(image, res)
         s.load_artwork(proxy)
-        if pm.is_identity:
-            self.art = LayeredArtwork.of_session(s)
-        else:
-            full = fullres_stages(s, pm, {s.num_stages - 1: image}, req.clean_flats)
-            self.art = LayeredArtwork.from_stages(pm, full, target=image)
-            if req.clean_flats:
-                self._set_idle_work(self._prime_regions(self.art))
+        # At every size, the model's own included, the artwork keeps its pixels apart from the session's fit
+        # (issue 27): with no edit it comes back exactly.
+        full = fullres_stages(s, pm, {s.num_stages - 1: image}, req.clean_flats)
+        self.art = LayeredArtwork.from_stages(pm, full, target=image)
+        if req.clean_flats:
+            self._set_idle_work(self._prime_regions(self.art))
         return self._result(rid, req, range(s.num_stages))
 
     def _save_project(self, rid: int, req: SaveProject) -> EngineResult:

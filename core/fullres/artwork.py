@@ -13,10 +13,10 @@ Images are numpy uint8 at the artwork's size, (H, W) for a grey stage and (H, W,
 Every array held here is read-only and replaced, never written in place: a snapshot shares them safely with
 another thread.
 
-An artwork of the model's own square size (ProxyMap.is_identity) is its own proxy: its bases are the session's
+A new drawing of the model's own square size (of_session: `identity`) is its own proxy: its bases are the session's
 bases rounded to 8 bits, its layers go to the session exactly, nothing is guided; a "flat" stage after a changed
 line art is made a clean flat in the session itself (as at full resolution), so that a new drawing, which starts
-at this size, gets clean flats too.
+at this size, gets clean flats too. An opened artwork of that size keeps its own pixels like a larger one (issue 27).
 """
 
 from __future__ import annotations
@@ -187,8 +187,12 @@ class LayeredArtwork:
     the module notes). `target`: the opened artwork (the last stage as the artist gave it), or None."""
 
     def __init__(self, pm: ProxyMap, bases: Sequence[np.ndarray], layers: Sequence[RGBA | None] | None = None,
-                 target: np.ndarray | None = None) -> None:
+                 target: np.ndarray | None = None, own_pixels: bool = True) -> None:
         self.pm = pm
+        # own_pixels: the bases are the artwork's own, kept apart from the session's proxies (every opened
+        # artwork and full-res project, the model's own size included: issue 27). False only for of_session, a
+        # new drawing of the model's size, whose bases are the session's.
+        self.own_pixels = own_pixels or not pm.is_identity
         self.bases = [frozen(b) for b in bases]
         self.layers: list[RGBA | None] = [None if is_empty(ly) else frozen(ly)
                                           for ly in (layers or [None] * len(self.bases))]
@@ -205,7 +209,7 @@ class LayeredArtwork:
         """An artwork of the model's own size: the session's stages are the artwork."""
         res = session.config.resolution
         return cls(ProxyMap(res, res, res), [to_u8(b) for b in session.bases],
-                   [tensors_to_layer(ly) for ly in session.layers])
+                   [tensors_to_layer(ly) for ly in session.layers], own_pixels=False)
 
     @classmethod
     def from_stages(cls, pm: ProxyMap, stages: Sequence[torch.Tensor], target: torch.Tensor | None = None,
@@ -219,7 +223,8 @@ class LayeredArtwork:
     # ----- facts -----
     @property
     def identity(self) -> bool:
-        return self.pm.is_identity
+        """The bases are the session's own (a new drawing of the model's size): see the module notes."""
+        return not self.own_pixels
 
     @property
     def num_stages(self) -> int:

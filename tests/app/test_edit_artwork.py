@@ -49,9 +49,9 @@ def test_open_infers_stages_and_refines_to_the_end(qtbot, window, artwork_png):
 
 
 def test_a_refined_artwork_of_the_models_size_keeps_the_fit(qtbot, window, tiny_bundle, tmp_path):
-    """At the model's own size the session's stages are the artwork: after the refinement they are the fit itself,
-    so the flat is not made a clean flat then (that would regenerate the detail away from the fit), though clean
-    flats are on."""
+    """At the model's own size the session's stages are the fit itself after the refinement (the flat is not made
+    a clean flat then: that would regenerate the detail away from the fit), while the artwork keeps its own pixels
+    (issue 27): the last stage shown and saved is the opened picture, bit for bit."""
     from PIL import Image
 
     from tests.app.test_latents import assert_chain_is_the_models
@@ -69,6 +69,14 @@ def test_a_refined_artwork_of_the_models_size_keeps_the_fit(qtbot, window, tiny_
     wait_idle(qtbot, window)
     assert doc.artwork_size == (RES, RES) and [doc.status(k) for k in range(3)] == ["inferred", "refined", "refined"]
     assert_chain_is_the_models(doc, tiny_bundle, cleaned_flat=False)
+    assert np.array_equal(doc.stage_rgb(2), a)  # the artist's pixels, not the fit's
+    saved = tmp_path / "small.artflow"
+    with qtbot.waitSignal(doc.saveFinished, timeout=20000):
+        doc.save_project(saved)
+    from core.imageio import tensor_to_uint8
+    from core.project import load_project
+
+    assert np.array_equal(tensor_to_uint8(load_project(saved).stage_images()[-1]), a)
 
 
 def test_refinement_can_be_cancelled_midway(qtbot, window, artwork_png):
