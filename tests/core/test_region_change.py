@@ -112,3 +112,22 @@ def test_a_flat_edit_changes_the_detail_only_where_the_flat_changed(model):
     assert not torch.equal(glob[2][:, ~flat_changed], full[2][:, ~flat_changed])
     with pytest.raises(ValueError):
         apply_edit_fullres(session, full, pm, 1, edited, propagation="everywhere")
+
+
+def test_a_generated_detail_leaves_the_paper_white(model):
+    """A detail nobody supplied is the flat plus the model's residual, never on the flat's paper: no glow past the
+    outline (issue 27; a drawn 1024 px smiley with emoji-lines-128 had up to 23/255 beyond 6 px)."""
+    from core.fullres.pipeline import fullres_stages
+    from core.fullres.proxy import to_proxy
+
+    line = torch.ones(1, 60, 90)
+    line[:, 10:50, 20] = line[:, 10:50, 60] = line[:, 10, 20:61] = line[:, 49, 20:61] = -1
+    flat = torch.ones(3, 60, 90)
+    flat[:, 11:49, 21:60] = torch.tensor([0.6, 0.1, -0.7])[:, None, None]
+    session = Session(model, "cpu")
+    proxy, pm = to_proxy(line, session.config.resolution)
+    session.start_from(proxy)
+    full = fullres_stages(session, pm, {0: line, 1: flat})
+    paper = (flat == 1).all(0)
+    assert torch.equal(full[2][:, paper], flat[:, paper])
+    assert not torch.equal(full[2][:, ~paper], flat[:, ~paper])  # the model's shading inside the drawing
