@@ -21,6 +21,11 @@ drawing:
                after the edit (old clamped to >= 1/255; clipped to [0, 1]): the recolour a user gets with no model;
    - add:      artwork + new - old, clipped.
    The baselines see exactly what the learned methods see: the project's flat before and after the edit.
+Structure edits (folders with lineart.png, lineart-edited.png, detail.png, detail-truth.png: a drawing and its
+variant with one shape more or changed, a beard, other hair) change the line art instead: the project's inferred
+line art with the pixels where the artist's two line arts differ replaced by the variant's; the truth is the
+variant's detail; the methods are the two learned ones and "none" (no recolour baseline applies to a new shape).
+
 4. measures on the [0, 1] scale, against the truth: PSNR of the whole image; PSNR over the truly changed pixels
    (|truth - base detail| > 16/255 in any channel); spill = the share of the pixels farther than 8 px from every
    truly changed pixel that moved by more than 16/255 (any channel) from the artwork; the method's seconds (the
@@ -59,7 +64,9 @@ from core.session import Session
 FORMAT = "artflow-edit-eval"
 VERSION = 1
 FILES = ("flat.png", "detail.png", "flat-edited.png", "detail-truth.png")
-EDIT_KINDS = ("recolour", "local")
+STRUCTURE_FILES = ("lineart.png", "detail.png", "lineart-edited.png", "detail-truth.png")
+EDIT_KINDS = ("recolour", "local", "structure")
+STRUCTURE_METHODS = ("learned-regions", "learned-global", "none")  # no recolour baseline applies to a new shape
 PROPAGATIONS = ("regions", "global")
 LEARNED = tuple(f"learned-{p}" for p in PROPAGATIONS)
 BASELINES = ("none", "multiply", "add")
@@ -80,7 +87,8 @@ def has_propagation() -> bool:
 
 # ----- the set -----
 def _is_drawing(folder: Path) -> bool:
-    return folder.is_dir() and all((folder / f).is_file() for f in FILES)
+    return folder.is_dir() and (all((folder / f).is_file() for f in FILES)
+                                or all((folder / f).is_file() for f in STRUCTURE_FILES))
 
 
 def find_drawings(set_dir: str | Path, sizes: Sequence[str] | None = None,
@@ -205,11 +213,51 @@ def _load(folder: Path, name: str, minimum: int) -> torch.Tensor:
     return load_artwork(folder / name, 3, minimum)
 
 
-def _learned(session: Session, state, full, pm, flat: torch.Tensor, propagation: str) -> torch.Tensor:
+def _learned(session: Session, state, full, pm, image: torch.Tensor, propagation: str, stage: int = 1
+             ) -> torch.Tensor:
     session.restore(state)  # apply_edit_fullres changes the session: every edit starts from the fitted project
     kwargs = {"propagation": propagation} if has_propagation() else {}
-    new_full, _ = apply_edit_fullres(session, full, pm, 1, flat, **kwargs)
+    new_full, _ = apply_edit_fullres(session, full, pm, stage, image, **kwargs)
     return new_full[-1]
+
+
+def evaluate_structure(session: Session, folder: Path, steps: int | None, methods: Sequence[str], schedule: str,
+                       images_dir: Path | None = None) -> list[dict]:
+    """A structure edit: the base detail opened as an artwork; the project's line art with the pixels where the
+    artist's base and variant line arts differ (by more than EDIT_TOLERANCE) replaced by the variant's; the truth
+    is the variant's detail. Rows as evaluate_drawing's, edit "structure"."""
+    minimum = min(MIN_SIDE, session.config.resolution)
+    line = load_artwork(folder / "lineart.png", 1, minimum)
+    line_edited = load_artwork(folder / "lineart-edited.png", 1, minimum)
+    artwork = _to01(_load(folder, "detail.png", minimum))
+    truth = _to01(_load(folder, "detail-truth.png", minimum))
+    if len({tuple(x.shape[-2:]) for x in (line, line_edited, artwork, truth)}) != 1:
+        raise DatasetError(f"{folder}: the four images differ in size")
+    pm, full, report, inferred = reconstruct_fullres(session, _from01(artwork), steps=steps, schedule=schedule)
+    fit_psnr = psnr(session.stages[-1], inferred[-1])
+    state = session.snapshot()
+    edited = differs(_to01(line), _to01(line_edited), EDIT_TOLERANCE)
+    project_edit = torch.where(edited, line_edited, full[0])
+    changed = differs(truth, artwork, TRUTH_TOLERANCE)
+    far = far_from(changed)
+    rows = []
+    for method in (m for m in methods if m in STRUCTURE_METHODS):
+        t0 = time.perf_counter()
+        if method in LEARNED:
+            out = _to01(_learned(session, state, full, pm, project_edit, method.removeprefix("learned-"), stage=0))
+        else:
+            out = artwork.clone()
+        rows.append({"drawing": folder.name, "edit": "structure", "method": method,
+                     **measure(out, truth, artwork, changed, far), "seconds": time.perf_counter() - t0,
+                     "fit_seconds": report.seconds, "fullres_seconds": report.extra.get("fullres_seconds", 0.0),
+                     "fit_psnr": fit_psnr, "edited_share": float(edited.float().mean()),
+                     "changed_share": float(changed.float().mean())})
+        if images_dir is not None:
+            dest = images_dir / folder.parent.name / folder.name
+            dest.mkdir(parents=True, exist_ok=True)
+            save_image(_from01(out), dest / f"structure-{method}.png")
+    session.restore(state)
+    return rows
 
 
 def evaluate_drawing(session: Session, folder: Path, steps: int | None, methods: Sequence[str], schedule: str,
@@ -307,8 +355,9 @@ def evaluate_edits(session: Session, set_dir: str | Path, steps: int | None = No
         for folder in folders:
             if on_drawing is not None:
                 on_drawing(label, folder.name)
-            rows.extend(evaluate_drawing(session, folder, steps, run, schedule, images))
-        firsts = [r for r in rows if r["edit"] == EDIT_KINDS[0] and r["method"] == run[0]]
+            judge = evaluate_structure if (folder / STRUCTURE_FILES[0]).is_file() else evaluate_drawing
+            rows.extend(judge(session, folder, steps, run, schedule, images))
+        firsts = [r for r in rows if r["method"] == run[0] and r["edit"] in ("recolour", "structure")]
         out_sizes[label] = {"drawings": [f.name for f in folders],
                             "fit_seconds": _mean([r["fit_seconds"] for r in firsts]),
                             "fullres_seconds": _mean([r["fullres_seconds"] for r in firsts]),

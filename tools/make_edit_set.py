@@ -17,7 +17,9 @@ writes, for each chosen TRAIN family (never a TEST one: core.data.fluent_emoji.i
 All four images of a family are rendered with one viewBox (the union of the icons' boxes), so they are pixel-aligned.
 A non-square W x H gets the square icon rendered at min(W, H), centred on a white W x H canvas. Families are taken
 in a fixed pseudo-random order (sorted by the SHA-256 of the family name), so --limit N always gives the same
-subset. `artflow eval --edits OUT` runs the benchmark (core/eval_edits.py).
+subset. With --structure N (default 4) it also writes N structure edits, OUT/<W>x<H>/structure-<variant>/ with
+lineart.png, detail.png (the base drawing), lineart-edited.png (the variant's line art: a beard, other hair) and
+detail-truth.png (the variant's detail). `artflow eval --edits OUT` runs the benchmark (core/eval_edits.py).
 """
 
 from __future__ import annotations
@@ -110,6 +112,41 @@ def render_family(sets: dict[str, dict], family: str, tone: str, size: tuple[int
     return images
 
 
+# Structure edits: a drawing and its variant that adds or changes one shape (hair, a beard), both drawn by the artist
+# in all three styles, so the variant's line art is the edit and its detail the truth.
+STRUCTURE_SUFFIXES = ("-beard", "-bald", "-curly-hair", "-red-hair", "-white-hair", "-blond-hair")
+STRUCTURE_FILES = ("lineart.png", "detail.png", "lineart-edited.png", "detail-truth.png")
+
+
+def candidate_pairs(sets: dict[str, dict]) -> list[tuple[str, str]]:
+    """(base, variant) TRAIN pairs with both in every style, in SHA-256 order of the variant's name."""
+    out = []
+    for name in sets["lineart"]["icons"]:
+        for suffix in STRUCTURE_SUFFIXES:
+            base = name[: -len(suffix)] if name.endswith(suffix) else None
+            if not base or is_test_family(family_of(base)) or is_test_family(family_of(name)):
+                continue
+            if all(_usable(sets[s], n) for s in ("lineart", "flat", "detail") for n in (base, name)):
+                out.append((base, name))
+    return sorted(out, key=lambda bn: hashlib.sha256(bn[1].encode("utf-8")).hexdigest())
+
+
+def render_pair(sets: dict[str, dict], base: str, variant: str, size: tuple[int, int]) -> list[Image.Image]:
+    """[base line art (L), base detail, variant line art (L), variant detail] at `size`, one viewBox."""
+    box = union_box([icon_box(sets[s], n) for s in ("lineart", "detail") for n in (base, variant)])
+    w, h = size
+    side = min(w, h)
+    images = []
+    for style, name in (("lineart", base), ("detail", base), ("lineart", variant), ("detail", variant)):
+        icon = render_svg(icon_svg(sets[style], name, box), side)
+        if (w, h) != (side, side):
+            canvas = Image.new("RGB", (w, h), (255, 255, 255))
+            canvas.paste(icon, ((w - side) // 2, (h - side) // 2))
+            icon = canvas
+        images.append(icon.convert("L") if style == "lineart" else icon)
+    return images
+
+
 def flat_changed(base: Image.Image, edited: Image.Image) -> int:
     a = np.asarray(base, dtype=np.int16)
     b = np.asarray(edited, dtype=np.int16)
@@ -120,7 +157,8 @@ def size_label(size: tuple[int, int]) -> str:
     return f"{size[0]}x{size[1]}"
 
 
-def make_edit_set(source: Path, out: Path, sizes: list[tuple[int, int]], limit: int, tone: str) -> dict:
+def make_edit_set(source: Path, out: Path, sizes: list[tuple[int, int]], limit: int, tone: str,
+                  structure: int = 0) -> dict:
     found = find_sources(source)
     sets = {style: data for style, (_, data, _) in found.items()}
     ensure_gui_app()
@@ -141,12 +179,22 @@ def make_edit_set(source: Path, out: Path, sizes: list[tuple[int, int]], limit: 
                 save_image(img, folder / fname)
         families.append(family)
         print(f"{family}", file=sys.stderr)
+    pairs = []
+    for base, variant in candidate_pairs(sets)[:structure]:
+        assert not is_test_family(family_of(base)) and not is_test_family(family_of(variant))
+        for size in sizes:
+            folder = out / size_label(size) / f"structure-{variant}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for img, fname in zip(render_pair(sets, base, variant, size), STRUCTURE_FILES, strict=True):
+                save_image(img, folder / fname)
+        pairs.append(f"structure-{variant}")
+        print(f"structure: {base} -> {variant}", file=sys.stderr)
     stale = 0
     for size in sizes:
         root = out / size_label(size)
         for folder in sorted(p for p in (root.iterdir() if root.is_dir() else ()) if p.is_dir()
-                             and p.name not in families):
-            if {f.name for f in folder.iterdir()} <= set(FILES):  # only what this tool writes
+                             and p.name not in families + pairs):
+            if {f.name for f in folder.iterdir()} <= set(FILES) | set(STRUCTURE_FILES):  # only what this tool writes
                 shutil.rmtree(folder)
                 stale += 1
     info = {
@@ -154,8 +202,10 @@ def make_edit_set(source: Path, out: Path, sizes: list[tuple[int, int]], limit: 
         "sources": {s: {"file": found[s][0].name, "package": f"@iconify-json/{STYLE_PREFIXES[s]}",
                         "version": found[s][2]} for s in ("flat", "detail", "lineart")},
         "tone": tone, "sizes": [size_label(s) for s in sizes], "limit": limit,
-        "families": families, "skipped": skipped, "files": list(FILES), "rule": RULE,
+        "families": families + pairs, "skipped": skipped, "files": list(FILES), "rule": RULE,
         "edit": "flat.png -> flat-edited.png (recolour); truth: detail-truth.png",
+        "structure": {"files": list(STRUCTURE_FILES), "suffixes": list(STRUCTURE_SUFFIXES),
+                      "edit": "lineart.png -> lineart-edited.png (the variant's shape); truth: detail-truth.png"},
     }
     (out / "set.json").write_text(json.dumps(info, indent=2) + "\n")
     if stale:
@@ -171,12 +221,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="render size, repeatable (default 128)")
     p.add_argument("--limit", type=int, default=8, help="number of families (default 8)")
     p.add_argument("--tone", default="dark", choices=TONES, help="the skin tone of the edit (default dark)")
+    p.add_argument("--structure", type=int, default=4, metavar="N",
+                   help="also N structure edits: a drawing and its variant with one shape more or changed (a beard, "
+                        "hair); default 4")
     args = p.parse_args(argv)
     if args.limit < 1:
         p.error("--limit must be 1 or more")
     sizes = list(dict.fromkeys(args.size or [(128, 128)]))
     try:
-        info = make_edit_set(Path(args.source), args.out, sizes, args.limit, args.tone)
+        info = make_edit_set(Path(args.source), args.out, sizes, args.limit, args.tone, args.structure)
     except ArtflowError as e:
         print(f"make_edit_set: error: {e}", file=sys.stderr)
         return 2

@@ -34,7 +34,7 @@ from core.fullres.kinds import stage_kinds
 from core.fullres.masks import changed_box, diff_box, keep_mask_from_changed
 from core.fullres.pipeline import CLEAN_FLATS, PROPAGATION, PROPAGATIONS, line_before
 from core.fullres.proxy import ProxyMap, proxy_delta_u8, proxy_of_array, proxy_of_u8, single_threaded
-from core.fullres.region_change import changed_pixels, follow_colour_change, touched_regions
+from core.fullres.region_change import changed_pixels, continuing_regions, follow_colour_change, touched_regions
 from core.fullres.regions import RegionMap, line_mask
 from core.imageio import tensor_to_uint8, uint8_to_tensor
 from core.session import Layer, Session
@@ -341,10 +341,13 @@ class LayeredArtwork:
             stage_old = self.stage(j)  # stage j as seen before it moves: the next stage's driver
             base = self.bases[j]
             if kinds[j - 1] == "line" or base.ndim != driver_new.ndim:
-                bound = touched_regions(self.regions(j - 1), changed)
+                regions_now = self.regions(j - 1)
+                bound = touched_regions(regions_now, changed)
+                line = line_before(kinds, j, since=start) if clean_flats else None
+                if line is not None:  # the shapes that go on keep their flat (region_change.continuing_regions)
+                    bound &= ~continuing_regions(regions_now.labels, bound, stage_old)
                 box = changed_box(bound)
                 change = session.bases[j] - old_bases[j]
-                line = line_before(kinds, j, since=start) if clean_flats else None
                 if line is None:
                     new = apply_change(base, change, base, self.pm, bound.astype(np.float32), self.base_proxy(j))
                 else:

@@ -32,7 +32,7 @@ from core.fullres.guided import transfer_change, upsample_guided
 from core.fullres.kinds import stage_kinds
 from core.fullres.masks import keep_mask_fullres
 from core.fullres.proxy import ProxyMap, from_proxy, proxy_with, to_proxy
-from core.fullres.region_change import changed_pixels, follow_colour_change, touched_regions
+from core.fullres.region_change import changed_pixels, continuing_regions, follow_colour_change, touched_regions
 from core.fullres.regions import find_regions
 from core.imageio import tensor_to_uint8, uint8_to_tensor
 from core.refine import DEFAULT_SCHEDULE, RefineStep
@@ -240,10 +240,14 @@ def follow_regions(session: Session, full: list[torch.Tensor], old_proxy: list[t
         if not changed.any():
             break  # nothing reaches the later stages
         if kinds[j - 1] == "line" or full[j - 1].shape[0] != full[j].shape[0]:
-            bound = torch.from_numpy(touched_regions(find_regions(new_full[j - 1]), changed)).float()
+            regions = find_regions(new_full[j - 1])
+            touched = touched_regions(regions, changed)
             line = line_before(kinds, j, since=start) if clean_flats else None
+            if line is not None:  # the shapes that go on keep their flat; the new ones take the model's colours
+                touched &= ~continuing_regions(regions.labels, touched, tensor_to_uint8(full[j]))
             new_full[j] = follow_stage(full[j], session.stages[j] - old_proxy[j], full[j], pm,
-                                       None if line is None else new_full[line], bound, lines)
+                                       None if line is None else new_full[line], torch.from_numpy(touched).float(),
+                                       lines)
         else:
             moved = uint8_to_tensor(follow_colour_change(tensor_to_uint8(full[j]), before, after, old_proxy[j],
                                                          session.stages[j], pm))

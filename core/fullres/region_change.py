@@ -69,6 +69,34 @@ def touched_regions(regions: Regions, changed: np.ndarray, reach: float = 1.5) -
     return table[regions.labels] | changed
 
 
+def continuing_regions(labels: np.ndarray, bound: np.ndarray, old_flat: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the pixels of the regions inside `bound` whose flat colour stays after a line-art change.
+    `labels`: the new line art's regions; `old_flat`: the flat before the change (uint8). Each touched region
+    belongs to the old flat colour most of its pixels had; of the regions of one old colour, the largest continues
+    the old shape and keeps its old flat pixels, the others are new shapes (a beard drawn into a face) and take
+    the model's colours. Without this, every region a stroke touched took the model's new median colour: a beard
+    drawn on a face repainted the whole face (structure edits of the edit benchmark)."""
+    sel = bound & (labels > 0)
+    if not sel.any():
+        return np.zeros(bound.shape, bool)
+    flat = _channels(old_flat)[sel]
+    key = np.zeros(flat.shape[0], np.int64)
+    for c in range(flat.shape[1]):
+        key = (key << 8) | flat[:, c]
+    pairs, counts = np.unique((labels[sel].astype(np.int64) << 24) | key, return_counts=True)
+    lab, colour = pairs >> 24, pairs & 0xFFFFFF
+    area = np.bincount(np.searchsorted(np.unique(lab), lab), weights=counts)
+    order = np.lexsort((-counts, lab))  # by label, the most frequent colour first
+    first = order[np.r_[True, lab[order][1:] != lab[order][:-1]]]
+    region, main_colour = lab[first], colour[first]
+    region_area = area[np.searchsorted(np.unique(lab), region)]
+    best = np.lexsort((-region_area, main_colour))  # by colour, the largest region first
+    keep = region[best[np.r_[True, main_colour[best][1:] != main_colour[best][:-1]]]]
+    table = np.zeros(int(labels.max()) + 1, bool)
+    table[keep] = True
+    return table[labels] & bound
+
+
 def _channels(a: np.ndarray) -> np.ndarray:
     return a[..., None] if a.ndim == 2 else a
 

@@ -149,3 +149,31 @@ def test_cli_edits_only(edit_set, tmp_path, capsys):
     assert data["steps"] == 1 and "| 64x48 | recolour | none |" in out
     rc = cli.main(["eval", "--model", str(model)])
     assert rc == 2 and "TEST_DATA_DIR" in capsys.readouterr().err
+
+
+def test_a_structure_edit_is_scored_against_the_variant(tmp_path):
+    """A structure drawing (a shape added to the line art): the learned methods and "none" are scored; none moves
+    nothing and so never spills; the rows name the edit "structure"."""
+    from core.eval_edits import STRUCTURE_METHODS, evaluate_structure
+
+    w, h = 48, 40
+    folder = tmp_path / "32x32" / "structure-x"
+    folder.mkdir(parents=True)
+    line = np.full((h, w), 255, np.uint8)
+    ring = _disc(w, h, 24, 20, 14) & ~_disc(w, h, 24, 20, 12)
+    line[ring] = 0
+    edited = line.copy()
+    edited[26:28, 14:34] = 0  # a new stroke across the lower part: a new closed shape
+    detail = np.full((h, w, 3), 255, np.uint8)
+    detail[_disc(w, h, 24, 20, 13)] = OLD
+    truth = detail.copy()
+    truth[28:33, 15:33] = NEW
+    for name, a in (("lineart", line), ("lineart-edited", edited), ("detail", detail), ("detail-truth", truth)):
+        Image.fromarray(a).save(folder / f"{name}.png")
+    assert list(find_drawings(tmp_path)) == ["32x32"]
+    torch.manual_seed(0)
+    rows = evaluate_structure(Session(tiny_model(), "cpu"), folder, 2, STRUCTURE_METHODS, "exact")
+    assert [r["method"] for r in rows] == list(STRUCTURE_METHODS) and {r["edit"] for r in rows} == {"structure"}
+    none = rows[-1]
+    assert none["spill"] == 0 and none["psnr"] == pytest.approx(psnr(_load(folder, "detail") * 2 - 1,
+                                                                      _load(folder, "detail-truth") * 2 - 1))

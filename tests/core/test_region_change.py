@@ -12,6 +12,7 @@ from core.fullres.proxy import ProxyMap, proxy_of_u8
 from core.fullres.region_change import (
     changed_pixels,
     colour_groups,
+    continuing_regions,
     follow_colour_change,
     recolour_prior,
     touched_regions,
@@ -131,3 +132,17 @@ def test_a_generated_detail_leaves_the_paper_white(model):
     paper = (flat == 1).all(0)
     assert torch.equal(full[2][:, paper], flat[:, paper])
     assert not torch.equal(full[2][:, ~paper], flat[:, ~paper])  # the model's shading inside the drawing
+
+
+def test_a_shape_drawn_into_a_region_leaves_the_rest_of_it_as_it_was():
+    """A closed shape drawn inside a face splits the face's region: the larger piece continues the face and keeps
+    its flat, the new shape is new (it takes the model's colour)."""
+    labels = np.ones((40, 60), np.int32)
+    labels[:, 30:] = 2  # the paper
+    labels[10:20, 10:20] = 3  # a beard drawn inside the face (region 1)
+    old_flat = np.full((40, 60, 3), 255, np.uint8)
+    old_flat[:, :30] = (250, 200, 60)  # the face, before the stroke: one colour
+    bound = np.zeros((40, 60), bool)
+    bound[:, :30] = True  # the face and the new shape were touched
+    keep = continuing_regions(labels, bound, old_flat)
+    assert keep[labels == 1].all() and not keep[labels == 3].any() and not keep[:, 30:].any()
