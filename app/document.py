@@ -580,10 +580,11 @@ class Document(QObject):
         self.model_loading = ""
         self.modelLoading.emit("")
 
-    def new_artwork(self) -> None:
+    def new_artwork(self, width: int | None = None, height: int | None = None) -> None:
+        """A blank sheet of width x height pixels (None: the model's own size)."""
         if self.has_model:
             self._flush()
-            self._submit(NewArtwork())
+            self._submit(NewArtwork(width, height, self.clean_flats))
 
     def _needs_model(self) -> bool:
         if not self.has_model and not self.model_loading:

@@ -90,7 +90,13 @@ class LoadModel(Request):
 
 @dataclass(frozen=True)
 class NewArtwork(Request):
-    """A blank first stage (paper white), latents at the prior's mean, no layers; later stages generated."""
+    """A blank first stage (paper white) of width x height pixels (None: the model's own size), latents at the
+    prior's mean, no layers; later stages generated at that size (clean flats: the "flat" stage one colour per
+    closed region of the line art)."""
+
+    width: int | None = None
+    height: int | None = None
+    clean_flats: bool = True
 
     @property
     def label(self) -> str:
@@ -459,13 +465,23 @@ class EngineThread(QThread):
                             self.art.snapshot())
 
     def _new_artwork(self, rid: int, req: NewArtwork) -> EngineResult:
-        # A new artwork is a blank sheet of the model's own size (README: "Resolution").
+        from core.fullres.pipeline import generate_fullres
+        from core.fullres.proxy import check_artwork_size
+
         s = self.session
         for k in range(s.num_stages):
             s.set_layer(k, None, propagate=False)
         res = s.config.resolution
-        s.start_from(torch.ones(s.config.stages[0].channels, res, res))
-        self.art = LayeredArtwork.of_session(s)
+        width, height = req.width or res, req.height or res
+        if (width, height) == (res, res):  # the model's own size: the session's stages are the artwork
+            s.start_from(torch.ones(s.config.stages[0].channels, res, res))
+            self.art = LayeredArtwork.of_session(s)
+        else:  # the artist's size (issue 28): the chain generated at that size, like `artflow generate`
+            check_artwork_size(width, height, "new drawing")
+            pm, full = generate_fullres(s, torch.ones(s.config.stages[0].channels, height, width), req.clean_flats)
+            self.art = LayeredArtwork.from_stages(pm, full)
+            if req.clean_flats:
+                self._set_idle_work(self._prime_regions(self.art))
         return self._result(rid, req, range(1, s.num_stages))
 
     def _regenerate(self, rid: int, req: Regenerate) -> EngineResult:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QMessageBox
 
 from app import autosave
 from core import export as core_export
@@ -72,8 +72,35 @@ class FileCommands:
             then()
 
     # ----- opening -----
-    def new_artwork(self) -> None:
-        self.then_after_saving(self.doc.new_artwork)
+    def new_artwork(self, width: int | None = None, height: int | None = None, model: str | None = None) -> None:
+        """A new blank sheet of width x height (None: the model's own size), drawn with `model` (a bundle folder;
+        None: the model open now), after "Save changes?"."""
+        def go() -> None:
+            info = self.doc.model_info if self.doc.has_model else None
+            if model and (info is None or Path(info.path).resolve() != Path(model).resolve()):
+                self.doc.load_model(model)  # the engine answers in order: the sheet is made with the new model
+            self.doc.new_artwork(width, height)
+
+        self.then_after_saving(go)
+
+    def ask_new_artwork(self) -> QDialog | None:
+        """File > New drawing: the size and model dialog (app/widgets/new_drawing_dialog.py), then new_artwork.
+        Returns the dialog (open, window-modal) for tests to drive."""
+        from app.widgets.new_drawing_dialog import NewDrawingDialog
+
+        if not self.doc.has_model:
+            return None
+        info = self.doc.model_info
+        dialog = NewDrawingDialog(self.window, self.settings, self.doc.config.resolution,
+                                  info.path if info is not None else None)
+
+        def accepted() -> None:
+            dialog.remember()
+            self.new_artwork(*dialog.choice())
+
+        dialog.accepted.connect(accepted)
+        dialog.open()
+        return dialog
 
     def open_image(self, path: str | None = None) -> None:
         self._open(path, "Open an artwork", IMAGE_FILTER, self.doc.open_image)
@@ -106,18 +133,19 @@ class FileCommands:
         self.then_after_saving(lambda: self.doc.load_model(path))
 
     def _on_read_only_project(self, project) -> None:
-        from core.imageio import pil_to_tensor, tensor_to_pil
-
         answer = QMessageBox.question(
             self.window, "Project made with another model",
             f"{project.warning}.\n\nOpen its final image as a new artwork with the current model instead? "
             "(Its earlier stages are inferred again.)",
             QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
         if answer == QMessageBox.StandardButton.Yes:
-            cfg = self.doc.config
-            final = tensor_to_pil(project.stage_images()[-1])
-            self.doc.open_image_tensor(pil_to_tensor(final, cfg.stages[-1].channels, cfg.resolution),
-                                       f"{project.model_name}-final")
+            # The final image at its own size (issue 29: it was shrunk to the model's 128 px), in the channels the
+            # current model's last stage has.
+            final = project.stage_images()[-1]
+            channels = self.doc.config.stages[-1].channels
+            if final.shape[0] != channels:
+                final = final.mean(0, keepdim=True) if channels == 1 else final.expand(channels, -1, -1).clone()
+            self.doc.open_image_tensor(final, f"{project.model_name}-final")
 
     # ----- saving -----
     def save_project(self, path: str | None = None, then: Callable[[], None] | None = None) -> bool:

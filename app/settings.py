@@ -78,6 +78,10 @@ class Settings:
     edit_restyles: bool = False
     clean_flats: bool = True  # "Clean flats": one colour per closed line-art region in flat stages (full res)
     last_folder: str = ""
+    # File > New drawing's last choice (0 / "": not chosen yet: 2048 x 2048 with the bundle for drawn line art)
+    new_width: int = 0
+    new_height: int = 0
+    new_model: str = ""
     recent_models: list[str] | None = None  # model bundle folders, the last loaded first: the next start opens it
 
     @classmethod

@@ -79,8 +79,8 @@ class WindowControls:
         A = self._action
         win, doc = self.window, self.doc
         files = win.files
-        self.act_new = A("&New drawing", files.new_artwork, QKeySequence.StandardKey.New,
-                         "Start a new artwork from a blank first stage")
+        self.act_new = A("&New drawing…", lambda: files.ask_new_artwork(), QKeySequence.StandardKey.New,
+                         "Start a new artwork from a blank first stage: choose its size and the model to draw with")
         self.act_open_image = A("&Open image…", lambda: files.open_image(), QKeySequence.StandardKey.Open,
                                 "Open a finished artwork and infer its earlier stages")
         self.act_open_project = A("Open &project…", lambda: files.open_project(), "Ctrl+Shift+O",

@@ -219,6 +219,8 @@ def _check_not_pickle(path: Path) -> None:
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "resources" / "models"
 DEFAULT_BUNDLE = "fluent-emoji-128"
+# The bundled model made for drawing from one's own (thin, inked) line art: a blank sheet's default (issue 28).
+DRAWING_BUNDLE = "emoji-lines-128"
 
 
 def default_bundle_path() -> Path:

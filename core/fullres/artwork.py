@@ -34,7 +34,14 @@ from core.fullres.kinds import stage_kinds
 from core.fullres.masks import changed_box, diff_box, keep_mask_from_changed
 from core.fullres.pipeline import CLEAN_FLATS, PROPAGATION, PROPAGATIONS, line_before
 from core.fullres.proxy import ProxyMap, proxy_delta_u8, proxy_of_array, proxy_of_u8, single_threaded
-from core.fullres.region_change import changed_pixels, continuing_regions, follow_colour_change, touched_regions
+from core.fullres.region_change import (
+    changed_pixels,
+    continuing_regions,
+    follow_colour_change,
+    fresh_pixels,
+    is_paper,
+    touched_regions,
+)
 from core.fullres.regions import RegionMap, line_mask
 from core.imageio import tensor_to_uint8, uint8_to_tensor
 from core.session import Layer, Session
@@ -359,6 +366,11 @@ class LayeredArtwork:
                     new = blend(base, flat, bound.astype(np.float32), box)
             else:
                 new = follow_colour_change(base, driver_old, driver_new, old_bases[j], session.bases[j], self.pm)
+                fresh = fresh_pixels(changed, base, driver_old) & ~is_paper(driver_new)
+                if fresh.any():  # a new shape on blank paper: generated there, as a new drawing's stages are
+                    made = apply_change(np.ascontiguousarray(driver_new), session.bases[j] - session.bases[j - 1],
+                                        driver_new, self.pm, fresh.astype(np.float32))
+                    new[fresh] = made[fresh]
             self._proxy_follows(j, base, new)
             self.bases[j] = frozen(new)
             changed_stages.append(j)

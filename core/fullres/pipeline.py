@@ -32,7 +32,14 @@ from core.fullres.guided import transfer_change, upsample_guided
 from core.fullres.kinds import stage_kinds
 from core.fullres.masks import keep_mask_fullres
 from core.fullres.proxy import ProxyMap, from_proxy, proxy_with, to_proxy
-from core.fullres.region_change import changed_pixels, continuing_regions, follow_colour_change, touched_regions
+from core.fullres.region_change import (
+    changed_pixels,
+    continuing_regions,
+    follow_colour_change,
+    fresh_pixels,
+    is_paper,
+    touched_regions,
+)
 from core.fullres.regions import find_regions
 from core.imageio import tensor_to_uint8, uint8_to_tensor
 from core.refine import DEFAULT_SCHEDULE, RefineStep
@@ -253,6 +260,10 @@ def follow_regions(session: Session, full: list[torch.Tensor], old_proxy: list[t
                                                          session.stages[j], pm))
             # Only the changed pixels take the 8-bit result: every other pixel is the stage exactly as it was.
             new_full[j] = torch.where(torch.from_numpy(changed), moved, full[j])
+            fresh = fresh_pixels(changed, tensor_to_uint8(full[j]), before) & ~is_paper(after)
+            if fresh.any():  # a new shape on blank paper: generated there, as a new drawing's stages are
+                made = new_full[j - 1] + transfer_change(session.stages[j] - session.stages[j - 1], new_full[j - 1], pm)
+                new_full[j] = torch.where(torch.from_numpy(fresh), made.clamp_(-1, 1), new_full[j])
         if kinds[j] == "flat" and j + 1 < session.num_stages:
             # The next stages are generated from this stage as it now is (their change is still measured from
             # before).

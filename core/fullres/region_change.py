@@ -97,6 +97,21 @@ def continuing_regions(labels: np.ndarray, bound: np.ndarray, old_flat: np.ndarr
     return table[labels] & bound
 
 
+PAPER_LEVELS = 250  # 8-bit: a pixel this light or lighter in every channel is paper
+
+
+def is_paper(image: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the paper pixels of a uint8 image."""
+    return (_channels(image) >= PAPER_LEVELS).all(2)
+
+
+def fresh_pixels(changed: np.ndarray, stage: np.ndarray, driver_old: np.ndarray) -> np.ndarray:
+    """(H, W) bool: the changed pixels where both the stage and the stage before it were blank paper: a new shape
+    drawn on an empty part of the sheet. There is no artwork to recolour; the stage is generated there (the stage
+    before plus the model's residual, as a new drawing's stages are)."""
+    return changed & is_paper(stage) & is_paper(driver_old)
+
+
 def _channels(a: np.ndarray) -> np.ndarray:
     return a[..., None] if a.ndim == 2 else a
 
