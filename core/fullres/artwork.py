@@ -39,7 +39,6 @@ from core.fullres.region_change import (
     continuing_regions,
     follow_colour_change,
     fresh_pixels,
-    is_paper,
     touched_regions,
 )
 from core.fullres.regions import RegionMap, line_mask
@@ -209,6 +208,7 @@ class LayeredArtwork:
         # Stage -> that stage as seen before the last set_layers changed it: where a region-bounded regenerate
         # finds what the edit touched.
         self._seen_before: dict[int, np.ndarray] = {}
+        self._seen_cache: dict[int, tuple[np.ndarray, RGBA, np.ndarray]] = {}  # stage(): the last composite
 
     # ----- making one -----
     @classmethod
@@ -238,8 +238,18 @@ class LayeredArtwork:
         return len(self.bases)
 
     def stage(self, k: int) -> np.ndarray:
-        """Stage k as seen (uint8, the layer over the base)."""
-        return composite(self.bases[k], self.layers[k])
+        """Stage k as seen (uint8, the layer over the base; read-only). The last composite of a painted stage is
+        kept while its base and layer stay the same arrays: one edit reads it several times (what the edit
+        touched, the regions, the next stage's driver), each a full pass at the artwork's size otherwise."""
+        base, layer = self.bases[k], self.layers[k]
+        if layer is None:
+            return base
+        hit = self._seen_cache.get(k)
+        if hit is not None and hit[0] is base and hit[1] is layer:
+            return hit[2]
+        seen = frozen(composite(base, layer))
+        self._seen_cache[k] = (base, layer, seen)
+        return seen
 
     def _seen(self, k: int, box: tuple[int, int, int, int] | None) -> np.ndarray:
         """Stage k as seen, or that part of it."""
@@ -366,7 +376,7 @@ class LayeredArtwork:
                     new = blend(base, flat, bound.astype(np.float32), box)
             else:
                 new = follow_colour_change(base, driver_old, driver_new, old_bases[j], session.bases[j], self.pm)
-                fresh = fresh_pixels(changed, base, driver_old) & ~is_paper(driver_new)
+                fresh = fresh_pixels(changed, base, driver_old, driver_new)
                 if fresh.any():  # a new shape on blank paper: generated there, as a new drawing's stages are
                     made = apply_change(np.ascontiguousarray(driver_new), session.bases[j] - session.bases[j - 1],
                                         driver_new, self.pm, fresh.astype(np.float32))

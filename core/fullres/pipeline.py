@@ -37,7 +37,6 @@ from core.fullres.region_change import (
     continuing_regions,
     follow_colour_change,
     fresh_pixels,
-    is_paper,
     touched_regions,
 )
 from core.fullres.regions import find_regions
@@ -260,7 +259,7 @@ def follow_regions(session: Session, full: list[torch.Tensor], old_proxy: list[t
                                                          session.stages[j], pm))
             # Only the changed pixels take the 8-bit result: every other pixel is the stage exactly as it was.
             new_full[j] = torch.where(torch.from_numpy(changed), moved, full[j])
-            fresh = fresh_pixels(changed, tensor_to_uint8(full[j]), before) & ~is_paper(after)
+            fresh = fresh_pixels(changed, tensor_to_uint8(full[j]), before, after)
             if fresh.any():  # a new shape on blank paper: generated there, as a new drawing's stages are
                 made = new_full[j - 1] + transfer_change(session.stages[j] - session.stages[j - 1], new_full[j - 1], pm)
                 new_full[j] = torch.where(torch.from_numpy(fresh), made.clamp_(-1, 1), new_full[j])

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.fullres.masks import changed_box
+from core.fullres.masks import changed_box, diff_box
 from core.fullres.proxy import ProxyMap, proxy_of_u8
 from core.fullres.regions import Regions, near
 
@@ -46,11 +46,17 @@ BAND = 256  # rows per band
 
 
 def changed_pixels(old: np.ndarray, new: np.ndarray) -> np.ndarray:
-    """(H, W) bool: where two uint8 images of one shape differ in any channel."""
+    """(H, W) bool: where two uint8 images of one shape differ in any channel (compared pixel by pixel only in
+    the box where they differ: a stroke's edit is a small part of a large sheet)."""
     if old.shape != new.shape:
         raise ValueError(f"the images differ in shape: {old.shape} and {new.shape}")
-    d = old != new
-    return d.any(2) if d.ndim == 3 else d
+    out = np.zeros(old.shape[:2], bool)
+    box = diff_box(old, new)
+    if box is not None:
+        ix = np.s_[box[0]:box[1], box[2]:box[3]]
+        d = old[ix] != new[ix]
+        out[ix] = d.any(2) if d.ndim == 3 else d
+    return out
 
 
 def touched_regions(regions: Regions, changed: np.ndarray, reach: float = 1.5) -> np.ndarray:
@@ -69,6 +75,9 @@ def touched_regions(regions: Regions, changed: np.ndarray, reach: float = 1.5) -
     return table[regions.labels] | changed
 
 
+SAMPLES = 250_000
+
+
 def continuing_regions(labels: np.ndarray, bound: np.ndarray, old_flat: np.ndarray) -> np.ndarray:
     """(H, W) bool: the pixels of the regions inside `bound` whose flat colour stays after a line-art change.
     `labels`: the new line art's regions; `old_flat`: the flat before the change (uint8). Each touched region
@@ -76,14 +85,17 @@ def continuing_regions(labels: np.ndarray, bound: np.ndarray, old_flat: np.ndarr
     the old shape and keeps its old flat pixels, the others are new shapes (a beard drawn into a face) and take
     the model's colours. Without this, every region a stroke touched took the model's new median colour: a beard
     drawn on a face repainted the whole face (structure edits of the edit benchmark)."""
-    sel = bound & (labels > 0)
+    # Counted on a regular sample of at most ~SAMPLES pixels (a region's main colour is a majority: the paper
+    # region of a sheet is millions of pixels); regions smaller than the sample's spacing are new shapes.
+    stride = max(1, int(np.sqrt(np.count_nonzero(bound) / SAMPLES)))
+    sel = bound[::stride, ::stride] & (labels[::stride, ::stride] > 0)
     if not sel.any():
         return np.zeros(bound.shape, bool)
-    flat = _channels(old_flat)[sel]
+    flat = _channels(old_flat)[::stride, ::stride][sel]
     key = np.zeros(flat.shape[0], np.int64)
     for c in range(flat.shape[1]):
         key = (key << 8) | flat[:, c]
-    pairs, counts = np.unique((labels[sel].astype(np.int64) << 24) | key, return_counts=True)
+    pairs, counts = np.unique((labels[::stride, ::stride][sel].astype(np.int64) << 24) | key, return_counts=True)
     lab, colour = pairs >> 24, pairs & 0xFFFFFF
     area = np.bincount(np.searchsorted(np.unique(lab), lab), weights=counts)
     order = np.lexsort((-counts, lab))  # by label, the most frequent colour first
@@ -92,7 +104,7 @@ def continuing_regions(labels: np.ndarray, bound: np.ndarray, old_flat: np.ndarr
     region_area = area[np.searchsorted(np.unique(lab), region)]
     best = np.lexsort((-region_area, main_colour))  # by colour, the largest region first
     keep = region[best[np.r_[True, main_colour[best][1:] != main_colour[best][:-1]]]]
-    table = np.zeros(int(labels.max()) + 1, bool)
+    table = np.zeros(int(max(labels.max(), keep.max())) + 1, bool)
     table[keep] = True
     return table[labels] & bound
 
@@ -105,11 +117,19 @@ def is_paper(image: np.ndarray) -> np.ndarray:
     return (_channels(image) >= PAPER_LEVELS).all(2)
 
 
-def fresh_pixels(changed: np.ndarray, stage: np.ndarray, driver_old: np.ndarray) -> np.ndarray:
-    """(H, W) bool: the changed pixels where both the stage and the stage before it were blank paper: a new shape
-    drawn on an empty part of the sheet. There is no artwork to recolour; the stage is generated there (the stage
-    before plus the model's residual, as a new drawing's stages are)."""
-    return changed & is_paper(stage) & is_paper(driver_old)
+def fresh_pixels(changed: np.ndarray, stage: np.ndarray, driver_old: np.ndarray, driver_new: np.ndarray
+                 ) -> np.ndarray:
+    """(H, W) bool: the changed pixels where both the stage and the stage before it were blank paper, and the
+    stage before is paper no more: a new shape drawn on an empty part of the sheet. There is no artwork to
+    recolour; the stage is generated there (the stage before plus the model's residual, as a new drawing's
+    stages are). Looked at in the changed pixels' box only."""
+    out = np.zeros(changed.shape, bool)
+    box = changed_box(changed)
+    if box is None:
+        return out
+    ix = np.s_[box[0]:box[1], box[2]:box[3]]
+    out[ix] = changed[ix] & is_paper(stage[ix]) & is_paper(driver_old[ix]) & ~is_paper(driver_new[ix])
+    return out
 
 
 def _channels(a: np.ndarray) -> np.ndarray:
