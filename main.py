@@ -2,8 +2,8 @@
 
     python main.py                      -> the desktop app (also: `artflow` with no sub-command)
     python main.py --screenshot F.png   -> the app, a screenshot of its window, exit
-    python main.py <command> ...        -> the headless CLI (generate, reconstruct, edit, export, dataset, train,
-                                           eval, info); this path never imports Qt
+    python main.py <command> ...        -> the headless CLI (generate, new, reconstruct, edit, export, dataset,
+                                           train, fit-prior, eval, info); this path never imports Qt
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QStyleFactory
 
 from core.device import DEVICE_CHOICES
+from core.errors import one_line
 
 log = logging.getLogger("artflow")
 
@@ -219,10 +220,30 @@ def _show_tab(win, tab: str) -> bool:
     k = stage_index(win.doc, tab)
     if k is None:
         names = ", ".join(f"{i} {win.doc.config.stages[i].name}" for i in range(win.doc.num_stages))
-        print(f"artflow: --tab {tab}: no such stage (this model's stages: {names})", file=sys.stderr)
+        print(one_line(f"artflow: --tab {tab}: no such stage (this model's stages: {names})"), file=sys.stderr)
         return False
     win.doc.set_current_stage(k)
     return True
+
+
+def _save_png(pixmap, out: Path) -> str | None:
+    """Write `pixmap` as a PNG to `out` atomically (a full disk leaves the old file or none, never a truncated
+    one). None when written, else why not (naming the file)."""
+    from PySide6.QtCore import QBuffer, QIODevice
+
+    from core.atomic import atomic_write
+    from core.errors import ArtflowError
+
+    buf = QBuffer()
+    buf.open(QIODevice.OpenModeFlag.WriteOnly)
+    if not pixmap.save(buf, "PNG"):
+        return f"{out} (the window's picture could not be encoded as a PNG)"
+    try:
+        with atomic_write(out) as f:
+            f.write(bytes(buf.data()))
+    except ArtflowError as exc:
+        return str(exc)
+    return None
 
 
 def _drive_screenshot(app, win, out: Path, timeout: float, rc: dict, zoom: float | None = None,
@@ -248,12 +269,12 @@ def _drive_screenshot(app, win, out: Path, timeout: float, rc: dict, zoom: float
             if zoom is not None:
                 win.canvas.zoom_to(zoom)  # --zoom: e.g. 100 shows the artwork's true pixels
             app.processEvents()
-            out.parent.mkdir(parents=True, exist_ok=True)
-            if not win.grab().save(str(out), "PNG"):
-                print(f"artflow: cannot write the screenshot {out}", file=sys.stderr)
+            problem = _save_png(win.grab(), out)
+            if problem:
+                print(one_line(f"artflow: cannot write the screenshot {problem}"), file=sys.stderr)
                 rc["code"] = 1
             else:
-                print(f"artflow: screenshot saved to {out}")
+                print(one_line(f"artflow: screenshot saved to {out}"))
             if win.errors_shown and not rc["code"]:
                 rc["code"] = 1  # what it was asked to open failed (each error is on stderr already)
             win.close()

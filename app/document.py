@@ -36,6 +36,7 @@ from app.engine_worker import (
     LoadArtwork,
     LoadModel,
     NewArtwork,
+    OpenLineArt,
     OpenProject,
     PreviewLatent,
     Refine,
@@ -73,6 +74,8 @@ class Document(QObject):
     refineFinished = Signal(bool, str)  # completed, message
     compareChanged = Signal()
     artworkOpened = Signal()  # an image was opened (its stages inferred)
+    lineArtOpened = Signal(bool)  # an image was opened as line art (True: the scan was cleaned up)
+    linesOverChanged = Signal(bool)  # "Line art over colours" turned on or off
     projectSaved = Signal(str, bool)  # path, autosave
     saveFinished = Signal(int, bool)  # the id save_project returned, saved (False: it failed, the error is shown)
     readOnlyProject = Signal(object)  # a core.project.Project made with another model
@@ -92,6 +95,11 @@ class Document(QObject):
         self.keep_unedited = self.settings.keep_unedited
         self.clean_flats = self.settings.clean_flats
         self.restyle = self.settings.edit_restyles
+        self.line_art_opened: tuple[str, bool] | None = None  # (path, cleaned up) of the line art opened last
+        # "Line art over colours" (issue 28): the line art multiplied over the later stages when shown and in the
+        # final export. On for drawings (made in the app, opened as line art), off for opened finished artworks,
+        # whose inferred line art is the model's guess.
+        self.lines_over = False
         self.auto_regenerate = self.settings.auto_regenerate
         self.debounce_ms = 120
         # A slider drag shows quick half-size pictures (PreviewLatent) and regenerates in full on release; False:
@@ -552,6 +560,22 @@ class Document(QObject):
     def set_keep_unedited(self, on: bool) -> None:
         self.keep_unedited = self.settings.keep_unedited = bool(on)
 
+    def set_lines_over(self, on: bool) -> None:
+        if bool(on) != self.lines_over:
+            self.lines_over = bool(on)
+            self.linesOverChanged.emit(self.lines_over)
+
+    def final_as_shown(self) -> np.ndarray:
+        """The last stage as exported: with "Line art over colours", the line art multiplied over it (uint8)."""
+        final = self.stage_u8(self.num_stages - 1)
+        if not self.lines_over:
+            return final
+        line = self.stage_u8(0)
+        line = line if line.ndim == 2 else line.min(axis=2)  # the ink's darkest channel
+        if final.ndim == 2:
+            return ((final.astype(np.uint16) * line + 127) // 255).astype(np.uint8)
+        return ((final.astype(np.uint16) * line[..., None] + 127) // 255).astype(np.uint8)
+
     def set_restyle(self, on: bool) -> None:
         """"Let an edit restyle the whole picture": the paper's global propagation instead of region-bounded
         change (an edit then moves every later stage everywhere). Takes effect with the next edit."""
@@ -591,6 +615,20 @@ class Document(QObject):
             self.error.emit("No model", "Open a model first (File > Open model…).")
             return True
         return False
+
+    def open_line_art(self, path: str | Path, cleanup: bool = True) -> int:
+        """Open an image as the first stage at its own size (a scan cleaned up unless `cleanup` is off); the later
+        stages are generated from it."""
+        if self._needs_model():
+            return 0
+        self._flush()
+        return self._submit(OpenLineArt(str(path), cleanup, self.clean_flats))
+
+    def undo_line_art_cleanup(self) -> int:
+        """The line art last opened, again, as it was (no scan clean-up)."""
+        if self.line_art_opened is None or not self.line_art_opened[1]:
+            return 0
+        return self.open_line_art(self.line_art_opened[0], cleanup=False)
 
     def open_image(self, path: str | Path) -> int:
         """Open a finished artwork: its earlier stages are inferred (then refined, if the preference says so)."""

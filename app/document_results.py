@@ -20,6 +20,7 @@ from app.engine_worker import (
     LoadArtwork,
     LoadModel,
     NewArtwork,
+    OpenLineArt,
     OpenProject,
     PreviewLatent,
     Refine,
@@ -32,6 +33,7 @@ from app.engine_worker import (
 from app.project_extra import AppExtra, AppExtraVersionError
 from app.stage_status import StageStatus
 from app.variations import Variations
+from core.errors import shown
 from core.refine import EDIT_READY_STEPS
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ class ResultApplier(QObject):
         self._on_result: dict[type[Request], Callable[[EngineResult], None]] = {
             LoadModel: self._model_loaded,
             NewArtwork: self._start_over,
+            OpenLineArt: self._start_over,
             LoadArtwork: self._start_over,
             OpenProject: self._project_opened,
             ApplyEdits: self._regenerated,
@@ -227,7 +230,9 @@ class ResultApplier(QObject):
         if res.info.get("applied"):
             self._start_over(res)
         else:
-            self.doc.readOnlyProject.emit(res.info["project"])
+            project = res.info["project"]
+            project.warning = read_only_warning(Path(res.request.path).name, project, self.doc.config)
+            self.doc.readOnlyProject.emit(project)
 
     def _start_over(self, res: EngineResult) -> None:
         """A new, opened or recovered artwork replaces the document (undo history and variations start afresh),
@@ -245,6 +250,10 @@ class ResultApplier(QObject):
             doc.origin = [StageStatus.BLANK] + [StageStatus.GENERATED] * (n - 1)
             doc.project_path, doc.artwork_name = None, ""
             label = "Start"
+        elif isinstance(req, OpenLineArt):
+            doc.origin = [StageStatus.EDITED] + [StageStatus.GENERATED] * (n - 1)
+            doc.project_path, doc.artwork_name = None, Path(req.path).stem
+            label = "Line art"
         elif isinstance(req, LoadArtwork):
             doc.origin = [StageStatus.INFERRED] + [StageStatus.GENERATED] * (n - 1)
             doc.project_path, doc.artwork_name = None, Path(req.path).stem if req.path else "artwork"
@@ -256,6 +265,9 @@ class ResultApplier(QObject):
             doc.artwork_name = ""
             self._restore_app_extra(project.extra)
             label = "Opened"
+        # The artist's own line art (a new drawing, one opened as line art, a project drawn, not fitted to an
+        # artwork) sits over the colours; an opened finished artwork shows its stages as they are.
+        doc.set_lines_over(doc.origin[0] != StageStatus.INFERRED and doc.targets is None)
         for i in range(doc.num_transitions):
             doc.variations.now_showing(i, doc.latents[i], res.rid, label)
         doc.clear_stale(res.rid)
@@ -283,8 +295,13 @@ class ResultApplier(QObject):
                 # The short edit-ready fit the edit benchmark chose (core.refine.EDIT_READY_STEPS); Refine runs the
                 # paper's steps (the panel's count) whenever the artist asks.
                 doc.refine(min(EDIT_READY_STEPS, doc.settings.refine_steps))
-        elif isinstance(req, OpenProject):
-            doc.message.emit("Recovered the autosaved work" if req.recovered else f"Opened {req.path}")
+        elif isinstance(req, OpenLineArt):
+            cleaned = (res.info.get("lineart") or {}).get("cleaned", False)
+            doc.line_art_opened = (req.path, cleaned)
+            doc.message.emit(f"Opened {doc.artwork_name} as line art: the scan was cleaned up (paper levelled, "
+                             "lines darkened, specks removed, small gaps closed; Edit > Use the line art as it was "
+                             "undoes it)" if cleaned else f"Opened {doc.artwork_name} as line art")
+            doc.lineArtOpened.emit(cleaned)
 
     @staticmethod
     def _target(res: EngineResult):
@@ -350,3 +367,14 @@ class ResultApplier(QObject):
 
     def _request_failed(self, rid: int, request: Request, message: str) -> None:
         self.doc.error.emit(FAILURE_TITLES.get(type(request), "Something went wrong"), message)
+
+
+def read_only_warning(file_name: str, project, config) -> str:
+    """What the window says of a project made with another model: one line, its names shortened and escaped (a
+    forged million-character model name once took a dialog 2 GB and 30 s to lay out)."""
+    from core.project import config_hash
+
+    theirs = shown(project.model_name, 60)
+    return (f"{shown(file_name)} was made with the model '{theirs}' (config {shown(project.config_hash, 24)}), "
+            f"not the open model '{shown(config.name, 60)}' (config {config_hash(config)}); open it with the model "
+            f"'{theirs}' to edit it")

@@ -104,6 +104,21 @@ class NewArtwork(Request):
 
 
 @dataclass(frozen=True)
+class OpenLineArt(Request):
+    """An image made the first stage at its own size (issue 28): a drawing's line art, a Krita line layer (alpha on
+    white) or a scan of pencil or ink on paper, cleaned up (paper levelled to white, lines darkened, specks removed,
+    small gaps closed: core.lineart_import) unless `cleanup` is off; the later stages generated, no refinement."""
+
+    path: str
+    cleanup: bool = True
+    clean_flats: bool = True
+
+    @property
+    def label(self) -> str:
+        return "Opening line art…"
+
+
+@dataclass(frozen=True)
 class ApplyEdits(Request):
     """Set artist layers (stage -> full-res RGBA uint8, read-only, or None) and latents (transition -> z), then
     regenerate the later stages. keep_unedited: later stages keep their pixels outside the region the layer
@@ -291,6 +306,7 @@ class EngineThread(QThread):
         self._handlers: dict[type[Request], Callable[[int, Any], EngineResult | None]] = {
             LoadModel: self._load_model,
             NewArtwork: self._new_artwork,
+            OpenLineArt: self._open_line_art,
             ApplyEdits: self._apply_edits,
             PreviewLatent: self._preview_latent,
             Regenerate: self._regenerate,
@@ -483,6 +499,26 @@ class EngineThread(QThread):
             if req.clean_flats:
                 self._set_idle_work(self._prime_regions(self.art))
         return self._result(rid, req, range(1, s.num_stages))
+
+    def _open_line_art(self, rid: int, req: OpenLineArt) -> EngineResult:
+        from core.fullres.pipeline import generate_fullres
+        from core.fullres.proxy import MIN_SIDE
+        from core.imageio import load_artwork, tensor_to_uint8, uint8_to_tensor
+        from core.lineart_import import prepare_line_art, to_grey
+
+        s = self.session
+        rgb = tensor_to_uint8(load_artwork(req.path, 3, min(MIN_SIDE, s.config.resolution)))  # alpha on white
+        grey, info = prepare_line_art(rgb) if req.cleanup else (to_grey(rgb), None)
+        first = uint8_to_tensor(grey)  # (1, H, W)
+        if s.config.stages[0].channels != first.shape[0]:
+            first = first.expand(s.config.stages[0].channels, -1, -1).clone()
+        for k in range(s.num_stages):
+            s.set_layer(k, None, propagate=False)
+        pm, full = generate_fullres(s, first, req.clean_flats)
+        self.art = LayeredArtwork.from_stages(pm, full)
+        if req.clean_flats:
+            self._set_idle_work(self._prime_regions(self.art))
+        return self._result(rid, req, range(s.num_stages), {"lineart": None if info is None else info.as_dict()})
 
     def _regenerate(self, rid: int, req: Regenerate) -> EngineResult:
         s = self.session

@@ -46,7 +46,6 @@ class FileCommands:
         self._after_save: dict[int, Callable[[], None]] = {}  # save request id -> what runs once it is saved
         self._recovering: autosave.Recoverable | None = None
         self.doc.saveFinished.connect(self._on_save_finished)
-        self.doc.readOnlyProject.connect(self._on_read_only_project)
 
     # ----- unsaved changes -----
     def then_after_saving(self, then: Callable[[], None]) -> None:
@@ -105,6 +104,10 @@ class FileCommands:
     def open_image(self, path: str | None = None) -> None:
         self._open(path, "Open an artwork", IMAGE_FILTER, self.doc.open_image)
 
+    def open_line_art(self, path: str | None = None) -> None:
+        """File > Open line art…: an image (a drawing's line layer, a scan) as the first stage at its own size."""
+        self._open(path, "Open line art", IMAGE_FILTER, self.doc.open_line_art)
+
     def open_project(self, path: str | None = None) -> None:
         self._open(path, "Open a project", PROJECT_FILTER, self.doc.open_project)
 
@@ -131,21 +134,6 @@ class FileCommands:
             self.window.show_error("Cannot open the model", str(exc))
             return
         self.then_after_saving(lambda: self.doc.load_model(path))
-
-    def _on_read_only_project(self, project) -> None:
-        answer = QMessageBox.question(
-            self.window, "Project made with another model",
-            f"{project.warning}.\n\nOpen its final image as a new artwork with the current model instead? "
-            "(Its earlier stages are inferred again.)",
-            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
-        if answer == QMessageBox.StandardButton.Yes:
-            # The final image at its own size (issue 29: it was shrunk to the model's 128 px), in the channels the
-            # current model's last stage has.
-            final = project.stage_images()[-1]
-            channels = self.doc.config.stages[-1].channels
-            if final.shape[0] != channels:
-                final = final.mean(0, keepdim=True) if channels == 1 else final.expand(channels, -1, -1).clone()
-            self.doc.open_image_tensor(final, f"{project.model_name}-final")
 
     # ----- saving -----
     def save_project(self, path: str | None = None, then: Callable[[], None] | None = None) -> bool:
@@ -192,7 +180,11 @@ class FileCommands:
             self.window.statusBar().showMessage("Note: some stages are still being regenerated; exported as shown",
                                                 6000)
         try:
-            out = core_export.export(doc.stage_images(), list(doc.config.stage_names), fmt, path, scale=int(scale))
+            images = doc.stage_images()
+            if fmt is ExportFormat.PNG:  # the final image as shown: the line art over it when that is on
+                images[-1] = doc.final_as_shown()
+            out = core_export.export(images, list(doc.config.stage_names), fmt, path, scale=int(scale),
+                                     line_over=doc.lines_over)
         except ArtflowError as exc:
             self.window.show_error("Export failed", str(exc))
             return None

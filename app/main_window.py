@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent
@@ -37,7 +38,11 @@ from app.widgets.latent_panel import LatentPanel
 from app.widgets.refine_panel import RefinePanel
 from app.widgets.stage_strip import StageStrip, status_icon
 from app.window_controls import WindowControls
+from core.errors import one_line, shown
 from core.export import ExportFormat
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +96,9 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.latent_dock, self.refine_dock], [440, 280], Qt.Orientation.Vertical)
 
         self.files = FileCommands(self)
+        # A project made with another model is answered by the window: screenshot mode reports it (exit 1), never
+        # waiting on a dialog.
+        self.doc.readOnlyProject.connect(self._on_read_only_project)
         self.controls = WindowControls(self)
         self._make_status_bar()
         self._connect()
@@ -312,10 +320,28 @@ class MainWindow(QMainWindow):
         QMessageBox.critical(self, title, text)
 
     def _report(self, text: str) -> None:
-        """Screenshot mode has no one to click a dialog away: the error is one line on stderr instead."""
-        line = " ".join(text.split())
+        """Screenshot mode has no one to click a dialog away: the error is one line on stderr instead (control
+        characters of names read from files escaped)."""
+        line = one_line(" ".join(text.split()))
         self.errors_shown.append(line)
         print(f"artflow: {line}", file=sys.stderr)
+
+    def _on_read_only_project(self, project) -> None:
+        """A project made with another model (its warning names the file and both models, shortened): offer to
+        open its final image, at the artwork's own size, as a new artwork of the open model. Screenshot mode: the
+        warning is the error (exit 1)."""
+        if self.screenshot_mode:
+            self._report(project.warning)
+            return
+        answer = QMessageBox.question(
+            self, "Project made with another model",
+            f"{project.warning}.\n\nOpen its final image as a new artwork with the current model instead? "
+            "(Its earlier stages are inferred again.)",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        if answer == QMessageBox.StandardButton.Yes:
+            last = self.doc.config.stages[-1]
+            self.doc.open_image_tensor(final_image(project, last.channels, self.doc.config.resolution),
+                                       f"{shown(project.model_name, 40)}-final")
 
     def show_no_model(self, reason: str) -> None:
         """The default model is missing: say so, and offer File > Open model."""
@@ -339,7 +365,18 @@ class MainWindow(QMainWindow):
         urls = [u.toLocalFile() for u in e.mimeData().urls() if u.isLocalFile()]
         if urls:
             p = urls[0]
-            (self.open_project if p.endswith(".artflow") else self.open_image)(p)
+            if p.endswith(".artflow"):
+                self.open_project(p)
+            elif self._on_first_tab(e.position().toPoint()):
+                self.files.open_line_art(p)  # an image dropped on the Line art tab is line art (issue 28)
+            else:
+                self.open_image(p)
+
+    def _on_first_tab(self, pos) -> bool:
+        """Whether a point of the window lies on the first stage's (line art's) tab."""
+        bar = self.tabs.tabBar()
+        local = bar.mapFrom(self, pos)
+        return bar.rect().contains(local) and bar.tabAt(local) == 0
 
     # ----- shutdown -----
     def closeEvent(self, e: QCloseEvent) -> None:  # noqa: N802
@@ -379,3 +416,20 @@ class MainWindow(QMainWindow):
             log.warning("the engine thread did not stop in time")
         self.doc.discard_autosave()
         self.settings.save()
+
+
+def final_image(project, channels: int, resolution: int) -> torch.Tensor:
+    """A project's final image as a new artwork's (channels, H, W) in [-1, 1]: at its own size (its full-res
+    stage, else its proxy), converted to `channels`. One smaller than the app opens (the proxy of a small model)
+    is fitted to the model's `resolution`."""
+    import numpy as np
+    from PIL import Image
+
+    from core.fullres.proxy import MIN_SIDE
+    from core.imageio import normalize_pil, pil_to_tensor, tensor_to_uint8, uint8_to_tensor
+
+    a = project.fullres_u8[-1] if project.fullres_u8 is not None else tensor_to_uint8(project.proxy_images()[-1])
+    img = Image.fromarray(a)
+    if max(img.size) < min(MIN_SIDE, resolution):
+        return pil_to_tensor(img, channels, resolution)
+    return uint8_to_tensor(np.asarray(normalize_pil(img, channels)))

@@ -83,6 +83,13 @@ class WindowControls:
                          "Start a new artwork from a blank first stage: choose its size and the model to draw with")
         self.act_open_image = A("&Open image…", lambda: files.open_image(), QKeySequence.StandardKey.Open,
                                 "Open a finished artwork and infer its earlier stages")
+        self.act_open_line_art = A("Open &line art…", lambda: files.open_line_art(), "Ctrl+Alt+O",
+                                   "Your own line art (a line layer, an inked drawing, a scan) as the first stage, at "
+                                   "its own size; flats and detail are generated from it")
+        self.act_undo_cleanup = A("Use the line art as it was", lambda: doc.undo_line_art_cleanup(), None,
+                                  "Open the last line art again without the scan clean-up")
+        self.act_undo_cleanup.setEnabled(False)
+        doc.lineArtOpened.connect(self.act_undo_cleanup.setEnabled)
         self.act_open_project = A("Open &project…", lambda: files.open_project(), "Ctrl+Shift+O",
                                   "Open an .artflow project")
         self.act_save = A("&Save project", lambda: files.save_project(), QKeySequence.StandardKey.Save)
@@ -124,6 +131,11 @@ class WindowControls:
         self.act_auto = A("Regenerate automatically", doc.set_auto_regenerate, None,
                           "Later stages follow every edit (off: they turn stale until Regenerate)", checkable=True)
         self.act_auto.setChecked(doc.auto_regenerate)
+        self.act_lines_over = A("Line art over colours", doc.set_lines_over, None,
+                                "Show the line art multiplied over the later stages, and in the final PNG export, "
+                                "as an inker's line layer above the colours", checkable=True)
+        self.act_lines_over.setChecked(doc.lines_over)
+        doc.linesOverChanged.connect(self.act_lines_over.setChecked)
         self.act_clean = A("Clean flats", doc.set_clean_flats, None,
                            "Flat colours get one colour per closed region of the line art, at the artwork's own "
                            "size (off: as the model paints them)", checkable=True)
@@ -170,7 +182,7 @@ class WindowControls:
     def _make_menus(self) -> None:
         mb = self.window.menuBar()
         f = mb.addMenu("&File")
-        for a in (self.act_new, self.act_open_image, self.act_open_project):
+        for a in (self.act_new, self.act_open_image, self.act_open_line_art, self.act_open_project):
             f.addAction(a)
         f.addSeparator()
         f.addAction(self.act_save)
@@ -195,11 +207,13 @@ class WindowControls:
         e.addSeparator()
         e.addAction(self.act_clear)
         e.addAction(self.act_remove_paint)
+        e.addAction(self.act_undo_cleanup)
         e.addSeparator()
         e.addAction(self.act_restyle)
         e.addAction(self.act_keep)
         e.addAction(self.act_auto)
         e.addAction(self.act_clean)
+        e.addAction(self.act_lines_over)
         e.addAction(self.act_regen)
         t = mb.addMenu("&Tools")
         for a in self.tool_actions.values():
@@ -291,7 +305,8 @@ class WindowControls:
     # ----- keeping in step -----
     def set_model_loaded(self, loaded: bool) -> None:
         """The actions that need a model are enabled only with one."""
-        for a in (self.act_new, self.act_open_image, self.act_open_project, self.act_save, self.act_save_as,
+        for a in (self.act_new, self.act_open_image, self.act_open_line_art, self.act_open_project, self.act_save,
+                  self.act_save_as,
                   self.act_export_final, self.act_export_up, self.act_export_stages, self.act_export_strip,
                   self.act_export_ora, self.act_export_gif, self.act_regen, self.act_random, self.act_clear,
                   self.act_remove_paint, self.act_compare):

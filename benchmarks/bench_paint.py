@@ -28,7 +28,7 @@ from PySide6.QtGui import QMouseEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from benchmarks._common import load_average, print_load_note  # noqa: E402
-from benchmarks._window import PaintCounter, open_drawn_artwork, wait_idle  # noqa: E402
+from benchmarks._window import PaintCounter, open_drawn_artwork, open_window, wait_idle  # noqa: E402
 
 
 def send(canvas, kind, pos: QPointF, button, buttons) -> None:
@@ -69,10 +69,20 @@ def main() -> None:
     ap.add_argument("--segments", type=int, default=60, help="mouse moves per stroke")
     ap.add_argument("--brush", type=float, default=12, help="brush diameter in artwork pixels")
     ap.add_argument("--model", help="model bundle (default: the bundled one)")
+    ap.add_argument("--new", action="store_true",
+                    help="paint the line art of a new drawing of --size (File > New drawing) instead of an opened "
+                         "artwork's current stage")
     args = ap.parse_args()
     w, h = (int(v) for v in args.size.lower().split("x"))
 
-    app, win = open_drawn_artwork(args.model, w, h)
+    if args.new:
+        app, win = open_window(args.model)
+        t0 = time.perf_counter()
+        win.doc.new_artwork(w, h)
+        wait_idle(app, win)
+        print(f"new {w} x {h} drawing in {time.perf_counter() - t0:.1f} s")
+    else:
+        app, win = open_drawn_artwork(args.model, w, h)
     doc, canvas = win.doc, win.canvas
     assert doc.artwork_size == (w, h), doc.artwork_size
     win.tools.set_size(args.brush)

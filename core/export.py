@@ -13,6 +13,7 @@ import os
 import re
 import zipfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from xml.etree import ElementTree as ET
@@ -23,7 +24,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from core.atomic import atomic_output_dir, atomic_write, ensure_folder
 from core.errors import ImageError
-from core.imageio import tensor_to_pil
+from core.imageio import tensor_to_pil, tensor_to_uint8
+from core.png_rows import PngRows
 
 
 class ExportFormat(str, Enum):
@@ -47,6 +49,11 @@ MAX_SCALE = 16
 MAX_OUTPUT_SIDE = 16_384  # px on the enlarged PNG's long side (at 8 x 4096 px an export took 4.2 GB)
 ORA_MIMETYPE = b"image/openraster"
 THUMBNAIL_SIZE = 256  # OpenRaster: the thumbnail's longest side is at most 256 px
+STRIP_BACKGROUND = (232, 232, 232)
+STRIP_TEXT = (40, 40, 40)
+ENLARGE_BAND = 256  # output rows of an enlarged PNG made at a time (at most 16,384 px wide: 16 MiB in Pillow)
+RESIZE_MARGIN = 4  # source rows resized beyond a band on either side: LANCZOS reads 3 rows either way
+STRIP_BAND = 64  # rows of a strip PNG made at a time (64 x 70,000 px x 3 for 16 stages of 4096 px: 13 MB)
 
 
 StageImage = torch.Tensor | np.ndarray  # (C, H, W) float in [-1, 1], or uint8 (H, W) / (H, W, 3)
@@ -90,7 +97,8 @@ def _safe(name: str) -> str:
 
 
 def _rgb(t: StageImage) -> Image.Image:
-    return _pil(t).convert("RGB")
+    img = _pil(t)
+    return img if img.mode == "RGB" else img.convert("RGB")  # (convert would copy an RGB image: 4 bytes a pixel)
 
 
 def _png(img: Image.Image) -> bytes:
@@ -127,15 +135,34 @@ def check_output_size(width: int, height: int, scale: int) -> None:
 
 def export_final_png(images: Sequence[StageImage], path: str | os.PathLike[str], scale: int = 1) -> Path:
     """The last stage (the artwork) as a PNG, enlarged `scale` times with LANCZOS (1 = the model's resolution),
-    at most MAX_OUTPUT_SIDE px on its long side (checked before anything is allocated)."""
+    at most MAX_OUTPUT_SIDE px on its long side (checked before anything is allocated; an enlargement is written
+    a band of rows at a time)."""
     _check(images)
     check_scale(scale)
     h, w = _hw(images[-1])
     check_output_size(w, h, scale)
-    img = _pil(images[-1])
-    if scale > 1:
-        img = img.resize((img.width * scale, img.height * scale), Image.Resampling.LANCZOS)
-    return write_image(img, Path(path), "PNG")
+    if scale == 1:
+        return write_image(_pil(images[-1]), Path(path), "PNG")
+    p = Path(path)
+    with atomic_write(p, ImageError) as f:
+        _write_enlarged_png(_pil(images[-1]), scale, f)
+    return p
+
+
+def _write_enlarged_png(img: Image.Image, scale: int, f) -> None:
+    """img ('L' or 'RGB') enlarged `scale` times with LANCZOS, written as a PNG a band of rows at a time
+    (core.png_rows): the same pixels as Pillow's resize of the whole picture, without holding it (16,384 px
+    square is 1 GiB in Pillow). Each band of source rows is resized with RESIZE_MARGIN rows more on either side
+    (LANCZOS reaches 3 source rows), and only its own rows are kept."""
+    w, h = img.size
+    out = PngRows(f, w * scale, h * scale, 1 if img.mode == "L" else 3)
+    step = max(1, ENLARGE_BAND // scale)
+    for y0 in range(0, h, step):
+        y1 = min(h, y0 + step)
+        c0, c1 = max(0, y0 - RESIZE_MARGIN), min(h, y1 + RESIZE_MARGIN)
+        part = img.crop((0, c0, w, c1)).resize((w * scale, (c1 - c0) * scale), Image.Resampling.LANCZOS)
+        out.write(np.asarray(part)[(y0 - c0) * scale:(y1 - c0) * scale])
+    out.close()
 
 
 def export_stages(images: Sequence[StageImage], stage_names: Sequence[str],
@@ -154,10 +181,34 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
         return ImageFont.load_default()
 
 
-def strip_image(images: Sequence[StageImage], stage_names: Sequence[str] | None = None,
-                gap: int | None = None) -> Image.Image:
-    """All stages side by side, first to last, on a light grey background, each labelled below with its name
-    when `stage_names` is given. RGB."""
+@dataclass(frozen=True)
+class _Strip:
+    """Where strip_image puts things: the stages' size (h, w), the gap around and between cells, each cell's left
+    edge and width (as wide as its image or its label, whichever is wider), the labels with their text boxes
+    (textbbox) and the label band's text height; size = the whole picture (width, height)."""
+
+    h: int
+    w: int
+    gap: int
+    font: ImageFont.ImageFont | ImageFont.FreeTypeFont
+    labels: list[str]
+    boxes: list[tuple[int, int, int, int]]
+    lefts: list[int]
+    cells: list[int]
+    text_h: int
+    size: tuple[int, int]
+
+    @property
+    def text_top(self) -> int:
+        """The first row any label's ink can reach (each is drawn at this row minus its box's top)."""
+        return self.gap + self.h + self.gap // 2
+
+    def text_xy(self, k: int) -> tuple[int, int]:
+        box = self.boxes[k]
+        return self.lefts[k] + (self.cells[k] - (box[2] - box[0])) // 2 - box[0], self.text_top - box[1]
+
+
+def _strip_layout(images: Sequence[StageImage], stage_names: Sequence[str] | None, gap: int | None) -> _Strip:
     _check(images, stage_names)
     h, w = _hw(images[0])
     gap = max(4, w // 16) if gap is None else gap
@@ -168,32 +219,106 @@ def strip_image(images: Sequence[StageImage], stage_names: Sequence[str] | None 
     text_h = max(b[3] - b[1] for b in boxes)
     # A cell is as wide as its image or its label, whichever is wider: small models' images are narrower than words.
     cells = [max(w, b[2] - b[0] + 4) for b in boxes]
+    lefts = (gap + np.cumsum([0, *cells[:-1]]) + gap * np.arange(len(cells))).tolist()
     band = text_h + gap if text_h else 0
-    canvas = Image.new("RGB", (sum(cells) + gap * (len(images) + 1), h + 2 * gap + band), (232, 232, 232))
+    return _Strip(h, w, gap, font, labels, boxes, lefts, cells, text_h,
+                  (sum(cells) + gap * (len(images) + 1), h + 2 * gap + band))
+
+
+def strip_image(images: Sequence[StageImage], stage_names: Sequence[str] | None = None,
+                gap: int | None = None) -> Image.Image:
+    """All stages side by side, first to last, on a light grey background, each labelled below with its name
+    when `stage_names` is given. RGB."""
+    s = _strip_layout(images, stage_names, gap)
+    canvas = Image.new("RGB", s.size, STRIP_BACKGROUND)
     draw = ImageDraw.Draw(canvas)
-    x = gap
-    for t, label, box, cw in zip(images, labels, boxes, cells, strict=True):
-        canvas.paste(_rgb(t), (x + (cw - w) // 2, gap))
-        if label:
-            draw.text((x + (cw - (box[2] - box[0])) // 2 - box[0], gap + h + gap // 2 - box[1]), label,
-                      fill=(40, 40, 40), font=font)
-        x += cw + gap
+    for k, t in enumerate(images):
+        canvas.paste(_rgb(t), (s.lefts[k] + (s.cells[k] - s.w) // 2, s.gap))
+        if s.labels[k]:
+            draw.text(s.text_xy(k), s.labels[k], fill=STRIP_TEXT, font=s.font)
     return canvas
+
+
+def _rgb_rows(t: StageImage, y0: int, y1: int) -> np.ndarray:
+    """Rows y0..y1 of a stage as RGB uint8 (n, W, 3), as _rgb gives them (a grey stage in all three channels)."""
+    if isinstance(t, np.ndarray):
+        a = t[y0:y1]
+    else:
+        a = tensor_to_uint8(t[:, y0:y1])
+    if a.ndim == 3 and a.shape[2] == 3:
+        return a
+    return np.repeat(a.reshape(a.shape[0], a.shape[1], 1), 3, axis=2)
+
+
+def _write_strip_png(images: Sequence[StageImage], s: _Strip, f) -> None:
+    """strip_image's picture written to `f` as a PNG a band of rows at a time (core.png_rows): the stages' rows
+    copied from the stages, the labels drawn on a strip as high as their text (the one part with ink beside the
+    images), every other row the background. Memory: one band of the strip, whatever the number of stages."""
+    width, height = s.size
+    out = PngRows(f, width, height, 3)
+    background = np.array(STRIP_BACKGROUND, np.uint8)
+
+    def plain(n: int) -> None:
+        for y in range(0, n, STRIP_BAND):
+            out.write(np.broadcast_to(background, (min(STRIP_BAND, n - y), width, 3)))
+
+    plain(s.gap)
+    band = np.empty((STRIP_BAND, width, 3), np.uint8)
+    for y0 in range(0, s.h, STRIP_BAND):
+        y1 = min(s.h, y0 + STRIP_BAND)
+        rows = band[:y1 - y0]
+        rows[:] = background
+        for k, t in enumerate(images):
+            x = s.lefts[k] + (s.cells[k] - s.w) // 2
+            rows[:, x:x + s.w] = _rgb_rows(t, y0, y1)
+        out.write(rows)
+    del band
+    rest = height - s.gap - s.h
+    if s.text_h:
+        plain(s.text_top - s.gap - s.h)
+        text = Image.new("RGB", (width, s.text_h), STRIP_BACKGROUND)
+        draw = ImageDraw.Draw(text)
+        for k, label in enumerate(s.labels):
+            if label:
+                x, y = s.text_xy(k)
+                draw.text((x, y - s.text_top), label, fill=STRIP_TEXT, font=s.font)
+        out.write(np.asarray(text))
+        del text, draw
+        rest -= s.text_top - s.gap - s.h + s.text_h
+    plain(rest)
+    out.close()
 
 
 def export_strip(images: Sequence[StageImage], stage_names: Sequence[str] | None,
                  path: str | os.PathLike[str], labels: bool = True) -> Path:
     """All stages side by side in one PNG (or any format Pillow writes, from the suffix), labelled with the stage
-    names unless labels=False."""
-    img = strip_image(images, stage_names if labels else None)
+    names unless labels=False. A PNG is written a band of rows at a time (_write_strip_png: 16 stages of 4096 px
+    make a 1.2 GB picture); another format from strip_image's whole picture."""
     p = Path(path)
     fmt = Image.registered_extensions().get(p.suffix.lower(), "PNG")
-    return write_image(img, p, fmt if fmt in Image.SAVE else "PNG")
+    fmt = fmt if fmt in Image.SAVE else "PNG"
+    names = stage_names if labels else None
+    if fmt != "PNG":
+        return write_image(strip_image(images, names), p, fmt)
+    layout = _strip_layout(images, names, None)
+    with atomic_write(p, ImageError) as f:
+        _write_strip_png(images, layout, f)
+    return p
 
 
-def export_ora(images: Sequence[StageImage], stage_names: Sequence[str], path: str | os.PathLike[str]) -> Path:
+def lines_over(final: StageImage, line: StageImage) -> Image.Image:
+    """The last stage with the first (the line art) multiplied over it, as an inker's line layer sits above the
+    colours: RGB, rounded (the line art's darkest channel is its ink)."""
+    f = np.asarray(_rgb(final), np.uint16)
+    ink = np.asarray(_pil(line).convert("RGB")).min(axis=2).astype(np.uint16)
+    return Image.fromarray(((f * ink[..., None] + 127) // 255).astype(np.uint8), "RGB")
+
+
+def export_ora(images: Sequence[StageImage], stage_names: Sequence[str], path: str | os.PathLike[str],
+               line_over: bool = False) -> Path:
     """OpenRaster (.ora: Krita, GIMP, MyPaint): one layer per stage, the last stage on top and visible, earlier
-    stages below it, hidden.
+    stages below it, hidden. line_over ("Line art over colours"): the first stage once more above them all,
+    visible, multiplied (its own layer, as an inker keeps the line layer above the colours).
 
     Every stage is an opaque full-canvas picture, so showing several at once would only show the top one; hiding
     the earlier ones means that switching a single layer on shows exactly that stage, and painting continues on
@@ -205,27 +330,33 @@ def export_ora(images: Sequence[StageImage], stage_names: Sequence[str], path: s
     h, w = _hw(images[0])
     root = ET.Element("image", {"version": "0.0.5", "w": str(w), "h": str(h), "xres": "72", "yres": "72"})
     stack = ET.SubElement(root, "stack")
-    layers: list[tuple[str, bytes]] = []
+    layers: list[tuple[str, int]] = []  # (member, stage), topmost first
     n = len(images)
+    if line_over:
+        src = f"data/{n:02d}-{_safe(stage_names[0])}-over.png"
+        ET.SubElement(stack, "layer", {
+            "name": f"{stage_names[0]} (over colours)", "src": src, "x": "0", "y": "0", "opacity": "1.0",
+            "visibility": "visible", "composite-op": "svg:multiply"})
+        layers.append((src, 0))
     for k in reversed(range(n)):  # stack.xml lists the topmost layer first
         src = f"data/{k:02d}-{_safe(stage_names[k])}.png"
         ET.SubElement(stack, "layer", {
             "name": stage_names[k], "src": src, "x": "0", "y": "0", "opacity": "1.0",
             "visibility": "visible" if k == n - 1 else "hidden", "composite-op": "svg:src-over"})
-        layers.append((src, _png(_rgb(images[k]).convert("RGBA"))))
-    merged = _rgb(images[-1]).convert("RGBA")
-    thumb = merged.copy()
-    thumb.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.LANCZOS)
+        layers.append((src, k))
     xml = b"<?xml version='1.0' encoding='UTF-8'?>\n" + ET.tostring(root, encoding="utf-8")
     p = Path(path)
     with atomic_write(p, ImageError) as f:
         with zipfile.ZipFile(f, "w") as zf:
             zf.writestr(zipfile.ZipInfo("mimetype"), ORA_MIMETYPE, compress_type=zipfile.ZIP_STORED)
             zf.writestr("stack.xml", xml, compress_type=zipfile.ZIP_DEFLATED)
-            for src, data in layers:
-                zf.writestr(src, data, compress_type=zipfile.ZIP_STORED)  # PNG is compressed already
+            # Each layer's PNG (compressed already: stored) made and written in turn: one in memory at a time.
+            for src, k in layers:
+                zf.writestr(src, _png(_rgb(images[k]).convert("RGBA")), compress_type=zipfile.ZIP_STORED)
+            merged = (lines_over(images[-1], images[0]) if line_over else _rgb(images[-1])).convert("RGBA")
             zf.writestr("mergedimage.png", _png(merged), compress_type=zipfile.ZIP_STORED)
-            zf.writestr("Thumbnails/thumbnail.png", _png(thumb), compress_type=zipfile.ZIP_STORED)
+            merged.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE), Image.Resampling.LANCZOS)
+            zf.writestr("Thumbnails/thumbnail.png", _png(merged), compress_type=zipfile.ZIP_STORED)
     return p
 
 
@@ -236,11 +367,15 @@ def export_gif(images: Sequence[StageImage], path: str | os.PathLike[str], ms_pe
     if not isinstance(ms_per_frame, int) or not 20 <= ms_per_frame <= 60_000:
         raise ImageError(f"ms_per_frame must be an integer in 20..60000, got {ms_per_frame!r}")
     # Each frame quantised as the GIF writer would (an adaptive palette) as soon as it is made: the frames wait
-    # as 1 byte a pixel, not as RGB pictures (4 bytes a pixel in Pillow; 48 MiB each at 4096 x 3072).
-    frames = [_rgb(t).convert("P", palette=Image.Palette.ADAPTIVE) for t in images]
+    # as 1 byte a pixel, not as RGB pictures (4 bytes a pixel in Pillow; 48 MiB each at 4096 x 3072). Made one
+    # at a time as the writer asks for them (it keeps its own copy of each until the file is written).
+    def frame(t: StageImage) -> Image.Image:
+        return _rgb(t).convert("P", palette=Image.Palette.ADAPTIVE)
+
     p = Path(path)
     with atomic_write(p, ImageError) as f:
-        frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0)
+        frame(images[0]).save(f, format="GIF", save_all=True, append_images=(frame(t) for t in images[1:]),
+                              duration=ms_per_frame, loop=0)
     return p
 
 
@@ -268,9 +403,11 @@ def check_output(fmt: ExportFormat | str, path: str | os.PathLike[str],
 
 
 def export(images: Sequence[StageImage], stage_names: Sequence[str], fmt: ExportFormat | str,
-           path: str | os.PathLike[str], scale: int = 1) -> list[Path]:
+           path: str | os.PathLike[str], scale: int = 1, line_over: bool = False) -> list[Path]:
     """Write `images` in format `fmt` (an ExportFormat or its word) to `path` (a folder for STAGES); returns the
-    written files. `scale` enlarges the PNG export only. The one dispatch used by the app and the CLI."""
+    written files. `scale` enlarges the PNG export only. line_over ("Line art over colours"): the .ora gets the
+    line art as a multiplied layer above the colours (the app gives the PNG its final image as shown). The one
+    dispatch used by the app and the CLI."""
     try:
         fmt = ExportFormat(fmt)
     except ValueError:
@@ -287,5 +424,5 @@ def export(images: Sequence[StageImage], stage_names: Sequence[str], fmt: Export
     if fmt is ExportFormat.STRIP:
         return [export_strip(images, stage_names, path)]
     if fmt is ExportFormat.ORA:
-        return [export_ora(images, stage_names, path)]
+        return [export_ora(images, stage_names, path, line_over)]
     return [export_gif(images, path)]

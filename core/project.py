@@ -68,10 +68,13 @@ _MAX_LATENT = 4096
 # The most tensor data a project may unpack to when no model says what to expect (opened for viewing or export, or
 # made with another model): a 1024 px project of 4 colour stages with layers and targets needs 168 MB.
 MAX_TENSOR_BYTES_WITHOUT_MODEL = 256 * 2**20
-# The most full-res stage data (float32 once decoded) a project may hold when no model says how many stages to
-# expect: four colour stages with full-res layers (stage and base as float32, the RGBA layer as uint8) at the
-# largest artwork size. With the model: its stages at that size.
-MAX_FULLRES_BYTES_WITHOUT_MODEL = 4 * (4 * 3 + 4 * 3 + 4) * MAX_SIDE**2
+# The most full-res data a project may decode to (uint8, as its PNGs are decoded and kept) when no model says how
+# many stages to expect: what the largest workflow a model may have (MAX_STAGES colour stages) holds at the largest
+# artwork size, 768 MiB; full-res layers (stage, base and RGBA layer: 10 bytes a pixel) count against it (four
+# colour stages with layers fit). An export holds the stages once and adds what its format needs whatever the file
+# declares (core.export: a band of a strip, a GIF's frames at a byte a pixel), so no project opened without its
+# model makes an export larger than a real one of its artwork's size. With the model: its stages at that size.
+MAX_FULLRES_BYTES_WITHOUT_MODEL = MAX_STAGES * 3 * MAX_SIDE**2
 
 
 @dataclass
@@ -120,6 +123,12 @@ class Project:
         """Each stage as the artist sees it (what exports write): the full-res stages when the project has them,
         else the proxy composites."""
         return self.fullres if self.fullres_u8 is not None else self.proxy_images()
+
+    def export_images(self) -> list[torch.Tensor] | list[np.ndarray]:
+        """stage_images as core.export takes them without copies: the full-res stages as kept (uint8, shared: only
+        to be read), else the proxy composites (the model's size). stage_images would add a float32 copy of every
+        stage (4 bytes a pixel per channel: 1.8 GB for nine colour stages of 4096 x 4096)."""
+        return self.fullres_u8 if self.fullres_u8 is not None else self.proxy_images()
 
     @property
     def artwork_size(self) -> tuple[int, int]:
@@ -419,17 +428,18 @@ def png_limit(width: int, height: int, channels: int) -> int:
 
 
 def fullres_limit(config: WorkflowConfig | None) -> int:
-    """How many bytes the full-res stages may decode to (float32): from the open model's stages at MAX_SIDE, or
-    MAX_FULLRES_BYTES_WITHOUT_MODEL without one. Never from the project's own manifest."""
+    """How many bytes the full-res stages may decode to (uint8, as kept): from the open model's stages (each with
+    a full-res layer) at MAX_SIDE, or MAX_FULLRES_BYTES_WITHOUT_MODEL without one. Never from the project's own
+    manifest."""
     if config is None:
         return MAX_FULLRES_BYTES_WITHOUT_MODEL
-    return MAX_SIDE**2 * sum(8 * s.channels + 4 for s in config.stages)
+    return MAX_SIDE**2 * sum(2 * s.channels + 4 for s in config.stages)
 
 
 def _fullres_bytes_per_pixel(s: dict[str, Any]) -> int:
-    """Decoded bytes per pixel of one manifest stage's full-res members: the stage (float32), plus its base
-    (float32) and RGBA layer (uint8) when it has one."""
-    return 4 * s["channels"] + (4 * s["channels"] + 4 if s.get("fullres_layer", False) else 0)
+    """Decoded bytes per pixel of one manifest stage's full-res members, as _read_fullres keeps them (uint8): the
+    stage, plus its base and RGBA layer when it has one."""
+    return s["channels"] + (s["channels"] + 4 if s.get("fullres_layer", False) else 0)
 
 
 def _check_fullres_size(path: Path, m: dict[str, Any], limit: int) -> None:
@@ -466,17 +476,18 @@ def _read_png(path: Path, zf: zipfile.ZipFile, name: str, width: int, height: in
         raise _fail(path, f"{name} is not a readable PNG ({reason})") from None
 
 
-def _read_fullres(path: Path, zf: zipfile.ZipFile, m: dict[str, Any]
+def _read_fullres(path: Path, zf: zipfile.ZipFile, m: dict[str, Any], with_layers: bool = True
                   ) -> tuple[list[np.ndarray], list[np.ndarray | None] | None, list[np.ndarray | None] | None]:
     """The full-res stages of a manifest with "artwork" (sized by _check_fullres_size), and the layers and bases
-    of the stages marked "fullres_layer" (None, None when there are none); uint8 arrays, as decoded."""
+    of the stages marked "fullres_layer" (None, None when there are none, or not with_layers); uint8 arrays, as
+    decoded."""
     width, height = m["artwork"]["width"], m["artwork"]["height"]
     out, layers, bases = [], [], []
     for k, s in enumerate(m["stages"]):
         file = stage_file_name(k, s["name"])  # never a path taken from the manifest
         mode = "L" if s["channels"] == 1 else "RGB"
         out.append(_read_png(path, zf, f"stages/{file}", width, height, mode))
-        has = s.get("fullres_layer", False)
+        has = with_layers and s.get("fullres_layer", False)
         layers.append(_read_png(path, zf, f"layers/{file}", width, height, "RGBA") if has else None)
         bases.append(_read_png(path, zf, f"bases/{file}", width, height, mode) if has else None)
     if all(ly is None for ly in layers):
@@ -552,10 +563,13 @@ def _read_tensors(path: Path, raw: bytes, m: dict[str, Any]) -> SessionState:
     )
 
 
-def load_project(path: str | os.PathLike[str], config: WorkflowConfig | None = None) -> Project:
+def load_project(path: str | os.PathLike[str], config: WorkflowConfig | None = None,
+                 fullres_layers: bool = True) -> Project:
     """Open a `.artflow` file. With `config` (the open model's), a project made with another model comes back
     read_only=True with a `warning` naming the model it was made with; without it no model check is done (use
-    that for viewing and exporting). Every problem with the file is a ProjectError naming it."""
+    that for viewing and exporting). fullres_layers=False leaves the full-res layers and the bases under them
+    unread (an export needs only the stages, each with its layer baked in; such a project is not to be saved
+    back). Every problem with the file is a ProjectError naming it."""
     p = Path(path)
     if stat.S_ISDIR(stat_input(p, ProjectError).st_mode):
         raise _fail(p, "is a folder, not a project file")
@@ -578,12 +592,12 @@ def load_project(path: str | os.PathLike[str], config: WorkflowConfig | None = N
             _check_fullres_size(p, m, fullres_limit(config if same_model else None))
             state = _read_tensors(p, _read_entry(p, zf, TENSORS, model_tensor_limit(config if same_model else None)),
                                   m)
-            fullres, fullres_layers, fullres_bases = (_read_fullres(p, zf, m) if m.get("artwork") is not None
-                                                      else (None, None, None))
+            fullres, layers, bases = (_read_fullres(p, zf, m, fullres_layers) if m.get("artwork") is not None
+                                      else (None, None, None))
     project = Project(model_name=m["model"]["name"], config_hash=m["model"]["config_hash"],
                       stage_names=[s["name"] for s in m["stages"]], stage_channels=[s["channels"] for s in m["stages"]],
                       resolution=m["resolution"], state=state, extra=dict(m.get("extra", {})), fullres_u8=fullres,
-                      fullres_layers=fullres_layers, fullres_bases_u8=fullres_bases)
+                      fullres_layers=layers, fullres_bases_u8=bases)
     if config is not None:
         want = config_hash(config)
         if not made_with(project.model_name, project.config_hash, config):

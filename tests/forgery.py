@@ -286,6 +286,19 @@ def _zip(entries: list[tuple[zipfile.ZipInfo, bytes]]) -> bytes:
     return buf.getvalue()
 
 
+def rename_model(data: bytes, name: str) -> bytes:
+    """A project (bytes) whose manifest names the model `name` (say, one with control characters or a million
+    characters long): opened with its own model, it is another model's."""
+    entries = []
+    for info, payload in _entries(data):
+        if info.filename == "manifest.json":
+            manifest = json.loads(payload)
+            manifest["model"]["name"] = name
+            payload = json.dumps(manifest).encode()
+        entries.append((info, payload))
+    return _zip(entries)
+
+
 def set_encrypted_flag(data: bytes, name: str) -> bytes:
     """Set bit 0 (encrypted) of `name`'s general-purpose flags in its local and central headers."""
     b = bytearray(data)

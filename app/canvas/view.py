@@ -111,7 +111,9 @@ class CanvasView(QWidget):
         self._fill_clicks: list[FillClick] = []  # waiting for the worker, oldest first
         self._fill_job: FillJob | None = None  # with the worker now
         self._fill_click: FillClick | None = None  # the click it came from
+        self._line_image: QImage | None = None  # the line art, for "Line art over colours" (made when needed)
         document.stageChanged.connect(self._on_stage_changed)
+        document.linesOverChanged.connect(self.update)
         document.currentStageChanged.connect(lambda _k: self.refresh())
         document.modelChanged.connect(self._on_model_changed)
         document.compareChanged.connect(self.update)
@@ -126,6 +128,8 @@ class CanvasView(QWidget):
         self.fit()  # (refresh fits a new size only)
 
     def _on_stage_changed(self, k: int) -> None:
+        if k == 0:
+            self._line_image = None  # the overlay is made again when next painted
         if self._committing:
             return  # our own stroke: already on screen
         if self.doc.has_model and k == self.doc.current_stage and self._stroke is None:
@@ -322,6 +326,16 @@ class CanvasView(QWidget):
         src = QRectF((visible.left() - rect.left()) / self.scale, (visible.top() - rect.top()) / self.scale,
                      visible.width() / self.scale, visible.height() / self.scale)
         p.drawImage(visible, self._image, src)
+        if self.doc.lines_over and self.doc.current_stage > 0:
+            # "Line art over colours": the line art multiplied over the later stages, as an inker's line layer
+            # sits above the colours (compositing only: the stages themselves stay the model's and the artist's).
+            if self._line_image is None:
+                self._line_image = rgb_to_qimage(self.doc.stage_rgb(0))
+            if self._line_image.size() == self._image.size():
+                mode = p.compositionMode()
+                p.setCompositionMode(QPainter.CompositionMode.CompositionMode_Multiply)
+                p.drawImage(visible, self._line_image, src)
+                p.setCompositionMode(mode)
 
     def _tag(self, p: QPainter, at: QPointF, text: str, left: bool) -> None:
         f = QFont(self.font())

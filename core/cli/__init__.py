@@ -7,7 +7,7 @@ line on stderr and an exit code."""
 
 from __future__ import annotations
 
-COMMANDS = ("generate", "reconstruct", "edit", "export", "dataset", "train", "fit-prior", "eval", "info")
+COMMANDS = ("generate", "new", "reconstruct", "edit", "export", "dataset", "train", "fit-prior", "eval", "info")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,10 +16,12 @@ from tqdm import tqdm
 from core import bundle
 from core.atomic import OutputDir, atomic_output_dir, atomic_write, check_output_folder
 from core.device import resolve_device
-from core.errors import ArtflowError, BundleError
+from core.errors import ArtflowError, BundleError, one_line
 from core.export import export_stages
+from core.fullres.kinds import stage_kinds
 from core.fullres.proxy import MIN_SIDE, ProxyMap
-from core.imageio import load_artwork
+from core.fullres.regions import undither
+from core.imageio import load_artwork, tensor_to_uint8, uint8_to_tensor
 from core.project import project_from_session, save_project
 from core.session import Session
 
@@ -122,9 +124,18 @@ def add_clean_flats(p: argparse.ArgumentParser) -> None:
 
 def read_artwork(session: Session, path: str, k: int) -> torch.Tensor:
     """Stage k's image at its own size (C_k, H, W): any aspect ratio, MIN_SIDE..MAX_SIDE px on the long side (a
-    tiny model's own resolution is enough), refused with one line before decoding when larger."""
+    tiny model's own resolution is enough), refused with one line before decoding when larger. A dithered 1-bit
+    line art (for a line-art stage) has its dither smoothed (regions.undither, with a note on stderr): every dot
+    would otherwise be a line, and its regions none."""
     cfg = session.config
-    return load_artwork(path, cfg.stages[k].channels, min(MIN_SIDE, cfg.resolution))
+    image = load_artwork(path, cfg.stages[k].channels, min(MIN_SIDE, cfg.resolution))
+    if image.shape[0] == 1 and stage_kinds(cfg.stages)[k] == "line":
+        smooth = undither(tensor_to_uint8(image))
+        if smooth is not None:
+            print(one_line(f"artflow: note: {path} is a dithered 1-bit line art; its dots were smoothed into greys "
+                           "before its closed regions were found"), file=sys.stderr)
+            image = uint8_to_tensor(smooth)
+    return image
 
 
 def sizes(pm: ProxyMap) -> dict:

@@ -45,8 +45,8 @@ def _print_summary(summary) -> None:
     print(summary, file=sys.stderr)
 
 
-# The builders are imported when their command runs: the recipes need the optional [data] dependencies (OpenCV,
-# scikit-image) and the Fluent builder renders with Qt, neither of which any other command may require.
+# The builders are imported when their command runs: the recipes load OpenCV and scikit-image (slow to import) and
+# the Fluent builder renders with Qt, which no other command may require.
 def run_fluent(args: argparse.Namespace) -> int:
     from core.data.fluent_emoji import build_fluent_emoji
 

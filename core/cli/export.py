@@ -11,7 +11,7 @@ import sys
 
 from core import bundle
 from core.cli.common import add_common, add_project_file, model_path
-from core.errors import ArtflowError, BundleError
+from core.errors import ArtflowError, BundleError, shown
 from core.export import FORMATS, check_output, check_scale, export
 from core.project import load_project
 
@@ -44,9 +44,10 @@ def run(args: argparse.Namespace) -> int:
             config = bundle.load_config(bundle.default_bundle_path())
         except BundleError:
             config = None
-    project = load_project(args.project, config)
+    project = load_project(args.project, config, fullres_layers=False)  # the stages have their layers baked in
     if project.warning:
-        print(f"artflow export: warning: {project.warning}", file=sys.stderr)
-    for path in export(project.stage_images(), project.stage_names, args.format, args.out, scale=args.scale):
+        print(f"artflow export: warning: {shown(project.warning, 300)}", file=sys.stderr)
+    # The stages as decoded (uint8): no float copies of a full-res artwork
+    for path in export(project.export_images(), project.stage_names, args.format, args.out, scale=args.scale):
         print(path)
     return 0

@@ -1,17 +1,25 @@
 """Generate every stage from a first-stage drawing (e.g. line art). Each later stage uses a latent code: sampled from
 the prior with --seed, the prior's mean with --mean-z, or given with --z. The drawing may have any size and aspect
-(the model works on a padded square proxy of it); the stages are written at its own size. Writes
-OUT/stages/NN-<stage>.png, OUT/project.artflow and OUT/report.json.
+(the model works on a padded square proxy of it); the stages are written at its own size. A first stage of line art
+that looks like a scan or photo of pencil or ink on paper is cleaned up first (paper levelled to white, lines
+darkened, specks removed, small gaps closed; --no-cleanup keeps it as it is); a drawing on pure white paper is used
+pixel for pixel. Writes OUT/stages/NN-<stage>.png, OUT/project.artflow and OUT/report.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+
+import torch
 
 from core.cli import common
 from core.device import device_label
+from core.errors import one_line
+from core.fullres.kinds import stage_kinds
 from core.fullres.pipeline import generate_fullres
+from core.imageio import tensor_to_uint8, uint8_to_tensor
 from core.latents import choose_latents, parse_latent_coords
 
 
@@ -25,8 +33,23 @@ def add_parser(sub) -> None:
                         "prior like the app's sliders, each within +-3 (repeatable); the others are sampled")
     p.add_argument("--mean-z", action="store_true", help="use the latent prior's mean instead of sampling")
     common.add_clean_flats(p)
+    p.add_argument("--no-cleanup", dest="cleanup", action="store_false",
+                   help="use a scanned or photographed line art as it is (default: paper levelled to white, lines "
+                        "darkened, specks removed and small gaps closed; a drawing on pure white paper is never "
+                        "changed)")
     common.add_common(p)
     p.set_defaults(func=run)
+
+
+def clean_line_art(first: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """The first stage (C, H, W) through core.lineart_import.prepare_line_art: cleaned when it looks like a scan
+    (grey, repeated on every channel), else the very tensor given. Returns it and what was done (for the report)."""
+    from core.lineart_import import prepare_line_art  # here: scikit-image and OpenCV take a while to import
+
+    line, info = prepare_line_art(tensor_to_uint8(first))
+    if not info.cleaned:
+        return first, info.as_dict()
+    return uint8_to_tensor(line).expand(first.shape[0], -1, -1).contiguous(), info.as_dict()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,6 +58,12 @@ def run(args: argparse.Namespace) -> int:
     cfg = session.config
     given = parse_latent_coords(args.z or [], cfg)
     first = common.read_artwork(session, args.image, 0)
+    cleanup = {"cleaned": False, "kind": "skipped" if not args.cleanup else "not-a-line-art-stage"}
+    if args.cleanup and stage_kinds(cfg.stages)[0] == "line":
+        first, cleanup = clean_line_art(first)
+        if cleanup["cleaned"]:
+            print(one_line(f"artflow: note: {args.image} looks like a scan or photo of a drawing on paper; it was "
+                           "cleaned up (--no-cleanup uses it as it is)"), file=sys.stderr)
     out = common.out_folder(args.out)
     latents = choose_latents(session.model, args.seed, given, mean=args.mean_z)
     with common.progress_bar(cfg.num_stages - 1, "generate") as bar:
@@ -49,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
               "device": device_label(session.device), "seed": args.seed,
               "latents": latents, "latent_coords": coords,
               "latents_given": [session.stage_names[i + 1] for i in sorted(given)],
-              "mean_z": bool(args.mean_z), "clean_flats": bool(args.clean_flats), **common.sizes(pm),
+              "mean_z": bool(args.mean_z), "clean_flats": bool(args.clean_flats), "line_art_cleanup": cleanup,
+              **common.sizes(pm),
               "seconds": round(time.perf_counter() - t0, 3)}
     return common.finish(report, out, session, extra, full=None if pm.is_identity else full)

@@ -165,6 +165,73 @@ def region_histograms(labels, sel, has_sel, levels, count, r0, r1):  # pragma: n
     return hists
 
 
+@_kernel(types.Tuple((_out(types.int64, 1, "C"), _out(types.uint8, 2, "C"), _out(types.boolean, 1, "C")))(
+    _in(types.int32, 2), _in(types.boolean, 2), types.boolean, _in(types.uint8, 3), types.int64))
+def sort_by_region(labels, sel, has_sel, levels, count):  # pragma: no cover
+    """The pixels' 8-bit levels grouped by region (a counting sort on the labels): (start (count + 2,) int64,
+    values (H * W, C) uint8, chosen (H * W,) bool); region l's pixels are values[start[l]:start[l + 1]] in raster
+    order, chosen where sel is True (every pixel when not has_sel). Memory linear in the pixels, whatever the
+    number of regions. labels (H, W) int in 0..count; levels (H, W, C) uint8."""
+    h, w = labels.shape
+    nc = levels.shape[2]
+    start = np.zeros(count + 2, np.int64)
+    for y in range(h):
+        for x in range(w):
+            start[labels[y, x] + 1] += 1
+    for i in range(count + 1):
+        start[i + 1] += start[i]
+    at = start[:-1].copy()  # the next free place of each region
+    values = np.empty((h * w, nc), np.uint8)
+    chosen = np.empty(h * w, np.bool_)
+    for y in range(h):
+        for x in range(w):
+            lab = labels[y, x]
+            i = at[lab]
+            at[lab] = i + 1
+            for ch in range(nc):
+                values[i, ch] = levels[y, x, ch]
+            chosen[i] = sel[y, x] if has_sel else True
+    return start, values, chosen
+
+
+@_kernel(types.void(_out(types.uint8, 2), _in(types.int64, 1), _in(types.uint8, 2), _in(types.boolean, 1),
+                    types.int64, types.int64))
+def sorted_medians(out, start, values, chosen, l0, l1):  # pragma: no cover
+    """out[l, ch] = the lower median of region l's chosen values (all of its values when none is chosen), for
+    regions l0..l1 of sort_by_region's result; 0 for a region without pixels. One histogram of 256 levels per
+    channel, filled in one pass over a region's values and cleared after it (a small region by its own values:
+    it costs its pixels, not 256 levels)."""
+    nc = values.shape[1]
+    hist = np.zeros((nc, 256), np.int64)
+    for lab in range(l0, l1):
+        a, b = start[lab], start[lab + 1]
+        n = 0
+        for i in range(a, b):
+            n += chosen[i]
+        every = n == 0
+        if every:
+            n = b - a
+        for i in range(a, b):
+            if every or chosen[i]:
+                for ch in range(nc):
+                    hist[ch, values[i, ch]] += 1
+        goal = (n + 1) // 2  # the lower median: the first level whose cumulative count reaches ceil(n / 2)
+        for ch in range(nc):
+            seen, level = 0, 0
+            while level < 255:
+                seen += hist[ch, level]
+                if seen >= goal:
+                    break
+                level += 1
+            out[lab, ch] = level
+        if b - a > 256:
+            hist[:] = 0
+        else:
+            for i in range(a, b):
+                for ch in range(nc):
+                    hist[ch, values[i, ch]] = 0
+
+
 @_kernel(types.void(_out(types.uint8, 3), _in(types.uint8, 2), _in(types.int32, 2), types.int64, types.int64))
 def lookup_rows(out, table, labels, r0, r1):  # pragma: no cover
     """out[y, x, :] = table[labels[y, x], :] for rows r0..r1 (out (h, w, C) uint8, table (n, C) uint8)."""
@@ -367,5 +434,6 @@ def warm_up_in_background() -> None:
 def warm_up() -> None:
     """Compiles every kernel (a fresh machine: ~1 s each) or loads it from numba's disk cache (milliseconds), so
     that an artist's first edit does not wait for the compiler."""
-    for kernel in (guided_windows, region_histograms, lookup_rows, bin_sums, guided_fit, label4):
+    for kernel in (guided_windows, region_histograms, sort_by_region, sorted_medians, lookup_rows, bin_sums, guided_fit,
+                   label4):
         kernel.compiled()

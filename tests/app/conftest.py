@@ -27,6 +27,23 @@ def make_bundle(path: Path, seed: int = 0, stages=None, name: str = "tiny") -> P
     return bundle.save(model, path)
 
 
+def other_model_project(path: Path, size: tuple[int, int] = (90, 60), model_name: str = "other") -> Path:
+    """A project of another model (tiny's architecture under `model_name`, other weights) whose artwork is
+    width x height at full resolution: a grey square on white in every stage."""
+    from core.project import project_from_session, save_project
+    from core.session import Session
+
+    torch.manual_seed(7)
+    session = Session(WorkflowModel(config.tiny(name=model_name, resolution=RES)).eval(), "cpu")
+    w, h = size
+    full = []
+    for spec in session.config.stages:
+        a = np.full((h, w, 3) if spec.channels == 3 else (h, w), 255, np.uint8)
+        a[h // 4:3 * h // 4, w // 4:w // 2] = 60
+        full.append(a)
+    return save_project(project_from_session(session, None, full), path)
+
+
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory) -> Path:
     return make_bundle(tmp_path_factory.mktemp("models") / "tiny")

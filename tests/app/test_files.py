@@ -144,6 +144,27 @@ def test_project_of_another_model_opens_as_a_new_artwork_if_asked(qtbot, window,
     assert window.doc.num_stages == 3
 
 
+def test_project_of_another_model_opens_at_its_own_size(qtbot, window, tmp_path, dialogs):
+    """Its final image becomes the new artwork at the artwork's full size (not the model's 32 px), and the
+    question names the model shortened and escaped (a forged million-character name costs the dialog nothing)."""
+    from tests import forgery
+    from tests.app.conftest import other_model_project
+
+    path = other_model_project(tmp_path / "theirs.artflow", size=(90, 60))
+    path.write_bytes(forgery.rename_model(path.read_bytes(), "evil\x1b[2J" + "A" * 1_000_000))
+    dialogs.answers["question"] = QMessageBox.StandardButton.Yes
+    window.doc.settings.refine_after_open = False
+    with qtbot.waitSignal(window.doc.artworkOpened, timeout=10000):
+        window.open_project(str(path))
+    wait_idle(qtbot, window)
+    (text,) = [c[2] for c in dialogs.calls if c[0] == "question"]
+    assert len(text) < 1000 and "theirs.artflow was made with the model 'evil\\x1b[2JAAA" in text
+    assert "\x1b" not in text
+    assert window.doc.artwork_size == (90, 60)
+    final = window.doc.stage_u8(window.doc.num_stages - 1)
+    assert final.shape[:2] == (60, 90) and final[30, 30].max() < 100 and final[5, 5].min() > 200
+
+
 def test_open_another_model_rebuilds_tabs_and_sliders(qtbot, window, four_stage_bundle):
     doc = window.doc
     with qtbot.waitSignal(doc.modelChanged, timeout=20000):

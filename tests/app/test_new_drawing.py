@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from PySide6.QtWidgets import QDialogButtonBox
 
 from core import bundle
@@ -58,3 +59,30 @@ def test_a_shape_drawn_on_a_new_sheet_changes_only_its_own_place(qtbot, window):
     for k in (1, 2):
         moved = np.abs(doc.stage_rgb(k).astype(int) - before[k].astype(int)).max(axis=2) > 0
         assert moved.any() and not (moved & ~inside).any()  # only inside the circle: the paper stays paper
+
+
+def test_line_art_over_colours_on_a_drawing_and_in_its_final_export(qtbot, window, artwork_png, tmp_path):
+    doc = window.doc
+    window.files.new_artwork(160, 120)
+    wait_idle(qtbot, window)
+    assert doc.lines_over and window.controls.act_lines_over.isChecked()  # a drawing: on
+    layer = np.zeros((120, 160, 4), np.uint8)
+    layer[60, 20:140] = (0, 0, 0, 255)  # a line across the sheet
+    doc.commit_layer(0, layer, "Line")
+    wait_idle(qtbot, window)
+    doc.set_current_stage(2)
+    window.canvas.repaint()  # the overlay is drawn (multiply) without error
+    out = window.files.export("png", str(tmp_path / "final.png"))
+    final = np.asarray(Image.open(out).convert("RGB"))
+    assert (final[60, 20:140] == 0).all()  # the ink is over the colours in the export
+    assert np.array_equal(final[:50], doc.stage_rgb(2)[:50])  # elsewhere the detail as it is
+    window.controls.act_lines_over.trigger()
+    assert not doc.lines_over
+    plain = np.asarray(Image.open(window.files.export("png", str(tmp_path / "plain.png"))).convert("RGB"))
+    assert np.array_equal(plain, doc.stage_rgb(2))
+    # An opened finished artwork shows its stages as they are.
+    doc.settings.refine_after_open = False
+    with qtbot.waitSignal(doc.artworkOpened, timeout=20000):
+        window.open_image(str(artwork_png))
+    wait_idle(qtbot, window)
+    assert not doc.lines_over

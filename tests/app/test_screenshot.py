@@ -81,6 +81,52 @@ def test_screenshot_exits_nonzero_when_an_open_fails(tmp_path, tiny_bundle, case
     assert "Traceback" not in r.stderr and "Internal error" not in r.stderr
 
 
+@pytest.mark.parametrize("name", ["other", "evil\n\x1b[2J\x00" + "A" * 1_000_000])
+def test_screenshot_of_another_models_project_exits_1_without_a_dialog(tmp_path, tiny_bundle, name):
+    """No dialog waits in screenshot mode: a project of another model is an error on one line of stderr, its
+    names escaped and shortened (a forged model name of a million characters costs nothing)."""
+    from tests.app.conftest import other_model_project
+
+    project = other_model_project(tmp_path / "theirs.artflow")
+    project.write_bytes(forgery.rename_model(project.read_bytes(), name))
+    out = tmp_path / "shot.png"
+    r = run_main(["--model", str(tiny_bundle), "--open", str(project), "--screenshot", str(out)], tmp_path,
+                 timeout=120)
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert out.is_file()
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and len(lines[0]) < 1000, r.stderr[:2000]
+    assert lines[0].startswith("artflow: theirs.artflow was made with the model '") and "open model 'tiny'" in lines[0]
+    assert "\x1b" not in r.stderr and "\x00" not in r.stderr
+    if name != "other":
+        assert "'evil\\n\\x1b[2J\\x00AAAA" in lines[0] and "…" in lines[0]
+
+
+def test_failed_screenshot_write_leaves_the_old_file(tmp_path, tiny_bundle):
+    """A full disk (here: a file size limit of 8 KB) fails the write: exit 1, one line, and the file that was
+    there is left as it was (no truncated PNG, no temp file)."""
+    import resource
+    import signal
+
+    out = tmp_path / "shot.png"
+    out.write_bytes(b"the old screenshot")
+
+    def small_files() -> None:  # in the child: writes past 8 KB fail with EFBIG instead of killing it
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", ARTFLOW_DATA_DIR=str(tmp_path / "data"),
+               OMP_NUM_THREADS="2", NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    r = subprocess.run([sys.executable, str(ROOT / "main.py"), "--model", str(tiny_bundle), "--screenshot",
+                        str(out)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+                       preexec_fn=small_files)
+    assert r.returncode == 1, r.stderr[-2000:]
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("artflow: cannot write the screenshot") and "shot.png" in lines[0]
+    assert out.read_bytes() == b"the old screenshot"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
 def test_qt_plugin_noise_is_dropped_and_real_warnings_kept(monkeypatch, caplog):
     from PySide6.QtCore import QtMsgType
 

@@ -139,6 +139,26 @@ def test_generate(files, capsys):
     assert all(not z.any() for z in load_project(files / "gen4" / "project.artflow").state.latents)
 
 
+def test_generate_smooths_a_dithered_line_art(files, tmp_path, capsys):
+    """A 1-bit dithered line art: its dots are smoothed when it is read (a note says so), and the first stage's
+    closed regions are the drawing's (each dot was a line: one region for the whole picture, a white flat)."""
+    from core.fullres.regions import find_regions, undither
+    from tests.core.test_fullres_regions import dithered_drawing, worst_match
+
+    drawing, dithered = dithered_drawing(200, size=128)
+    Image.fromarray(dithered).convert("1").save(tmp_path / "dithered.png")
+    code, _, err = run(["generate", tmp_path / "dithered.png", "-o", tmp_path / "gen", *model_args(files)], capsys)
+    assert code == 0 and "dithered.png is a dithered 1-bit line art" in err
+    first = load_project(tmp_path / "gen" / "project.artflow").fullres_u8[0]
+    assert np.array_equal(first, undither(dithered))
+    assert worst_match(find_regions(drawing), find_regions(first)) > 0.9
+    # A line art that is not dithered is read as it is, without a note.
+    Image.fromarray(drawing).save(tmp_path / "drawing.png")
+    code, _, err = run(["generate", tmp_path / "drawing.png", "-o", tmp_path / "gen2", *model_args(files)], capsys)
+    assert code == 0 and "dithered" not in err
+    assert np.array_equal(load_project(tmp_path / "gen2" / "project.artflow").fullres_u8[0], drawing)
+
+
 def test_edit_propagates_with_the_project_latents_and_deltas(files, reconstructed, capsys):
     src = load_project(reconstructed / "project.artflow")
     new_flat = image(3, seed=7)
@@ -307,6 +327,26 @@ def test_errors_are_one_clear_line(files, reconstructed, capsys, case):
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1, err
     assert lines[0].startswith(f"artflow {argv[0]}: error: ") and message in lines[0], lines[0]
+
+
+def test_names_from_files_are_printed_with_control_characters_escaped(files, reconstructed, tmp_path, capsys):
+    """A model name (from a project's manifest) or a file name holding a newline, NUL or ESC: the error is still
+    one line, and sends no escape code to the terminal."""
+    from tests import forgery
+
+    evil = "evil\n\x1b[2J\x00\r\x9b31m\u2028name"
+    project = tmp_path / "forged.artflow"
+    project.write_bytes(forgery.rename_model((reconstructed / "project.artflow").read_bytes(), evil))
+    cases = [(["edit", project, "--stage", f"flat={files / 'art.png'}", "-o", tmp_path / "o", *model_args(files)],
+              "made with the model 'evil\\n\\x1b[2J\\x00\\r\\x9b31m\\u2028name'"),
+             (["generate", tmp_path / "no\npe\x1b[2J.png", "-o", tmp_path / "o", *model_args(files)],
+              "no\\npe\\x1b[2J.png: file not found")]
+    for argv, message in cases:
+        code, _, err = run(argv, capsys)
+        assert code == 2
+        assert len(err.splitlines()) == 1 and err.endswith("\n"), repr(err)
+        assert message in err, repr(err)
+        assert not any(c in err[:-1] for c in "\n\r\x00\x1b\x9b\u2028"), repr(err)
 
 
 def test_image_too_large_for_the_model(files, capsys, monkeypatch):

@@ -233,3 +233,78 @@ def test_output_must_not_be_an_input(tmp_path):
     (tmp_path / "copy.png").write_bytes(b"the project")
     check_output("png", tmp_path / "copy.png", [src])  # equal bytes, another file
     assert src.read_bytes() == b"the project"
+
+
+# ----- written a band of rows at a time (issue 29 F3) -----
+def test_png_rows_give_back_every_row_exactly(tmp_path):
+    import io
+
+    from core.png_rows import PngRows
+
+    rng = np.random.default_rng(4)
+    for h, w, c, band in ((37, 53, 3, 7), (64, 20, 1, 64), (1, 1, 3, 1), (9, 300, 1, 4)):
+        a = rng.integers(0, 256, (h, w, c), dtype=np.uint8)
+        a[: h // 2] //= 64  # flat parts: other filters win there
+        buf = io.BytesIO()
+        out = PngRows(buf, w, h, c)
+        for y in range(0, h, band):
+            out.write(a[y:y + band] if c == 3 else a[y:y + band, :, 0])
+        out.close()
+        with Image.open(io.BytesIO(buf.getvalue())) as im:
+            assert im.mode == ("RGB" if c == 3 else "L") and np.array_equal(np.asarray(im).reshape(a.shape), a)
+    out = PngRows(io.BytesIO(), 4, 2, 3)
+    with pytest.raises(ValueError, match="rows must be uint8"):
+        out.write(np.zeros((1, 5, 3), np.uint8))
+    with pytest.raises(ValueError, match="3 rows given, 2 left"):
+        out.write(np.zeros((3, 4, 3), np.uint8))
+    with pytest.raises(ValueError, match="2 rows of the image were not written"):
+        out.close()
+
+
+@pytest.mark.parametrize("labelled", [True, False])
+def test_a_strip_png_has_strip_images_pixels(tmp_path, monkeypatch, labelled):
+    import core.export as export_module
+
+    monkeypatch.setattr(export_module, "STRIP_BAND", 5)  # many bands, the last one short
+    stages = [image(1, seed=4), tensor_to_uint8(image(3, seed=5)), image(3, seed=6), tensor_to_uint8(image(1, seed=7))]
+    names = ["lineart", "a-rather-long-stage-name", "detail", "x"]  # labels wider than the 32 px images too
+    p = export_strip(stages, names, tmp_path / "s.png", labels=labelled)
+    assert np.array_equal(_pixels(p), np.asarray(strip_image(stages, names if labelled else None)))
+    big = [torch.rand(3, 130, 210) * 2 - 1, torch.rand(1, 130, 210) * 2 - 1]  # a larger font and gap
+    p = export_strip(big, ["flat", "shading"], tmp_path / "big.png", labels=labelled)
+    assert np.array_equal(_pixels(p), np.asarray(strip_image(big, ["flat", "shading"] if labelled else None)))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_an_enlarged_png_is_pillows_resize_of_the_whole_picture(tmp_path, monkeypatch, channels):
+    import core.export as export_module
+
+    monkeypatch.setattr(export_module, "ENLARGE_BAND", 20)  # a few source rows a band
+    stage = tensor_to_uint8(torch.rand(channels, 41, 53) * 2 - 1)
+    pil = Image.fromarray(stage)
+    for scale in (2, 3, 5, 16):
+        p = export_final_png([stage], tmp_path / f"x{scale}.png", scale=scale)
+        whole = pil.resize((53 * scale, 41 * scale), Image.Resampling.LANCZOS)
+        assert np.array_equal(_pixels(p), np.asarray(whole))
+
+
+def test_ora_keeps_the_line_art_over_the_colours_as_its_own_layer(tmp_path):
+    """"Line art over colours": the .ora gets the first stage once more, on top, visible and multiplied, and its
+    merged image is the final stage with the ink multiplied over it."""
+    import zipfile
+
+    from PIL import Image
+
+    from core.export import export_ora
+
+    line = np.full((20, 30), 255, np.uint8)
+    line[10, 5:25] = 0
+    final = np.full((20, 30, 3), (200, 100, 50), np.uint8)
+    path = export_ora([line, final], ["lineart", "detail"], tmp_path / "a.ora", line_over=True)
+    with zipfile.ZipFile(path) as zf:
+        stack = zf.read("stack.xml").decode()
+        merged = np.asarray(Image.open(zf.open("mergedimage.png")).convert("RGB"))
+    first = stack.index("<layer")
+    assert 'composite-op="svg:multiply"' in stack[first:stack.index("/>", first)]
+    assert stack.count("<layer") == 3
+    assert (merged[10, 5:25] == 0).all() and (merged[0, 0] == (200, 100, 50)).all()

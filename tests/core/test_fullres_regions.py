@@ -260,3 +260,70 @@ def test_painting_on_the_line_art_updates_the_regions_and_the_flat_as_from_scrat
         for a, b in zip(arts[0].bases, arts[1].bases, strict=True):
             np.testing.assert_array_equal(a, b)
     assert hows[0] == "built" and hows.count("updated") >= 2, hows
+
+
+# ----- dithered line art -----
+def dithered_drawing(grey: int, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """A circle outline cut in two by a stroke, its inside shaded `grey`: (the drawing, it dithered to 1 bit by
+    Pillow's convert("1"), Floyd-Steinberg)."""
+    from PIL import Image, ImageDraw
+
+    im = Image.new("L", (size, size), 255)
+    d = ImageDraw.Draw(im)
+    s = size / 256
+    d.ellipse((30 * s, 30 * s, 226 * s, 226 * s), outline=0, width=3, fill=grey)
+    d.line((30 * s, 128 * s, 226 * s, 128 * s), fill=0, width=2)
+    return np.asarray(im), np.asarray(im.convert("1").convert("L"))
+
+
+def worst_match(want: Regions, got: Regions) -> float:
+    """The lowest intersection over union of a region of `want` (those over 1% of the picture) and the region of
+    `got` that holds most of it."""
+    ious = []
+    for label in range(1, want.count + 1):
+        mine = want.labels == label
+        if mine.sum() >= 0.01 * mine.size:
+            theirs = got.labels == np.bincount(got.labels[mine]).argmax()
+            ious.append((mine & theirs).sum() / (mine | theirs).sum())
+    return min(ious)
+
+
+@pytest.mark.parametrize("grey", [240, 200, 170, 140])
+def test_a_dithered_line_art_has_the_regions_and_flat_of_the_drawing(grey):
+    """Each dither dot was a line pixel: the shading left no paper farther than close_gap from a line, the whole
+    picture was one region (or a dust of them) and the flat came out the paper's white. Undithered, the closed
+    regions are the drawing's."""
+    drawing, dithered = dithered_drawing(grey)
+    want = R.find_regions(drawing)
+    assert worst_match(want, R.find_regions(dithered)) < 0.3  # what the dither did
+    smooth = R.undither(dithered)
+    assert smooth is not None and smooth.shape == dithered.shape and smooth.dtype == np.uint8
+    got = R.find_regions(smooth)
+    assert worst_match(want, got) > 0.9 and got.count <= want.count + 5
+    # The strokes are kept pixel for pixel.
+    strokes = R.line_mask(drawing) & (drawing == 0) & ~near(drawing != 0, 1)
+    assert (smooth[strokes] == 0).all()
+    # A flat of two colours (the model's, say) keeps them, one per half of the circle.
+    colours = np.full((*drawing.shape, 3), 255, np.uint8)
+    colours[40:128, 40:216], colours[129:216, 40:216] = (200, 40, 40), (40, 40, 200)
+    flat = clean_flat_u8(got, colours)
+    assert tuple(flat[80, 128]) == (200, 40, 40) and tuple(flat[180, 128]) == (40, 40, 200)
+
+
+def test_line_arts_that_are_not_dithered_are_left_alone():
+    from PIL import Image, ImageDraw
+
+    for width in (1, 2, 4):  # clean 1-bit strokes, diagonal ones included (their pixels touch only by corners)
+        im = Image.new("L", (200, 160), 255)
+        d = ImageDraw.Draw(im)
+        d.ellipse((10, 10, 190, 150), outline=0, width=width)
+        d.line((5, 5, 195, 120), fill=0, width=width)
+        for k in range(12):
+            d.line((20 + 14 * k, 30, 40 + 14 * k, 140), fill=0, width=width)
+        d.point([(3 + 9 * k, 155) for k in range(20)], fill=0)  # a few specks
+        assert R.undither(np.asarray(im)) is None
+    drawing, _ = dithered_drawing(170)
+    assert R.undither(drawing) is None  # greys: not 1-bit
+    anti_aliased = np.asarray(Image.fromarray(drawing).resize((128, 128), Image.Resampling.LANCZOS))
+    assert R.undither(anti_aliased) is None
+    assert R.undither(np.full((64, 64), 255, np.uint8)) is None and R.undither(np.zeros((64, 64), np.uint8)) is None

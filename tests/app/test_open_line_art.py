@@ -1,0 +1,58 @@
+"""File > Open line art (issue 28): an image becomes the first stage at its own size (a Krita line layer composited
+on white, a scan cleaned up and the clean-up undoable), the later stages are generated, nothing is refined."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from tests.app.conftest import wait_idle
+
+
+def _ring(w: int, h: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.abs(np.hypot(xx - w / 2, yy - h / 2) - min(w, h) / 3) < 1.5
+
+
+def test_a_line_layer_with_alpha_opens_as_the_first_stage_at_its_own_size(qtbot, window, tmp_path):
+    doc = window.doc
+    w, h = 150, 100
+    rgba = np.zeros((h, w, 4), np.uint8)
+    rgba[_ring(w, h)] = (0, 0, 0, 255)  # black ink on a transparent layer, as Krita exports a line layer
+    path = tmp_path / "lines.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    with qtbot.waitSignal(doc.lineArtOpened, timeout=20000) as opened:
+        window.files.open_line_art(str(path))
+    wait_idle(qtbot, window)
+    assert opened.args == [False]  # clean line art: no clean-up
+    assert doc.artwork_size == (w, h)
+    line = doc.stage_rgb(0)
+    assert (line[_ring(w, h)] == 0).all() and (line[~_ring(w, h)] == 255).all()  # on paper white, exactly
+    assert not doc.refining and doc.targets is None  # nothing to fit: the stages are generated
+    assert [doc.status(k) for k in range(3)][1:] == ["generated", "generated"]
+    assert not window.controls.act_undo_cleanup.isEnabled()
+
+
+def test_a_scan_is_cleaned_up_and_the_clean_up_can_be_undone(qtbot, window, tmp_path):
+    doc = window.doc
+    w, h = 240, 160
+    yy, xx = np.mgrid[0:h, 0:w]
+    paper = 215 + 25 * xx / w  # uneven light over tinted paper
+    scan = paper[..., None] * np.array([1.0, 0.97, 0.9])
+    scan[_ring(w, h)] = 110  # grey pencil
+    scan += np.random.default_rng(0).normal(0, 3, scan.shape)
+    path = tmp_path / "scan.png"
+    Image.fromarray(np.clip(scan, 0, 255).astype(np.uint8), "RGB").save(path)
+    with qtbot.waitSignal(doc.lineArtOpened, timeout=20000) as opened:
+        window.files.open_line_art(str(path))
+    wait_idle(qtbot, window)
+    assert opened.args == [True]
+    cleaned = doc.stage_rgb(0)
+    far = ~_ring(w, h) & (np.abs(np.hypot(xx - w / 2, yy - h / 2) - min(w, h) / 3) > 4)
+    assert (cleaned[far] >= 250).mean() > 0.98  # the paper is white
+    assert window.controls.act_undo_cleanup.isEnabled()
+    with qtbot.waitSignal(doc.lineArtOpened, timeout=20000) as again:
+        window.controls.act_undo_cleanup.trigger()
+    wait_idle(qtbot, window)
+    assert again.args == [False]
+    assert (doc.stage_rgb(0)[far] < 250).mean() > 0.5  # the scan's own grey paper, as it was
