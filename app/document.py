@@ -29,7 +29,6 @@ import torch
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app import autosave
-from app.document_results import ResultApplier
 from app.engine_worker import (
     ApplyEdits,
     EngineThread,
@@ -116,10 +115,9 @@ class Document(QObject):
         self._flush_timer = QTimer(self)
         self._flush_timer.setSingleShot(True)
         self._flush_timer.timeout.connect(self._flush)
-        self.results = ResultApplier(self)
-        engine.resultReady.connect(self.results.apply)
-        engine.failed.connect(self.results.failed)
-        engine.progress.connect(self.results.progress)
+        # The engine's answers are applied by a ResultApplier (app/document_results.py), which the window attaches
+        # (apply_results_of): this module does not import it, so the two never import each other.
+        self.results = None
         engine.activity.connect(self.activityChanged)
 
     def clear_state(self) -> None:

@@ -44,6 +44,16 @@ FAILURE_TITLES: dict[type[Request], str] = {
     SaveProject: "Cannot save the project", SampleLatent: "Cannot make a variation"}
 
 
+def apply_results_of(engine, doc: Document) -> ResultApplier:
+    """Attach a ResultApplier to `doc`: the engine's answers, failures and progress are applied to it from now on.
+    (The window calls this once it has made the document.)"""
+    results = doc.results = ResultApplier(doc)
+    engine.resultReady.connect(results.apply)
+    engine.failed.connect(results.failed)
+    engine.progress.connect(results.progress)
+    return results
+
+
 class ResultApplier(QObject):
     """Connected to the engine's signals by the Document that owns it. A QObject living on the GUI thread (the
     document's child), so that Qt queues the engine thread's signals to it: every answer is applied there."""

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QMessageBox
+from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QMessageBox, QStatusBar
 
 from app import autosave
 from core import export as core_export
@@ -20,7 +20,22 @@ from core.errors import ArtflowError
 from core.export import ExportFormat
 
 if TYPE_CHECKING:
-    from app.main_window import MainWindow
+    from app.document import Document
+    from app.settings import Settings
+
+
+class FileHost(Protocol):
+    """What the file commands need of their window (the main window, a QWidget: their dialogs' parent): its
+    document and settings, its status bar, its error box, and whether it runs for a screenshot. A protocol, so
+    that this module does not import the window that owns it."""
+
+    doc: Document
+    settings: Settings
+    screenshot_mode: bool
+
+    def statusBar(self) -> QStatusBar: ...  # noqa: N802 (Qt's name)
+
+    def show_error(self, title: str, text: str) -> None: ...
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif *.tif *.tiff);;All files (*)"
 PROJECT_FILTER = "Artflow projects (*.artflow);;All files (*)"
@@ -37,9 +52,9 @@ ENLARGED_DIALOG = ("Export the final image, enlarged", "{stem}-x{scale}.png", PN
 
 
 class FileCommands:
-    """File commands of `window` (a MainWindow): dialogs are its children, messages go to its status bar."""
+    """File commands of `window` (the main window): dialogs are its children, messages go to its status bar."""
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: FileHost) -> None:
         self.window = window
         self.doc = window.doc
         self.settings = window.settings

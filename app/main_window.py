@@ -31,6 +31,7 @@ from app import icons
 from app.canvas.tools import ToolState
 from app.canvas.view import CanvasView
 from app.document import Document
+from app.document_results import apply_results_of
 from app.engine_worker import EngineThread
 from app.file_commands import FileCommands
 from app.settings import Settings
@@ -58,6 +59,7 @@ class MainWindow(QMainWindow):
         self.errors_shown: list[str] = []  # in screenshot mode, what went wrong (the exit status says so)
         self.engine = EngineThread()
         self.doc = Document(self.engine, self.settings, self, device=device)
+        apply_results_of(self.engine, self.doc)
         self.tools = ToolState(self)
         self._closing = False
         self._asking_to_close = False

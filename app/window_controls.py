@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QActionGroup, QColor, QKeySequence
@@ -19,7 +19,42 @@ from core import bundle
 from core.export import ExportFormat
 
 if TYPE_CHECKING:
-    from app.main_window import MainWindow
+    from PySide6.QtWidgets import QDockWidget, QMenuBar
+
+    from app.canvas.tools import ToolState
+    from app.canvas.view import CanvasView
+    from app.document import Document
+    from app.file_commands import FileCommands
+    from app.widgets.latent_panel import LatentPanel
+    from app.widgets.refine_panel import RefinePanel
+
+
+class ControlsHost(Protocol):
+    """What the actions, menus and tool bar are built on: the main window's parts and the few commands of its own
+    that they trigger. A protocol, so that this module does not import the window that owns it."""
+
+    doc: Document
+    tools: ToolState
+    canvas: CanvasView
+    files: FileCommands
+    latent_panel: LatentPanel
+    refine_panel: RefinePanel
+    latent_dock: QDockWidget
+    refine_dock: QDockWidget
+
+    def channels(self) -> int: ...
+
+    def set_compare(self, on: bool) -> None: ...
+
+    def clear_to_paper(self) -> None: ...
+
+    def close(self) -> bool: ...
+
+    def menuBar(self) -> QMenuBar: ...  # noqa: N802 (Qt's names)
+
+    def addAction(self, action: QAction) -> None: ...  # noqa: N802
+
+    def addToolBar(self, toolbar: QToolBar) -> None: ...  # noqa: N802
 
 SIZE_TICKS = 100
 
@@ -46,9 +81,9 @@ def size_to_slider(size: float) -> int:
 
 
 class WindowControls:
-    """Builds the actions, menus and tool bar of `window` (a MainWindow whose canvas, panels and docks exist)."""
+    """Builds the actions, menus and tool bar of `window` (the main window, whose canvas, panels and docks exist)."""
 
-    def __init__(self, window: MainWindow) -> None:
+    def __init__(self, window: ControlsHost) -> None:
         self.window = window
         self.doc = window.doc
         self.tools = window.tools

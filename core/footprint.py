@@ -7,10 +7,24 @@ config.validate refuses a config whose footprint exceeds MEMORY_BUDGET_BYTES, so
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from core.config import WorkflowConfig
+
+class _Stage(Protocol):
+    channels: int
+
+
+class WorkflowConfig(Protocol):
+    """What the estimate reads of a core.config.WorkflowConfig (a protocol, so that this module, which the config
+    calls while validating, does not import it back: no import circle)."""
+
+    resolution: int
+    stages: Sequence[_Stage]
+    generator: Any
+    encoder: Any
+    unet: Any
+    discriminator: Any
 
 # Weights (float32) plus the activations of one image through one transition's networks must fit in this. The
 # paper's preset at 256 px needs about 0.6 GB of weights and 0.3 GB of activations; the bundled model far less.

@@ -229,9 +229,9 @@ def load_artwork(path: str | os.PathLike[str], channels: int, minimum: int | Non
     """Read an artwork at its own size: (channels, H, W) float32 in [-1, 1], any aspect ratio (issue 12).
 
     Like load_image (any mode, EXIF orientation, alpha on white) but never resized. The long side must be within
-    core.fullres.proxy's MIN_SIDE (or `minimum`) ..MAX_SIDE, checked on the file's header before anything is
+    core.artwork_size's MIN_SIDE (or `minimum`) ..MAX_SIDE, checked on the file's header before anything is
     decoded."""
-    from core.fullres.proxy import MIN_SIDE, check_artwork_size
+    from core.artwork_size import MIN_SIDE, check_artwork_size
 
     _check_channels(channels, str(path))
     low = MIN_SIDE if minimum is None else minimum

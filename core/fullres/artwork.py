@@ -70,8 +70,12 @@ def is_empty(layer: RGBA | None) -> bool:
 
 def _layer_colour(layer_rows: np.ndarray, grey: bool) -> np.ndarray:
     """A layer's colour as float32 0..255: (h, W, 3), or (h, W) for a grey stage (the rounded mean of RGB)."""
-    rgb = layer_rows[..., :3].astype(np.float32)
-    return np.rint(rgb.mean(axis=2)) if grey else rgb
+    if not grey:
+        return layer_rows[..., :3].astype(np.float32)
+    # rint(sum / 3) in integers: a sum of three levels over 3 never ends in .5, so it is (sum + 1) // 3 (~5x a
+    # float mean over the channel axis; the line art's layer is composited at every stroke).
+    total = layer_rows[..., 0].astype(np.uint16) + layer_rows[..., 1] + layer_rows[..., 2]
+    return ((total + 1) // 3).astype(np.float32)
 
 
 def composite(base: np.ndarray, layer: RGBA | None) -> np.ndarray:
@@ -327,7 +331,7 @@ class LayeredArtwork:
         seen_before = self._seen_before.pop(start, None) if propagation == "regions" else None
         old = [b.clone() for b in session.bases]
         until = None
-        if self.identity and clean_flats:
+        if (self.identity or seen_before is not None) and clean_flats:
             kinds = stage_kinds(session.config.stages)
             until = next((j for j in range(start + 1, session.num_stages)
                           if line_before(kinds, j, since=start) is not None), None)

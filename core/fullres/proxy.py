@@ -19,30 +19,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.errors import ImageError
+from core.artwork_size import MAX_PIXELS as MAX_PIXELS
+from core.artwork_size import MAX_SIDE as MAX_SIDE
+from core.artwork_size import MIN_SIDE as MIN_SIDE
+from core.artwork_size import check_artwork_size as check_artwork_size
 from core.fullres import kernels
 
-# Artworks are between MIN_SIDE and MAX_SIDE pixels on their long side, any aspect ratio. 4096 keeps a
-# three-stage project (float32 working copies) within the app's memory budget; the image loader refuses larger
-# files before decoding them (MAX_PIXELS is the matching decompression-bomb limit).
-MIN_SIDE = 64
-MAX_SIDE = 4096
-MAX_PIXELS = MAX_SIDE * MAX_SIDE
+# The sizes Artflow works with live in core.artwork_size (the image reader checks them too); re-exported here,
+# where the pipeline's callers look for them.
 PAPER = 1.0  # white, the paper colour of every stage
-
-
-def check_artwork_size(width: int, height: int, where: str = "image", minimum: int = MIN_SIDE) -> None:
-    """One-line ImageError unless the long side is within minimum..MAX_SIDE (any aspect ratio). Loaders call it
-    with the default minimum; the mapping itself takes anything from 1 px (tests use tiny models)."""
-    if width < 1 or height < 1:
-        raise ImageError(f"{where}: zero-size image ({width} x {height} pixels)")
-    long_side = max(width, height)
-    if long_side > MAX_SIDE:
-        raise ImageError(f"{where}: {width} x {height} pixels is larger than Artflow works with "
-                         f"({MAX_SIDE} px on the long side); scale it down first")
-    if long_side < minimum:
-        raise ImageError(f"{where}: {width} x {height} pixels is too small (at least {MIN_SIDE} px on the long "
-                         "side)")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,29 @@
+"""The artwork sizes Artflow works with, and the check every loader runs on a file's header: a module of its own
+(errors only) so that the image reader and the full-resolution pipeline both use it without importing each other.
+
+Artworks are between MIN_SIDE and MAX_SIDE pixels on their long side, any aspect ratio. 4096 keeps a three-stage
+project (float32 working copies) within the app's memory budget; the image loader refuses larger files before
+decoding them (MAX_PIXELS is the matching decompression-bomb limit).
+"""
+
+from __future__ import annotations
+
+from core.errors import ImageError
+
+MIN_SIDE = 64
+MAX_SIDE = 4096
+MAX_PIXELS = MAX_SIDE * MAX_SIDE
+
+
+def check_artwork_size(width: int, height: int, where: str = "image", minimum: int = MIN_SIDE) -> None:
+    """One-line ImageError unless the long side is within minimum..MAX_SIDE (any aspect ratio). Loaders call it
+    with the default minimum; the mapping itself takes anything from 1 px (tests use tiny models)."""
+    if width < 1 or height < 1:
+        raise ImageError(f"{where}: zero-size image ({width} x {height} pixels)")
+    long_side = max(width, height)
+    if long_side > MAX_SIDE:
+        raise ImageError(f"{where}: {width} x {height} pixels is larger than Artflow works with "
+                         f"({MAX_SIDE} px on the long side); scale it down first")
+    if long_side < minimum:
+        raise ImageError(f"{where}: {width} x {height} pixels is too small (at least {MIN_SIDE} px on the long "
+                         "side)")
