@@ -92,6 +92,18 @@ def candidate_families(sets: dict[str, dict], tone: str) -> list[str]:
     return sorted(out, key=lambda n: hashlib.sha256(n.encode("utf-8")).hexdigest())
 
 
+def render_on_canvas(sets: dict[str, dict], style: str, name: str, box, size: tuple[int, int]) -> Image.Image:
+    """One icon of `style` with the viewBox `box` at `size` (W, H): rendered at min(W, H), centred on white."""
+    w, h = size
+    side = min(w, h)
+    icon = render_svg(icon_svg(sets[style], name, box), side)
+    if (w, h) == (side, side):
+        return icon
+    canvas = Image.new("RGB", (w, h), (255, 255, 255))
+    canvas.paste(icon, ((w - side) // 2, (h - side) // 2))
+    return canvas
+
+
 def render_family(sets: dict[str, dict], family: str, tone: str, size: tuple[int, int]) -> list[Image.Image]:
     """[base flat, base detail, tone flat, tone detail] at `size` (W, H), all with the family's one viewBox."""
     variant = f"{family}-{tone}"
@@ -99,17 +111,8 @@ def render_family(sets: dict[str, dict], family: str, tone: str, size: tuple[int
     if family in sets["lineart"]["icons"]:
         boxes.append(icon_box(sets["lineart"], family))  # as the stage dataset aligns them
     box = union_box(boxes)
-    w, h = size
-    side = min(w, h)
-    images = []
-    for style, name in (("flat", family), ("detail", family), ("flat", variant), ("detail", variant)):
-        icon = render_svg(icon_svg(sets[style], name, box), side)
-        if (w, h) != (side, side):
-            canvas = Image.new("RGB", (w, h), (255, 255, 255))
-            canvas.paste(icon, ((w - side) // 2, (h - side) // 2))
-            icon = canvas
-        images.append(icon)
-    return images
+    return [render_on_canvas(sets, style, name, box, size)
+            for style, name in (("flat", family), ("detail", family), ("flat", variant), ("detail", variant))]
 
 
 # Structure edits: a drawing and its variant that adds or changes one shape (hair, a beard), both drawn by the artist
@@ -134,15 +137,9 @@ def candidate_pairs(sets: dict[str, dict]) -> list[tuple[str, str]]:
 def render_pair(sets: dict[str, dict], base: str, variant: str, size: tuple[int, int]) -> list[Image.Image]:
     """[base line art (L), base detail, variant line art (L), variant detail] at `size`, one viewBox."""
     box = union_box([icon_box(sets[s], n) for s in ("lineart", "detail") for n in (base, variant)])
-    w, h = size
-    side = min(w, h)
     images = []
     for style, name in (("lineart", base), ("detail", base), ("lineart", variant), ("detail", variant)):
-        icon = render_svg(icon_svg(sets[style], name, box), side)
-        if (w, h) != (side, side):
-            canvas = Image.new("RGB", (w, h), (255, 255, 255))
-            canvas.paste(icon, ((w - side) // 2, (h - side) // 2))
-            icon = canvas
+        icon = render_on_canvas(sets, style, name, box, size)
         images.append(icon.convert("L") if style == "lineart" else icon)
     return images
 
