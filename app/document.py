@@ -9,19 +9,18 @@ A result can also carry new inputs (opening an artwork or a project, a seeded va
 document's values only where the artist has not changed them since the request was made (each input remembers the
 id of the latest request that sent it: app/request_tracking.py), so a late result never overwrites newer work.
 
-The parts live in their own modules: the layers and their undo (app/stage_layers.py), the variation history
-(app/variations.py), the request bookkeeping (app/request_tracking.py), the app's record in a project
-(app/project_extra.py); engine answers are applied by app/document_results.py. Widgets connect to the signals and
-call the methods; none of them talks to the engine.
-
-Why this module is still about 660 lines: it is the one object the widgets bind to (its signals and its editing
-API: painting, latents, whole-artwork actions, files); each method is a short entry point whose logic lives in the
-modules above. Cutting that API in pieces would make every widget talk to several objects about one artwork.
+Document is the one object the widgets bind to: its signals are declared here, and its API is combined from
+mixins, so that no widget talks to several objects about one artwork. This module holds the state, the facts, the
+sending of edits (debounce, stale stages) and the whole-artwork actions (model, new, open, refine, save); the
+painting with undo and the latent codes are app/document_inputs.py, the pictures and their caches
+app/document_pictures.py. The parts with state of their own live in their own modules: the layers and their undo
+(app/stage_layers.py), the variation history (app/variations.py), the request bookkeeping
+(app/request_tracking.py), the app's record in a project (app/project_extra.py); engine answers are applied by
+app/document_results.py. Widgets connect to the signals and call the methods; none of them talks to the engine.
 """
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,8 @@ import torch
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app import autosave
+from app.document_inputs import DocumentInputs
+from app.document_pictures import DocumentPictures
 from app.engine_worker import (
     ApplyEdits,
     EngineThread,
@@ -37,25 +38,20 @@ from app.engine_worker import (
     NewArtwork,
     OpenLineArt,
     OpenProject,
-    PreviewLatent,
     Refine,
     Regenerate,
     Request,
-    SampleLatent,
     SaveProject,
 )
-from app.layers import RGBA, composite, rgb_of, to_rgb
 from app.project_extra import AppExtra, SavedVariation
-from app.request_tracking import UNSENT, RequestTracker, Wait
+from app.request_tracking import RequestTracker, Wait
 from app.settings import Settings
 from app.stage_layers import StageLayers
 from app.stage_status import StageStatus
 from app.variations import Variation, Variations
-from core.imageio import uint8_to_tensor
-from core.session import Z_RANGE
 
 
-class Document(QObject):
+class Document(DocumentInputs, DocumentPictures, QObject):
     modelLoading = Signal(str)  # folder being loaded
     modelChanged = Signal()  # a model was installed: stages, tabs and sliders must be rebuilt
     modelFailed = Signal(str)  # a model folder could not be loaded (the current model, if any, stays)
@@ -139,9 +135,9 @@ class Document(QObject):
         self.before_final: np.ndarray | None = None
         self.requests = RequestTracker(n)
         self.previews: dict[int, np.ndarray] = {}  # refinement previews (full-res uint8) shown while it runs
-        self._rgb: dict[int, np.ndarray] = {}
+        self._rgb: dict[int, np.ndarray] = {}  # the pictures' caches (DocumentPictures)
         self._base_rgb: dict[int, np.ndarray] = {}
-        self._latent_drag = False
+        self._latent_drag = False  # (DocumentInputs)
 
     # ----- facts -----
     @property
@@ -219,104 +215,6 @@ class Document(QObject):
     def has_unsent_edits(self) -> bool:
         return self.requests.has_unsent()
 
-    # ----- images -----
-    @property
-    def width(self) -> int:
-        return self.artwork_size[0]
-
-    @property
-    def height(self) -> int:
-        return self.artwork_size[1]
-
-    def base_rgb(self, k: int) -> np.ndarray:
-        """Stage k's picture under the artist's layer, (H, W, 3) uint8 at the artwork's size."""
-        if k in self.previews:
-            return rgb_of(self.previews[k])
-        img = self._base_rgb.get(k)
-        if img is None:
-            img = self._base_rgb[k] = rgb_of(self.full[k])
-        return img
-
-    def stage_rgb(self, k: int) -> np.ndarray:
-        """Stage k as shown: (H, W, 3) uint8 at the artwork's size, the artist's layer over the generated (or
-        preview) image."""
-        img = self._rgb.get(k)
-        if img is None:
-            img = composite(self.base_rgb(k), self.layers[k])
-            self._rgb[k] = img
-        return img
-
-    def stage_u8(self, k: int) -> np.ndarray:
-        """Stage k as saved and exported: uint8 (H, W) or (H, W, 3) at the artwork's size (read-only: the base
-        itself where nothing is painted)."""
-        return composite(self.full[k], self.layers[k])
-
-    def stage_tensor(self, k: int) -> torch.Tensor:
-        """Stage k as saved and exported: (C, H, W) in [-1, 1] at the artwork's size."""
-        return uint8_to_tensor(self.stage_u8(k))
-
-    def stage_images(self) -> list[np.ndarray]:
-        """Every stage as exported, uint8 (stage_u8): a quarter of float32's memory at 4096 px."""
-        return [self.stage_u8(k) for k in range(self.num_stages)]
-
-    def compare_reference(self) -> tuple[np.ndarray, str] | None:
-        """What the final stage is compared with: the opened artwork, or the final stage before the last change."""
-        if not self.has_model:
-            return None
-        if self.full_target is not None:
-            return rgb_of(self.full_target), "Original"
-        if self.targets is not None and self.artwork_size == (self.resolution, self.resolution):
-            return to_rgb(self.targets[-1]), "Original"
-        if self.before_final is not None:
-            return self.before_final, "Before"
-        return None
-
-    def invalidate(self, k: int) -> None:
-        """Stage k's picture changed: drop its cached composite and tell the widgets."""
-        self.drop_cached_picture(k)
-        self.stageChanged.emit(k)
-
-    def drop_cached_picture(self, k: int) -> None:
-        self._rgb.pop(k, None)
-        self._base_rgb.pop(k, None)
-
-    def set_full_base(self, k: int, image: np.ndarray) -> bool:
-        """Stage k's full-res base from the engine; returns whether it is a new picture (the engine replaces
-        the arrays of the stages it changed and shares the others)."""
-        if k < len(self.full) and self.full[k] is image:
-            return False
-        while len(self.full) <= k:
-            self.full.append(image)
-        self.full[k] = image
-        return True
-
-    def _update_cached_rect(self, k: int, rect) -> None:
-        """Stage k's layer changed only inside `rect`: the cached composite is mended there, not rebuilt."""
-        img = self._rgb.get(k)
-        if img is None or rect is None:
-            self._rgb.pop(k, None)
-            return
-        x0, y0, x1, y1 = rect
-        if img is self._base_rgb.get(k) or img is self.previews.get(k) or not img.flags.writeable:
-            img = self._rgb[k] = img.copy()
-        layer = self.layers[k]
-        base = self.base_rgb(k)[y0:y1, x0:x1]
-        img[y0:y1, x0:x1] = base if layer is None else composite(base, layer[y0:y1, x0:x1])
-
-    def has_cached_picture(self, k: int) -> bool:
-        return k in self._rgb
-
-    def cached_picture(self, k: int) -> np.ndarray | None:
-        """Stage k as shown when it is cached (never computed here)."""
-        return self._rgb.get(k)
-
-    def picture_for_fill(self, k: int) -> np.ndarray:
-        """Stage k as shown, for the fill worker to read on its thread: the cached array is made read-only, so
-        an edit that comes first mends a copy of it (_update_cached_rect), never the array being read."""
-        img = self.stage_rgb(k)
-        img.flags.writeable = False
-        return img
-
     def touch(self) -> None:
         """The artwork changed (it needs saving)."""
         was = self.dirty
@@ -324,192 +222,12 @@ class Document(QObject):
         if not was:
             self.dirtyChanged.emit(True)
 
-    def _capture_before(self) -> None:
-        if self.has_model:
-            self.before_final = self.stage_rgb(self.num_stages - 1).copy()
-            self.compareChanged.emit()
-
     # ----- navigation -----
     def set_current_stage(self, k: int) -> None:
         if self.has_model and 0 <= k < self.num_stages and k != self.current_stage:
             self.current_stage = k
             self.currentStageChanged.emit(k)
             self.undoChanged.emit()
-
-    # ----- painting -----
-    def commit_layer(self, k: int, layer: RGBA | None, label: str = "Paint", rect=None) -> None:
-        """A finished edit of stage k's artist layer (a stroke, a fill, a clear): undoable; later stages follow.
-        `rect` (x0, y0, x1, y1): the only pixels the edit changed (undo and the shown picture are updated there
-        only)."""
-        if not self.editable:
-            return
-        before_final = self._final_before(k)
-        if self.layers.commit(k, layer, label, rect):
-            self._layer_changed(k, before_final, rect)
-
-    def commit_fill(self, k: int, layer: RGBA, rect, before: np.ndarray, picture: np.ndarray,
-                    label: str = "Fill") -> None:
-        """A fill computed off the GUI thread (app/canvas/fill.py) from stage k's current layer and picture: the
-        new layer, the undo step's pixels (`before`: the old layer's in `rect`) and the stage as shown afterwards
-        are swapped in; nothing the size of the region is computed here."""
-        if not self.editable:
-            return
-        before_final = self.stage_rgb(self.num_stages - 1)  # replaced below, not mended: no copy needed
-        if self.layers.commit(k, layer, label, rect, before=before):
-            self._rgb[k] = picture
-            self._layer_changed(k, before_final, rect, mended=True)
-
-    def _final_before(self, k: int) -> np.ndarray:
-        """The final stage as shown before an edit of stage k (the compare view's "Before"). A copy only when the
-        edit is on the final stage itself (its cached picture is mended in place)."""
-        final = self.stage_rgb(self.num_stages - 1)
-        return final.copy() if k == self.num_stages - 1 else final
-
-    def _layer_changed(self, k: int, before_final: np.ndarray, rect=None, mended: bool = False) -> None:
-        self.before_final = before_final
-        self.compareChanged.emit()
-        self.requests.layer_edited(k)
-        self._mark_stale(range(k + 1, self.num_stages), UNSENT)
-        if not mended:  # (a fill brings its picture along)
-            self._update_cached_rect(k, rect)
-        self.stageChanged.emit(k)
-        self.statusChanged.emit(k)
-        self.touch()
-        self.undoChanged.emit()
-        if self.auto_regenerate:
-            self._flush_timer.start(self.debounce_ms)
-
-    def clear_layer(self, k: int | None = None) -> None:
-        """Remove the artist's paint from stage k: the generated image shows again."""
-        k = self.current_stage if k is None else k
-        if self.has_model and self.layers[k] is not None:
-            self.commit_layer(k, None, "Remove my paint")
-
-    def can_undo(self, k: int | None = None) -> bool:
-        k = self.current_stage if k is None else k
-        return self.has_model and self.layers.can_undo(k)
-
-    def can_redo(self, k: int | None = None) -> bool:
-        k = self.current_stage if k is None else k
-        return self.has_model and self.layers.can_redo(k)
-
-    def undo_label(self, k: int | None = None) -> str:
-        return self.layers.undo_label(self.current_stage if k is None else k) if self.has_model else ""
-
-    def redo_label(self, k: int | None = None) -> str:
-        return self.layers.redo_label(self.current_stage if k is None else k) if self.has_model else ""
-
-    def undo(self, k: int | None = None) -> None:
-        k = self.current_stage if k is None else k
-        if self.editable and self.can_undo(k):
-            before_final = self._final_before(k)
-            self.layers.undo(k)
-            self._layer_changed(k, before_final)
-
-    def redo(self, k: int | None = None) -> None:
-        k = self.current_stage if k is None else k
-        if self.editable and self.can_redo(k):
-            before_final = self._final_before(k)
-            self.layers.redo(k)
-            self._layer_changed(k, before_final)
-
-    # ----- latents -----
-    def set_latent(self, i: int, z, live: bool = False) -> None:
-        """New values of transition i's latent code (clipped to the prior's range). live=True during a slider drag:
-        the before-image for the compare view is taken once, at the start of the drag."""
-        if not self.editable:
-            return
-        z = self.clip_latent(i, torch.as_tensor(z, dtype=torch.float32).reshape(-1))
-        if torch.equal(z, self.latents[i]):
-            return
-        if not (live and self._latent_drag):
-            self._capture_before()
-        self._latent_drag = live
-        self.latents[i] = z
-        self.requests.latent_edited(i)
-        self._mark_stale(range(i + 1, self.num_stages), UNSENT)
-        self.touch()
-        self.latentChanged.emit(i)
-        if self.auto_regenerate:
-            if live and self.live_preview and not self.refining:
-                self._submit(PreviewLatent(i, z.clone()))  # the value stays unsent: end_latent_edit sends it
-            else:
-                self._flush()
-
-    def _prior(self, i: int):
-        """Transition i's core.latent_prior.LatentPrior, or None (no model yet)."""
-        priors = self.model_info.latent_priors if self.model_info is not None else ()
-        return priors[i] if i < len(priors) else None
-
-    def clip_latent(self, i: int, z: torch.Tensor) -> torch.Tensor:
-        """z within Z_RANGE standard deviations of transition i's latent prior (the sliders' range)."""
-        prior = self._prior(i)
-        return prior.clip(z, Z_RANGE).float() if prior is not None else z.clamp(-Z_RANGE, Z_RANGE).clone()
-
-    def latent_coords(self, i: int) -> torch.Tensor:
-        """Transition i's latent code in the sliders' coordinates: standard deviations of its latent prior."""
-        prior = self._prior(i)
-        return prior.to_standard(self.latents[i]).float() if prior is not None else self.latents[i].clone()
-
-    def set_latent_coords(self, i: int, u, live: bool = False) -> None:
-        """set_latent from the sliders' coordinates (see latent_coords)."""
-        u = torch.as_tensor(u, dtype=torch.float32).reshape(-1).clamp(-Z_RANGE, Z_RANGE)
-        prior = self._prior(i)
-        self.set_latent(i, prior.from_standard(u).float() if prior is not None else u, live=live)
-
-    def end_latent_edit(self, i: int) -> None:
-        """The artist let go of a slider (or typed a value): the value goes to the engine in full (a drag showed
-        previews), and the result is remembered as a variation."""
-        self._latent_drag = False
-        if self.auto_regenerate:
-            self._flush()
-        self._add_variation(i, Variation(self.latents[i].clone(), "Edited"))
-
-    def randomize(self, i: int) -> int:
-        seed = random.randrange(1, 2**31 - 1)
-        self.apply_seed(i, seed)
-        return seed
-
-    def apply_seed(self, i: int, seed: int) -> None:
-        """Draw transition i's latent code from the prior with `seed` (repeatable)."""
-        if not self.editable:
-            return
-        self._flush()
-        self._capture_before()
-        rid = self._submit(SampleLatent(i, int(seed), self.clean_flats))
-        self.requests.latent_requested(i, rid)
-        self._mark_stale(range(i + 1, self.num_stages), Wait(rid))
-        self.touch()
-        self._add_variation(i, Variation(None, f"Seed {seed}", seed=int(seed), picture=Wait(rid)))
-
-    def reset_latent(self, i: int) -> None:
-        """Back to the code this artwork started with (the prior's mean for a new drawing, the encoder's estimate
-        for an opened artwork)."""
-        if self.has_model:
-            self.set_latent(i, self.reset_latents[i])
-            self._latent_drag = False
-            self._add_variation(i, Variation(self.latents[i].clone(), "Reset"))
-
-    def restore_variation(self, i: int, index: int) -> None:
-        var = self.variations[i][index]
-        if var.z is not None:
-            self.set_latent(i, var.z)
-            self._latent_drag = False
-
-    def _add_variation(self, i: int, var: Variation) -> None:
-        if var.picture is None:
-            var.picture = self.requests.latent_wait(i)  # the request that sent (or will send) this code
-        if self.variations.add(i, var):
-            self.fill_variation_thumbs()
-            self.variationsChanged.emit(i)
-
-    def fill_variation_thumbs(self) -> None:
-        """A variation's picture is the final stage once the engine has answered the request that made it."""
-        if not self.has_model or self.refining:
-            return
-        final = self.num_stages - 1
-        for i in self.variations.fill_thumbs(self.requests.last_result, lambda: self.stage_rgb(final)):
-            self.variationsChanged.emit(i)
 
     # ----- sending edits -----
     def _mark_stale(self, stages, wait: Wait) -> None:
@@ -562,17 +280,6 @@ class Document(QObject):
         if bool(on) != self.lines_over:
             self.lines_over = bool(on)
             self.linesOverChanged.emit(self.lines_over)
-
-    def final_as_shown(self) -> np.ndarray:
-        """The last stage as exported: with "Line art over colours", the line art multiplied over it (uint8)."""
-        final = self.stage_u8(self.num_stages - 1)
-        if not self.lines_over:
-            return final
-        line = self.stage_u8(0)
-        line = line if line.ndim == 2 else line.min(axis=2)  # the ink's darkest channel
-        if final.ndim == 2:
-            return ((final.astype(np.uint16) * line + 127) // 255).astype(np.uint8)
-        return ((final.astype(np.uint16) * line[..., None] + 127) // 255).astype(np.uint8)
 
     def set_restyle(self, on: bool) -> None:
         """"Let an edit restyle the whole picture": the paper's global propagation instead of region-bounded

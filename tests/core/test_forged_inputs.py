@@ -236,9 +236,9 @@ def test_manifest_claims_cannot_raise_the_tensor_limit(bases, tmp_path, monkeypa
     with pytest.raises(ProjectError, match="inconsistent"):
         load_project(big, bases["session"].config)
     # Without a model the limit is fixed, whatever the manifest claims (here lowered to below the real tensors).
-    import core.project
+    import core.project_read  # the reader reads its limit from its own module
 
-    monkeypatch.setattr(core.project, "MAX_TENSOR_BYTES_WITHOUT_MODEL", 10_000)
+    monkeypatch.setattr(core.project_read, "MAX_TENSOR_BYTES_WITHOUT_MODEL", 10_000)
     with pytest.raises(ProjectError, match="more than a project of this size can hold"):
         load_project(big)
     load_project(bases["project"], bases["session"].config)  # with its model, the model's own limit applies
