@@ -10,6 +10,7 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -143,11 +144,14 @@ def sizes(pm: ProxyMap) -> dict:
             "proxy_size": {"width": pm.resolution, "height": pm.resolution}}
 
 
-def write_outputs(session: Session, out: OutputDir, extra: dict, full: list[torch.Tensor] | None = None) -> dict:
+def write_outputs(session: Session, out: OutputDir, extra: dict,
+                  full: list[torch.Tensor | np.ndarray] | None = None) -> dict:
     """OUT/stages/NN-<stage>.png (the full-res stages `full`, else the session's) and OUT/project.artflow into
     the staging folder of `out`; returns their final paths for the report."""
     project = project_from_session(session, extra, full)
-    stages = export_stages(project.stage_images(), session.stage_names, out.staging / "stages")
+    # The project's 8-bit stages as they are written (stage_images would add a float32 copy of each: 4 bytes a
+    # pixel per channel, 448 MiB at 4096 x 4096).
+    stages = export_stages(project.export_images(), session.stage_names, out.staging / "stages")
     project = save_project(project, out.staging / "project.artflow")
     return {"project": str(out.final(project)), "stages": [str(out.final(p)) for p in stages]}
 
@@ -169,10 +173,11 @@ def write_json(data: dict, path: Path) -> None:
 
 
 def finish(report: dict, out: Path, session: Session, extra: dict, inferred: list | None = None,
-           full: list[torch.Tensor] | None = None) -> int:
+           full: list[torch.Tensor | np.ndarray] | None = None) -> int:
     """Every command that writes a project ends the same way: OUT/stages/, OUT/project.artflow, (OUT/inferred/)
     and report.json written into a staging folder and committed together (OUT is complete or untouched), then the
-    project's path on stdout. `full`: the full-res stages (None: the artwork is the session's proxies)."""
+    project's path on stdout. `full`: the full-res stages, (C, H, W) float tensors or uint8 arrays as a project
+    keeps them (None: the artwork is the session's proxies)."""
     with atomic_output_dir(out) as staged:
         if inferred is not None:
             files = export_stages(inferred, session.stage_names, staged.staging / "inferred")

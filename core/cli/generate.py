@@ -66,9 +66,11 @@ def run(args: argparse.Namespace) -> int:
                            "cleaned up (--no-cleanup uses it as it is)"), file=sys.stderr)
     out = common.out_folder(args.out)
     latents = choose_latents(session.model, args.seed, given, mean=args.mean_z)
+    first = tensor_to_uint8(first)  # on 8-bit levels (read from a file): the same pixels in a quarter of the memory
     with common.progress_bar(cfg.num_stages - 1, "generate") as bar:
         # The first stage is the artist's own pixels; a clean flat is fed back to the session (later stages follow).
-        pm, full = generate_fullres(session, first, clean_flats=args.clean_flats, latents=latents)
+        # The stages in 8 bits, as they are written (issue 29: float copies took 4 bytes a pixel per channel).
+        pm, full = generate_fullres(session, first, clean_flats=args.clean_flats, latents=latents, u8=True)
         bar.update(cfg.num_stages - 1)
     latents = {session.stage_names[i + 1]: [round(float(v), 6) for v in z] for i, z in enumerate(session.latents)}
     coords = {session.stage_names[i + 1]: [round(float(v), 6) for v in p.to_standard(z)]

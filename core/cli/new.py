@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     latents = choose_latents(session.model, args.seed, mean=args.mean_z)
     blank = torch.ones(cfg.stages[0].channels, height, width)
     with common.progress_bar(cfg.num_stages - 1, "new") as bar:
-        pm, full = generate_fullres(session, blank, clean_flats=args.clean_flats, latents=latents)
+        pm, full = generate_fullres(session, blank, clean_flats=args.clean_flats, latents=latents, u8=True)
         bar.update(cfg.num_stages - 1)
     full = None if pm.is_identity else full  # the model's own size: the session's stages are the artwork
     extra = {"cli": [{"command": "new", "size": f"{width}x{height}", "seed": args.seed, "time": common.now()}]}

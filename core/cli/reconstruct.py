@@ -11,6 +11,8 @@ import argparse
 import sys
 import time
 
+import numpy as np
+
 from core.cli.common import (
     add_clean_flats,
     add_common,
@@ -28,7 +30,8 @@ from core.device import device_label
 from core.errors import ArtflowError
 from core.fullres.pipeline import reconstruct_fullres
 from core.fullres.proxy import from_proxy
-from core.metrics import psnr
+from core.imageio import tensor_to_uint8, uint8_to_tensor
+from core.metrics import PSNR_CAP, psnr
 from core.refine import DEFAULT_SCHEDULE, EDIT_READY_STEPS, SCHEDULES, STEPS, RefineStep
 from core.regularizer import Regularizer
 
@@ -62,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     session, mpath = open_session(args)
     n = session.num_stages
-    artwork = read_artwork(session, args.image, n - 1)
+    # In 8 bits as read (a quarter of a float copy); the stages come back in 8 bits too, as they are written.
+    artwork = tensor_to_uint8(read_artwork(session, args.image, n - 1))
     out = out_folder(args.out)
     untrained = [session.stage_names[i + 1] for i in range(n - 1) if not session.model.regularizer_trained(i)]
     if regularizer is Regularizer.LEARNED and untrained and args.steps:
@@ -77,10 +81,8 @@ def run(args: argparse.Namespace) -> int:
 
         pm, full, result, inferred = reconstruct_fullres(
             session, artwork, steps=args.steps, regularizer=regularizer, clean_flats=args.clean_flats,
-            schedule=args.schedule, on_step=on_step)
+            schedule=args.schedule, on_step=on_step, u8=True)
     art = inferred[-1]  # the artwork's proxy
-    # The stages written are `full` at every size: the last is the artwork itself (issue 27).
-    inferred_out = inferred if pm.is_identity else [from_proxy(t, pm) for t in inferred[:-1]] + [artwork]
     # PSNRs at the proxy size: how well the model reconstructs (the full-res last stage is the artwork itself).
     stages_psnr = {session.stage_names[k]: round(psnr(session.stages[k], inferred[k]), 4) for k in range(1, n)}
     extra = {"cli": [{"command": "reconstruct", "source": str(args.image), "steps": args.steps,
@@ -96,7 +98,9 @@ def run(args: argparse.Namespace) -> int:
         # The fit's own PSNR, on the proxy (the model's reconstruction against the artwork's proxy); the output's
         # last stage is the artwork itself, pixel for pixel, so its PSNR is infinite (written as null).
         "psnr": round(psnr(session.stages[-1], art), 4),
-        "output_psnr": round(psnr(full[-1], artwork), 4),
+        # The artwork itself, as a rule: no float copies of it (4 bytes a pixel per channel each) to say so.
+        "output_psnr": PSNR_CAP if full[-1] is artwork or np.array_equal(full[-1], artwork)
+        else round(psnr(uint8_to_tensor(full[-1]), uint8_to_tensor(artwork)), 4),
         "psnr_stages": stages_psnr,
         "refine_seconds": round(result.seconds, 3),
         "fullres_seconds": round(result.extra["fullres_seconds"], 3),
@@ -105,4 +109,8 @@ def run(args: argparse.Namespace) -> int:
         "seconds": round(time.perf_counter() - t0, 3),
     }
     print(f"artflow reconstruct: PSNR {report['psnr']:.2f} dB in {report['seconds']:.1f} s", file=sys.stderr)
+    # The stages written are `full` at every size: the last is the artwork itself (issue 27). The inferred ones
+    # brought up one at a time, each rounded to 8 bits before the next.
+    inferred_out = (inferred if pm.is_identity
+                    else [tensor_to_uint8(from_proxy(t, pm)) for t in inferred[:-1]] + [artwork])
     return finish(report, out, session, extra, inferred_out, full)

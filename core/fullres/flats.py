@@ -166,24 +166,30 @@ def coloured_one_by_one(regions: Regions) -> np.ndarray | None:
     return keep
 
 
-def clean_flat(line_art: torch.Tensor, colours: torch.Tensor, close_gap: int = CLOSE_GAP, lines: str = "split",
-               regions: Regions | None = None, min_contrast: int = MIN_CONTRAST) -> torch.Tensor:
+def clean_flat(line_art: torch.Tensor | np.ndarray, colours: torch.Tensor | np.ndarray, close_gap: int = CLOSE_GAP,
+               lines: str = "split", regions: Regions | None = None, min_contrast: int = MIN_CONTRAST
+               ) -> torch.Tensor:
     """One colour per closed region of `line_art` (1, H, W): the median of `colours` (3, H, W) (the model's
     upsampled flat output) over the region's own pixels, a shape enclosed by another kept `min_contrast` apart
     from it (set_enclosed_apart). lines="split": strokes take their nearest region's colour (flats drawn without
     outlines, like Fluent Emoji); "ink": line pixels keep the line art's own grey (flats drawn over their lines).
-    Past MAX_FLAT_REGIONS regions the smaller ones keep `colours` (coloured_one_by_one). Returns (3, H, W) in
-    [-1, 1], on 8-bit levels."""
+    Past MAX_FLAT_REGIONS regions the smaller ones keep `colours` (coloured_one_by_one). `colours` may be given
+    rounded to 8 bits, uint8 (H, W, 3) (tensor_to_uint8's): the same result, all that is measured of them;
+    `line_art` uint8 (H, W) (its regions then found by line_mask's rule for uint8). Returns (3, H, W) in [-1, 1],
+    on 8-bit levels."""
     if lines not in LINE_POLICIES:
         raise ValueError(f"lines must be one of {', '.join(LINE_POLICIES)}, got {lines!r}")
-    if colours.shape[-2:] != line_art.shape[-2:]:
+    u8 = isinstance(colours, np.ndarray)
+    if (colours.shape[:2] if u8 else colours.shape[-2:]) != line_art.shape[-2:]:
         raise ValueError(f"line art {tuple(line_art.shape)} and colours {tuple(colours.shape)} differ in size")
     reg = regions if regions is not None else find_regions(line_art, close_gap)
     # On 8-bit levels once (what region_medians measures, and the colours kept past MAX_FLAT_REGIONS); the flat
     # made in 8 bits and converted in place (no float temporaries of the whole image)
-    flat = uint8_to_tensor(clean_flat_u8(reg, tensor_to_uint8(colours), min_contrast=min_contrast))  # (C, H, W)
+    levels = colours if u8 else tensor_to_uint8(colours)
+    flat = uint8_to_tensor(clean_flat_u8(reg, levels, min_contrast=min_contrast))  # (C, H, W)
     if lines == "ink":
-        ink = line_art.detach().float().cpu().reshape(1, *flat.shape[-2:])
+        ink = line_art if isinstance(line_art, torch.Tensor) else uint8_to_tensor(line_art)
+        ink = ink.detach().float().cpu().reshape(1, *flat.shape[-2:])
         flat = torch.where(torch.from_numpy(reg.line)[None], ink.expand_as(flat), flat)
     return flat.contiguous()
 

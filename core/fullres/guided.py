@@ -18,6 +18,8 @@ Shapes: change (C, R, R) at the proxy size, signed (a difference of two [-1, 1] 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -50,21 +52,43 @@ def guided_coefficients(guide: torch.Tensor, src: torch.Tensor, radius: int = RA
 BAND = 64  # rows per band of the full-resolution combine: the band's upsampled coefficients stay in cache
 
 
-def _combine(a: torch.Tensor, b: torch.Tensor, guide: torch.Tensor, pm: ProxyMap) -> torch.Tensor:
-    """q = up(A) . guide + up(B) at the artwork's size. The coefficients are smooth, so bilinear upsampling is
-    enough: rows first for all maps at once (cheap: proxy width), then band by band along the columns, each band
-    combined with the guide while it is in cache (measured ~3x faster than whole-image passes at 2048 x 1536)."""
+def _combine_bands(a: torch.Tensor, b: torch.Tensor, guide: torch.Tensor, pm: ProxyMap
+                   ) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """q = up(A) . guide + up(B) at the artwork's size, as (y0, y1, rows y0:y1 of q) bands of BAND rows. The
+    coefficients are smooth, so bilinear upsampling is enough: rows first for all maps at once (cheap: proxy
+    width), then band by band along the columns, each band combined with the guide while it is in cache
+    (measured ~3x faster than whole-image passes at 2048 x 1536)."""
     c, cg = a.shape[:2]
     r, s = pm.resolution, pm.side
     maps = torch.cat([a.reshape(c * cg, r, r), b], 0)
     rows = resize_axis(maps, s, -2, "bilinear")[:, pm.top:pm.top + pm.height]  # (M, H, R)
-    out = torch.empty(c, pm.height, pm.width)
     for y0 in range(0, pm.height, BAND):
         y1 = min(pm.height, y0 + BAND)
         up = resize_axis(rows[:, y0:y1], s, -1, "bilinear")[:, :, pm.left:pm.left + pm.width]
         coef = up[:c * cg].reshape(c, cg, y1 - y0, pm.width)
-        out[:, y0:y1] = up[c * cg:] + (coef * guide[None, :, y0:y1]).sum(1)
+        yield y0, y1, up[c * cg:] + (coef * guide[None, :, y0:y1]).sum(1)
+
+
+def _combine(a: torch.Tensor, b: torch.Tensor, guide: torch.Tensor, pm: ProxyMap) -> torch.Tensor:
+    """q = up(A) . guide + up(B) at the artwork's size, (C, H, W) (_combine_bands put together)."""
+    out = torch.empty(a.shape[0], pm.height, pm.width)
+    for y0, y1, q in _combine_bands(a, b, guide, pm):
+        out[:, y0:y1] = q
     return out
+
+
+def transfer_change_bands(change: torch.Tensor, guide: torch.Tensor, pm: ProxyMap, radius: int = RADIUS,
+                          eps: float = EPS) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """transfer_change as (y0, y1, rows y0:y1 of its result) bands, the same values without a (C, H, W) float
+    copy of the whole change (4 bytes a pixel per channel): for a caller that uses it a band at a time."""
+    change = change.detach().float()
+    if not torch.any(change):
+        for y0 in range(0, pm.height, BAND):
+            yield y0, min(pm.height, y0 + BAND), torch.zeros(change.shape[0], min(BAND, pm.height - y0), pm.width)
+        return
+    guide = guide.detach().float()
+    a, b = guided_coefficients(proxy_with(guide, pm), change, radius, eps)
+    yield from _combine_bands(a, b, guide, pm)
 
 
 def transfer_change(change: torch.Tensor, guide: torch.Tensor, pm: ProxyMap, radius: int = RADIUS,
@@ -77,6 +101,15 @@ def transfer_change(change: torch.Tensor, guide: torch.Tensor, pm: ProxyMap, rad
     guide = guide.detach().float()
     a, b = guided_coefficients(proxy_with(guide, pm), change, radius, eps)
     return _combine(a, b, guide, pm)
+
+
+def upsample_guided_bands(proxy: torch.Tensor, guide: torch.Tensor, pm: ProxyMap, radius: int = RADIUS,
+                          eps: float = EPS) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """upsample_guided as (y0, y1, rows y0:y1 of its result) bands (transfer_change_bands' reason)."""
+    guide = guide.detach().float()
+    a, b = guided_coefficients(proxy_with(guide, pm), proxy.detach().float(), radius, eps)
+    for y0, y1, q in _combine_bands(a, b, guide, pm):
+        yield y0, y1, q.clamp_(-1, 1)
 
 
 def upsample_guided(proxy: torch.Tensor, guide: torch.Tensor, pm: ProxyMap, radius: int = RADIUS,

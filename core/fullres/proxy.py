@@ -119,16 +119,30 @@ def to_proxy(image: torch.Tensor, resolution: int, paper: float = PAPER) -> tupl
     return proxy_with(image, pm, paper), pm
 
 
+SQUARE_BAND = 256  # columns of the padded square averaged at a time by proxy_with
+
+
 def proxy_with(image: torch.Tensor, pm: ProxyMap, paper: float = PAPER) -> torch.Tensor:
     """Like to_proxy, with a given map (e.g. a mask or another stage of the same artwork)."""
     image = _as_chw(image, "artwork")
     if tuple(image.shape[-2:]) != (pm.height, pm.width):
         raise ValueError(f"image is {image.shape[-1]}x{image.shape[-2]}, the map is for {pm.width}x{pm.height}")
     s, r = pm.side, pm.resolution
-    square = image.new_full((image.shape[0], s, s), paper)
-    square[:, pm.top:pm.top + pm.height, pm.left:pm.left + pm.width] = image
-    out = resize_axis(resize_axis(square, r, -2), r, -1)
-    return out.clamp(-1, 1) if r > s else out
+    if r > s:  # enlarging (an artwork smaller than the model's size): the padded square whole
+        square = image.new_full((image.shape[0], s, s), paper)
+        square[:, pm.top:pm.top + pm.height, pm.left:pm.left + pm.width] = image
+        return resize_axis(resize_axis(square, r, -2), r, -1).clamp(-1, 1)
+    # The rows averaged a band of columns of the padded square at a time: the same values as from the whole square
+    # (each output is the mean of its own column's rows), without a (C, side, side) float copy of it (issue 29).
+    rows = image.new_empty((image.shape[0], r, s))
+    for x0 in range(0, s, SQUARE_BAND):
+        x1 = min(s, x0 + SQUARE_BAND)
+        band = image.new_full((image.shape[0], s, x1 - x0), paper)
+        a, b = max(x0, pm.left), min(x1, pm.left + pm.width)
+        if a < b:
+            band[:, pm.top:pm.top + pm.height, a - x0:b - x0] = image[:, :, a - pm.left:b - pm.left]
+        rows[:, :, x0:x1] = resize_axis(band, r, -2)
+    return resize_axis(rows, r, -1)
 
 
 @contextmanager

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+import core.fullres.region_windows as W
 import core.fullres.regions as R
 from core.fullres.flats import clean_flat_u8
 from core.fullres.regions import CLOSE_GAP, SOLID_FACTOR, RegionMap, Regions, near
@@ -129,9 +130,9 @@ def edit(line, rng):
 @pytest.fixture
 def small_windows(monkeypatch):
     """Windows and tiles scaled to the small test images, so the windowed path is taken (not a rebuild)."""
-    monkeypatch.setattr(R, "TILE", 8)
-    monkeypatch.setattr(R, "FIRST_MARGIN", 4)
-    monkeypatch.setattr(R, "REBUILD_FRACTION", 0.9)
+    monkeypatch.setattr(W, "TILE", 8)  # read in region_windows (core.fullres.regions only re-exports them)
+    monkeypatch.setattr(W, "FIRST_MARGIN", 4)
+    monkeypatch.setattr(W, "REBUILD_FRACTION", 0.9)
 
 
 @pytest.mark.parametrize("seed", range(4))
