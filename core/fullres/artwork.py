@@ -234,16 +234,19 @@ class LayeredArtwork:
         for j in range(start + 1, n):
             driver_new = self.stage(j - 1)
             changed = changed_pixels(driver_old, driver_new)
-            if not changed.any():
-                break
             stage_old = self.stage(j)  # stage j as seen before it moves: the next stage's driver
+            # ... or as it was before this request's layer edit of it (two stages painted in one request).
+            next_old = self._seen_before.pop(j, stage_old)
+            if not changed.any():
+                driver_old = next_old
+                continue
             base = self.bases[j]
             if kinds[j - 1] == "line" or base.ndim != driver_new.ndim:
                 regions_now = self.regions(j - 1)
                 bound = touched_regions(regions_now, changed)
                 line = line_before(kinds, j, since=start) if clean_flats else None
                 if line is not None:  # the shapes that go on keep their flat (region_change.continuing_regions)
-                    bound &= ~continuing_regions(regions_now.labels, bound, stage_old)
+                    bound &= ~continuing_regions(regions_now.labels, bound, next_old)
                 box = changed_box(bound)
                 change = session.bases[j] - old_bases[j]
                 if line is None:
@@ -265,7 +268,7 @@ class LayeredArtwork:
             self._proxy_follows(j, base, new)
             self.bases[j] = frozen(new)
             changed_stages.append(j)
-            driver_old = stage_old
+            driver_old = next_old
             if kinds[j] == "flat" and j + 1 < n:  # the next stages from this flat as it now is
                 session.set_stage(j, self.base_proxy(j), propagate=True, keep_mask=proxy_mask)
         return changed_stages

@@ -146,3 +146,25 @@ def test_a_shape_drawn_into_a_region_leaves_the_rest_of_it_as_it_was():
     bound[:, :30] = True  # the face and the new shape were touched
     keep = continuing_regions(labels, bound, old_flat)
     assert keep[labels == 1].all() and not keep[labels == 3].any() and not keep[:, 30:].any()
+
+
+def test_two_stages_painted_in_one_request_both_reach_the_detail(model):
+    """A request carrying a line-art stroke and a flat fill (edits merged while the engine was busy): the detail
+    follows the fill too, though the model regenerates from the line art."""
+    from core.fullres.artwork import LayeredArtwork
+
+    line = torch.ones(1, 48, 80)
+    line[:, 8:40, 10:12] = line[:, 8:40, 40:42] = line[:, 8:10, 10:42] = line[:, 38:40, 10:42] = -1
+    session = Session(model, "cpu")
+    pm, full = generate_fullres(session, line)
+    art = LayeredArtwork.from_stages(pm, full)
+    detail_before = art.stage(2).copy()
+    stroke = np.zeros((48, 80, 4), np.uint8)
+    stroke[20:22, 55:70] = (0, 0, 0, 255)  # an open stroke on the paper, right of the box
+    fill = np.zeros((48, 80, 4), np.uint8)
+    fill[14:30, 16:36] = (30, 200, 90, 255)  # paint inside the box on the flat
+    art.set_layers(session, {0: stroke, 1: fill})
+    art.regenerate(session, 0)
+    moved = (art.stage(2).astype(int) != detail_before.astype(int)).any(axis=2)
+    assert moved[14:30, 16:36].any()  # the fill reached the detail
+
