@@ -14,14 +14,19 @@ from PySide6.QtWidgets import QApplication
 from tools.draw_artwork import draw_artwork
 
 
-def wait_idle(app, win, timeout: float = 600) -> None:
-    """Until the engine has answered everything the document asked for."""
+def spin_until(app, done, timeout: float = 600, poll: float = 0.002) -> None:
+    """Turn the event loop until `done()` holds (SystemExit after `timeout` seconds)."""
     t0 = time.monotonic()
-    while not (win.engine.is_idle() and not win.doc.waiting_for_engine()):
+    while not done():
         app.processEvents()
-        time.sleep(0.01)
+        time.sleep(poll)
         if time.monotonic() - t0 > timeout:
             raise SystemExit("the engine did not finish in time")
+
+
+def wait_idle(app, win, timeout: float = 600) -> None:
+    """Until the engine has answered everything the document asked for."""
+    spin_until(app, lambda: win.engine.is_idle() and not win.doc.waiting_for_engine(), timeout, poll=0.01)
     app.processEvents()
 
 

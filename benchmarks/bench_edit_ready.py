@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import load_average, print_load_note  # noqa: E402
-from benchmarks._window import open_window, wait_idle  # noqa: E402
+from benchmarks._window import open_window, spin_until, wait_idle  # noqa: E402
 from core.refine import EDIT_READY_STEPS, STEPS  # noqa: E402
 from tools.draw_artwork import draw_artwork  # noqa: E402
 
@@ -35,13 +35,9 @@ def open_until_ready(app, win, path: Path) -> tuple[float, float]:
     doc.artworkOpened.connect(lambda: opened.append(time.perf_counter()))
     t0 = time.perf_counter()
     doc.open_image(str(path))
-    while not opened:
-        app.processEvents()
-        time.sleep(0.002)
+    spin_until(app, lambda: opened)
     wait_idle(app, win)
-    while doc.refining:
-        app.processEvents()
-        time.sleep(0.002)
+    spin_until(app, lambda: not doc.refining)
     wait_idle(app, win)
     return opened[0] - t0, time.perf_counter() - t0
 
@@ -66,9 +62,7 @@ def main() -> None:
     if args.paper:
         t0 = time.perf_counter()
         win.doc.refine(STEPS)
-        while win.doc.refining:
-            app.processEvents()
-            time.sleep(0.002)
+        spin_until(app, lambda: not win.doc.refining)
         wait_idle(app, win)
         paper = time.perf_counter() - t0
         print(f"the paper's {STEPS}-step refinement: {paper:.2f} s ({paper / max(ready - opened, 1e-9):.1f}x the "

@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import load_average, print_load_note  # noqa: E402
-from benchmarks._window import open_window, wait_idle  # noqa: E402
+from benchmarks._window import open_window, spin_until, wait_idle  # noqa: E402
 
 
 def make_scan(w: int, h: int, path: Path, seed: int = 0) -> None:
@@ -50,9 +50,7 @@ def open_timed(app, win, path: Path) -> float:
     doc.lineArtOpened.connect(lambda _cleaned: done.append(time.perf_counter()))
     t0 = time.perf_counter()
     doc.open_line_art(str(path))
-    while not done:
-        app.processEvents()
-        time.sleep(0.002)
+    spin_until(app, lambda: done)
     wait_idle(app, win)
     return done[-1] - t0
 
