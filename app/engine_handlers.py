@@ -122,12 +122,17 @@ def new_artwork(engine: EngineState, rid: int, req: NewArtwork) -> EngineResult:
 def open_line_art(engine: EngineState, rid: int, req: OpenLineArt) -> EngineResult:
     from core.fullres.pipeline import generate_fullres
     from core.fullres.proxy import MIN_SIDE
+    from core.fullres.regions import undither
     from core.imageio import load_artwork, tensor_to_uint8, uint8_to_tensor
-    from core.lineart_import import prepare_line_art, to_grey
+    from core.lineart_import import prepare_line_art
 
     s = engine.session
-    rgb = tensor_to_uint8(load_artwork(req.path, 3, min(MIN_SIDE, s.config.resolution)))  # alpha on white
-    grey, info = prepare_line_art(rgb) if req.cleanup else (to_grey(rgb), None)
+    # Read as the CLI reads a first stage (core.cli.common.read_artwork): grey, alpha on white, a dithered 1-bit
+    # line art's dots smoothed; then the scan clean-up, as `generate` does.
+    grey = tensor_to_uint8(load_artwork(req.path, 1, min(MIN_SIDE, s.config.resolution)))
+    smooth = undither(grey)
+    grey = grey if smooth is None else smooth
+    grey, info = prepare_line_art(grey) if req.cleanup else (grey, None)
     first = uint8_to_tensor(grey)  # (1, H, W)
     if s.config.stages[0].channels != first.shape[0]:
         first = first.expand(s.config.stages[0].channels, -1, -1).clone()

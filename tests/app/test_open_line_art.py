@@ -56,3 +56,24 @@ def test_a_scan_is_cleaned_up_and_the_clean_up_can_be_undone(qtbot, window, tmp_
     wait_idle(qtbot, window)
     assert again.args == [False]
     assert (doc.stage_rgb(0)[far] < 250).mean() > 0.5  # the scan's own grey paper, as it was
+
+
+def test_a_dithered_line_art_is_smoothed_as_the_cli_does(qtbot, window, tmp_path):
+    """A 1-bit line art whose shading is dots comes in with its dots smoothed into greys (core.fullres.dither,
+    as `artflow generate` reads it): each dot would otherwise be a line, and the picture would have no regions."""
+    doc = window.doc
+    w, h = 160, 120
+    yy, xx = np.mgrid[0:h, 0:w]
+    grey = np.full((h, w), 255, np.uint8)
+    grey[np.hypot(xx - 80, yy - 60) < 40] = 180  # a light grey disc
+    grey[_ring(w, h)] = 0
+    path = tmp_path / "dithered.png"
+    Image.fromarray(grey).convert("1").save(path)  # Pillow's Floyd-Steinberg dither
+    raw = np.asarray(Image.open(path).convert("L"))
+    with qtbot.waitSignal(doc.lineArtOpened, timeout=20000):
+        window.files.open_line_art(str(path))
+    wait_idle(qtbot, window)
+    shown = doc.stage_rgb(0)[..., 0]
+    inside = np.hypot(xx - 80, yy - 60) < 30
+    assert not np.array_equal(shown, raw)
+    assert ((shown[inside] > 0) & (shown[inside] < 255)).mean() > 0.5  # greys, not black and white dots
