@@ -40,7 +40,6 @@ drawings whose shapes differ slightly, so even a perfect recolour of the flat le
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import math
 import re
@@ -78,11 +77,6 @@ SPILL_DISTANCE = 8.0  # px: spill counts the pixels farther than this from every
 LOCAL_DILATION = 2  # px: the local edit's truth takes the tone detail in its region dilated by this much
 MIN_OLD = 1 / 255  # multiply: the old flat is clamped to at least this
 _SIZE_DIR = re.compile(r"^(\d+)x(\d+)$")
-
-
-def has_propagation() -> bool:
-    """Whether apply_edit_fullres takes the `propagation` keyword (the regions/global choice)."""
-    return "propagation" in inspect.signature(apply_edit_fullres).parameters
 
 
 # ----- the set -----
@@ -216,8 +210,7 @@ def _load(folder: Path, name: str, minimum: int) -> torch.Tensor:
 def _learned(session: Session, state, full, pm, image: torch.Tensor, propagation: str, stage: int = 1
              ) -> torch.Tensor:
     session.restore(state)  # apply_edit_fullres changes the session: every edit starts from the fitted project
-    kwargs = {"propagation": propagation} if has_propagation() else {}
-    new_full, _ = apply_edit_fullres(session, full, pm, stage, image, **kwargs)
+    new_full, _ = apply_edit_fullres(session, full, pm, stage, image, propagation=propagation)
     return new_full[-1]
 
 
@@ -329,8 +322,7 @@ def evaluate_edits(session: Session, set_dir: str | Path, steps: int | None = No
     `steps`: refinement steps per transition (None: the schedule's). `limit`: the first N drawings per size.
     `images_dir`: also write every result, truth and edited flat as PNGs there. `on_drawing(size, name)` is called
     before each drawing. Returns {"sizes": {size: {"drawings", "fit_seconds", "fit_psnr", "edits": {kind: {method:
-    {measure: mean}}}, "rows": [...]}}, "methods", "skipped_methods", ...}; the learned-regions method is skipped
-    (and said so) while apply_edit_fullres has no `propagation` keyword."""
+    {measure: mean}}}, "rows": [...]}}, "methods", ...}."""
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ArtflowError(f"unknown method(s) {', '.join(unknown)}; methods: {', '.join(METHODS)}")
@@ -343,10 +335,7 @@ def evaluate_edits(session: Session, set_dir: str | Path, steps: int | None = No
         raise ArtflowError("the edit benchmark needs a 3-stage model (line art, flat, detail) with colour flat and "
                            "detail stages")
     drawings = find_drawings(set_dir, sizes, limit)
-    skipped = {}
-    if not has_propagation():
-        skipped = {m: "apply_edit_fullres has no propagation keyword yet" for m in LEARNED if m != "learned-global"}
-    run = [m for m in methods if m not in skipped]
+    run = list(methods)
     images = Path(images_dir) if images_dir is not None else None
     t_start = time.perf_counter()
     out_sizes = {}
@@ -371,7 +360,7 @@ def evaluate_edits(session: Session, set_dir: str | Path, steps: int | None = No
         "model": {"name": session.config.name, "resolution": session.config.resolution,
                   "stages": session.config.stage_names},
         "steps": plan.steps if steps is None else steps, "schedule": plan.name,
-        "methods": run, "skipped_methods": skipped, "edit_kinds": list(EDIT_KINDS),
+        "methods": run, "edit_kinds": list(EDIT_KINDS),
         "thresholds": {"edit": "8/255", "truth": "16/255", "spill_distance_px": SPILL_DISTANCE,
                        "local_dilation_px": LOCAL_DILATION},
         "scale": "images on [0, 1]; PSNR in dB per image, averaged; spill = share of the pixels farther than 8 px "
@@ -399,6 +388,4 @@ def format_edit_table(result: dict) -> str:
              f"(+ {_fmt(s['fullres_seconds'], 2)} s full-res stages) to {_fmt(s['fit_psnr'], 2)} dB (proxy)"
              for label, s in result["sizes"].items()]
     notes.append(f"steps {result['steps']} ({result['schedule']}); model {result['model']['name']}")
-    if result.get("skipped_methods"):
-        notes.append("skipped: " + "; ".join(f"{k} ({v})" for k, v in result["skipped_methods"].items()))
     return "\n".join(lines) + "\n\n" + "\n".join(notes)

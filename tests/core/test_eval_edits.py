@@ -22,7 +22,6 @@ from core.eval_edits import (
     evaluate_edits,
     find_drawings,
     format_edit_table,
-    has_propagation,
 )
 from core.imageio import load_artwork
 from core.metrics import psnr
@@ -114,9 +113,8 @@ def test_local_edit_takes_the_left_part():
 
 
 def test_learned_methods_run_from_the_fitted_state(result):
-    expect_learned = list(LEARNED) if has_propagation() else ["learned-global"]
+    expect_learned = list(LEARNED)
     assert result["methods"] == expect_learned + list(BASELINES)
-    assert bool(result["skipped_methods"]) != has_propagation()
     for label in SIZES:
         s = result["sizes"][label]
         assert s["drawings"] == ["b", "a"] and s["fit_seconds"] > 0
