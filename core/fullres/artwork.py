@@ -259,7 +259,8 @@ class LayeredArtwork:
                     del candidate
                     new = blend(base, flat, bound.astype(np.float32), box)
             else:
-                new = follow_colour_change(base, driver_old, driver_new, old_bases[j], session.bases[j], self.pm)
+                new = follow_colour_change(base, driver_old, driver_new, old_bases[j], session.bases[j], self.pm,
+                                           changed=changed)
                 fresh = fresh_pixels(changed, base, driver_old, driver_new)
                 if fresh.any():  # a new shape on blank paper: generated there, as a new drawing's stages are
                     made = apply_change(np.ascontiguousarray(driver_new), session.bases[j] - session.bases[j - 1],

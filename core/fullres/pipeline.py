@@ -359,7 +359,7 @@ def follow_regions(session: Session, full: list[FullImage], old_proxy: list[torc
             del regions, line_art
         else:
             stage = as_u8(full[j])
-            moved = follow_colour_change(stage, before, after, old_proxy[j], session.stages[j], pm)
+            moved = follow_colour_change(stage, before, after, old_proxy[j], session.stages[j], pm, changed=changed)
             fresh = fresh_pixels(changed, stage, before, after)
             change = session.stages[j] - session.stages[j - 1]
             if u8 and j == n - 1:  # nothing reads it as float: made in 8 bits

@@ -176,12 +176,7 @@ def colour_groups(driver_old: np.ndarray, driver_new: np.ndarray, changed: np.nd
     return ColourGroups(k_all, np.concatenate(olds)[first], np.concatenate(news)[first], total)
 
 
-PRIORS = ("multiply", "add")
-PRIOR = "multiply"
-
-
-def recolour_prior(old: np.ndarray, new: np.ndarray, channels: int, kind: str = PRIOR
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def recolour_prior(old: np.ndarray, new: np.ndarray, channels: int) -> tuple[np.ndarray, np.ndarray]:
     """The no-model recolour of a stage whose driving colour went from `old` to `new` (uint8 (G, Cd) each), as
     per-channel gains and offsets on the [0, 1] scale: (G, C) each. A channel is multiplied by new / old (the
     shading kept in proportion), or shifted by new - old where old is too dark to divide by. A grey driver of
@@ -189,7 +184,8 @@ def recolour_prior(old: np.ndarray, new: np.ndarray, channels: int, kind: str = 
     o, n = old.astype(np.float64) / 255.0, new.astype(np.float64) / 255.0
     if o.shape[1] != channels:
         o, n = o.mean(1, keepdims=True).repeat(channels, 1), n.mean(1, keepdims=True).repeat(channels, 1)
-    dark = o < DARK_LEVELS / 255.0 if kind == "multiply" else np.ones(o.shape, bool)
+    # (Multiplying beat adding on the edit benchmark: 22.24 against 21.89 dB at 1024 x 768, prior alone.)
+    dark = o < DARK_LEVELS / 255.0
     gain = np.where(dark, 1.0, n / np.maximum(o, 1e-6))
     offset = np.where(dark, n - o, 0.0)
     return gain, offset
@@ -214,7 +210,7 @@ def colour_transforms(groups: ColourGroups, driver_old_proxy: torch.Tensor, driv
     from `driver_old_proxy` to `driver_new_proxy` (Cd, R, R); all in [-1, 1]. See the module notes."""
     c = model_old.shape[0]
     prior_weight = PRIOR_WEIGHT if prior_weight is None else prior_weight
-    gain, offset = recolour_prior(groups.old, groups.new, c, PRIOR)
+    gain, offset = recolour_prior(groups.old, groups.new, c)
     out = np.zeros((len(groups.keys), c + 1, c))
     for g in range(len(groups.keys)):
         out[g, :c] = np.diag(gain[g])
@@ -239,12 +235,13 @@ def colour_transforms(groups: ColourGroups, driver_old_proxy: torch.Tensor, driv
 def follow_colour_change(stage: np.ndarray, driver_old: np.ndarray, driver_new: np.ndarray,
                          model_old: torch.Tensor, model_new: torch.Tensor, pm: ProxyMap,
                          prior_weight: float | None = None, driver_proxies: tuple[torch.Tensor, torch.Tensor]
-                         | None = None) -> np.ndarray:
+                         | None = None, changed: np.ndarray | None = None) -> np.ndarray:
     """A later colour stage (uint8 at the artwork's size, the artist's pixels) after the stage before it went from
     `driver_old` to `driver_new` and the model's proxy of it from `model_old` to `model_new`: each changed pixel
     of the driver moves this stage's pixel by its group's transform (module notes); every other pixel is the
-    stage's own. driver_proxies: proxy_of_u8 of driver_old and driver_new, when known. Returns a new array."""
-    changed = changed_pixels(driver_old, driver_new)
+    stage's own. driver_proxies: proxy_of_u8 of driver_old and driver_new, when known; changed: their
+    changed_pixels, when known. Returns a new array."""
+    changed = changed_pixels(driver_old, driver_new) if changed is None else changed
     out = np.array(stage)
     if not changed.any():
         return out
