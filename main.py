@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return cli_main(argv)
     # Before Qt loads: a missing xcb library would otherwise end in Qt's bare "could not load the platform plugin".
-    from core.desktop_deps import xcb_problem
+    from core.platform.desktop_deps import xcb_problem
 
     problem = xcb_problem()
     if problem:

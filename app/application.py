@@ -19,8 +19,8 @@ from PySide6.QtCore import QTimer
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QStyleFactory
 
-from core.device import DEVICE_CHOICES
 from core.errors import one_line
+from core.platform.device import DEVICE_CHOICES
 
 log = logging.getLogger("artflow")
 
@@ -85,7 +85,7 @@ def dark_palette() -> QPalette:
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    from core import bundle
+    from core.files import bundle
 
     ap = argparse.ArgumentParser(prog="artflow", description="Artflow desktop app (no sub-command). "
                                  "Sub-commands run the headless CLI: see `artflow --help`.")
@@ -117,8 +117,8 @@ def create_window(model: str | None = None, device: str = "auto", screenshot_mod
     from app import main_thread_gc
     from app.main_window import MainWindow
     from app.settings import Settings
-    from core import bundle
     from core.errors import BundleError
+    from core.files import bundle
 
     main_thread_gc.install()  # before the engine thread starts: see main_thread_gc
     settings = settings or Settings.load()
@@ -231,8 +231,8 @@ def _save_png(pixmap, out: Path) -> str | None:
     one). None when written, else why not (naming the file)."""
     from PySide6.QtCore import QBuffer, QIODevice
 
-    from core.atomic import atomic_write
     from core.errors import ArtflowError
+    from core.files.atomic import atomic_write
 
     buf = QBuffer()
     buf.open(QIODevice.OpenModeFlag.WriteOnly)

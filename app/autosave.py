@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from app.settings import data_dir, read_json_object
-from core.atomic import process_alive
+from core.files.atomic import process_alive
 
 MAX_INFO_BYTES = 2**20  # the record beside an autosave is a few hundred bytes
 

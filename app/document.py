@@ -73,7 +73,7 @@ class Document(DocumentInputs, DocumentPictures, QObject):
     linesOverChanged = Signal(bool)  # "Line art over colours" turned on or off
     projectSaved = Signal(str, bool)  # path, autosave
     saveFinished = Signal(int, bool)  # the id save_project returned, saved (False: it failed, the error is shown)
-    readOnlyProject = Signal(object)  # a core.project.Project made with another model
+    readOnlyProject = Signal(object)  # a core.files.project.Project made with another model
     error = Signal(str, str)  # title, message: shown in a message box
     message = Signal(str)  # a transient status-bar message
 

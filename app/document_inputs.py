@@ -20,7 +20,7 @@ from app.layers import RGBA
 from app.request_tracking import UNSENT, RequestTracker, Wait
 from app.stage_layers import StageLayers
 from app.variations import Variation, Variations
-from core.session import Z_RANGE
+from core.editing.session import Z_RANGE
 
 
 class DocumentInputs:

@@ -13,7 +13,7 @@ from PySide6.QtCore import SignalInstance
 
 from app.layers import composite, rgb_of, to_rgb
 from app.stage_layers import StageLayers
-from core.imageio import uint8_to_tensor
+from core.files.imageio import uint8_to_tensor
 
 
 class DocumentPictures:

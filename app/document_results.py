@@ -33,8 +33,8 @@ from app.engine_worker import (
 from app.project_extra import AppExtra, AppExtraVersionError
 from app.stage_status import StageStatus
 from app.variations import Variations
+from core.editing.refine import EDIT_READY_STEPS
 from core.errors import shown
-from core.refine import EDIT_READY_STEPS
 
 if TYPE_CHECKING:
     from app.document import Document
@@ -302,8 +302,8 @@ class ResultApplier(QObject):
             doc.message.emit(f"Opened {doc.artwork_name}: earlier stages inferred")
             doc.artworkOpened.emit()
             if doc.settings.refine_after_open:
-                # The short edit-ready fit the edit benchmark chose (core.refine.EDIT_READY_STEPS); Refine runs the
-                # paper's steps (the panel's count) whenever the artist asks.
+                # The short edit-ready fit the edit benchmark chose (core.editing.refine.EDIT_READY_STEPS); Refine runs
+                # the paper's steps (the panel's count) whenever the artist asks.
                 doc.refine(min(EDIT_READY_STEPS, doc.settings.refine_steps))
         elif isinstance(req, OpenLineArt):
             cleaned = (res.info.get("lineart") or {}).get("cleaned", False)
@@ -382,7 +382,7 @@ class ResultApplier(QObject):
 def read_only_warning(file_name: str, project, config) -> str:
     """What the window says of a project made with another model: one line, its names shortened and escaped (a
     forged million-character model name once took a dialog 2 GB and 30 s to lay out)."""
-    from core.project import config_hash
+    from core.files.project import config_hash
 
     theirs = shown(project.model_name, 60)
     return (f"{shown(file_name)} was made with the model '{theirs}' (config {shown(project.config_hash, 24)}), "

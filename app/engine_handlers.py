@@ -32,14 +32,14 @@ from app.engine_requests import (
     SampleLatent,
     SaveProject,
 )
+from core.editing.session import run_to_end
 from core.fullres import kernels
 from core.fullres.artwork import LayeredArtwork, to_u8
 from core.fullres.kinds import stage_kinds
 from core.fullres.pipeline import line_before
-from core.session import run_to_end
 
 if TYPE_CHECKING:
-    from core.session import Session
+    from core.editing.session import Session
 
 
 class EngineState(Protocol):
@@ -77,9 +77,9 @@ def prime_regions(engine: EngineState, art: LayeredArtwork) -> Callable[[], None
 
 # ----- the model -----
 def load_model(engine: EngineState, rid: int, req: LoadModel) -> EngineResult:
-    from core import bundle
-    from core.device import device_label, resolve_device
-    from core.session import Session
+    from core.editing.session import Session
+    from core.files import bundle
+    from core.platform.device import device_label, resolve_device
 
     device = resolve_device(req.device)
     model = bundle.load(req.path)  # BundleError leaves the current session in place: nothing is lost
@@ -120,11 +120,11 @@ def new_artwork(engine: EngineState, rid: int, req: NewArtwork) -> EngineResult:
 
 
 def open_line_art(engine: EngineState, rid: int, req: OpenLineArt) -> EngineResult:
+    from core.files.imageio import load_artwork, tensor_to_uint8, uint8_to_tensor
+    from core.fullres.lineart_import import prepare_line_art
     from core.fullres.pipeline import generate_fullres
     from core.fullres.proxy import MIN_SIDE
     from core.fullres.regions import undither
-    from core.imageio import load_artwork, tensor_to_uint8, uint8_to_tensor
-    from core.lineart_import import prepare_line_art
 
     s = engine.session
     # Read as the CLI reads a first stage (core.cli.common.read_artwork): grey, alpha on white, a dithered 1-bit
@@ -146,9 +146,9 @@ def open_line_art(engine: EngineState, rid: int, req: OpenLineArt) -> EngineResu
 
 
 def load_artwork(engine: EngineState, rid: int, req: LoadArtwork) -> EngineResult:
+    from core.files.imageio import load_artwork as read_artwork
     from core.fullres.pipeline import fullres_stages
     from core.fullres.proxy import MIN_SIDE, to_proxy
-    from core.imageio import load_artwork as read_artwork
 
     s = engine.session
     last, res = s.config.stages[-1], s.config.resolution
@@ -264,8 +264,8 @@ def refine(engine: EngineState, rid: int, req: Refine, should_stop: Callable[[],
 
 # ----- projects: saving and opening -----
 def save_project(engine: EngineState, rid: int, req: SaveProject) -> EngineResult:
-    from core.project import project_from_session
-    from core.project import save_project as write_project
+    from core.files.project import project_from_session
+    from core.files.project import save_project as write_project
 
     art = engine.art
     if art.identity:
@@ -280,9 +280,9 @@ def save_project(engine: EngineState, rid: int, req: SaveProject) -> EngineResul
 
 
 def open_project(engine: EngineState, rid: int, req: OpenProject) -> EngineResult:
+    from core.files.imageio import uint8_to_tensor
+    from core.files.project import apply_project, load_project
     from core.fullres.proxy import proxy_with
-    from core.imageio import uint8_to_tensor
-    from core.project import apply_project, load_project
 
     s = engine.session
     project = load_project(req.path, config=s.config)

@@ -14,11 +14,11 @@ from typing import ClassVar
 import torch
 
 from core.config import WorkflowConfig
+from core.editing.refine import DEFAULT_SCHEDULE
 from core.fullres.artwork import RGBA, ArtworkSnapshot
 from core.latent_prior import LatentPrior
-from core.perceptual import PerceptualKind
-from core.refine import DEFAULT_SCHEDULE
-from core.session import SessionState
+from core.nn.perceptual import PerceptualKind
+from core.session_state import SessionState
 
 
 # ----- requests (immutable inputs) -----
@@ -63,7 +63,8 @@ class NewArtwork(Request):
 class OpenLineArt(Request):
     """An image made the first stage at its own size (issue 28): a drawing's line art, a Krita line layer (alpha on
     white) or a scan of pencil or ink on paper, cleaned up (paper levelled to white, lines darkened, specks removed,
-    small gaps closed: core.lineart_import) unless `cleanup` is off; the later stages generated, no refinement."""
+    small gaps closed: core.fullres.lineart_import) unless `cleanup` is off; the later stages generated, no
+    refinement."""
 
     path: str
     cleanup: bool = True
@@ -158,7 +159,8 @@ class Refine(Request):
     steps: int = 150
     preview_every: int = 5
     clean_flats: bool = True
-    schedule: str = DEFAULT_SCHEDULE  # core.refine.SCHEDULES: "fast" ends a transition once its loss has flattened
+    # core.editing.refine.SCHEDULES: "fast" ends a transition once its loss has flattened
+    schedule: str = DEFAULT_SCHEDULE
 
     @property
     def label(self) -> str:

@@ -209,7 +209,7 @@ class EngineThread(QThread):
             if not request.preview:  # (a drag's pictures show its progress; no status-bar flicker 30 times a second)
                 self.activity.emit(request.label)
             if self.session is not None and self.session.governor is not None:
-                self.session.governor.apply()  # the cores other programs leave free (core/threads.py)
+                self.session.governor.apply()  # the cores other programs leave free (core/platform/threads.py)
             self._answer(rid, request, lambda rid=rid, request=request: self.handle(rid, request))
             # Dropped now, not when the next request replaces it: a request (an opened image) would otherwise stay
             # alive through the next request's work.

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Protocol
 from PySide6.QtWidgets import QDialog, QFileDialog, QInputDialog, QMessageBox, QStatusBar
 
 from app import autosave
-from core import export as core_export
 from core.errors import ArtflowError
-from core.export import ExportFormat
+from core.files import export as core_export
+from core.files.export import ExportFormat
 
 if TYPE_CHECKING:
     from app.document import Document
@@ -136,7 +136,7 @@ class FileCommands:
         self.then_after_saving(go)
 
     def open_model(self, path: str | None = None) -> None:
-        from core import bundle
+        from core.files import bundle
 
         if path is None:
             path = QFileDialog.getExistingDirectory(self.window, "Open a model bundle (a folder with config.json "
@@ -180,7 +180,7 @@ class FileCommands:
     # ----- exporting -----
     def export(self, fmt: ExportFormat | str, path: str | None = None,
                scale: int = 1) -> Path | list[Path] | None:
-        """Write an export with core/export.py; returns what was written: the file, or the files of STAGES (None
+        """Write an export with core/files/export.py; returns what was written: the file, or the files of STAGES (None
         if cancelled or failed: the failure is shown)."""
         fmt = ExportFormat(fmt)
         doc = self.doc

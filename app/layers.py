@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from core.files.imageio import tensor_to_uint8
 from core.fullres.artwork import RGBA, composite, is_empty, layer_to_tensors, tensors_to_layer
-from core.imageio import tensor_to_uint8
 
 __all__ = ["RGBA", "composite", "empty_layer", "grey", "is_empty", "layer_to_tensors", "tensors_to_layer",
            "reduced", "rgb_of", "to_rgb"]

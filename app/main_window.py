@@ -40,7 +40,7 @@ from app.widgets.refine_panel import RefinePanel
 from app.widgets.stage_strip import StageStrip, status_icon
 from app.window_controls import WindowControls
 from core.errors import one_line, shown
-from core.export import ExportFormat
+from core.files.export import ExportFormat
 
 if TYPE_CHECKING:
     import torch
@@ -427,8 +427,8 @@ def final_image(project, channels: int, resolution: int) -> torch.Tensor:
     import numpy as np
     from PIL import Image
 
+    from core.files.imageio import normalize_pil, pil_to_tensor, tensor_to_uint8, uint8_to_tensor
     from core.fullres.proxy import MIN_SIDE
-    from core.imageio import normalize_pil, pil_to_tensor, tensor_to_uint8, uint8_to_tensor
 
     a = project.fullres_u8[-1] if project.fullres_u8 is not None else tensor_to_uint8(project.proxy_images()[-1])
     img = Image.fromarray(a)

@@ -1,7 +1,7 @@
 """The later stages of a slider preview, on a thread of their own beside the engine thread.
 
 A preview of transition k is two halves of about equal cost: stage k+1 from the cached content code, then the
-later transitions from that picture (core.session.Session.preview_split). The engine thread computes the first
+later transitions from that picture (core.editing.session.Session.preview_split). The engine thread computes the first
 half of a value and hands the second half here; while this thread finishes it (and sends the answer), the engine
 thread computes the first half of the newest value. Two cores then work on a drag instead of one (issue 14: a
 drag repaints at >= 25 fps on 2 cores). Each side runs its torch work on its own threads (one each on 2 cores):

@@ -13,8 +13,8 @@ import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from core.editing.refine import STEPS
 from core.errors import ArtflowError
-from core.refine import STEPS
 from core.safe_io import read_json_file
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def read_json_object(path: Path, limit: int) -> dict:
 class Settings:
     refine_steps: int = STEPS  # the paper's 150 AdaIN optimisation steps
     refine_after_open: bool = True  # run the refinement right after an artwork is opened
-    refine_stop_early: bool = False  # end each transition once its loss has flattened (core.refine's "fast")
+    refine_stop_early: bool = False  # end each transition once its loss has flattened (core.editing.refine's "fast")
     preview_every: int = 5  # refinement preview images every n steps
     autosave_seconds: int = 60
     auto_regenerate: bool = True  # later stages follow every edit (off: they go stale until "Regenerate")

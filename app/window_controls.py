@@ -15,8 +15,8 @@ from PySide6.QtWidgets import QCheckBox, QLabel, QMessageBox, QSlider, QSpinBox,
 from app import icons
 from app.canvas.tools import MAX_SIZE, MIN_SIZE, Tool
 from app.widgets.colour_swatch import ColourSwatch
-from core import bundle
-from core.export import ExportFormat
+from core.files import bundle
+from core.files.export import ExportFormat
 
 if TYPE_CHECKING:
     from PySide6.QtWidgets import QDockWidget, QMenuBar

@@ -50,8 +50,8 @@ def _size(text: str) -> tuple[int, int]:
 
 def composite(args) -> None:
     from app.engine_worker import EngineThread, LoadArtwork, LoadModel
-    from core import bundle
-    from core.imageio import uint8_to_tensor
+    from core.files import bundle
+    from core.files.imageio import uint8_to_tensor
 
     w, h = _size(args.size)
     eng = EngineThread()  # not started: handle() runs the requests on this thread

@@ -3,8 +3,8 @@ within 2 s of opening a 1024 x 768 artwork on 2 cores".
 
 Opens a drawn artwork (tools/draw_artwork.py) of the given size with "Fit for editing right after opening" on, as a
 user does, and prints: the open (workflow inference, encoding, the full-res stages), the edit-ready fit (the app's
-short fit, core.refine.EDIT_READY_STEPS steps) and the two together, the time from the open's request to the last
-answer applied; then, for the ratio, the paper's 150-step refinement (the Refine button) on the same artwork.
+short fit, core.editing.refine.EDIT_READY_STEPS steps) and the two together, the time from the open's request to the
+last answer applied; then, for the ratio, the paper's 150-step refinement (the Refine button) on the same artwork.
 Times are one run each (the first open also loads numba's compiled passes: it is run once before, untimed).
 
     QT_QPA_PLATFORM=offscreen python benchmarks/bench_edit_ready.py [--size 1024x768] [--model NAME] [--paper]
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import load_average, print_load_note  # noqa: E402
 from benchmarks._window import open_window, spin_until, wait_idle  # noqa: E402
-from core.refine import EDIT_READY_STEPS, STEPS  # noqa: E402
+from core.editing.refine import EDIT_READY_STEPS, STEPS  # noqa: E402
 from tools.draw_artwork import draw_artwork  # noqa: E402
 
 

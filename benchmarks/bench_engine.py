@@ -26,10 +26,10 @@ import torch  # noqa: E402
 
 from benchmarks._common import load_average, print_load_note  # noqa: E402
 from core import config  # noqa: E402
-from core.device import DEVICE_CHOICES, device_label, resolve_device  # noqa: E402
+from core.editing.refine import STEPS  # noqa: E402
+from core.editing.session import Session  # noqa: E402
 from core.model import WorkflowModel  # noqa: E402
-from core.refine import STEPS  # noqa: E402
-from core.session import Session  # noqa: E402
+from core.platform.device import DEVICE_CHOICES, device_label, resolve_device  # noqa: E402
 
 PRESETS = (("small", config.small), ("paper", config.paper))
 

@@ -43,15 +43,16 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from scipy import ndimage  # noqa: E402
 
-from core import bundle  # noqa: E402
+from core.editing.refine import STEPS  # noqa: E402
+from core.editing.session import Session, run_to_end  # noqa: E402
+from core.files import bundle  # noqa: E402
+from core.files.imageio import save_image, uint8_to_tensor  # noqa: E402
 from core.fullres.flats import find_regions, region_medians, region_spread  # noqa: E402
 from core.fullres.guided import transfer_change  # noqa: E402
 from core.fullres.masks import keep_mask_fullres  # noqa: E402
 from core.fullres.pipeline import apply_edit_fullres, fullres_stages, generate_fullres, reconstruct_fullres  # noqa: E402
 from core.fullres.proxy import from_proxy, proxy_with, to_proxy  # noqa: E402
-from core.imageio import save_image, uint8_to_tensor  # noqa: E402
-from core.refine import STEPS  # noqa: E402
-from core.session import Session, SessionState, run_to_end  # noqa: E402
+from core.session_state import SessionState
 
 CANVAS = (1024, 768)
 DRAWING = 640

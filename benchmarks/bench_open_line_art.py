@@ -3,7 +3,7 @@ art shows every stage within 5 s" on the 2-core machine.
 
 Makes a scan (closed shapes in grey pencil on tinted paper under uneven light, with grain and noise, JPEG-saved),
 opens it as line art with the default clean-up and prints the time from the request to every stage shown, and the
-clean-up's share of it (core.lineart_import.prepare_line_art alone, timed apart). One run each, after an untimed
+clean-up's share of it (core.fullres.lineart_import.prepare_line_art alone, timed apart). One run each, after an untimed
 warm-up open of a small scan (numba's passes, torch's first calls).
 
     QT_QPA_PLATFORM=offscreen python benchmarks/bench_open_line_art.py [--size 3000x2000] [--model NAME]
@@ -68,7 +68,7 @@ def main() -> None:
     load = load_average()
     open_timed(app, win, folder / "warm.jpg")
     shown = open_timed(app, win, folder / "scan.jpg")
-    from core.lineart_import import prepare_line_art
+    from core.fullres.lineart_import import prepare_line_art
 
     rgb = np.asarray(Image.open(folder / "scan.jpg").convert("RGB"))
     t0 = time.perf_counter()

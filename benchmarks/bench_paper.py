@@ -9,8 +9,8 @@ an Adam update of the AdaIN parameters; fp32, nothing cached. Artflow's loop cac
 target's VGG features, runs the session's channels_last model and, on the CPU, computes each upsampling with the
 5x5 convolution after it on the small picture (core/nn/upsample_conv.py); "artflow-unfolded" is the same loop with
 the upsampling modules as defined, the naive loop's. On CUDA Artflow replays each step as one CUDA graph
-(core/refine_graph.py) with the modules as defined (the decoder's default there), and its eager steps are timed too
-("artflow-eager"), as are the graph with the folded upsampling ("artflow-folded"), the graph with cudnn's
+(core/editing/refine_graph.py) with the modules as defined (the decoder's default there), and its eager steps are timed
+too ("artflow-eager"), as are the graph with the folded upsampling ("artflow-folded"), the graph with cudnn's
 autotuner and the graph in bfloat16 autocast. Each final image is compared (PSNR) with the eager steps' on CUDA,
 with the unfolded loop's elsewhere.
 
@@ -47,12 +47,12 @@ import torch.nn.functional as F  # noqa: E402
 
 from benchmarks._common import load_average, print_load_note  # noqa: E402
 from core import config  # noqa: E402
-from core.device import DEVICE_CHOICES, device_label, resolve_device  # noqa: E402
+from core.editing.refine import LAMBDA_P, STEP_SIZE, STEPS, refine_transition  # noqa: E402
 from core.model import WorkflowModel  # noqa: E402
 from core.nn.generator import AdaINGenerator  # noqa: E402
+from core.nn.perceptual import Perceptual, vgg_weights_path  # noqa: E402
 from core.nn.vgg import VGG16Features  # noqa: E402
-from core.perceptual import Perceptual, vgg_weights_path  # noqa: E402
-from core.refine import LAMBDA_P, STEP_SIZE, STEPS, refine_transition  # noqa: E402
+from core.platform.device import DEVICE_CHOICES, device_label, resolve_device  # noqa: E402
 
 
 def naive_refine(generator: AdaINGenerator, vgg: VGG16Features, source: torch.Tensor, target: torch.Tensor,

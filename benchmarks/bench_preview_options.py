@@ -47,11 +47,11 @@ from torch import nn  # noqa: E402
 
 from benchmarks._common import load_average, print_load_note  # noqa: E402
 from benchmarks.bench_slider import _line_art  # noqa: E402
-from core import bundle  # noqa: E402
-from core.metrics import psnr  # noqa: E402
+from core.editing.session import Session  # noqa: E402
+from core.evaluation.metrics import psnr  # noqa: E402
+from core.files import bundle  # noqa: E402
 from core.nn import inference  # noqa: E402
 from core.nn.generator import AdaINGenerator  # noqa: E402
-from core.session import Session  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = ROOT / "resources" / "models" / "fluent-emoji-128"

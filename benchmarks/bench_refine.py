@@ -12,11 +12,11 @@ with the learned regulariser. Printed per variant: mean PSNR of the final stage 
 `artflow reconstruct` reports it), its difference to "exact", mean wall and process-CPU seconds, and the time
 ratio to "exact". A script, not a test: it asserts nothing.
 
-Variants: the schedules of core.refine.SCHEDULES ("exact": the paper's 150 steps; "fast": at most as many, the step size
-decaying from 0.12 to 0.05, ended when the loss has flattened), and options measured beside them: "short60" (60 steps,
-step size decaying 0.15 -> 0.03, early stop), "short60-c2f" (the same with half of its steps at half size), "steps60"
-(60 constant steps of 0.1), or any schedule spelt out as "aSTEPS-LR[-LREND][-cCOARSE][-sWINDOW]" (see `variant`).
-Any of them with "@nchw" appended runs the decoder in NCHW throughout (the layout before channels_last, e.g.
+Variants: the schedules of core.editing.refine.SCHEDULES ("exact": the paper's 150 steps; "fast": at most as many, the
+step size decaying from 0.12 to 0.05, ended when the loss has flattened), and options measured beside them: "short60"
+(60 steps, step size decaying 0.15 -> 0.03, early stop), "short60-c2f" (the same with half of its steps at half size),
+"steps60" (60 constant steps of 0.1), or any schedule spelt out as "aSTEPS-LR[-LREND][-cCOARSE][-sWINDOW]" (see
+`variant`). Any of them with "@nchw" appended runs the decoder in NCHW throughout (the layout before channels_last, e.g.
 `--variants exact,exact@nchw`).
 
 Tried and not kept (2026-12-01, 2-core AMD EPYC, 12 Fluent TEST drawings with thin line art, the bundle before
@@ -90,11 +90,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 from benchmarks._common import load_average, print_load_note  # noqa: E402
-from core import bundle  # noqa: E402
-from core.eval import eval_order, open_test_set  # noqa: E402
-from core.metrics import psnr_01  # noqa: E402
-from core.refine import SCHEDULES, Schedule  # noqa: E402
-from core.session import Session, run_to_end  # noqa: E402
+from core.editing.refine import SCHEDULES, Schedule  # noqa: E402
+from core.editing.session import Session, run_to_end  # noqa: E402
+from core.evaluation.metrics import psnr_01  # noqa: E402
+from core.evaluation.workflow import eval_order, open_test_set  # noqa: E402
+from core.files import bundle  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = ROOT / "resources" / "models" / "fluent-emoji-128"

@@ -45,9 +45,9 @@ import torch  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 from torch import nn  # noqa: E402
 
-from core import bundle  # noqa: E402
 from core.config import GeneratorConfig, WorkflowConfig  # noqa: E402
-from core.metrics import psnr_01  # noqa: E402
+from core.evaluation.metrics import psnr_01  # noqa: E402
+from core.files import bundle  # noqa: E402
 from core.model import WorkflowModel  # noqa: E402
 from core.nn.blocks import ConvBlock  # noqa: E402
 from core.nn.generator import AdaINGenerator  # noqa: E402
@@ -170,7 +170,7 @@ def measure(model: WorkflowModel, data, order: list[int]) -> dict:
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from core.eval import eval_order, open_test_set
+    from core.evaluation.workflow import eval_order, open_test_set
 
     torch.set_num_threads(args.threads)
     source = bundle.load(args.model).float()

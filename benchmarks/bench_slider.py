@@ -38,9 +38,9 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 from benchmarks._common import load_average, print_load_note  # noqa: E402
-from core import bundle  # noqa: E402
-from core.metrics import psnr  # noqa: E402
-from core.session import Session  # noqa: E402
+from core.editing.session import Session  # noqa: E402
+from core.evaluation.metrics import psnr  # noqa: E402
+from core.files import bundle  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = ROOT / "resources" / "models" / "fluent-emoji-128"
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = session.config
     res, t = cfg.resolution, args.transition
     if args.first_stage:
-        from core.imageio import load_image
+        from core.files.imageio import load_image
 
         session.start_from(load_image(args.first_stage, cfg.stages[0].channels, res))
     else:

@@ -107,7 +107,7 @@ class HalfTimes:
     bits (core.fullres.proxy.preview_to_u8, one per later stage, on either thread), wrapped for this benchmark."""
 
     def __init__(self) -> None:
-        from core import session
+        from core.editing import session
         from core.fullres import proxy
 
         self.first: list[float] = []
@@ -242,8 +242,8 @@ def _preview_alone(model: str, threads: int, moves: int = 20) -> float:
     (shared machines vary by 1.5x within an hour), to read the repaint rates against."""
     import torch
 
-    from core import bundle
-    from core.session import Session
+    from core.editing.session import Session
+    from core.files import bundle
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)

@@ -1,6 +1,6 @@
 """Benchmark of the engine on a CPU shared with other programs: a fixed torch thread team against the governed one
-(core/threads.py), each with OpenMP's default (spinning) waits and with passive waits (the desktop app's setting),
-while 0, 1 and 2 busy-looping neighbour processes run:
+(core/platform/threads.py), each with OpenMP's default (spinning) waits and with passive waits (the desktop app's
+setting), while 0, 1 and 2 busy-looping neighbour processes run:
 
     python benchmarks/bench_threads.py [--model resources/models/fluent-emoji-128] [--neighbours 0,1,2]
         [--steps 20] [--configs fixed,governed,fixed-passive,governed-passive]
@@ -39,8 +39,8 @@ CONFIGS = {  # name: (governed, OMP_WAIT_POLICY or None for OpenMP's default)
 def worker(model_path: str, governed: bool, steps: int) -> dict:
     import torch
 
-    from core import bundle
-    from core.session import Session, run_to_end
+    from core.editing.session import Session, run_to_end
+    from core.files import bundle
 
     session = Session(bundle.load(model_path), "cpu", adapt_threads=governed)
     res = session.config.resolution

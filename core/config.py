@@ -274,7 +274,7 @@ def validate(cfg: WorkflowConfig) -> list[str]:
         problems.append("regularizer_trained must have one entry per transition")
     if not problems:
         # Only once every field is in range: the estimate is arithmetic on them, before any network exists.
-        from core.footprint import footprint_problem
+        from core.platform.footprint import footprint_problem
 
         too_big = footprint_problem(cfg)
         if too_big:

@@ -124,7 +124,7 @@ def forge_image(rng: random.Random, folder: Path) -> Path:
 
 def check_image(path: Path, channels: int, size: int = 32) -> str:
     from core.errors import ImageError
-    from core.imageio import load_image
+    from core.files.imageio import load_image
 
     try:
         t = load_image(path, channels, size)
@@ -259,8 +259,8 @@ def _special(rng: random.Random, path: Path) -> None:
 
 
 def check_bundle(path: Path) -> str:
-    from core import bundle
     from core.errors import BundleError
+    from core.files import bundle
 
     try:
         model = bundle.load(path)
@@ -360,7 +360,7 @@ def forge_project(rng: random.Random, good: bytes, folder: Path) -> Path:
 def check_project(path: Path, session) -> str:
     """Open like `edit` does (with the model's config) and apply to `session`."""
     from core.errors import ProjectError
-    from core.project import apply_project, load_project
+    from core.files.project import apply_project, load_project
 
     try:
         project = load_project(path, session.config)
@@ -378,9 +378,9 @@ def check_project(path: Path, session) -> str:
 # ----- the valid files every forgery starts from -----
 def make_bases(folder: Path):
     """(bundle folder, project bytes, session) of a tiny seeded 32 px model: what the forgers mutate."""
-    from core import bundle
-    from core.project import project_from_session, save_project
-    from core.session import Session
+    from core.editing.session import Session
+    from core.files import bundle
+    from core.files.project import project_from_session, save_project
     from tests.core.engine_util import image, tiny_model
 
     model = tiny_model(seed=0)

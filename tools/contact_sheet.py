@@ -20,10 +20,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core import bundle  # noqa: E402
 from core.data.stage_dataset import StageDataset  # noqa: E402
-from core.imageio import tensor_to_uint8  # noqa: E402
-from core.session import Session  # noqa: E402
+from core.editing.session import Session  # noqa: E402
+from core.files import bundle  # noqa: E402
+from core.files.imageio import tensor_to_uint8  # noqa: E402
 from core.train.augment import hand_drawn_lines  # noqa: E402
 
 

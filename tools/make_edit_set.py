@@ -19,7 +19,7 @@ A non-square W x H gets the square icon rendered at min(W, H), centred on a whit
 in a fixed pseudo-random order (sorted by the SHA-256 of the family name), so --limit N always gives the same
 subset. With --structure N (default 4) it also writes N structure edits, OUT/<W>x<H>/structure-<variant>/ with
 lineart.png, detail.png (the base drawing), lineart-edited.png (the variant's line art: a beard, other hair) and
-detail-truth.png (the variant's detail). `artflow eval --edits OUT` runs the benchmark (core/eval_edits.py).
+detail-truth.png (the variant's detail). `artflow eval --edits OUT` runs the benchmark (core/evaluation/edits.py).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from core.data.fluent_emoji import (  # noqa: E402
     union_box,
 )
 from core.errors import ArtflowError  # noqa: E402
-from core.imageio import save_image  # noqa: E402
+from core.files.imageio import save_image  # noqa: E402
 
 FILES = ("flat.png", "detail.png", "flat-edited.png", "detail-truth.png")
 FLAT_TOLERANCE = 8  # of 255: a family whose tone flat differs from its base flat nowhere by more is left out

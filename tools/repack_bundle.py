@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core import bundle  # noqa: E402
+from core.files import bundle  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """The Variations panel: the latent code of one transition as sliders over [-3, 3] standard deviations of the
-model's latent prior (core/latent_prior.py; for N(0, I) these are the code's values), typed values too, Randomize /
-Reset / seed (random codes come from that prior), and a history of the variations tried (thumbnails of the final
-stage) to go back to. Moving a slider regenerates the later stages live (the engine drops superseded values)."""
+model's latent prior (core/latent_prior.py; for N(0, I) these are the code's values), typed values too,
+Randomize / Reset / seed (random codes come from that prior), and a history of the variations tried (thumbnails of the
+final stage) to go back to. Moving a slider regenerates the later stages live (the engine drops superseded values)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from app.document import Document
 from app.qt_image import thumbnail
-from core.session import Z_RANGE
+from core.editing.session import Z_RANGE
 
 TICKS = 100  # slider steps per unit: 0.01 resolution
 

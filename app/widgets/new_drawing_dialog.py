@@ -2,7 +2,7 @@
 
 Presets and width / height fields within the sizes Artflow works with (64-4096 px on the long side); the last choice
 is remembered in the settings. The model list holds the bundled models and the one open now; for a blank sheet the
-bundle made for drawn line art (core.bundle.DRAWING_BUNDLE) is chosen until the artist picks another.
+bundle made for drawn line art (core.files.bundle.DRAWING_BUNDLE) is chosen until the artist picks another.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.settings import Settings
-from core import bundle
+from core.files import bundle
 from core.fullres.proxy import MAX_SIDE, MIN_SIDE
 
 # (label, (width, height)); None: the model's own size. A4 at 150 dpi is 210 x 297 mm.

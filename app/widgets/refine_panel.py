@@ -1,6 +1,6 @@
 """The Refinement panel: the AdaIN optimisation that fits the model to an opened artwork (the paper's 150 steps),
 run on the engine thread with progress (step, loss, a preview every few steps) and Cancel; "Stop once the fit
-settles" runs core.refine's "fast" schedule instead."""
+settles" runs core.editing.refine's "fast" schedule instead."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from app.document import Document
 from app.engine_worker import RefineProgress
 from app.layers import to_rgb
 from app.qt_image import thumbnail
-from core.refine import EDIT_READY_STEPS
+from core.editing.refine import EDIT_READY_STEPS
 
 PREVIEW = 64
 STOP_EARLY_TIP = ("The \"fast\" schedule: a decaying step size, each transition ended once its loss has "

@@ -14,17 +14,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from core import bundle
-from core.atomic import OutputDir, atomic_output_dir, atomic_write, check_output_folder
-from core.device import resolve_device
+from core.editing.session import Session
 from core.errors import ArtflowError, BundleError, one_line
-from core.export import export_stages
+from core.files import bundle
+from core.files.atomic import OutputDir, atomic_output_dir, atomic_write, check_output_folder
+from core.files.export import export_stages
+from core.files.imageio import load_artwork, tensor_to_uint8, uint8_to_tensor
+from core.files.project import project_from_session, save_project
 from core.fullres.kinds import stage_kinds
 from core.fullres.proxy import MIN_SIDE, ProxyMap
 from core.fullres.regions import undither
-from core.imageio import load_artwork, tensor_to_uint8, uint8_to_tensor
-from core.project import project_from_session, save_project
-from core.session import Session
+from core.platform.device import resolve_device
 
 
 def add_common(p: argparse.ArgumentParser, model: bool = True) -> None:

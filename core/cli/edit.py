@@ -16,14 +16,14 @@ import numpy as np
 import torch
 
 from core.cli import common
-from core.device import device_label
-from core.editing import edit_mask
+from core.editing.edit_mask import edit_mask
+from core.editing.latents import stage_by_name
 from core.errors import ArtflowError
+from core.evaluation.metrics import l1_01
+from core.files.imageio import tensor_to_uint8
+from core.files.project import apply_project, load_project
 from core.fullres.pipeline import PROPAGATION, PROPAGATIONS, apply_edit_fullres
-from core.imageio import tensor_to_uint8
-from core.latents import stage_by_name
-from core.metrics import l1_01
-from core.project import apply_project, load_project
+from core.platform.device import device_label
 
 
 def add_parser(sub) -> None:

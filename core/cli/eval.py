@@ -2,8 +2,8 @@
 generation L1/PSNR, reconstruction PSNR (encoder only, AdaIN optimisation without and with the learned regulariser,
 wall time), diversity of random-z samples and editing tests. Writes OUT/metrics.json, OUT/samples.png and
 OUT/diversity.png and prints a table. With --edits EDIT_SET (tools/make_edit_set.py) it also (or only, without
-TEST_DATA_DIR) runs the edit benchmark (core/eval_edits.py): the learned edit propagation against no-model baselines
-on recolour edits with artist-drawn truth; writes OUT/edits.json and prints its table.
+TEST_DATA_DIR) runs the edit benchmark (core/evaluation/edits.py): the learned edit propagation against no-model
+baselines on recolour edits with artist-drawn truth; writes OUT/edits.json and prints its table.
 """
 
 from __future__ import annotations
@@ -12,15 +12,22 @@ import argparse
 import sys
 from pathlib import Path
 
-from core import bundle
-from core.atomic import ensure_folder
 from core.cli.common import add_common, model_path, open_session, write_json
-from core.device import device_label, resolve_device
+from core.editing.refine import DEFAULT_SCHEDULE, SCHEDULES, STEPS
 from core.errors import ArtflowError
-from core.eval import DIVERSITY_SAMPLES, REFINE_LIMIT, SHEET_ROWS, EvalOptions, default_out_folder, evaluate_bundle
-from core.eval_edits import evaluate_edits, format_edit_table
-from core.eval_report import format_table
-from core.refine import DEFAULT_SCHEDULE, SCHEDULES, STEPS
+from core.evaluation.edits import evaluate_edits, format_edit_table
+from core.evaluation.report import format_table
+from core.evaluation.workflow import (
+    DIVERSITY_SAMPLES,
+    REFINE_LIMIT,
+    SHEET_ROWS,
+    EvalOptions,
+    default_out_folder,
+    evaluate_bundle,
+)
+from core.files import bundle
+from core.files.atomic import ensure_folder
+from core.platform.device import device_label, resolve_device
 
 
 def add_parser(sub) -> None:
@@ -73,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_edits(args: argparse.Namespace, out: Path) -> None:
-    """The edit benchmark (core/eval_edits.py) on --edits: OUT/edits.json and its table on stdout."""
+    """The edit benchmark (core/evaluation/edits.py) on --edits: OUT/edits.json and its table on stdout."""
     session, path = open_session(args)
     ensure_folder(out)
     result = evaluate_edits(session, args.edits, steps=args.steps, schedule=args.schedule, sizes=args.edit_size,

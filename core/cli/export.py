@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core import bundle
 from core.cli.common import add_common, add_project_file, model_path
 from core.errors import ArtflowError, BundleError, shown
-from core.export import FORMATS, check_output, check_scale, export
-from core.project import load_project
+from core.files import bundle
+from core.files.export import FORMATS, check_output, check_scale, export
+from core.files.project import load_project
 
 
 def add_parser(sub) -> None:

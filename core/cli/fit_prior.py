@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 
 from core.cli.common import add_common, add_stage_data, model_path
-from core.device import resolve_device
 from core.errors import ArtflowError
+from core.platform.device import resolve_device
 from core.train.latent_prior_fit import fit_bundle_latent_priors
 
 

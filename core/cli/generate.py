@@ -15,12 +15,12 @@ import time
 import torch
 
 from core.cli import common
-from core.device import device_label
+from core.editing.latents import choose_latents, parse_latent_coords
 from core.errors import one_line
+from core.files.imageio import tensor_to_uint8, uint8_to_tensor
 from core.fullres.kinds import stage_kinds
 from core.fullres.pipeline import generate_fullres
-from core.imageio import tensor_to_uint8, uint8_to_tensor
-from core.latents import choose_latents, parse_latent_coords
+from core.platform.device import device_label
 
 
 def add_parser(sub) -> None:
@@ -42,9 +42,9 @@ def add_parser(sub) -> None:
 
 
 def clean_line_art(first: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """The first stage (C, H, W) through core.lineart_import.prepare_line_art: cleaned when it looks like a scan
+    """The first stage (C, H, W) through core.fullres.lineart_import.prepare_line_art: cleaned when it looks like a scan
     (grey, repeated on every channel), else the very tensor given. Returns it and what was done (for the report)."""
-    from core.lineart_import import prepare_line_art  # here: scikit-image and OpenCV take a while to import
+    from core.fullres.lineart_import import prepare_line_art  # here: scikit-image and OpenCV take a while to import
 
     line, info = prepare_line_art(tensor_to_uint8(first))
     if not info.cleaned:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
-from core import bundle
 from core.cli.common import add_common, model_path
-from core.device import device_label, resolve_device
+from core.files import bundle
+from core.platform.device import device_label, resolve_device
 
 
 def add_parser(sub) -> None:

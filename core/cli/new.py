@@ -14,14 +14,14 @@ from pathlib import Path
 
 import torch
 
-from core import bundle
 from core.cli import common
-from core.device import device_label
+from core.editing.latents import choose_latents
 from core.errors import ArtflowError
+from core.files import bundle
+from core.files.project import project_from_session, save_project
 from core.fullres.pipeline import generate_fullres
 from core.fullres.proxy import check_artwork_size
-from core.latents import choose_latents
-from core.project import project_from_session, save_project
+from core.platform.device import device_label
 
 _SIZE = re.compile(r"\s*(\d{1,6})\s*[xX]\s*(\d{1,6})\s*")
 

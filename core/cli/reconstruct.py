@@ -26,14 +26,14 @@ from core.cli.common import (
     read_artwork,
     sizes,
 )
-from core.device import device_label
+from core.editing.refine import DEFAULT_SCHEDULE, EDIT_READY_STEPS, SCHEDULES, STEPS, RefineStep
+from core.editing.regularizer import Regularizer
 from core.errors import ArtflowError
+from core.evaluation.metrics import PSNR_CAP, psnr
+from core.files.imageio import tensor_to_uint8, uint8_to_tensor
 from core.fullres.pipeline import reconstruct_fullres
 from core.fullres.proxy import from_proxy
-from core.imageio import tensor_to_uint8, uint8_to_tensor
-from core.metrics import PSNR_CAP, psnr
-from core.refine import DEFAULT_SCHEDULE, EDIT_READY_STEPS, SCHEDULES, STEPS, RefineStep
-from core.regularizer import Regularizer
+from core.platform.device import device_label
 
 
 def add_parser(sub) -> None:

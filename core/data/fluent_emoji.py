@@ -46,7 +46,7 @@ from core.data.build_output import first, remove_unwritten, stage_split_dirs, wr
 from core.data.line_art import DEFAULT_WIDTH, line_art_from_flat
 from core.data.svg_flatten import flatten_gradients
 from core.errors import DatasetError
-from core.imageio import save_image
+from core.files.imageio import save_image
 
 STYLE_PREFIXES: dict[str, str] = {
     "lineart": "fluent-emoji-high-contrast",

@@ -39,7 +39,7 @@ from core.data.line_art import DEFAULT_MIN_AREA, DEFAULT_WIDTH, color_labels, ou
 from core.data.recipes import region_median_colors
 from core.data.svg_flatten import flatten_gradients
 from core.errors import DatasetError
-from core.imageio import save_image
+from core.files.imageio import save_image
 
 SPLITS: tuple[str, ...] = ("train", "test")
 # Skin-tone parts anywhere in a name ("couple-...-dark-skin-tone-light-skin-tone" has two).

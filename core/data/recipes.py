@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from core.data.stage_dataset import IMAGE_SUFFIXES
 from core.errors import DatasetError, ImageError
-from core.imageio import fit_square, normalize_pil, open_image, save_image
+from core.files.imageio import fit_square, normalize_pil, open_image, save_image
 
 STAGES = ("0-sketch", "1-flat", "2-detail")
 

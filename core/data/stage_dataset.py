@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from core.errors import DatasetError, ImageError
-from core.imageio import GRAYSCALE_MODES, load_image, open_image
+from core.files.imageio import GRAYSCALE_MODES, load_image, open_image
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jfif", ".webp", ".bmp", ".gif", ".tif", ".tiff",
                             ".tga", ".ppm", ".pgm", ".pbm", ".pnm"})

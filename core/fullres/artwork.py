@@ -9,7 +9,7 @@ full-res bases follow the change (pipeline.follow_stage, clean flats included) a
 is never lost.
 
 Images are numpy uint8 at the artwork's size, (H, W) for a grey stage and (H, W, 3) for a colour one
-(core.imageio.tensor_to_uint8's layout), on 8-bit levels as a project stores them; layers are (H, W, 4) uint8.
+(core.files.imageio.tensor_to_uint8's layout), on 8-bit levels as a project stores them; layers are (H, W, 4) uint8.
 Every array held here is read-only and replaced, never written in place: a snapshot shares them safely with
 another thread.
 
@@ -27,7 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from core.editing import edit_mask
+from core.editing.edit_mask import edit_mask
+from core.editing.session import Session
+from core.files.imageio import uint8_to_tensor
 from core.fullres.flats import Regions, clean_flat_u8
 from core.fullres.guided import apply_change
 from core.fullres.kinds import stage_kinds
@@ -51,8 +53,6 @@ from core.fullres.region_change import (
     touched_regions,
 )
 from core.fullres.regions import RegionMap, line_mask
-from core.imageio import uint8_to_tensor
-from core.session import Session
 
 # keep_mask_fullres's threshold (2 % of the range, |a - b| / 2 > 0.02 on [-1, 1]) in 8-bit levels: > 5.1
 KEEP_LEVELS = 5

@@ -21,12 +21,12 @@ import torch
 from scipy import ndimage
 
 from core.errors import ArtflowWarning
+from core.files.imageio import tensor_to_uint8, uint8_to_tensor
 from core.fullres import kernels
 from core.fullres.kernels import lookup_rows, region_histograms, sort_by_region, sorted_medians, split, split_rows
 
 # The regions' rule lives in core.fullres.regions; its names are re-exported here, where callers look for them.
 from core.fullres.regions import CLOSE_GAP, Regions, find_regions, near
-from core.imageio import tensor_to_uint8, uint8_to_tensor
 
 __all__ = ["CLOSE_GAP", "LINE_POLICIES", "MAX_FLAT_REGIONS", "MIN_CONTRAST", "Regions", "clean_flat", "clean_flat_u8",
            "coloured_one_by_one", "fill_region", "find_regions", "near", "region_medians", "region_spread",

@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from core.files.imageio import tensor_to_uint8, uint8_to_tensor
 from core.fullres.masks import changed_box, diff_box
 from core.fullres.proxy import ProxyMap, proxy_of_array
-from core.imageio import tensor_to_uint8, uint8_to_tensor
-from core.session import Layer
+from core.session_state import Layer
 
 RGBA = np.ndarray  # (H, W, 4) uint8, straight alpha
 BAND = 256  # rows per band when compositing: the float temporaries stay small
@@ -48,7 +48,7 @@ def _layer_colour(layer_rows: np.ndarray, grey: bool) -> np.ndarray:
 
 
 def composite(base: np.ndarray, layer: RGBA | None) -> np.ndarray:
-    """The stage as seen: `layer` over `base` (same layout as base), the formula of core.session.compose on the
+    """The stage as seen: `layer` over `base` (same layout as base), the formula of core.editing.session.compose on the
     8-bit scale, rounded. Band by band, so a 4096 px stage needs no full-size float copies."""
     if layer is None:
         return base

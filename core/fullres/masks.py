@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-THRESHOLD = 0.02  # of the full range: 5 of 255 levels, above PNG/JPEG round-off (as core.editing.edit_mask)
+THRESHOLD = 0.02  # of the full range: 5 of 255 levels, above PNG/JPEG round-off (as core.editing.edit_mask.edit_mask)
 DILATE = 8  # artwork pixels the change is grown by (the regenerated stages smear an edit a little)
 FEATHER = 8  # then a linear ramp to 0 over 2 * FEATHER pixels: the mask is 0 from DILATE + 2 * FEATHER = 24 px on
 
@@ -17,7 +17,7 @@ def keep_mask_fullres(old: torch.Tensor, new: torch.Tensor, threshold: float = T
     channel moved by more than `threshold` of the full range), falling linearly to exactly 0 at
     `dilate + 2 * feather` pixels. old, new: (C, H, W) in [-1, 1], the stage before and after the edit.
 
-    The rule of core.editing.edit_mask in artwork pixels, from one exact distance transform over the changed
+    The rule of core.editing.edit_mask.edit_mask in artwork pixels, from one exact distance transform over the changed
     area's bounding box (grown by the mask's reach): linear in the pixel count, whatever the radius."""
     if old.shape != new.shape or old.dim() != 3:
         raise ValueError(f"keep_mask_fullres needs two (C, H, W) images of the same shape, got "

@@ -29,8 +29,11 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-from core.editing import edit_mask
+from core.editing.edit_mask import edit_mask
+from core.editing.refine import DEFAULT_SCHEDULE, RefineStep
+from core.editing.session import RefineReport, Session, run_to_end
 from core.errors import ArtflowError
+from core.files.imageio import tensor_to_uint8, uint8_to_tensor
 from core.fullres.flats import Regions, clean_flat
 from core.fullres.guided import transfer_change, transfer_change_bands, upsample_guided, upsample_guided_bands
 from core.fullres.kinds import stage_kinds
@@ -44,9 +47,6 @@ from core.fullres.region_change import (
     touched_regions,
 )
 from core.fullres.regions import find_regions
-from core.imageio import tensor_to_uint8, uint8_to_tensor
-from core.refine import DEFAULT_SCHEDULE, RefineStep
-from core.session import RefineReport, Session, run_to_end
 
 CLEAN_FLATS = True  # on by default (issue 12); the CLI's --no-clean-flats and the app's toggle turn it off
 # How an edit reaches the later stages (issue 27). "regions": only inside the regions it touched (the flat regions

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,51 +21,13 @@ import torch.nn.functional as F
 from core.artwork_size import MAX_PIXELS as MAX_PIXELS
 from core.artwork_size import MAX_SIDE as MAX_SIDE
 from core.artwork_size import MIN_SIDE as MIN_SIDE
+from core.artwork_size import ProxyMap as ProxyMap
 from core.artwork_size import check_artwork_size as check_artwork_size
 from core.fullres import kernels
 
-# The sizes Artflow works with live in core.artwork_size (the image reader checks them too); re-exported here,
-# where the pipeline's callers look for them.
+# The sizes Artflow works with and ProxyMap (where an artwork sits in its proxy) live in core.artwork_size (the
+# image reader and the project format use them too); re-exported here, where the pipeline's callers look for them.
 PAPER = 1.0  # white, the paper colour of every stage
-
-
-@dataclass(frozen=True)
-class ProxyMap:
-    """Where an artwork of width x height sits in its proxy: padded (centred) into a square of `side` pixels,
-    then resized to `resolution`. The offsets are in artwork pixels."""
-
-    width: int
-    height: int
-    resolution: int
-
-    @property
-    def side(self) -> int:
-        return max(self.width, self.height)
-
-    @property
-    def left(self) -> int:
-        return (self.side - self.width) // 2
-
-    @property
-    def top(self) -> int:
-        return (self.side - self.height) // 2
-
-    @property
-    def scale(self) -> float:
-        """Artwork pixels per proxy pixel."""
-        return self.side / self.resolution
-
-    @property
-    def is_identity(self) -> bool:
-        """An artwork of the model's own square size is its own proxy: its stages are the session's, as before
-        full resolution existed (and its project stores no separate full-res images)."""
-        return self.width == self.height == self.resolution
-
-    @classmethod
-    def for_image(cls, image: torch.Tensor, resolution: int) -> ProxyMap:
-        h, w = image.shape[-2:]
-        check_artwork_size(int(w), int(h), minimum=1)
-        return cls(int(w), int(h), int(resolution))
 
 
 def _as_chw(image: torch.Tensor, what: str) -> torch.Tensor:
@@ -99,7 +60,7 @@ def preview_to_u8(preview: torch.Tensor, pm: ProxyMap) -> np.ndarray:
     shown while a slider moves; the full answer on release goes through from_proxy."""
     from PIL import Image
 
-    from core.imageio import tensor_to_uint8
+    from core.files.imageio import tensor_to_uint8
 
     small = tensor_to_uint8(preview)
     r = small.shape[0]
@@ -194,7 +155,7 @@ def _proxy_of_array(pm: ProxyMap, channels: int, convert: Callable[[tuple[slice,
 
 
 def u8_to_float(part: np.ndarray) -> torch.Tensor:
-    """A uint8 block (h, w) or (h, w, C) -> (C, h, w) float32 in [-1, 1] (core.imageio.uint8_to_tensor's rule)."""
+    """A uint8 block (h, w) or (h, w, C) -> (C, h, w) float32 in [-1, 1] (core.files.imageio.uint8_to_tensor's rule)."""
     t = torch.from_numpy(part.astype(np.float32))  # a copy: `part` may be read-only
     t = t[None] if t.dim() == 2 else t.permute(2, 0, 1)
     return t / 127.5 - 1.0

@@ -30,7 +30,8 @@ MIN_KERNEL = 5  # below it the folded kernels save nothing (see above)
 
 
 # A pure function of (k, device, dtype), asked at every decoder step. Kept per device and dtype so that a step
-# copies nothing from the host: a CUDA graph capture (core/refine_graph.py, after its warm-up steps) forbids that.
+# copies nothing from the host: a CUDA graph capture (core/editing/refine_graph.py, after its warm-up steps)
+# forbids that.
 @lru_cache(maxsize=16)
 def _fold_matrices(k: int, device: torch.device = torch.device("cpu"), dtype: torch.dtype = torch.float32
                    ) -> tuple[torch.Tensor, torch.Tensor, int, int]:

@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from core import bundle
 from core.errors import ArtflowError
+from core.files import bundle
 from core.model import WorkflowModel
 from core.train.data import StageBank
 

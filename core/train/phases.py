@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from core.editing.regularizer import AdamMoments, regularized_step
 from core.model import WorkflowModel
 from core.nn.discriminator import MultiScaleDiscriminator, hinge_d_loss, hinge_g_loss
-from core.perceptual import Perceptual
-from core.regularizer import AdamMoments, regularized_step
+from core.nn.perceptual import Perceptual
 from core.train.config import TrainConfig
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from core.imageio import save_image
+from core.files.imageio import save_image
 from core.model import WorkflowModel
 
 

@@ -20,13 +20,13 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from core import bundle
 from core.config import WorkflowConfig
-from core.device import resolve_device
 from core.errors import ArtflowError, CancelledError
+from core.files import bundle
 from core.model import REGULARIZER_INIT, WorkflowModel, make_encoders
-from core.perceptual import make_perceptual
-from core.threads import ThreadGovernor
+from core.nn.perceptual import make_perceptual
+from core.platform.device import resolve_device
+from core.platform.threads import ThreadGovernor
 from core.train.checkpoint import CHECKPOINT, read_checkpoint, refuse_legacy_checkpoint, write_checkpoint
 from core.train.config import PHASES, TrainConfig
 from core.train.data import StageBank, batch_indices, step_generator
@@ -56,7 +56,7 @@ class Trainer:
         self.device = torch.device("cuda", local) if (self.world > 1 and dist.get_backend() == "nccl") \
             else resolve_device(device)
         self.mcfg, self.cfg, self.data = model_config, train_config, data
-        # adapt_threads: on a CPU, each iteration uses the cores other programs leave free (core/threads.py): a
+        # adapt_threads: on a CPU, each iteration uses the cores other programs leave free (core/platform/threads.py): a
         # thread team waiting on a busy core stalls every operation. One process only (DDP ranks keep theirs).
         self.governor = ThreadGovernor() if adapt_threads and self.device.type == "cpu" and self.world == 1 else None
         self.out = Path(out_dir)

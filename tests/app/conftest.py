@@ -14,8 +14,9 @@ from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
-from core import bundle, config
+from core import config
 from core.config import StageSpec
+from core.files import bundle
 from core.model import WorkflowModel
 
 RES = 32
@@ -30,8 +31,8 @@ def make_bundle(path: Path, seed: int = 0, stages=None, name: str = "tiny") -> P
 def other_model_project(path: Path, size: tuple[int, int] = (90, 60), model_name: str = "other") -> Path:
     """A project of another model (tiny's architecture under `model_name`, other weights) whose artwork is
     width x height at full resolution: a grey square on white in every stage."""
-    from core.project import project_from_session, save_project
-    from core.session import Session
+    from core.editing.session import Session
+    from core.files.project import project_from_session, save_project
 
     torch.manual_seed(7)
     session = Session(WorkflowModel(config.tiny(name=model_name, resolution=RES)).eval(), "cpu")

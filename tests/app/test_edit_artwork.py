@@ -8,8 +8,8 @@ import time
 import numpy as np
 import torch
 
+from core.files.imageio import load_artwork
 from core.fullres.proxy import to_proxy
-from core.imageio import load_artwork
 from tests.app.conftest import RES, drag, wait_idle
 
 
@@ -73,8 +73,8 @@ def test_a_refined_artwork_of_the_models_size_keeps_the_fit(qtbot, window, tiny_
     saved = tmp_path / "small.artflow"
     with qtbot.waitSignal(doc.saveFinished, timeout=20000):
         doc.save_project(saved)
-    from core.imageio import tensor_to_uint8
-    from core.project import load_project
+    from core.files.imageio import tensor_to_uint8
+    from core.files.project import load_project
 
     assert np.array_equal(tensor_to_uint8(load_project(saved).stage_images()[-1]), a)
 

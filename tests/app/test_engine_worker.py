@@ -215,7 +215,7 @@ def test_an_engine_bug_is_a_message_and_a_traceback_only_when_debugging(qtbot, t
 def held_tail(monkeypatch):
     """The later stages of a preview (LaterPreview, still the model's) wait for `gate` before they run, and each
     call is recorded in `events` with the requests the engine thread starts: proof of what overlaps what."""
-    from core.session import LaterPreview
+    from core.editing.session import LaterPreview
 
     gate, started, events = threading.Event(), threading.Event(), []
     call = LaterPreview.__call__
@@ -282,7 +282,7 @@ def test_pipelined_previews_are_the_serial_ones(qtbot, engine):
 
 
 def test_a_failure_in_the_later_stages_is_the_previews_failure(qtbot, engine, monkeypatch):
-    from core.session import LaterPreview
+    from core.editing.session import LaterPreview
 
     def broken(self, first):
         raise ZeroDivisionError("division by zero")
@@ -366,7 +366,7 @@ class OneCoreLeft:
 
 
 def test_the_engine_gives_each_request_the_cores_other_programs_leave(qtbot, tiny_bundle):
-    from core.threads import ThreadGovernor
+    from core.platform.threads import ThreadGovernor
 
     before = torch.get_num_threads()
     torch.set_num_threads(2)

@@ -127,9 +127,9 @@ def test_bad_project_files_give_a_message(qtbot, window, tmp_path, dialogs):
 
 def test_project_of_another_model_opens_as_a_new_artwork_if_asked(qtbot, window, tmp_path, four_stage_bundle,
                                                                   dialogs):
-    from core import bundle
-    from core.project import project_from_session, save_project
-    from core.session import Session
+    from core.editing.session import Session
+    from core.files import bundle
+    from core.files.project import project_from_session, save_project
 
     other = Session(bundle.load(four_stage_bundle))
     other.start_from(torch.zeros(1, 32, 32))
@@ -184,7 +184,7 @@ def test_open_another_model_rebuilds_tabs_and_sliders(qtbot, window, four_stage_
 
 def test_bundled_models_menu_checks_the_loaded_one_and_switches_models(qtbot, monkeypatch, tmp_path, tiny_bundle,
                                                                        four_stage_bundle):
-    from core import bundle
+    from core.files import bundle
 
     shipped = tmp_path / "models"
     shutil.copytree(tiny_bundle, shipped / "tiny")
@@ -238,7 +238,7 @@ def test_a_broken_model_folder_gives_a_message_and_keeps_the_current_model(qtbot
 
 
 def test_missing_default_model_says_so(qtbot, monkeypatch, tmp_path, dialogs):
-    from core import bundle
+    from core.files import bundle
 
     monkeypatch.setattr(bundle, "default_bundle_path", lambda: tmp_path / "nowhere")
     win = open_window(qtbot, None)
@@ -304,7 +304,7 @@ def test_a_broken_model_at_startup_offers_to_open_another(qtbot, tmp_path, tiny_
 def test_save_changes_on_close_waits_for_the_engine_and_a_failed_save_keeps_the_window(qtbot, tiny_bundle,
                                                                                        tmp_path, dialogs):
     from app.layers import layer_to_tensors
-    from core.project import load_project
+    from core.files.project import load_project
 
     win = open_window(qtbot, tiny_bundle)
     folder = tmp_path / "projects"
@@ -334,7 +334,7 @@ def test_save_changes_on_close_waits_for_the_engine_and_a_failed_save_keeps_the_
 
 def _painted_and_saved(qtbot, window, tmp_path):
     """Paint on the first stage, save as tmp_path/mine.artflow and read that project back (core's reader)."""
-    from core.project import load_project
+    from core.files.project import load_project
 
     paint_something(qtbot, window)
     path = tmp_path / "mine.artflow"
@@ -357,7 +357,7 @@ def _open_after_a_new_artwork(qtbot, window, path):
 
 
 def test_a_project_with_newer_app_data_opens_with_a_note(qtbot, window, tmp_path):
-    from core.project import save_project
+    from core.files.project import save_project
 
     doc = window.doc
     project = _painted_and_saved(qtbot, window, tmp_path)
@@ -375,7 +375,7 @@ def test_a_project_with_newer_app_data_opens_with_a_note(qtbot, window, tmp_path
 def test_a_project_with_a_forged_app_record_opens_without_it(qtbot, window, tmp_path, dialogs):
     """Values of the wrong kind in the app's record (a list among the stage origins, codes of 1e300 or of
     a 400-digit integer) are skipped with a log line; core's part of the project opens, no traceback."""
-    from core.project import save_project
+    from core.files.project import save_project
 
     doc = window.doc
     project = _painted_and_saved(qtbot, window, tmp_path)
@@ -394,7 +394,7 @@ def test_a_project_with_a_forged_app_record_opens_without_it(qtbot, window, tmp_
 def test_the_next_start_opens_the_model_loaded_last(qtbot, monkeypatch, tmp_path, tiny_bundle, four_stage_bundle):
     """Without --model the app opens the model the artist used last; one that has gone since falls back to the
     default bundle."""
-    from core import bundle
+    from core.files import bundle
 
     monkeypatch.setattr(bundle, "default_bundle_path", lambda: tiny_bundle)
     moved = tmp_path / "four"

@@ -110,7 +110,7 @@ def test_the_eyedropper_reads_the_full_res_pixel(qtbot, opened):
 
 
 def test_a_full_res_project_saves_and_reopens_bit_exact(qtbot, opened, tmp_path):
-    from core.project import load_project
+    from core.files.project import load_project
 
     doc, canvas = opened.doc, opened.canvas
     opened.tools.set_size(5)

@@ -9,9 +9,9 @@ from PySide6.QtCore import QEvent, QObject, QRectF, Qt
 from PySide6.QtWidgets import QApplication
 
 from app.layers import rgb_of, to_rgb
-from core import bundle
+from core.editing.session import Z_RANGE
+from core.files import bundle
 from core.nn.inference import FastGenerator
-from core.session import Z_RANGE
 from tests.app.conftest import RES, wait_idle
 
 
@@ -162,7 +162,7 @@ def test_randomize_seed_reset_and_history(qtbot, window):
 def test_sliders_follow_a_fitted_latent_prior(qtbot, tmp_path):
     """With a fitted prior the sliders are in its standard deviations: 0 is its mean, and no slider, typed value or
     loaded code leaves the +-3 box around it."""
-    from core import bundle
+    from core.files import bundle
     from core.model import WorkflowModel
     from tests.app.conftest import open_window
     from tests.core.engine_util import tiny_config
@@ -208,7 +208,7 @@ def test_a_drag_shows_each_newer_preview_and_ends_with_the_full_picture(qtbot, w
     import time
 
     from app.qt_image import qimage_to_rgb, thumbnail
-    from core.session import LaterPreview
+    from core.editing.session import LaterPreview
 
     call = LaterPreview.__call__
 

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 from PySide6.QtWidgets import QDialogButtonBox
 
-from core import bundle
+from core.files import bundle
 from tests.app.conftest import wait_idle
 
 

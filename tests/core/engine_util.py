@@ -11,7 +11,7 @@ import torch
 from core import config
 from core.config import StageSpec, WorkflowConfig
 from core.model import WorkflowModel
-from core.session import SessionState
+from core.session_state import SessionState
 
 RES = 32
 

@@ -1,4 +1,4 @@
-"""Model bundles (core.bundle): save/load round trips, atomic saves, and every malformed input -> BundleError."""
+"""Model bundles (core.files.bundle): save/load round trips, atomic saves, and every malformed input -> BundleError."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from core import bundle
-from core.bundle import CONFIG_FILE, WEIGHTS_FILE
+from core.editing.session import Session, run_to_end
 from core.errors import BundleError
-from core.session import Session, run_to_end
+from core.files import bundle
+from core.files.bundle import CONFIG_FILE, WEIGHTS_FILE
 from tests.core.engine_util import FOUR_STAGES, image, single_thread, states_equal, tiny_model  # noqa: F401
 
 

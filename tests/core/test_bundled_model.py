@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core import bundle
+from core.editing.session import Session, run_to_end
 from core.errors import BundleError
-from core.session import Session, run_to_end
+from core.files import bundle
 
 BUNDLE = bundle.default_bundle_path()
 pytestmark = pytest.mark.skipif(not (BUNDLE / "config.json").exists(), reason="no bundled model in this checkout")
@@ -86,7 +86,7 @@ def test_the_slider_preview_looks_like_the_full_picture():
     prints both)."""
     import torch.nn.functional as F
 
-    from core.metrics import psnr
+    from core.evaluation.metrics import psnr
 
     session = Session(bundle.load(BUNDLE), device="cpu")
     session.start_from(session.infer_stages(_drawing())[0])
@@ -106,7 +106,7 @@ def test_refinement_steps_along_the_true_gradient_of_its_loss():
     identical (checked against finite differences; not reduced to one op)."""
     import torch.nn.functional as F
 
-    from core.refine import LAMBDA_P, refine_transition
+    from core.editing.refine import LAMBDA_P, refine_transition
 
     torch.manual_seed(0)
     s = Session(bundle.load(BUNDLE), device="cpu")

@@ -15,11 +15,12 @@ import pytest
 import torch
 from PIL import Image
 
-from core import bundle, cli
+from core import cli
 from core.config import StageSpec
-from core.imageio import load_image, save_image, tensor_to_uint8
-from core.project import apply_project, load_project
-from core.session import Session
+from core.editing.session import Session
+from core.files import bundle
+from core.files.imageio import load_image, save_image, tensor_to_uint8
+from core.files.project import apply_project, load_project
 from tests.core.cli_util import run_cli as run
 from tests.core.engine_util import image, tiny_model
 
@@ -241,9 +242,9 @@ def test_export_scale_and_other_model(files, reconstructed, capsys):
 
 
 def test_export_scale_is_bounded_by_the_output_size(files, reconstructed, capsys, monkeypatch):
-    import core.export
+    import core.files.export
 
-    monkeypatch.setattr(core.export, "MAX_OUTPUT_SIDE", 100)  # 32 px: at most 3 times
+    monkeypatch.setattr(core.files.export, "MAX_OUTPUT_SIDE", 100)  # 32 px: at most 3 times
     code, _, err = run(["export", reconstructed / "project.artflow", "--format", "png", "--scale", 4, "-o",
                         files / "x4.png", *model_args(files)], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1
@@ -350,9 +351,9 @@ def test_names_from_files_are_printed_with_control_characters_escaped(files, rec
 
 
 def test_image_too_large_for_the_model(files, capsys, monkeypatch):
-    import core.imageio
+    import core.files.imageio
 
-    monkeypatch.setattr(core.imageio, "MAX_PIXELS", 100)
+    monkeypatch.setattr(core.files.imageio, "MAX_PIXELS", 100)
     code, _, err = run(["reconstruct", files / "art.png", "-o", files / "o", *model_args(files)], capsys)
     assert code == 2 and "too large" in err and len(err.strip().splitlines()) == 1
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core import bundle
+from core.files import bundle
 from tests.core.engine_util import RES, tiny_model
 from tests.synthetic import make_stage_dataset
 from tools.contact_sheet import contact_sheet

@@ -13,13 +13,13 @@ from safetensors.torch import save_file
 
 from core import config
 from core.config import StageSpec, WorkflowConfig
-from core.device import device_label, resolve_device
+from core.editing.session import Session, run_to_end
 from core.errors import ArtflowError, BundleError
 from core.model import REGULARIZER_INIT, WorkflowModel
 from core.nn.generator import AdaINGenerator
+from core.nn.perceptual import VGG_ENV, vgg_weights_path
 from core.nn.vgg import VGG16Features
-from core.perceptual import VGG_ENV, vgg_weights_path
-from core.session import Session, run_to_end
+from core.platform.device import device_label, resolve_device
 from tests.core.engine_util import FOUR_STAGES, RES, image, single_thread, tiny_model  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
@@ -250,7 +250,7 @@ def _core_modules() -> list[str]:
 def test_core_imports_no_qt():
     """Importing every core module (as a fresh interpreter would, all in one) loads no PySide6 module."""
     modules = [m for m in _core_modules() if m != QT_MODULE]
-    assert {"core.session", "core.cli.entry", "core.train.trainer", "core.eval"} <= set(modules)
+    assert {"core.editing.session", "core.cli.entry", "core.train.trainer", "core.evaluation.workflow"} <= set(modules)
     assert _pyside_modules_after("; ".join(f"import {m}" for m in modules)) == []
 
 

@@ -1,4 +1,5 @@
-"""`artflow eval` (core.eval): metrics on a test split, contact sheets, errors for datasets that do not fit."""
+"""`artflow eval` (core.evaluation.workflow): metrics on a test split, contact sheets, errors for datasets that do not
+fit."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ import pytest
 import torch
 from PIL import Image
 
-from core import bundle, cli, config
+from core import cli, config
 from core.errors import ArtflowError, DatasetError
-from core.eval import EvalOptions, eval_order, evaluate, evaluate_bundle
-from core.eval_report import format_table
-from core.metrics import ink_f1, l1_01, pairwise_l1_01, psnr_01
+from core.evaluation.metrics import ink_f1, l1_01, pairwise_l1_01, psnr_01
+from core.evaluation.report import format_table
+from core.evaluation.workflow import EvalOptions, eval_order, evaluate, evaluate_bundle
+from core.files import bundle
 from core.model import WorkflowModel
 from tests.core.engine_util import FOUR_STAGES, single_thread  # noqa: F401
 from tests.synthetic import make_stage_dataset

@@ -1,4 +1,4 @@
-"""The edit benchmark (core.eval_edits, `artflow eval --edits`): on a synthetic edit set, the no-model baselines
+"""The edit benchmark (core.evaluation.edits, `artflow eval --edits`): on a synthetic edit set, the no-model baselines
 score exactly what they must, the learned methods run from the fitted state, and the CLI writes edits.json."""
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
-from core import bundle, cli
-from core.eval_edits import (
+from core import cli
+from core.editing.session import Session
+from core.evaluation.edits import (
     BASELINES,
     LEARNED,
     baseline,
@@ -23,9 +24,9 @@ from core.eval_edits import (
     find_drawings,
     format_edit_table,
 )
-from core.imageio import load_artwork
-from core.metrics import psnr
-from core.session import Session
+from core.evaluation.metrics import psnr
+from core.files import bundle
+from core.files.imageio import load_artwork
 from tests.core.engine_util import single_thread, tiny_model  # noqa: F401
 
 # The disc's flat colour before and after the edit, and its detail: flat in the top half, the flat halved (shade)
@@ -152,7 +153,7 @@ def test_cli_edits_only(edit_set, tmp_path, capsys):
 def test_a_structure_edit_is_scored_against_the_variant(tmp_path):
     """A structure drawing (a shape added to the line art): the learned methods and "none" are scored; none moves
     nothing and so never spills; the rows name the edit "structure"."""
-    from core.eval_edits import STRUCTURE_METHODS, evaluate_structure
+    from core.evaluation.edits import STRUCTURE_METHODS, evaluate_structure
 
     w, h = 48, 40
     folder = tmp_path / "32x32" / "structure-x"

@@ -1,4 +1,4 @@
-"""Exports (core.export): final PNG, stage PNGs, strip, OpenRaster and GIF; atomic writes and clear errors."""
+"""Exports (core.files.export): final PNG, stage PNGs, strip, OpenRaster and GIF; atomic writes and clear errors."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image, ImageSequence
 
-import core.export as export_module
+import core.files.export as export_module
 from core.errors import ImageError
-from core.export import (
+from core.files.export import (
     FORMATS,
     MAX_OUTPUT_SIDE,
     ExportFormat,
@@ -29,7 +29,7 @@ from core.export import (
     largest_scale,
     strip_image,
 )
-from core.imageio import tensor_to_uint8
+from core.files.imageio import tensor_to_uint8
 from tests.core.engine_util import image
 
 NAMES = ["lineart", "flat", "detail"]
@@ -265,7 +265,7 @@ def test_output_must_not_be_an_input(tmp_path):
 def test_png_rows_give_back_every_row_exactly(tmp_path):
     import io
 
-    from core.png_rows import PngRows
+    from core.files.png_rows import PngRows
 
     rng = np.random.default_rng(4)
     for h, w, c, band in ((37, 53, 3, 7), (64, 20, 1, 64), (1, 1, 3, 1), (9, 300, 1, 4)):
@@ -289,7 +289,7 @@ def test_png_rows_give_back_every_row_exactly(tmp_path):
 
 @pytest.mark.parametrize("labelled", [True, False])
 def test_a_strip_png_has_strip_images_pixels(tmp_path, monkeypatch, labelled):
-    import core.export as export_module
+    import core.files.export as export_module
 
     monkeypatch.setattr(export_module, "STRIP_BAND", 5)  # many bands, the last one short
     stages = [image(1, seed=4), tensor_to_uint8(image(3, seed=5)), image(3, seed=6), tensor_to_uint8(image(1, seed=7))]
@@ -303,7 +303,7 @@ def test_a_strip_png_has_strip_images_pixels(tmp_path, monkeypatch, labelled):
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_an_enlarged_png_is_pillows_resize_of_the_whole_picture(tmp_path, monkeypatch, channels):
-    import core.export as export_module
+    import core.files.export as export_module
 
     monkeypatch.setattr(export_module, "ENLARGE_BAND", 20)  # a few source rows a band
     stage = tensor_to_uint8(torch.rand(channels, 41, 53) * 2 - 1)
@@ -321,7 +321,7 @@ def test_ora_keeps_the_line_art_over_the_colours_as_its_own_layer(tmp_path):
 
     from PIL import Image
 
-    from core.export import export_ora
+    from core.files.export import export_ora
 
     line = np.full((20, 30), 255, np.uint8)
     line[10, 5:25] = 0

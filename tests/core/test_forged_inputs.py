@@ -16,13 +16,15 @@ import pytest
 import torch
 from PIL import Image
 
-from core import bundle, config, footprint
-from core.atomic import atomic_output_dir, atomic_write, sweep_stale
+from core import config
 from core.cli import common as cli_common
 from core.errors import ArtflowError, BundleError, ImageError, ProjectError
-from core.imageio import load_image, pil_to_tensor, save_image
+from core.files import bundle
+from core.files.atomic import atomic_output_dir, atomic_write, sweep_stale
+from core.files.imageio import load_image, pil_to_tensor, save_image
+from core.files.project import load_project
 from core.model import WorkflowModel
-from core.project import load_project
+from core.platform import footprint
 from tests.core.cli_util import run_cli as run
 from tests.core.engine_util import image, single_thread, tiny_config  # noqa: F401 - fixture
 from tests.forgery import IMAGE_MODES, make_bases, nested, random_image, set_encrypted_flag
@@ -236,9 +238,9 @@ def test_manifest_claims_cannot_raise_the_tensor_limit(bases, tmp_path, monkeypa
     with pytest.raises(ProjectError, match="inconsistent"):
         load_project(big, bases["session"].config)
     # Without a model the limit is fixed, whatever the manifest claims (here lowered to below the real tensors).
-    import core.project_read  # the reader reads its limit from its own module
+    import core.files.project_read  # the reader reads its limit from its own module
 
-    monkeypatch.setattr(core.project_read, "MAX_TENSOR_BYTES_WITHOUT_MODEL", 10_000)
+    monkeypatch.setattr(core.files.project_read, "MAX_TENSOR_BYTES_WITHOUT_MODEL", 10_000)
     with pytest.raises(ProjectError, match="more than a project of this size can hold"):
         load_project(big)
     load_project(bases["project"], bases["session"].config)  # with its model, the model's own limit applies
@@ -509,9 +511,9 @@ def test_stale_temp_files_are_swept_at_the_next_write(bases, tmp_path, capsys):
 
 def _fail_on_second_stage(monkeypatch):
     """The second stage PNG of an export meets a full disk."""
-    import core.export
+    import core.files.export
 
-    real, calls = core.export.write_image, []
+    real, calls = core.files.export.write_image, []
 
     def write(img, path, fmt, **params):
         calls.append(path)
@@ -519,7 +521,7 @@ def _fail_on_second_stage(monkeypatch):
             raise OSError(28, "No space left on device", str(path))
         return real(img, path, fmt, **params)
 
-    monkeypatch.setattr(core.export, "write_image", write)
+    monkeypatch.setattr(core.files.export, "write_image", write)
 
 
 def test_export_stages_folder_appears_complete_or_not_at_all(bases, tmp_path, capsys, monkeypatch):
@@ -558,7 +560,7 @@ def test_bundle_save_uses_the_swept_temp_naming(tmp_path):
 
 # ----- the xcb check of `python main.py` -----
 def test_xcb_check_prints_the_install_command():
-    from core.desktop_deps import XCB_LIBRARIES, install_command, qt_would_use_xcb, xcb_problem
+    from core.platform.desktop_deps import XCB_LIBRARIES, install_command, qt_would_use_xcb, xcb_problem
 
     x11 = {"DISPLAY": ":0"}
     assert qt_would_use_xcb(x11, "linux")
@@ -576,7 +578,7 @@ def test_xcb_check_prints_the_install_command():
 
 
 def test_main_without_xcb_libraries_prints_the_command_and_does_not_start_qt():
-    from core.desktop_deps import missing_libraries
+    from core.platform.desktop_deps import missing_libraries
 
     if sys.platform != "linux" or not missing_libraries():
         pytest.skip("every xcb library Qt needs is installed here")

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
+from core.editing.session import Session
 from core.errors import ArtflowError, ImageError
+from core.files.imageio import tensor_to_uint8
 from core.fullres import (
     MAX_SIDE,
     ProxyMap,
@@ -24,8 +26,6 @@ from core.fullres import (
 )
 from core.fullres.pipeline import apply_edit_fullres, follow_proxies, generate_fullres, reconstruct_fullres
 from core.fullres.proxy import preview_to_u8, proxy_with
-from core.imageio import tensor_to_uint8
-from core.session import Session
 from tests.core.engine_util import RES, single_thread, tiny_model  # noqa: F401
 
 

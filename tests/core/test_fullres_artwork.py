@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from core.editing.session import compose
 from core.fullres.artwork import composite, layer_to_tensors, proxy_layer, tensors_to_layer
 from core.fullres.flats import fill_region
 from core.fullres.proxy import ProxyMap
-from core.session import compose
 
 
 def test_fill_region_stops_at_a_line_with_a_small_gap_and_leaks_through_a_wide_one():

@@ -15,14 +15,15 @@ import pytest
 import torch
 from PIL import Image
 
-from core import bundle, cli
+from core import cli
 from core.config import StageSpec, WorkflowConfig, tiny
+from core.editing.session import Session
 from core.errors import BundleError, ProjectError
+from core.files import bundle
+from core.files.imageio import load_artwork, save_image, tensor_to_uint8
+from core.files.project import apply_project, load_project, png_limit, project_from_session, save_project
 from core.fullres import MAX_SIDE, ProxyMap, find_regions, region_spread
 from core.fullres.proxy import proxy_with
-from core.imageio import load_artwork, save_image, tensor_to_uint8
-from core.project import apply_project, load_project, png_limit, project_from_session, save_project
-from core.session import Session
 from tests.core.cli_util import run_cli as run
 from tests.core.engine_util import RES, image, single_thread, states_equal, tiny_model  # noqa: F401
 

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
+from core.editing.session import Session
+from core.files.imageio import tensor_to_uint8, uint8_to_tensor
 from core.fullres.artwork import LayeredArtwork, proxy_layer, to_u8
 from core.fullres.flats import clean_flat, clean_flat_u8, fill_region, find_regions, near
 from core.fullres.guided import apply_change, transfer_change
@@ -17,8 +19,6 @@ from core.fullres.kinds import stage_kinds
 from core.fullres.masks import keep_mask_fullres
 from core.fullres.pipeline import follow_stage, generate_fullres, line_before
 from core.fullres.proxy import ProxyMap, proxy_of_u8, proxy_with
-from core.imageio import tensor_to_uint8, uint8_to_tensor
-from core.session import Session
 from tests.core.engine_util import single_thread, tiny_model  # noqa: F401
 
 

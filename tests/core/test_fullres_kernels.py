@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from core.files.imageio import tensor_to_uint8, uint8_to_tensor
 from core.fullres import kernels
 from core.fullres.flats import region_medians
 from core.fullres.guided import apply_change, transfer_change
 from core.fullres.proxy import ProxyMap, proxy_delta_u8, proxy_of_u8, proxy_with
-from core.imageio import tensor_to_uint8, uint8_to_tensor
 from tests.core.test_fullres_fast import picture, smooth_change
 
 W, H = 700, 520  # 364 k pixels: more than one part of kernels.MIN_PIXELS_PER_TASK

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from core import bundle
 from core.errors import ArtflowWarning
+from core.files import bundle
+from core.files.imageio import save_image, tensor_to_uint8, uint8_to_tensor
 from core.fullres import flats, kernels
 from core.fullres.flats import (
     MIN_DISTINCT_AREA,
@@ -20,7 +21,6 @@ from core.fullres.flats import (
     region_medians,
     set_enclosed_apart,
 )
-from core.imageio import save_image, tensor_to_uint8, uint8_to_tensor
 from tests.core.cli_util import run_cli
 from tests.core.engine_util import single_thread, tiny_model  # noqa: F401
 from tests.core.test_fullres_cli import line_art

@@ -220,10 +220,10 @@ def test_painting_on_the_line_art_updates_the_regions_and_the_flat_as_from_scrat
     those of an artwork that finds the regions from scratch every time."""
     import torch
 
+    from core.editing.session import Session
     from core.fullres.artwork import LayeredArtwork
     from core.fullres.pipeline import generate_fullres
     from core.fullres.regions import find_regions
-    from core.session import Session
     from tests.core.engine_util import tiny_model
 
     torch.set_num_threads(1)

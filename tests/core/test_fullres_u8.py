@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from core.editing.session import Session
+from core.files.imageio import tensor_to_uint8, uint8_to_tensor
 from core.fullres.pipeline import apply_edit_fullres, follow_proxies, generate_fullres, reconstruct_fullres
-from core.imageio import tensor_to_uint8, uint8_to_tensor
-from core.session import Session
 from tests.core.engine_util import FOUR_STAGES, single_thread, tiny_model  # noqa: F401
 
 

@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the model bundle reader (core.bundle.load): a forged config.json or
+"""Property-based fuzzing of the model bundle reader (core.files.bundle.load): a forged config.json or
 model.safetensors gives a valid fp32 model or a one-line BundleError, never another exception, a hang or a large
 allocation (sizes are bounded before any network is built)."""
 

@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the image reader (core.imageio.load_image, used by every command and the app): any
+"""Property-based fuzzing of the image reader (core.files.imageio.load_image, used by every command and the app): any
 bytes give a (C, size, size) tensor in [-1, 1] or a one-line ImageError; every valid image of any mode loads."""
 
 from __future__ import annotations

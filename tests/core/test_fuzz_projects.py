@@ -1,4 +1,4 @@
-"""Property-based fuzzing of the project reader (core.project.load_project + apply_project, as `edit` and the
+"""Property-based fuzzing of the project reader (core.files.project.load_project + apply_project, as `edit` and the
 app use them): a forged .artflow gives a project that can be saved again, or a one-line ProjectError."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""core.imageio: reading any image into (C, S, S) [-1, 1] tensors, and writing them back safely."""
+"""core.files.imageio: reading any image into (C, S, S) [-1, 1] tensors, and writing them back safely."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from core import imageio
 from core.errors import ArtflowError, ImageError
-from core.imageio import (
+from core.files import imageio
+from core.files.imageio import (
     fit_square,
     load_image,
     pil_to_tensor,

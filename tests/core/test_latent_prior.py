@@ -11,12 +11,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from core import bundle
-from core.bundle import WEIGHTS_FILE
 from core.cli import main as cli_main
+from core.editing.session import Z_RANGE, Session
 from core.errors import BundleError
+from core.files import bundle
+from core.files.bundle import WEIGHTS_FILE
 from core.latent_prior import LatentPrior
-from core.session import Z_RANGE, Session
 from core.train.data import StageBank
 from core.train.latent_prior_fit import JITTER, fit_latent_prior
 from tests.core.engine_util import image, single_thread, tiny_model  # noqa: F401

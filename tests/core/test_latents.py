@@ -1,4 +1,4 @@
-"""Choosing a chain's latent codes outside the app (core.latents): slider coordinates by stage name, the prior's
+"""Choosing a chain's latent codes outside the app (core.editing.latents): slider coordinates by stage name, the prior's
 mean, seeded samples that do not move when another code is fixed."""
 
 from __future__ import annotations
@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from core.editing.latents import choose_latents, parse_latent_coords, stage_by_name
+from core.editing.session import Z_RANGE
 from core.errors import ArtflowError
-from core.latents import choose_latents, parse_latent_coords, stage_by_name
-from core.session import Z_RANGE
 from tests.core.engine_util import FOUR_STAGES, tiny_model
 
 

@@ -14,11 +14,11 @@ from PIL import Image
 from scipy import ndimage
 
 import main
-from core import bundle
+from core.files import bundle
+from core.files.imageio import load_artwork, save_image, tensor_to_uint8
+from core.files.project import load_project
 from core.fullres import find_regions
-from core.imageio import load_artwork, save_image, tensor_to_uint8
-from core.lineart_import import clean_scan, prepare_line_art, to_grey
-from core.project import load_project
+from core.fullres.lineart_import import clean_scan, prepare_line_art, to_grey
 from tests.core.cli_util import run_cli as run
 from tests.core.engine_util import tiny_model
 

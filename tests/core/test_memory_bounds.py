@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from core.project import Project, save_project
-from core.session import SessionState
+from core.files.project import Project, save_project
+from core.session_state import SessionState
 from tests.memory import peak_growth
 
 MiB = 2**20
@@ -18,7 +18,7 @@ CLEAN_FLAT_SETUP = """
 import numpy as np
 import torch
 from core.fullres.flats import clean_flat
-from core.imageio import uint8_to_tensor
+from core.files.imageio import uint8_to_tensor
 
 
 def grid(n, step=6):

@@ -1,5 +1,5 @@
-"""Project files (core.project): bit-exact round trips, atomic saves, every way a file can be damaged or forged, and
-projects made with another model. Also the edit mask of "keep unedited areas" (core.editing)."""
+"""Project files (core.files.project): bit-exact round trips, atomic saves, every way a file can be damaged or forged,
+and projects made with another model. Also the edit mask of "keep unedited areas" (core.editing.edit_mask)."""
 
 from __future__ import annotations
 
@@ -15,13 +15,13 @@ from PIL import Image
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from core.bundle import config_hash
 from core.config import StageSpec
-from core.editing import edit_mask
+from core.editing.edit_mask import edit_mask
+from core.editing.session import Session, run_to_end
 from core.errors import ProjectError
+from core.files.bundle import config_hash
+from core.files.project import PROJECT_VERSION, Project, apply_project, load_project, project_from_session, save_project
 from core.model import WorkflowModel
-from core.project import PROJECT_VERSION, Project, apply_project, load_project, project_from_session, save_project
-from core.session import Session, run_to_end
 from tests.core.engine_util import image, tiny_model
 
 OTHER_STAGES = (StageSpec("sketch", 1), StageSpec("paint", 3))

@@ -1,4 +1,4 @@
-"""AdaIN optimisation (core.refine) and the regularised Adam step (core.regularizer)."""
+"""AdaIN optimisation (core.editing.refine) and the regularised Adam step (core.editing.regularizer)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from core.perceptual import make_perceptual
-from core.refine import LAMBDA_P, STEP_SIZE, STEPS, refine_transition
-from core.regularizer import AdamMoments, regularized_step
+from core.editing.refine import LAMBDA_P, STEP_SIZE, STEPS, refine_transition
+from core.editing.regularizer import AdamMoments, regularized_step
+from core.nn.perceptual import make_perceptual
 from tests.core.engine_util import StopAfter, drive, image, single_thread, tiny_model  # noqa: F401
 
 
@@ -195,8 +195,8 @@ def test_fast_schedule_agrees_with_exact(problem):
     """The fast schedule (early stop on a flat loss) lands on the same picture as the exact one: on a target the
     generator can reproduce, both get within 45 dB of it and of each other (where 0.1 dB differences mean nothing;
     the session test below compares the PSNR of a real reconstruction)."""
-    from core.metrics import psnr_01
-    from core.refine import SCHEDULES
+    from core.editing.refine import SCHEDULES
+    from core.evaluation.metrics import psnr_01
 
     p = problem
     w = p["model"].reg_weights[0]
@@ -228,8 +228,8 @@ def test_early_stop_on_a_flat_loss(problem):
 
 
 def test_unknown_schedule_is_a_clear_error():
+    from core.editing.refine import schedule_named
     from core.errors import ArtflowError
-    from core.refine import schedule_named
 
     with pytest.raises(ArtflowError, match="unknown schedule 'quick'"):
         schedule_named("quick")
@@ -240,7 +240,7 @@ def test_unknown_schedule_is_a_clear_error():
 def test_static_step_matches_the_eager_loop(problem, reg):
     """The fixed-tensor step (what a CUDA graph replays on a GPU) computes the eager loop's update: same deltas,
     losses and previews over 20 steps with a decaying step size (run eagerly here; capture needs CUDA)."""
-    from core.refine_graph import StaticStep
+    from core.editing.refine_graph import StaticStep
 
     p = problem
     w = None if reg == "none" else p["model"].reg_weights[0] * 50
@@ -264,7 +264,7 @@ def test_static_step_matches_the_eager_loop(problem, reg):
 
 
 def test_static_step_capture_needs_cuda(problem):
-    from core.refine_graph import StaticStep
+    from core.editing.refine_graph import StaticStep
 
     p = problem
     static = StaticStep(p["g"], lambda out: out.abs().mean(), p["g"].encode_content(p["src"][None]),
@@ -276,7 +276,7 @@ def test_static_step_capture_needs_cuda(problem):
 def test_static_step_in_bf16_autocast_still_refines(problem):
     """The bf16 option (measured on CUDA by benchmarks/bench_paper.py) keeps the update in fp32 and still lowers
     the loss; checked here with the CPU's autocast."""
-    from core.refine_graph import StaticStep
+    from core.editing.refine_graph import StaticStep
 
     p = problem
     g, perc = p["g"], p["perc"]

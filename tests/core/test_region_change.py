@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from core.editing.session import Session
+from core.files.imageio import tensor_to_uint8
 from core.fullres.pipeline import apply_edit_fullres, generate_fullres
 from core.fullres.proxy import ProxyMap, proxy_of_u8
 from core.fullres.region_change import (
@@ -18,8 +20,6 @@ from core.fullres.region_change import (
     touched_regions,
 )
 from core.fullres.regions import find_regions
-from core.imageio import tensor_to_uint8
-from core.session import Session
 from tests.core.engine_util import tiny_model
 
 

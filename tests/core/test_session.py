@@ -1,4 +1,5 @@
-"""The editing session (core.session): the generator chain, propagation, latents, refinement, cancel, snapshots."""
+"""The editing session (core.editing.session): the generator chain, propagation, latents, refinement, cancel,
+snapshots."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from core.editing.session import Z_RANGE, Session, compose, run_to_end
 from core.errors import ArtflowError
 from core.model import WorkflowModel
-from core.session import Z_RANGE, Session, SessionState, compose, run_to_end
+from core.session_state import SessionState
 from tests.core.engine_util import (  # noqa: F401
     FOUR_STAGES,
     RES,
@@ -598,7 +600,7 @@ def test_fast_and_exact_schedules_agree_through_the_session(session):
     """The session's fast schedule starts where the exact one does (the same first loss), takes no more steps and
     reconstructs as closely (within 0.3 dB here; benchmarks/bench_refine.py measures the bundled model); an
     unknown schedule is a clear error that leaves the session as it was."""
-    from core.metrics import psnr_01
+    from core.evaluation.metrics import psnr_01
 
     start = session.snapshot()
     art = session.targets[-1]

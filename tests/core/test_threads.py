@@ -1,5 +1,5 @@
-"""The thread governor (core/threads.py): reading the CPU load, the team size it answers, and the session and CLI
-using it."""
+"""The thread governor (core/platform/threads.py): reading the CPU load, the team size it answers, and the session and
+CLI using it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.session import Session, run_to_end
-from core.threads import MIN_WINDOW_S, CpuSample, ThreadGovernor, read_sample, threads_for_load
+from core.editing.session import Session, run_to_end
+from core.platform.threads import MIN_WINDOW_S, CpuSample, ThreadGovernor, read_sample, threads_for_load
 from tests.core.cli_util import run_cli
 from tests.core.engine_util import tiny_model
 

@@ -15,8 +15,9 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from core import bundle, config
+from core import config
 from core.errors import ArtflowError
+from core.files import bundle
 from core.model import WorkflowModel
 from core.train.checkpoint import LEGACY_CHECKPOINT, read_checkpoint, write_checkpoint
 from core.train.config import PHASES, TrainConfig, quick
@@ -291,7 +292,7 @@ def test_discriminators_can_have_their_own_learning_rate(bank, tmp_path):
 
 
 def test_training_judges_the_thread_count_before_each_iteration(bank, tmp_path):
-    from core.threads import ThreadGovernor
+    from core.platform.threads import ThreadGovernor
 
     tr = Trainer(config.tiny(), _cfg(inference=3), bank, tmp_path, device="cpu", progress=False,
                  adapt_threads=True)

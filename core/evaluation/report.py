@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from core.imageio import tensor_to_pil
+from core.files.imageio import tensor_to_pil
 
 
 # ----- contact sheets -----

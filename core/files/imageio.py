@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from core.atomic import atomic_write
 from core.errors import ImageError
+from core.files.atomic import atomic_write
 from core.safe_io import MAX_IMAGE_FILE_BYTES, open_regular_file, stat_input
 
 # Largest image (in pixels) we agree to decode: 8192 x 8192, far beyond the model's resolution (at most 2048); a

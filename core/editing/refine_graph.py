@@ -6,7 +6,7 @@ small kernels, and launching them from Python costs more than running them (the 
 
 `StaticStep` holds every tensor the step reads and writes (delta, Adam moments, the bias corrections and step size
 as tensors, so one captured graph serves every step) and computes exactly the update of
-`core.regularizer.regularized_step`. On the CPU it runs eagerly (which is how the tests check it against the
+`core.editing.regularizer.regularized_step`. On the CPU it runs eagerly (which is how the tests check it against the
 eager loop); on CUDA, `capture()` records it into a graph, and `run()` replays that graph.
 """
 
@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import torch
 
+from core.editing.regularizer import BETAS, EPS, effective_weight
 from core.nn.generator import AdaINGenerator
-from core.regularizer import BETAS, EPS, effective_weight
 
 LossFn = Callable[[torch.Tensor], torch.Tensor]
 

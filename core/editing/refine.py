@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from core.editing.refine_graph import StaticStep
+from core.editing.regularizer import AdamMoments, regularized_step
 from core.nn.generator import AdaINGenerator
-from core.perceptual import Perceptual
-from core.refine_graph import StaticStep
-from core.regularizer import AdamMoments, regularized_step
+from core.nn.perceptual import Perceptual
 
 # The paper's values (supplementary, "AdaIN optimization").
 STEPS = 150
@@ -139,8 +139,8 @@ def refine_transition(
     generator's device. Returns (as the generator's value) a TransitionResult; the step loss is L1 + lambda_p *
     perceptual. Checks should_stop() before every step: a stop ends the loop within one step (completed=False).
     lr_end, coarse_steps, stop_window, stop_tol: see Schedule (their defaults give the paper's loop exactly).
-    cuda_graph: on a CUDA device, replay each step as one CUDA graph (core/refine_graph.py; same update, launched
-    at once), falling back to the eager step where capture fails; not used with coarse steps (two sizes).
+    cuda_graph: on a CUDA device, replay each step as one CUDA graph (core/editing/refine_graph.py; same update,
+    launched at once), falling back to the eager step where capture fails; not used with coarse steps (two sizes).
     cuda_bf16: in that graph, the networks' passes in bfloat16 autocast (measured in benchmarks/bench_paper.py).
     """
     device = next(generator.parameters()).device

@@ -4,8 +4,8 @@ What is measured (all images on the [0, 1] scale; L1 = mean absolute difference;
 
 1. inference      workflow inference from the TRUE final stage (the model's U-Net chain): L1 of each inferred
                   earlier stage against the true one; for single-channel (line-art) stages also the F-score of
-                  the ink (pixels darker than 0.5) with a 1 px position tolerance (core.metrics.ink_f1), since L1
-                  scores thin lines one pixel off as badly as no lines at all.
+                  the ink (pixels darker than 0.5) with a 1 px position tolerance (core.evaluation.metrics.ink_f1),
+                  since L1 scores thin lines one pixel off as badly as no lines at all.
 2. generation     stage i+1 generated from the TRUE stage i with z = mean of E_i(TRUE stage i+1): L1 and PSNR per
                   transition. `chain` does the same along the whole chain from the true first stage (each
                   generator fed the previous generated stage, z still encoded from the true stages).
@@ -58,13 +58,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from core import bundle
-from core.atomic import atomic_write, ensure_folder
-from core.bundle import config_hash
 from core.data.stage_dataset import StageDataset, scan_stage_folders
-from core.device import device_label, resolve_device
+from core.editing.refine import DEFAULT_SCHEDULE, STEPS, schedule_named
+from core.editing.session import Session
 from core.errors import ArtflowError, DatasetError
-from core.eval_measures import (
+from core.evaluation.measures import (
     EDITS,
     METHODS,
     SHRINK,
@@ -77,12 +75,14 @@ from core.eval_measures import (
     measure_reconstruction_quality,
     realism,
 )
-from core.eval_report import contact_sheet
-from core.imageio import save_image
-from core.metrics import LINE_TOLERANCE
+from core.evaluation.metrics import LINE_TOLERANCE
+from core.evaluation.report import contact_sheet
+from core.files import bundle
+from core.files.atomic import atomic_write, ensure_folder
+from core.files.bundle import config_hash
+from core.files.imageio import save_image
 from core.model import WorkflowModel
-from core.refine import DEFAULT_SCHEDULE, STEPS, schedule_named
-from core.session import Session
+from core.platform.device import device_label, resolve_device
 
 FORMAT = "artflow-eval"
 VERSION = 1
@@ -98,7 +98,7 @@ class EvalOptions:
     limit: int | None = None  # at most this many test drawings (None: all)
     refine_limit: int = REFINE_LIMIT  # reconstruction + editing on the first this many of them (0: skip)
     steps: int = STEPS  # refinement steps per transition
-    schedule: str = DEFAULT_SCHEDULE  # the refinement's schedule (core.refine.SCHEDULES), e.g. "fast"
+    schedule: str = DEFAULT_SCHEDULE  # the refinement's schedule (core.editing.refine.SCHEDULES), e.g. "fast"
     diversity_samples: int = DIVERSITY_SAMPLES  # random z per drawing
     rows: int = SHEET_ROWS  # rows of samples.png
     seed: int = 0

@@ -19,9 +19,9 @@ versions as plain full-res stages: the layer stays baked into stages/). Projects
 resolution, or whose session never had full-res stages) are artworks of the model's own size: their full-res
 stages are the proxies.
 
-This layout is the contract core.project_write writes and core.project_read checks member by member (names, shapes,
-dtypes); a format change is a diff to this module and both (the round trips in tests/core/test_project.py hold them
-to each other).
+This layout is the contract core.files.project_write writes and core.files.project_read checks member by member (names,
+shapes, dtypes); a format change is a diff to this module and both (the round trips in tests/core/test_project.py hold
+them to each other).
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from core.bundle import config_hash
+from core.artwork_size import ProxyMap
 from core.config import WorkflowConfig
-from core.fullres.proxy import ProxyMap
-from core.imageio import uint8_to_tensor
-from core.session import SessionState, compose
+from core.files.bundle import config_hash
+from core.files.imageio import uint8_to_tensor
+from core.session_state import SessionState, compose
 
 PROJECT_VERSION = 1
 PROJECT_FORMAT = "artflow-project"
@@ -92,7 +92,7 @@ class Project:
         return self.fullres if self.fullres_u8 is not None else self.proxy_images()
 
     def export_images(self) -> list[torch.Tensor] | list[np.ndarray]:
-        """stage_images as core.export takes them without copies: the full-res stages as kept (uint8, shared: only
+        """stage_images as core.files.export takes them without copies: the full-res stages as kept (uint8, shared: only
         to be read), else the proxy composites (the model's size). stage_images would add a float32 copy of every
         stage (4 bytes a pixel per channel: 1.8 GB for nine colour stages of 4096 x 4096)."""
         return self.fullres_u8 if self.fullres_u8 is not None else self.proxy_images()

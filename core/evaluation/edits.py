@@ -52,13 +52,13 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from core.editing.refine import DEFAULT_SCHEDULE, schedule_named
+from core.editing.session import Session
 from core.errors import ArtflowError, DatasetError
+from core.evaluation.metrics import PSNR_CAP, psnr
+from core.files.imageio import load_artwork, save_image
 from core.fullres.pipeline import apply_edit_fullres, reconstruct_fullres
 from core.fullres.proxy import MIN_SIDE
-from core.imageio import load_artwork, save_image
-from core.metrics import PSNR_CAP, psnr
-from core.refine import DEFAULT_SCHEDULE, schedule_named
-from core.session import Session
 
 FORMAT = "artflow-edit-eval"
 VERSION = 1

@@ -1,4 +1,4 @@
-"""Saving `.artflow` projects (format: core.project_format): save_project, its consistency checks, and the
+"""Saving `.artflow` projects (format: core.files.project_format): save_project, its consistency checks, and the
 manifest, tensors and PNGs it writes. No Qt here, no pickle."""
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from core.atomic import atomic_write
+from core.artwork_size import MAX_SIDE
 from core.errors import ProjectError
-from core.fullres.proxy import MAX_SIDE
-from core.imageio import tensor_to_pil
-from core.project_format import MANIFEST, PROJECT_FORMAT, PROJECT_VERSION, TENSORS, Project, stage_file_name
-from core.session import SessionState
+from core.files.atomic import atomic_write
+from core.files.imageio import tensor_to_pil
+from core.files.project_format import MANIFEST, PROJECT_FORMAT, PROJECT_VERSION, TENSORS, Project, stage_file_name
+from core.session_state import SessionState
 
 
 def _manifest(project: Project) -> dict[str, Any]:

@@ -5,7 +5,7 @@ deltas are (P,). All network work runs on the session's device. One thread owns 
 thread, or the CLI's main thread).
 
 Why one module of about 410 lines: every operation here reads or replaces the same per-stage state (bases, layers,
-latents, deltas, targets, the content cache), which must change together; the step math lives in core.refine and
+latents, deltas, targets, the content cache), which must change together; the step math lives in core.editing.refine and
 core.nn.
 """
 
@@ -18,13 +18,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from core.device import resolve_device
-from core.errors import ArtflowError
-from core.model import WorkflowModel
-from core.nn.inference import FastGenerator
-from core.nn.vgg import VGG16Features
-from core.perceptual import Perceptual, PerceptualKind, make_perceptual, vgg_weights_path
-from core.refine import (
+from core.editing.refine import (
     DEFAULT_SCHEDULE,
     LAMBDA_P,
     RefineStep,
@@ -33,36 +27,20 @@ from core.refine import (
     refine_transition,
     schedule_named,
 )
-from core.regularizer import Regularizer
-from core.threads import ThreadGovernor
+from core.editing.regularizer import Regularizer
+from core.errors import ArtflowError
+from core.model import WorkflowModel
+from core.nn.inference import FastGenerator
+from core.nn.perceptual import Perceptual, PerceptualKind, make_perceptual, vgg_weights_path
+from core.nn.vgg import VGG16Features
+from core.platform.device import resolve_device
+from core.platform.threads import ThreadGovernor
+from core.session_state import Layer, SessionState, compose
 
 # Random codes stay within +-3 standard deviations of the latent prior: beyond, artefacts (supplementary, Fig. 3).
 # Also the sliders' range of raw z values.
 Z_RANGE = 3.0
 REGULARIZERS = tuple(r.value for r in Regularizer)  # "learned", "none"
-
-
-# Artist paint over a stage: colour (C, H, W) in [-1, 1], alpha (1, H, W) in [0, 1].
-Layer = tuple[torch.Tensor, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class SessionState:
-    """An immutable snapshot of a session (undo, projects, requests to the engine thread)."""
-
-    bases: tuple[torch.Tensor, ...]
-    layers: tuple[Layer | None, ...]
-    latents: tuple[torch.Tensor, ...]
-    deltas: tuple[torch.Tensor, ...]
-    targets: tuple[torch.Tensor, ...] | None = None
-
-
-def compose(base: torch.Tensor, layer: Layer | None) -> torch.Tensor:
-    """The stage as seen and as fed to the next generator: the artist's layer over the generated base."""
-    if layer is None:
-        return base
-    colour, alpha = layer
-    return base * (1 - alpha) + colour * alpha
 
 
 @dataclass(frozen=True)
@@ -116,8 +94,9 @@ class Session:
     def __init__(self, model: WorkflowModel, device: str | torch.device = "auto",
                  vgg_weights: str | None = None, adapt_threads: bool = False) -> None:
         self.device = resolve_device(device)
-        # adapt_threads: on a CPU, refine and propagate use the cores other programs leave free (core/threads.py),
-        # instead of stalling on a busy one; off by default because the thread count changes float rounding.
+        # adapt_threads: on a CPU, refine and propagate use the cores other programs leave free
+        # (core/platform/threads.py), instead of stalling on a busy one; off by default because the thread count
+        # changes float rounding.
         self.governor = ThreadGovernor() if adapt_threads and self.device.type == "cpu" else None
         # channels_last: ~1.3x faster convolutions for the refinement on CPU (measured), no harm on CUDA.
         self.model = model.to(self.device, memory_format=torch.channels_last).eval().requires_grad_(False)
@@ -401,7 +380,7 @@ class Session:
         """The AdaIN optimisation, transition by transition from the first to the last. Transition i starts from
         stage i as now generated (stage 0: the inferred first stage) and reproduces target i+1. Yields RefineStep;
         returns a RefineReport. The session changes only when all transitions complete: a cancel leaves it as it
-        was. schedule: "exact" (the paper's 150 steps of 0.1) or "fast" (core.refine.SCHEDULES); steps and lr,
+        was. schedule: "exact" (the paper's 150 steps of 0.1) or "fast" (core.editing.refine.SCHEDULES); steps and lr,
         when given, override the schedule's."""
         plan = schedule_named(schedule)
         steps = plan.steps if steps is None else steps

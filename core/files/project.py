@@ -1,34 +1,48 @@
 """Project files (`.artflow`): one artwork's editing state, shared by the app and the CLI. No Qt here, no pickle.
 
 The public face of projects: a Project from a session (project_from_session) and back into one (apply_project), and,
-re-exported, the format (core.project_format), the reader (core.project_read: load_project and its limits) and the
-writer (core.project_write: save_project), so callers import everything from here.
+re-exported, the format (core.files.project_format), the reader (core.files.project_read: load_project and its limits)
+and the writer (core.files.project_write: save_project), so callers import everything from here.
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 import torch
 
-from core.bundle import config_hash
+from core.config import WorkflowConfig
 from core.errors import ArtflowError, ProjectError
-from core.imageio import tensor_to_uint8
-from core.project_format import MANIFEST as MANIFEST
-from core.project_format import PROJECT_FORMAT as PROJECT_FORMAT
-from core.project_format import PROJECT_SUFFIX as PROJECT_SUFFIX
-from core.project_format import PROJECT_VERSION as PROJECT_VERSION
-from core.project_format import TENSORS as TENSORS
-from core.project_format import Project as Project
-from core.project_format import made_with as made_with
-from core.project_format import stage_file_name as stage_file_name
-from core.project_read import MAX_FULLRES_BYTES_WITHOUT_MODEL as MAX_FULLRES_BYTES_WITHOUT_MODEL
-from core.project_read import MAX_TENSOR_BYTES_WITHOUT_MODEL as MAX_TENSOR_BYTES_WITHOUT_MODEL
-from core.project_read import fullres_limit as fullres_limit
-from core.project_read import load_project as load_project
-from core.project_read import model_tensor_limit as model_tensor_limit
-from core.project_read import png_limit as png_limit
-from core.project_write import save_project as save_project
-from core.session import Session
+from core.files.bundle import config_hash
+from core.files.imageio import tensor_to_uint8
+from core.files.project_format import MANIFEST as MANIFEST
+from core.files.project_format import PROJECT_FORMAT as PROJECT_FORMAT
+from core.files.project_format import PROJECT_SUFFIX as PROJECT_SUFFIX
+from core.files.project_format import PROJECT_VERSION as PROJECT_VERSION
+from core.files.project_format import TENSORS as TENSORS
+from core.files.project_format import Project as Project
+from core.files.project_format import made_with as made_with
+from core.files.project_format import stage_file_name as stage_file_name
+from core.files.project_read import MAX_FULLRES_BYTES_WITHOUT_MODEL as MAX_FULLRES_BYTES_WITHOUT_MODEL
+from core.files.project_read import MAX_TENSOR_BYTES_WITHOUT_MODEL as MAX_TENSOR_BYTES_WITHOUT_MODEL
+from core.files.project_read import fullres_limit as fullres_limit
+from core.files.project_read import load_project as load_project
+from core.files.project_read import model_tensor_limit as model_tensor_limit
+from core.files.project_read import png_limit as png_limit
+from core.files.project_write import save_project as save_project
+from core.session_state import SessionState
+
+
+class SessionLike(Protocol):
+    """What a project needs of an editing session (core.editing.session.Session): files never import the
+    editing engine."""
+
+    config: WorkflowConfig
+
+    def snapshot(self) -> SessionState: ...
+
+    def restore(self, state: SessionState) -> None: ...
 
 
 def _as_u8(image: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -41,7 +55,7 @@ def _as_u8(image: torch.Tensor | np.ndarray) -> np.ndarray:
     return tensor_to_uint8(image)
 
 
-def project_from_session(session: Session, extra: dict | None = None,
+def project_from_session(session: SessionLike, extra: dict | None = None,
                          fullres: list[torch.Tensor | np.ndarray] | None = None,
                          layers: list[np.ndarray | None] | None = None,
                          bases: list[torch.Tensor | np.ndarray | None] | None = None) -> Project:
@@ -61,7 +75,7 @@ def project_from_session(session: Session, extra: dict | None = None,
                                      for ly, b in zip(layers, bases, strict=True)] if has_layers else None)
 
 
-def apply_project(session: Session, project: Project) -> None:
+def apply_project(session: SessionLike, project: Project) -> None:
     """Load the project's state into `session`. ProjectError (and the session unchanged) if the project is
     read-only, was made with another model, or its tensors do not fit the session's model."""
     if project.read_only:

@@ -1,5 +1,5 @@
-"""Opening `.artflow` projects (format: core.project_format): load_project, the bounded reader of forged or damaged
-files, its manifest checks and size limits. No Qt here, no pickle.
+"""Opening `.artflow` projects (format: core.files.project_format): load_project, the bounded reader of forged or
+damaged files, its manifest checks and size limits. No Qt here, no pickle.
 
 Opening checks, in order, that the file is a readable zip, that it has a valid manifest of a known version, and that
 every tensor is present, float32, finite and of the shape the manifest implies; each problem is a ProjectError that
@@ -26,13 +26,21 @@ import numpy as np
 import torch
 from PIL import Image
 
-from core.bundle import config_hash
+from core.artwork_size import MAX_SIDE
 from core.config import _NAME_RE, MAX_STAGE_NAME, MAX_STAGES, WorkflowConfig, _short
 from core.errors import ProjectError
-from core.fullres.proxy import MAX_SIDE
-from core.project_format import MANIFEST, PROJECT_FORMAT, PROJECT_VERSION, TENSORS, Project, made_with, stage_file_name
+from core.files.bundle import config_hash
+from core.files.project_format import (
+    MANIFEST,
+    PROJECT_FORMAT,
+    PROJECT_VERSION,
+    TENSORS,
+    Project,
+    made_with,
+    stage_file_name,
+)
 from core.safe_io import MAX_PROJECT_FILE_BYTES, loads_json, open_regular_file, stat_input
-from core.session import Layer, SessionState
+from core.session_state import Layer, SessionState
 
 _MAX_MANIFEST_BYTES = 16 * 2**20  # extra (variation history) is small; anything larger is not ours
 _MAX_STAGES = MAX_STAGES
@@ -44,7 +52,7 @@ MAX_TENSOR_BYTES_WITHOUT_MODEL = 256 * 2**20
 # many stages to expect: what the largest workflow a model may have (MAX_STAGES colour stages) holds at the largest
 # artwork size, 768 MiB; full-res layers (stage, base and RGBA layer: 10 bytes a pixel) count against it (four
 # colour stages with layers fit). An export holds the stages once and adds what its format needs whatever the file
-# declares (core.export: a band of a strip, a GIF's frames at a byte a pixel), so no project opened without its
+# declares (core.files.export: a band of a strip, a GIF's frames at a byte a pixel), so no project opened without its
 # model makes an export larger than a real one of its artwork's size. With the model: its stages at that size.
 MAX_FULLRES_BYTES_WITHOUT_MODEL = MAX_STAGES * 3 * MAX_SIDE**2
 

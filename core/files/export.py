@@ -3,7 +3,7 @@
 `images` everywhere is the list of stage composites, first to last, each (C, H, W) float in [-1, 1] with C = 1 or 3,
 or uint8 (H, W) / (H, W, 3) as a stage is stored (the app passes those: no float copies of a 4096 px artwork), with
 the same H, W for every stage. Every file is written atomically (temp file beside it, then os.replace); the
-`stages` folder of `export()` as a whole (core.atomic.atomic_output_dir).
+`stages` folder of `export()` as a whole (core.files.atomic.atomic_output_dir).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from PIL import GifImagePlugin, Image, ImageDraw, ImageFont
 
-from core.atomic import atomic_output_dir, atomic_write, ensure_folder
 from core.errors import ImageError
-from core.imageio import tensor_to_pil, tensor_to_uint8
-from core.png_rows import PngRows
+from core.files.atomic import atomic_output_dir, atomic_write, ensure_folder
+from core.files.imageio import tensor_to_pil, tensor_to_uint8
+from core.files.png_rows import PngRows
 
 
 class ExportFormat(str, Enum):
@@ -152,7 +152,7 @@ def export_final_png(images: Sequence[StageImage], path: str | os.PathLike[str],
 
 def _write_enlarged_png(img: Image.Image, scale: int, f) -> None:
     """img ('L' or 'RGB') enlarged `scale` times with LANCZOS, written as a PNG a band of rows at a time
-    (core.png_rows): the same pixels as Pillow's resize of the whole picture, without holding it (16,384 px
+    (core.files.png_rows): the same pixels as Pillow's resize of the whole picture, without holding it (16,384 px
     square is 1 GiB in Pillow). Each band of source rows is resized with RESIZE_MARGIN rows more on either side
     (LANCZOS reaches 3 source rows), and only its own rows are kept."""
     w, h = img.size
@@ -252,7 +252,7 @@ def _rgb_rows(t: StageImage, y0: int, y1: int) -> np.ndarray:
 
 
 def _write_strip_png(images: Sequence[StageImage], s: _Strip, f) -> None:
-    """strip_image's picture written to `f` as a PNG a band of rows at a time (core.png_rows): the stages' rows
+    """strip_image's picture written to `f` as a PNG a band of rows at a time (core.files.png_rows): the stages' rows
     copied from the stages, the labels drawn on a strip as high as their text (the one part with ink beside the
     images), every other row the background. Memory: one band of the strip, whatever the number of stages."""
     width, height = s.size

@@ -9,9 +9,9 @@ from collections.abc import Iterable
 import torch
 
 from core.config import WorkflowConfig
+from core.editing.session import Z_RANGE
 from core.errors import ArtflowError
 from core.model import WorkflowModel
-from core.session import Z_RANGE
 
 
 def stage_by_name(config: WorkflowConfig, name: str) -> int:

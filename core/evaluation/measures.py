@@ -1,6 +1,6 @@
-"""The measurements of `artflow eval` (core/eval.py says what each one means), one function per measurement, and the
-edits that the editing measurement applies. Images (B, C, H, W) in [-1, 1]; L1/PSNR/diversity come from
-core/metrics.py."""
+"""The measurements of `artflow eval` (core/evaluation/workflow.py says what each one means), one function per
+measurement, and the edits that the editing measurement applies. Images (B, C, H, W) in [-1, 1]; L1/PSNR/diversity come
+from core/evaluation/metrics.py."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from core.metrics import ink_f1, l1_01, pairwise_l1_01, psnr_01
+from core.editing.refine import DEFAULT_SCHEDULE
+from core.editing.regularizer import Regularizer
+from core.editing.session import Z_RANGE, Session, run_to_end
+from core.evaluation.metrics import ink_f1, l1_01, pairwise_l1_01, psnr_01
 from core.model import WorkflowModel
-from core.refine import DEFAULT_SCHEDULE
-from core.regularizer import Regularizer
-from core.session import Z_RANGE, Session, SessionState, run_to_end
+from core.session_state import SessionState
 
 SHRINK = 0.75
 # Encoder-only, then Session.refine with each regularizer: "encoder", "none", "learned".

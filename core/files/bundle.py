@@ -12,9 +12,9 @@ from pathlib import Path
 
 import torch
 
-from core.atomic import sweep_stale, temp_name
 from core.config import WorkflowConfig
 from core.errors import BundleError
+from core.files.atomic import sweep_stale, temp_name
 from core.model import WorkflowModel
 from core.safe_io import MAX_JSON_BYTES, MAX_WEIGHTS_FILE_BYTES, check_regular_file, read_regular_file
 
@@ -190,7 +190,7 @@ def _check_header(weights: Path, f, config: WorkflowConfig) -> None:
     """Every stored tensor floating point; and for a model of more than _PREFLIGHT_BYTES of weights, as many
     values in all as the config implies (the latent priors, the only optional tensors, counted where present).
     Smaller models are built first, so that a mismatch is reported by the name of the tensor at fault."""
-    from core.footprint import parameter_count
+    from core.platform.footprint import parameter_count
 
     total = 0
     priors = 0
@@ -217,7 +217,7 @@ def _check_not_pickle(path: Path) -> None:
         raise BundleError(f"{path}: a model is a folder with {CONFIG_FILE} and {WEIGHTS_FILE}, not a single file")
 
 
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "resources" / "models"
+BUNDLED_DIR = Path(__file__).resolve().parents[2] / "resources" / "models"
 DEFAULT_BUNDLE = "fluent-emoji-128"
 # The bundled model made for drawing from one's own (thin, inked) line art: a blank sheet's default (issue 28).
 DRAWING_BUNDLE = "emoji-lines-128"

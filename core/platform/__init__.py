@@ -1,0 +1,2 @@
+"""The machine: which accelerator, how many CPU threads, what a model will cost in memory, and the desktop
+libraries Qt needs."""
