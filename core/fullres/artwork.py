@@ -45,13 +45,7 @@ from core.fullres.layer_pixels import to_u8 as to_u8
 from core.fullres.masks import changed_box, diff_box, keep_mask_from_changed
 from core.fullres.pipeline import CLEAN_FLATS, PROPAGATION, PROPAGATIONS, line_before
 from core.fullres.proxy import ProxyMap, proxy_delta_u8, proxy_of_u8, single_threaded
-from core.fullres.region_change import (
-    changed_pixels,
-    continuing_regions,
-    follow_colour_change,
-    fresh_pixels,
-    touched_regions,
-)
+from core.fullres.region_change import follow_colour_change, follow_region_rule, fresh_pixels
 from core.fullres.regions import RegionMap, line_mask
 
 # keep_mask_fullres's threshold (2 % of the range, |a - b| / 2 > 0.02 on [-1, 1]) in 8-bit levels: > 5.1
@@ -222,57 +216,13 @@ class LayeredArtwork:
     def _follow_regions(self, session: Session, old_bases: Sequence[torch.Tensor], start: int,
                         seen_before: np.ndarray, proxy_mask: torch.Tensor | None, clean_flats: bool,
                         lines: str) -> list[int]:
-        """pipeline.follow_regions on this artwork's 8-bit bases: each later base changes only where the stage
-        before it (as seen) changed: inside the closed regions a line-art change touched (a "flat" stage cleaned
-        again there), or by one colour transform per changed colour pair of a colour stage (the base's own
-        pixels moved, region_change.follow_colour_change). `seen_before`: stage `start` as seen before the edit.
-        Returns the stages whose base changed."""
-        n = session.num_stages
-        kinds = stage_kinds(session.config.stages)
-        changed_stages: list[int] = []
-        driver_old = seen_before
-        for j in range(start + 1, n):
-            driver_new = self.stage(j - 1)
-            changed = changed_pixels(driver_old, driver_new)
-            stage_old = self.stage(j)  # stage j as seen before it moves: the next stage's driver
-            # ... or as it was before this request's layer edit of it (two stages painted in one request).
-            next_old = self._seen_before.pop(j, stage_old)
-            if not changed.any():
-                driver_old = next_old
-                continue
-            base = self.bases[j]
-            if kinds[j - 1] == "line" or base.ndim != driver_new.ndim:
-                regions_now = self.regions(j - 1)
-                bound = touched_regions(regions_now, changed)
-                line = line_before(kinds, j, since=start) if clean_flats else None
-                if line is not None:  # the shapes that go on keep their flat (region_change.continuing_regions)
-                    bound &= ~continuing_regions(regions_now.labels, bound, next_old)
-                box = changed_box(bound)
-                change = session.bases[j] - old_bases[j]
-                if line is None:
-                    new = apply_change(base, change, base, self.pm, bound.astype(np.float32), self.base_proxy(j))
-                else:
-                    regions = self.regions(line)
-                    candidate = apply_change(base, change, base, self.pm, None, self.base_proxy(j))
-                    flat = clean_flat_u8(regions, candidate, lines,
-                                         self._seen(line, box) if lines == "ink" else None, box)
-                    del candidate
-                    new = blend(base, flat, bound.astype(np.float32), box)
-            else:
-                new = follow_colour_change(base, driver_old, driver_new, old_bases[j], session.bases[j], self.pm,
-                                           changed=changed)
-                fresh = fresh_pixels(changed, base, driver_old, driver_new)
-                if fresh.any():  # a new shape on blank paper: generated there, as a new drawing's stages are
-                    made = apply_change(np.ascontiguousarray(driver_new), session.bases[j] - session.bases[j - 1],
-                                        driver_new, self.pm, fresh.astype(np.float32))
-                    new[fresh] = made[fresh]
-            self._proxy_follows(j, base, new)
-            self.bases[j] = frozen(new)
-            changed_stages.append(j)
-            driver_old = next_old
-            if kinds[j] == "flat" and j + 1 < n:  # the next stages from this flat as it now is
-                session.set_stage(j, self.base_proxy(j), propagate=True, keep_mask=proxy_mask)
-        return changed_stages
+        """pipeline.follow_regions on this artwork's 8-bit bases (region_change.follow_region_rule): each later
+        base changes only where the stage before it (as seen) changed: inside the closed regions a line-art
+        change touched (a "flat" stage cleaned again there), or by one colour transform per changed colour pair
+        of a colour stage (the base's own pixels moved, region_change.follow_colour_change). `seen_before`: stage
+        `start` as seen before the edit. Returns the stages whose base changed."""
+        stages = _ArtworkStages(self, session, old_bases, start, seen_before, lines)
+        return follow_region_rule(session, stages, start, proxy_mask, clean_flats)
 
     def follow(self, session: Session, old_bases: Sequence[torch.Tensor], start: int,
                mask: torch.Tensor | None = None, proxy_mask: torch.Tensor | None = None,
@@ -414,3 +364,58 @@ class LayeredArtwork:
         """The last stage's base is the opened artwork itself (after a refinement: the artist's pixels stay)."""
         if self.target is not None and not self.identity:
             self.bases[-1] = self.target
+
+
+class _ArtworkStages:
+    """A LayeredArtwork's stages as region_change.follow_region_rule walks them (FollowedStages): as seen (base
+    and layer), the bases followed in place."""
+
+    def __init__(self, art: LayeredArtwork, session: Session, old_bases: Sequence[torch.Tensor], start: int,
+                 seen_before: np.ndarray, lines: str) -> None:
+        self.art, self.session, self.old_bases = art, session, old_bases
+        self.start, self.seen_before, self.lines = start, seen_before, lines
+
+    def before(self, j: int) -> np.ndarray:
+        if j == self.start:
+            return self.seen_before
+        # Stage j as seen before it moves, or as it was before this request's layer edit of it (two stages painted
+        # in one request).
+        seen = self.art._seen_before.pop(j, None)
+        return self.art.stage(j) if seen is None else seen
+
+    def now(self, j: int) -> np.ndarray:
+        return self.art.stage(j)
+
+    def regions(self, j: int) -> Regions:
+        return self.art.regions(j)
+
+    def follow_lines(self, j: int, bound: np.ndarray, line: int | None, regions: Regions) -> None:
+        art, base = self.art, self.art.bases[j]
+        box = changed_box(bound)
+        change = self.session.bases[j] - self.old_bases[j]
+        if line is None:
+            new = apply_change(base, change, base, art.pm, bound.astype(np.float32), art.base_proxy(j))
+        else:
+            candidate = apply_change(base, change, base, art.pm, None, art.base_proxy(j))
+            flat = clean_flat_u8(art.regions(line), candidate, self.lines,
+                                 art._seen(line, box) if self.lines == "ink" else None, box)
+            del candidate
+            new = blend(base, flat, bound.astype(np.float32), box)
+        self._commit(j, base, new)
+
+    def follow_colours(self, j: int, before: np.ndarray, after: np.ndarray, changed: np.ndarray) -> None:
+        art, base, session = self.art, self.art.bases[j], self.session
+        new = follow_colour_change(base, before, after, self.old_bases[j], session.bases[j], art.pm, changed=changed)
+        fresh = fresh_pixels(changed, base, before, after)
+        if fresh.any():  # a new shape on blank paper: generated there, as a new drawing's stages are
+            made = apply_change(np.ascontiguousarray(after), session.bases[j] - session.bases[j - 1], after, art.pm,
+                                fresh.astype(np.float32))
+            new[fresh] = made[fresh]
+        self._commit(j, base, new)
+
+    def proxy(self, j: int) -> torch.Tensor:
+        return self.art.base_proxy(j)
+
+    def _commit(self, j: int, base: np.ndarray, new: np.ndarray) -> None:
+        self.art._proxy_follows(j, base, new)
+        self.art.bases[j] = frozen(new)

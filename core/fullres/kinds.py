@@ -35,3 +35,13 @@ def stage_kinds(stages: Sequence[object]) -> list[str | None]:
         kind = getattr(spec, "kind", None)
         kinds.append(kind if kind in STAGE_KINDS else infer_stage_kind(str(getattr(spec, "name", ""))))
     return kinds
+
+
+def line_before(kinds: list[str | None], k: int, since: int = 0) -> int | None:
+    """The latest "line" stage in since..k-1 when stage k is "flat" (the line art its regions come from)."""
+    if kinds[k] != "flat":
+        return None
+    for i in range(k - 1, since - 1, -1):
+        if kinds[i] == "line":
+            return i
+    return None

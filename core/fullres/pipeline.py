@@ -36,15 +36,14 @@ from core.errors import ArtflowError
 from core.files.imageio import tensor_to_uint8, uint8_to_tensor
 from core.fullres.flats import Regions, clean_flat
 from core.fullres.guided import transfer_change, transfer_change_bands, upsample_guided, upsample_guided_bands
+from core.fullres.kinds import line_before as line_before  # (where callers import it)
 from core.fullres.kinds import stage_kinds
 from core.fullres.masks import THRESHOLD, keep_mask_from_changed
 from core.fullres.proxy import ProxyMap, from_proxy, proxy_with, to_proxy
 from core.fullres.region_change import (
-    changed_pixels,
-    continuing_regions,
     follow_colour_change,
+    follow_region_rule,
     fresh_pixels,
-    touched_regions,
 )
 from core.fullres.regions import find_regions
 
@@ -93,16 +92,6 @@ def _check_full(session: Session, k: int, image: FullImage, pm: ProxyMap) -> Ful
     # Not copied when it is in range already (a loaded artwork is): one float copy less of a 4096 px stage.
     lo, hi = torch.aminmax(image)
     return image if -1 <= lo.item() and hi.item() <= 1 else image.clamp(-1, 1)
-
-
-def line_before(kinds: list[str | None], k: int, since: int = 0) -> int | None:
-    """The latest "line" stage in since..k-1 when stage k is "flat" (the line art its regions come from)."""
-    if kinds[k] != "flat":
-        return None
-    for i in range(k - 1, since - 1, -1):
-        if kinds[i] == "line":
-            return i
-    return None
 
 
 # A colour stage's pixel at least this light in every channel is paper (8-bit 250 and up).
@@ -327,58 +316,73 @@ def follow_proxies(session: Session, full: list[FullImage], old_proxy: list[torc
 def follow_regions(session: Session, full: list[FullImage], old_proxy: list[torch.Tensor], pm: ProxyMap,
                    start: int, old_start: FullImage, proxy_mask: torch.Tensor | None = None,
                    clean_flats: bool = CLEAN_FLATS, lines: str = "split", u8: bool = False) -> list[FullImage]:
-    """follow_proxies with region-bounded change (issue 27): each later stage j changes only where stage j - 1
-    changed. After a line art: a "flat" stage is cleaned again inside the closed regions the line change touched
-    (and fed back to the session); another stage follows the model's change there. After a colour stage: the
-    artist's pixels of stage j move by one colour transform per (old, new) colour pair of stage j - 1
-    (region_change.follow_colour_change), fitted on the model's proxies. Elsewhere every stage is exactly its
-    previous image. full[start] is the new image of stage `start`, `old_start` the one before the edit. Images
-    and u8 as in follow_proxies."""
-    kinds = stage_kinds(session.config.stages)
-    n = session.num_stages
-    new_full = list(full)
-    for j in range(start + 1, n):
-        old_prev = old_start if j - 1 == start else full[j - 1]
-        before, after = as_u8(old_prev), as_u8(new_full[j - 1])
-        changed = changed_pixels(before, after)
-        if not changed.any():
-            break  # nothing reaches the later stages
-        if kinds[j - 1] == "line" or _channels(full[j - 1]) != _channels(full[j]):
-            regions = find_regions(as_float(new_full[j - 1]))
-            touched = touched_regions(regions, changed)
-            line = line_before(kinds, j, since=start) if clean_flats else None
-            if line is not None:  # the shapes that go on keep their flat; the new ones take the model's colours
-                touched &= ~continuing_regions(regions.labels, touched, as_u8(full[j]))
-            # The clean flat of the line art just before: these very regions (not found twice), and that line art
-            # as it is (clean_flat then reads it only for the "ink" policy); another line art: in float, as always.
-            same = line == j - 1
-            line_art = None if line is None else new_full[line] if same else as_float(new_full[line])
-            # The mask as bool: multiplied in, it counts as 0.0 and 1.0, exactly like its float copy (4 bytes a pixel).
-            new_full[j] = follow_stage(full[j], session.stages[j] - old_proxy[j], None, pm, line_art,
-                                       torch.from_numpy(touched), lines, regions if same else None)
-            del regions, line_art
+    """follow_proxies with region-bounded change (issue 27; the walk: region_change.follow_region_rule): each
+    later stage j changes only where stage j - 1 changed. After a line art: a "flat" stage is cleaned again inside
+    the closed regions the line change touched (and fed back to the session); another stage follows the model's
+    change there. After a colour stage: the artist's pixels of stage j move by one colour transform per (old,
+    new) colour pair of stage j - 1 (region_change.follow_colour_change), fitted on the model's proxies.
+    Elsewhere every stage is exactly its previous image. full[start] is the new image of stage `start`,
+    `old_start` the one before the edit. Images and u8 as in follow_proxies."""
+    stages = _PipelineStages(session, full, old_proxy, pm, start, old_start, lines, u8)
+    follow_region_rule(session, stages, start, proxy_mask, clean_flats)
+    return _finish(stages.new_full, u8)
+
+
+class _PipelineStages:
+    """The CLI's stages as follow_region_rule walks them (region_change.FollowedStages): `full` as they were,
+    `new_full` as they become (float, or 8-bit where `u8` and nothing reads them as float)."""
+
+    def __init__(self, session: Session, full: list[FullImage], old_proxy: list[torch.Tensor], pm: ProxyMap,
+                 start: int, old_start: FullImage, lines: str, u8: bool) -> None:
+        self.session, self.full, self.old_proxy, self.pm = session, full, old_proxy, pm
+        self.start, self.old_start, self.lines, self.u8 = start, old_start, lines, u8
+        self.new_full = list(full)
+        self.kinds = stage_kinds(session.config.stages)
+
+    def before(self, j: int) -> np.ndarray:
+        return as_u8(self.old_start if j == self.start else self.full[j])
+
+    def now(self, j: int) -> np.ndarray:
+        return as_u8(self.new_full[j])
+
+    def regions(self, j: int) -> Regions:
+        return find_regions(as_float(self.new_full[j]))
+
+    def follow_lines(self, j: int, bound: np.ndarray, line: int | None, regions: Regions) -> None:
+        # The clean flat of the line art just before: these very regions (not found twice), and that line art as
+        # it is (clean_flat then reads it only for the "ink" policy); another line art: in float, as always.
+        same = line == j - 1
+        nf = self.new_full
+        line_art = None if line is None else nf[line] if same else as_float(nf[line])
+        # The mask as bool: multiplied in, it counts as 0.0 and 1.0, exactly like its float copy (4 bytes a pixel).
+        nf[j] = follow_stage(self.full[j], self.session.stages[j] - self.old_proxy[j], None, self.pm, line_art,
+                             torch.from_numpy(bound), self.lines, regions if same else None)
+        self._done_with(j - 1)
+
+    def follow_colours(self, j: int, before: np.ndarray, after: np.ndarray, changed: np.ndarray) -> None:
+        session, nf = self.session, self.new_full
+        stage = as_u8(self.full[j])
+        moved = follow_colour_change(stage, before, after, self.old_proxy[j], session.stages[j], self.pm,
+                                     changed=changed)
+        fresh = fresh_pixels(changed, stage, before, after)
+        change = session.stages[j] - session.stages[j - 1]
+        if self.u8 and j == len(nf) - 1:  # nothing reads it as float: made in 8 bits
+            nf[j] = _recoloured_u8(stage, moved, changed, fresh, change, nf[j - 1], self.pm)
         else:
-            stage = as_u8(full[j])
-            moved = follow_colour_change(stage, before, after, old_proxy[j], session.stages[j], pm, changed=changed)
-            fresh = fresh_pixels(changed, stage, before, after)
-            change = session.stages[j] - session.stages[j - 1]
-            if u8 and j == n - 1:  # nothing reads it as float: made in 8 bits
-                new_full[j] = _recoloured_u8(stage, moved, changed, fresh, change, new_full[j - 1], pm)
-            else:
-                # Only the changed pixels take the 8-bit result: every other pixel is the stage exactly as it was.
-                new_full[j] = torch.where(torch.from_numpy(changed), uint8_to_tensor(moved), as_float(full[j]))
-                if fresh.any():  # a new shape on blank paper: generated there, as a new drawing's stages are
-                    prev = as_float(new_full[j - 1])
-                    made = prev + transfer_change(change, prev, pm)
-                    new_full[j] = torch.where(torch.from_numpy(fresh), made.clamp_(-1, 1), new_full[j])
-            del stage, moved, fresh
-        if kinds[j] == "flat" and j + 1 < n:
-            # The next stages are generated from this stage as it now is (their change is still measured from
-            # before).
-            session.set_stage(j, proxy_with(as_float(new_full[j]), pm), propagate=True, keep_mask=proxy_mask)
-        if u8 and kinds[j - 1] != "line":
-            new_full[j - 1] = as_u8(new_full[j - 1])  # stage j was the last to read it
-    return _finish(new_full, u8)
+            # Only the changed pixels take the 8-bit result: every other pixel is the stage exactly as it was.
+            nf[j] = torch.where(torch.from_numpy(changed), uint8_to_tensor(moved), as_float(self.full[j]))
+            if fresh.any():  # a new shape on blank paper: generated there, as a new drawing's stages are
+                prev = as_float(nf[j - 1])
+                made = prev + transfer_change(change, prev, self.pm)
+                nf[j] = torch.where(torch.from_numpy(fresh), made.clamp_(-1, 1), nf[j])
+        self._done_with(j - 1)
+
+    def proxy(self, j: int) -> torch.Tensor:
+        return proxy_with(as_float(self.new_full[j]), self.pm)
+
+    def _done_with(self, k: int) -> None:
+        if self.u8 and self.kinds[k] != "line":
+            self.new_full[k] = as_u8(self.new_full[k])  # stage k + 1 was the last to read it
 
 
 def _recoloured_u8(stage: np.ndarray, moved: np.ndarray, changed: np.ndarray, fresh: np.ndarray,

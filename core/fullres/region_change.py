@@ -16,6 +16,10 @@ changes only at the pixels where the stage before it changed, and there by a col
 A line-art change instead bounds the later stages by the closed regions it touched (touched_regions): the regions
 of the new line art under or beside a changed line pixel, and those pixels.
 
+The walk down the stages that chooses between the two (follow_region_rule) is written once, for the CLI's pipeline
+(core.fullres.pipeline: float or 8-bit stages) and the app's artwork (core.fullres.artwork: 8-bit bases under the
+artist's layers); each holds its stages its own way behind the FollowedStages protocol.
+
 Images are uint8 (H, W) or (H, W, C) at the artwork's size, as core.fullres.artwork holds them; proxies are the
 model's (C, R, R) float tensors in [-1, 1]. Work is done in bands of rows, so memory follows the band, not the
 number of changed pixels.
@@ -24,10 +28,12 @@ number of changed pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
 
+from core.fullres.kinds import line_before, stage_kinds
 from core.fullres.masks import changed_box, diff_box
 from core.fullres.proxy import ProxyMap, proxy_of_u8
 from core.fullres.regions import Regions, near
@@ -262,3 +268,61 @@ def follow_colour_change(stage: np.ndarray, driver_old: np.ndarray, driver_new: 
         y = np.einsum("nc,ncd->nd", x, w[:, :c]) + w[:, c]
         o3[y0:y0 + BAND][sel] = np.rint(np.clip(y, 0.0, 1.0) * 255.0).astype(np.uint8)
     return out
+
+
+class FollowedStages(Protocol):
+    """The stages of an artwork as follow_region_rule walks them. Pictures are uint8 at the artwork's size, as
+    seen (with the artist's layers, where there are any)."""
+
+    def before(self, j: int) -> np.ndarray:
+        """Stage j as seen before the edit. Asked once per stage, in order, before stage j is followed."""
+
+    def now(self, j: int) -> np.ndarray:
+        """Stage j as seen now."""
+
+    def regions(self, j: int) -> Regions:
+        """The closed regions of stage j (a line art) as it is now."""
+
+    def follow_lines(self, j: int, bound: np.ndarray, line: int | None, regions: Regions) -> None:
+        """Stage j after a line-art change (or a change of another kind of picture: grey to colour) of stage
+        j - 1: it changes only inside `bound` (H, W); `line`: the line art whose regions its clean flat follows
+        (None: the model's change is carried up); `regions`: those of stage j - 1."""
+
+    def follow_colours(self, j: int, before: np.ndarray, after: np.ndarray, changed: np.ndarray) -> None:
+        """Stage j after its driving colour stage j - 1 went from `before` to `after` at the `changed` pixels."""
+
+    def proxy(self, j: int) -> torch.Tensor:
+        """Stage j's proxy as it now is: the session's flat is fed it, and the stages after it regenerated."""
+
+
+def follow_region_rule(session, stages: FollowedStages, start: int, proxy_mask: torch.Tensor | None,
+                       clean_flats: bool) -> list[int]:
+    """The region rule (module notes) after stage `start` of `session` (core.editing.session.Session) changed: each
+    later stage j changes only where stage j - 1 changed, inside the closed regions a line-art change touched
+    (the shapes that go on keep their flat: continuing_regions) or by the colour transforms of a colour change.
+    A "flat" stage, once followed, is fed back to the session and the stages after it regenerated from it (their
+    change is still measured from before). Returns the stages that were followed."""
+    kinds = stage_kinds(session.config.stages)
+    n = session.num_stages
+    followed: list[int] = []
+    driver_old = stages.before(start)
+    for j in range(start + 1, n):
+        driver_new = stages.now(j - 1)
+        stage_old = stages.before(j)  # stage j before it moves: the next stage's driver
+        changed = changed_pixels(driver_old, driver_new)
+        if changed.any():
+            if kinds[j - 1] == "line" or driver_new.ndim != stage_old.ndim:
+                regions = stages.regions(j - 1)
+                bound = touched_regions(regions, changed)
+                line = line_before(kinds, j, since=start) if clean_flats else None
+                if line is not None:  # the shapes that go on keep their flat; the new ones take the model's colours
+                    bound &= ~continuing_regions(regions.labels, bound, stage_old)
+                stages.follow_lines(j, bound, line, regions)
+                del regions, bound
+            else:
+                stages.follow_colours(j, driver_old, driver_new, changed)
+            followed.append(j)
+            if kinds[j] == "flat" and j + 1 < n:
+                session.set_stage(j, stages.proxy(j), propagate=True, keep_mask=proxy_mask)
+        driver_old = stage_old
+    return followed
