@@ -11,7 +11,7 @@ id of the latest request that sent it: app/request_tracking.py), so a late resul
 
 Document is the one object the widgets bind to: its signals are declared here, and its API is combined from
 mixins, so that no widget talks to several objects about one artwork. This module holds the state, the facts, the
-sending of edits (debounce, stale stages) and the whole-artwork actions (model, new, open, refine, save); the
+sending of edits (stale stages) and the whole-artwork actions (model, new, open, refine, save); the
 painting with undo and the latent codes are app/document_inputs.py, the pictures and their caches
 app/document_pictures.py. The parts with state of their own live in their own modules: the layers and their undo
 (app/stage_layers.py), the variation history (app/variations.py), the request bookkeeping
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 
 from app import autosave
 from app.document_inputs import DocumentInputs
@@ -96,7 +96,6 @@ class Document(DocumentInputs, DocumentPictures, QObject):
         # whose inferred line art is the model's guess.
         self.lines_over = False
         self.auto_regenerate = self.settings.auto_regenerate
-        self.debounce_ms = 120
         # A slider drag shows quick half-size pictures (PreviewLatent) and regenerates in full on release; False:
         # every value of the drag regenerates in full (the older path, kept for benchmarks).
         self.live_preview = True
@@ -108,9 +107,6 @@ class Document(DocumentInputs, DocumentPictures, QObject):
         self.autosaved_serial = 0
         self.refine_rid: int | None = None
         self.last_refine_report = None
-        self._flush_timer = QTimer(self)
-        self._flush_timer.setSingleShot(True)
-        self._flush_timer.timeout.connect(self._flush)
         # The engine's answers are applied by a ResultApplier (app/document_results.py), which the window attaches
         # (apply_results_of): this module does not import it, so the two never import each other.
         self.results = None
@@ -208,9 +204,8 @@ class Document(DocumentInputs, DocumentPictures, QObject):
         return self.status(k) == StageStatus.STALE
 
     def waiting_for_engine(self) -> bool:
-        """Something asked of the engine (or about to be: edits in the debounce) is not answered and applied yet."""
-        return bool(self.refining or self.model_loading or not self.requests.settled()
-                    or self._flush_timer.isActive())
+        """Something asked of the engine is not answered and applied yet."""
+        return bool(self.refining or self.model_loading or not self.requests.settled())
 
     def has_unsent_edits(self) -> bool:
         return self.requests.has_unsent()
@@ -243,8 +238,7 @@ class Document(DocumentInputs, DocumentPictures, QObject):
         return self.engine.submit(request)
 
     def _flush(self) -> None:
-        """Send the pending edits (debounced strokes, slider values) as one request."""
-        self._flush_timer.stop()
+        """Send the pending edits (strokes, slider values) as one request."""
         if not self.has_model or not self.requests.has_unsent():
             return
         stages, transitions = self.requests.unsent_inputs()
@@ -294,9 +288,6 @@ class Document(DocumentInputs, DocumentPictures, QObject):
     def flush_now(self) -> None:
         self._flush()
 
-    def stop_sending(self) -> None:
-        """The engine is shutting down: edits waiting for the debounce are not sent."""
-        self._flush_timer.stop()
 
     # ----- whole-artwork actions -----
     def load_model(self, path: str | Path) -> int:

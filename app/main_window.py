@@ -411,7 +411,6 @@ class MainWindow(QMainWindow):
             return
         self._shut_down = True
         self.autosave_timer.stop()
-        self.doc.stop_sending()
         self.canvas.fill_worker.close()
         self.engine.cancel_refine()
         if not self.engine.stop():

@@ -5,7 +5,7 @@ Every request the document submits gets an id from the engine, increasing. Three
 - each artist input (a stage's layer, a transition's latent code) remembers the latest request that sent it, so a
   late result never overwrites a newer value (see Document's class notes);
 - a variation waits for the request whose answer is its picture.
-An input changed in the GUI but not sent yet (auto-regenerate off, or the debounce running) waits for a request
+An input changed in the GUI but not sent yet (auto-regenerate off, a slider being dragged) waits for a request
 that does not exist yet: `UNSENT`, which `sent()` turns into the id of the request that carries it.
 """
 

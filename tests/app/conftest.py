@@ -133,7 +133,6 @@ def open_window(qtbot, model: Path | None, **kw):
     settings = Settings.load()
     win = create_window(str(model) if model else None, device="cpu", settings=settings, **kw)
     qtbot.addWidget(win)
-    win.doc.debounce_ms = 10
     win.show()
     qtbot.waitExposed(win)
     # Window shortcuts (B, E, [ ...) need the active window; on a real X server that is not automatic.
