@@ -400,17 +400,26 @@ class _ArtworkStages:
             flat = clean_flat_u8(art.regions(line), candidate, self.lines,
                                  art._seen(line, box) if self.lines == "ink" else None, box)
             del candidate
-            new = blend(base, flat, bound.astype(np.float32), box)
+            # The bound is all or nothing: the clean flat's pixels inside it, the base's elsewhere (what blend
+            # gives for a 0/1 mask, without its float copies: a first outline bounds most of the sheet).
+            new = np.array(base)
+            if box is not None:
+                y0, y1, x0, x1 = box
+                part, inside = new[y0:y1, x0:x1], bound[y0:y1, x0:x1]
+                np.copyto(part, flat.reshape(part.shape), where=inside[..., None] if part.ndim == 3 else inside)
         self._commit(j, base, new)
 
     def follow_colours(self, j: int, before: np.ndarray, after: np.ndarray, changed: np.ndarray) -> None:
         art, base, session = self.art, self.art.bases[j], self.session
-        new = follow_colour_change(base, before, after, self.old_bases[j], session.bases[j], art.pm, changed=changed)
+        # New shapes on blank paper are generated, not recoloured: the colour transforms are fitted and applied
+        # on the other changed pixels only (a first outline on a blank sheet is almost all new shape).
         fresh = fresh_pixels(changed, base, before, after)
+        new = follow_colour_change(base, before, after, self.old_bases[j], session.bases[j], art.pm,
+                                   changed=changed & ~fresh if fresh.any() else changed)
         if fresh.any():  # a new shape on blank paper: generated there, as a new drawing's stages are
             made = apply_change(np.ascontiguousarray(after), session.bases[j] - session.bases[j - 1], after, art.pm,
                                 fresh.astype(np.float32))
-            new[fresh] = made[fresh]
+            np.copyto(new, made, where=fresh[..., None] if new.ndim == 3 else fresh)
         self._commit(j, base, new)
 
     def proxy(self, j: int) -> torch.Tensor:

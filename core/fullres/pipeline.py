@@ -362,9 +362,10 @@ class _PipelineStages:
     def follow_colours(self, j: int, before: np.ndarray, after: np.ndarray, changed: np.ndarray) -> None:
         session, nf = self.session, self.new_full
         stage = as_u8(self.full[j])
-        moved = follow_colour_change(stage, before, after, self.old_proxy[j], session.stages[j], self.pm,
-                                     changed=changed)
+        # New shapes on blank paper are generated below, not recoloured (as in the app's artwork).
         fresh = fresh_pixels(changed, stage, before, after)
+        moved = follow_colour_change(stage, before, after, self.old_proxy[j], session.stages[j], self.pm,
+                                     changed=changed & ~fresh if fresh.any() else changed)
         change = session.stages[j] - session.stages[j - 1]
         if self.u8 and j == len(nf) - 1:  # nothing reads it as float: made in 8 bits
             nf[j] = _recoloured_u8(stage, moved, changed, fresh, change, nf[j - 1], self.pm)
