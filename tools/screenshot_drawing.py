@@ -54,13 +54,17 @@ def main() -> None:
     wait_idle(app, win)
     line = Image.new("L", (args.size, args.size), 255)
     draw = ImageDraw.Draw(line)
+    previous = np.zeros((args.size, args.size, 4), np.uint8)
     for name, fn in strokes(args.size):
         fn(draw, args.size / 2048)
         ink = np.asarray(line) < 255
         layer = np.zeros((args.size, args.size, 4), np.uint8)
         layer[..., 3] = np.where(ink, 255 - np.asarray(line), 0)
+        ys, xs = np.nonzero((layer != previous).any(2))
+        rect = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)  # as the canvas gives a stroke's
+        previous = layer
         t0 = time.perf_counter()
-        doc.commit_layer(0, layer, name)
+        doc.commit_layer(0, layer, name, rect)
         wait_idle(app, win)
         print(f"{name}: flats and detail shown {time.perf_counter() - t0:.2f} s after the stroke")
     for k, stage in enumerate(("lineart", "flat", "detail")):
