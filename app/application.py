@@ -119,8 +119,10 @@ def create_window(model: str | None = None, device: str = "auto", screenshot_mod
     from app.settings import Settings
     from core.errors import BundleError
     from core.files import bundle
+    from core.platform.memory import return_large_blocks
 
     main_thread_gc.install()  # before the engine thread starts: see main_thread_gc
+    return_large_blocks()  # resident memory follows what the artwork holds (core/platform/memory.py)
     settings = settings or Settings.load()
     win = MainWindow(settings, device=device, screenshot_mode=screenshot_mode)
     if model is None:

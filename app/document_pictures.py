@@ -13,6 +13,7 @@ from PySide6.QtCore import SignalInstance
 
 from app.layers import composite, rgb_of, to_rgb
 from app.stage_layers import StageLayers
+from core.files.export import lines_over_u8
 from core.files.imageio import uint8_to_tensor
 
 
@@ -80,11 +81,7 @@ class DocumentPictures:
         final = self.stage_u8(self.num_stages - 1)
         if not self.lines_over:
             return final
-        line = self.stage_u8(0)
-        line = line if line.ndim == 2 else line.min(axis=2)  # the ink's darkest channel
-        if final.ndim == 2:
-            return ((final.astype(np.uint16) * line + 127) // 255).astype(np.uint8)
-        return ((final.astype(np.uint16) * line[..., None] + 127) // 255).astype(np.uint8)
+        return lines_over_u8(final, self.stage_u8(0))
 
     def compare_reference(self) -> tuple[np.ndarray, str] | None:
         """What the final stage is compared with: the opened artwork, or the final stage before the last change."""

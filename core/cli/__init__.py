@@ -14,5 +14,7 @@ def main(argv: list[str] | None = None) -> int:
     # Imported on call: main.py reads COMMANDS from this package to choose between the CLI and the desktop app, and
     # the commands' modules load torch and the training code, which the app's start must not wait for.
     from core.cli.entry import run
+    from core.platform.memory import return_large_blocks
 
+    return_large_blocks()  # resident memory follows what a command holds (core/platform/memory.py)
     return run(argv)

@@ -307,12 +307,35 @@ def export_strip(images: Sequence[StageImage], stage_names: Sequence[str] | None
     return p
 
 
-def lines_over(final: StageImage, line: StageImage) -> Image.Image:
+def _u8(t: StageImage) -> np.ndarray:
+    """A stage as uint8 (H, W) or (H, W, 3), without a copy where it is stored so."""
+    a = t if _is_u8(t) else tensor_to_uint8(t)
+    return a[..., 0] if a.ndim == 3 and a.shape[2] == 1 else a
+
+
+LINES_OVER_BAND = 256  # rows at a time: a 4096 px picture's uint16 products took ~300 MiB at once
+
+
+def lines_over_u8(final: StageImage, line: StageImage) -> np.ndarray:
     """The last stage with the first (the line art) multiplied over it, as an inker's line layer sits above the
-    colours: RGB, rounded (the line art's darkest channel is its ink)."""
-    f = np.asarray(_rgb(final), np.uint16)
-    ink = np.asarray(_pil(line).convert("RGB")).min(axis=2).astype(np.uint16)
-    return Image.fromarray(((f * ink[..., None] + 127) // 255).astype(np.uint8), "RGB")
+    colours: uint8 in the last stage's layout, rounded (the line art's darkest channel is its ink). Made a band
+    of rows at a time. The app shows and exports the same picture ("Line art over colours")."""
+    f, ink = _u8(final), _u8(line)
+    ink = ink if ink.ndim == 2 else ink.min(axis=2)
+    out = np.empty(f.shape, np.uint8)
+    for y0 in range(0, out.shape[0], LINES_OVER_BAND):
+        rows = f[y0:y0 + LINES_OVER_BAND].astype(np.uint16)
+        band = ink[y0:y0 + LINES_OVER_BAND]
+        rows *= band[..., None] if rows.ndim == 3 else band
+        rows += 127
+        rows //= 255
+        out[y0:y0 + LINES_OVER_BAND] = rows
+    return out
+
+
+def lines_over(final: StageImage, line: StageImage) -> Image.Image:
+    """lines_over_u8 as an RGB picture."""
+    return _rgb(lines_over_u8(final, line))
 
 
 def export_ora(images: Sequence[StageImage], stage_names: Sequence[str], path: str | os.PathLike[str],
@@ -367,21 +390,27 @@ def export_ora(images: Sequence[StageImage], stage_names: Sequence[str], path: s
 GIF_PALETTE_PIXELS = 2048 * 2048
 
 
-def _palette_sample(img: Image.Image) -> Image.Image:
-    pixels = np.asarray(img).reshape(-1, 3)
-    step = math.ceil(len(pixels) / GIF_PALETTE_PIXELS)
-    while math.gcd(step, img.width) != 1:  # a stride sharing a factor with the width would see some columns only
+def _palette_sample(a: np.ndarray) -> Image.Image:
+    """An even spread of at most GIF_PALETTE_PIXELS of a uint8 stage's pixels, as an RGB picture (read from the
+    stage's own array: no copy of the whole picture)."""
+    h, w = a.shape[:2]
+    pixels = a.reshape(h * w, -1)
+    step = math.ceil(h * w / GIF_PALETTE_PIXELS)
+    while math.gcd(step, w) != 1:  # a stride sharing a factor with the width would see some columns only
         step += 1
-    sample = pixels[::step]
-    return Image.fromarray(np.ascontiguousarray(sample).reshape(1, -1, 3), "RGB")
+    sample = np.ascontiguousarray(pixels[::step])
+    if sample.shape[1] == 1:
+        sample = np.repeat(sample, 3, axis=1)
+    return Image.fromarray(sample.reshape(1, -1, 3), "RGB")
 
 
 def gif_frame(t: StageImage) -> Image.Image:
     """One stage as a GIF frame: 'P' with an adaptive palette of its own (256 colours at most)."""
-    img = _rgb(t)
+    a = _u8(t)
+    img = _rgb(a)
     if img.width * img.height <= GIF_PALETTE_PIXELS:
         return img.convert("P", palette=Image.Palette.ADAPTIVE)
-    palette = _palette_sample(img).convert("P", palette=Image.Palette.ADAPTIVE)
+    palette = _palette_sample(np.ascontiguousarray(a)).convert("P", palette=Image.Palette.ADAPTIVE)
     return img.quantize(palette=palette, dither=Image.Dither.NONE)
 
 
