@@ -45,7 +45,7 @@ from core.fullres.layer_pixels import to_u8 as to_u8
 from core.fullres.masks import changed_box, diff_box, keep_mask_from_changed
 from core.fullres.pipeline import CLEAN_FLATS, PROPAGATION, PROPAGATIONS, line_before
 from core.fullres.proxy import ProxyMap, proxy_delta_u8, proxy_of_u8, single_threaded
-from core.fullres.region_change import follow_colour_change, follow_region_rule, fresh_pixels
+from core.fullres.region_change import follow_colour_stage, follow_region_rule
 from core.fullres.regions import RegionMap, line_mask
 
 # keep_mask_fullres's threshold (2 % of the range, |a - b| / 2 > 0.02 on [-1, 1]) in 8-bit levels: > 5.1
@@ -411,14 +411,12 @@ class _ArtworkStages:
 
     def follow_colours(self, j: int, before: np.ndarray, after: np.ndarray, changed: np.ndarray) -> None:
         art, base, session = self.art, self.art.bases[j], self.session
-        # New shapes on blank paper are generated, not recoloured: the colour transforms are fitted and applied
-        # on the other changed pixels only (a first outline on a blank sheet is almost all new shape).
-        fresh = fresh_pixels(changed, base, before, after)
-        new = follow_colour_change(base, before, after, self.old_bases[j], session.bases[j], art.pm,
-                                   changed=changed & ~fresh if fresh.any() else changed)
-        if fresh.any():  # a new shape on blank paper: generated there, as a new drawing's stages are
+        proxies = proxy_of_u8(before, art.pm), proxy_of_u8(after, art.pm)  # the driver's, once for both uses
+        new, fresh = follow_colour_stage(base, before, after, self.old_bases[j], session.bases[j], art.pm, changed,
+                                         proxies)
+        if fresh is not None:  # a new shape on blank paper: generated there, as a new drawing's stages are
             made = apply_change(np.ascontiguousarray(after), session.bases[j] - session.bases[j - 1], after, art.pm,
-                                fresh.astype(np.float32))
+                                fresh.astype(np.float32), proxies[1])
             np.copyto(new, made, where=fresh[..., None] if new.ndim == 3 else fresh)
         self._commit(j, base, new)
 

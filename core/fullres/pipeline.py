@@ -40,11 +40,7 @@ from core.fullres.kinds import line_before as line_before  # (where callers impo
 from core.fullres.kinds import stage_kinds
 from core.fullres.masks import THRESHOLD, keep_mask_from_changed
 from core.fullres.proxy import ProxyMap, from_proxy, proxy_with, to_proxy
-from core.fullres.region_change import (
-    follow_colour_change,
-    follow_region_rule,
-    fresh_pixels,
-)
+from core.fullres.region_change import PAPER_LEVELS, follow_colour_stage, follow_region_rule
 from core.fullres.regions import find_regions
 
 CLEAN_FLATS = True  # on by default (issue 12); the CLI's --no-clean-flats and the app's toggle turn it off
@@ -95,7 +91,7 @@ def _check_full(session: Session, k: int, image: FullImage, pm: ProxyMap) -> Ful
 
 
 # A colour stage's pixel at least this light in every channel is paper (8-bit 250 and up).
-PAPER_LEVEL = 250 / 127.5 - 1
+PAPER_LEVEL = PAPER_LEVELS / 127.5 - 1
 
 
 def _bands_to(bands: Iterator[tuple[int, int, torch.Tensor]], channels: int, pm: ProxyMap, u8: bool) -> FullImage:
@@ -263,12 +259,6 @@ def follow_stage(full_j: FullImage, change: torch.Tensor, guide: FullImage | Non
     return candidate.clamp_(-1, 1)
 
 
-def _channels(image: FullImage) -> int:
-    if isinstance(image, np.ndarray):
-        return 1 if image.ndim == 2 else image.shape[2]
-    return image.shape[0]
-
-
 def _finish(full: list[FullImage], u8: bool) -> list[FullImage]:
     return [as_u8(f) for f in full] if u8 else [as_float(f) for f in full]
 
@@ -362,17 +352,15 @@ class _PipelineStages:
     def follow_colours(self, j: int, before: np.ndarray, after: np.ndarray, changed: np.ndarray) -> None:
         session, nf = self.session, self.new_full
         stage = as_u8(self.full[j])
-        # New shapes on blank paper are generated below, not recoloured (as in the app's artwork).
-        fresh = fresh_pixels(changed, stage, before, after)
-        moved = follow_colour_change(stage, before, after, self.old_proxy[j], session.stages[j], self.pm,
-                                     changed=changed & ~fresh if fresh.any() else changed)
+        moved, fresh = follow_colour_stage(stage, before, after, self.old_proxy[j], session.stages[j], self.pm,
+                                           changed)
         change = session.stages[j] - session.stages[j - 1]
         if self.u8 and j == len(nf) - 1:  # nothing reads it as float: made in 8 bits
-            nf[j] = _recoloured_u8(stage, moved, changed, fresh, change, nf[j - 1], self.pm)
+            nf[j] = _recoloured_u8(moved, fresh, change, nf[j - 1], self.pm)
         else:
             # Only the changed pixels take the 8-bit result: every other pixel is the stage exactly as it was.
             nf[j] = torch.where(torch.from_numpy(changed), uint8_to_tensor(moved), as_float(self.full[j]))
-            if fresh.any():  # a new shape on blank paper: generated there, as a new drawing's stages are
+            if fresh is not None:  # a new shape on blank paper: generated there, as a new drawing's stages are
                 prev = as_float(nf[j - 1])
                 made = prev + transfer_change(change, prev, self.pm)
                 nf[j] = torch.where(torch.from_numpy(fresh), made.clamp_(-1, 1), nf[j])
@@ -386,14 +374,14 @@ class _PipelineStages:
             self.new_full[k] = as_u8(self.new_full[k])  # stage k + 1 was the last to read it
 
 
-def _recoloured_u8(stage: np.ndarray, moved: np.ndarray, changed: np.ndarray, fresh: np.ndarray,
-                   change: torch.Tensor, prev: FullImage, pm: ProxyMap) -> np.ndarray:
+def _recoloured_u8(moved: np.ndarray, fresh: np.ndarray | None, change: torch.Tensor, prev: FullImage,
+                   pm: ProxyMap) -> np.ndarray:
     """follow_regions' colour-stage result in 8 bits (tensor_to_uint8 of the float one, bit for bit, for a uint8
-    `stage`): `moved` at the changed pixels, `stage` elsewhere; at the `fresh` pixels `prev` plus the model's
-    `change` carried up along it, made a band of rows at a time where there are fresh pixels."""
+    stage): `moved` (the stage, recoloured at its changed pixels: follow_colour_stage), and at the `fresh` pixels
+    `prev` plus the model's `change` carried up along it, made a band of rows at a time where there are fresh
+    pixels."""
     out = moved
-    np.copyto(out, stage, where=(~changed)[..., None] if out.ndim == 3 else ~changed)
-    if not fresh.any():
+    if fresh is None:
         return out
     prev = as_float(prev)
     for y0, y1, residual in transfer_change_bands(change, prev, pm):

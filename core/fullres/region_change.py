@@ -274,6 +274,22 @@ def follow_colour_change(stage: np.ndarray, driver_old: np.ndarray, driver_new: 
     return out
 
 
+
+def follow_colour_stage(stage: np.ndarray, driver_old: np.ndarray, driver_new: np.ndarray,
+                        model_old: torch.Tensor, model_new: torch.Tensor, pm: ProxyMap, changed: np.ndarray,
+                        driver_proxies: tuple[torch.Tensor, torch.Tensor] | None = None
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
+    """A later colour stage after its driver changed (the region rule's colour case): (moved, fresh). `fresh`:
+    fresh_pixels, or None where there are none: new shapes on blank paper, which the caller generates (there is
+    nothing to recolour there). `moved`: follow_colour_change on the other changed pixels only (a first outline
+    on a blank sheet is almost all new shape: its pixels are neither fitted nor moved)."""
+    fresh = fresh_pixels(changed, stage, driver_old, driver_new)
+    if not fresh.any():
+        fresh = None
+    moved = follow_colour_change(stage, driver_old, driver_new, model_old, model_new, pm,
+                                 driver_proxies=driver_proxies, changed=changed if fresh is None else changed & ~fresh)
+    return moved, fresh
+
 class FollowedStages(Protocol):
     """The stages of an artwork as follow_region_rule walks them. Pictures are uint8 at the artwork's size, as
     seen (with the artist's layers, where there are any)."""

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy import ndimage
 
+from core.fullres.masks import changed_box
 from core.fullres.region_rule import (
     DIST_BAND,
     Regions,
@@ -53,18 +54,10 @@ def _area(box: Box) -> int:
     return (box[1] - box[0]) * (box[3] - box[2])
 
 
-def _bbox(mask: np.ndarray) -> Box | None:
-    rows = np.flatnonzero(mask.any(1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(0))
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-
-
 def change_clusters(changed: np.ndarray) -> list[Box]:
     """The bounding boxes of groups of changed pixels: tiles of TILE pixels that hold a change and touch (8-way)
     form one group, so two strokes far apart give two small boxes, not one large one."""
-    box = _bbox(changed)
+    box = changed_box(changed)
     if box is None:
         return []
     y0, y1, x0, x1 = box
@@ -77,7 +70,7 @@ def change_clusters(changed: np.ndarray) -> list[Box]:
     for i, (ty, tx) in enumerate(ndimage.find_objects(groups), 1):
         mine = (groups[ty, tx] == i).repeat(TILE, 0).repeat(TILE, 1)
         part = padded[ty.start * TILE:ty.stop * TILE, tx.start * TILE:tx.stop * TILE] & mine
-        by0, by1, bx0, bx1 = _bbox(part)
+        by0, by1, bx0, bx1 = changed_box(part)
         oy, ox = y0 + ty.start * TILE, x0 + tx.start * TILE
         out.append((oy + by0, oy + by1, ox + bx0, ox + bx1))
     return out
@@ -143,7 +136,7 @@ def _bands(box: Box) -> list[Box]:
 
 
 def _bbox_of(rows: np.ndarray, cols: np.ndarray) -> Box:
-    """_bbox of a mask given which of its rows and columns hold a True pixel (some do)."""
+    """changed_box of a mask given which of its rows and columns hold a True pixel (some do)."""
     r, c = np.flatnonzero(rows), np.flatnonzero(cols)
     return int(r[0]), int(r[-1]) + 1, int(c[0]), int(c[-1]) + 1
 
