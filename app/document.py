@@ -90,7 +90,9 @@ class Document(DocumentInputs, DocumentPictures, QObject):
         self.keep_unedited = self.settings.keep_unedited
         self.clean_flats = self.settings.clean_flats
         self.restyle = self.settings.edit_restyles
-        self.line_art_opened: tuple[str, bool] | None = None  # (path, cleaned up) of the line art opened last
+        # (path, cleaned up, serial just after opening) of the line art opened last; None once another artwork
+        # replaced it.
+        self.line_art_opened: tuple[str, bool, int] | None = None
         # "Line art over colours" (issue 28): the line art multiplied over the later stages when shown and in the
         # final export. On for drawings (made in the app, opened as line art), off for opened finished artworks,
         # whose inferred line art is the model's guess.

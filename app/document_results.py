@@ -298,6 +298,9 @@ class ResultApplier(QObject):
         doc.undoChanged.emit()
         doc.dirtyChanged.emit(doc.dirty)
         doc.titleChanged.emit(doc.title())
+        if not isinstance(req, OpenLineArt) and doc.line_art_opened is not None:
+            doc.line_art_opened = None  # another artwork replaced it: nothing to open again
+            doc.lineArtOpened.emit(False)
         if isinstance(req, LoadArtwork):
             doc.message.emit(f"Opened {doc.artwork_name}: earlier stages inferred")
             doc.artworkOpened.emit()
@@ -307,7 +310,7 @@ class ResultApplier(QObject):
                 doc.refine(min(EDIT_READY_STEPS, doc.settings.refine_steps))
         elif isinstance(req, OpenLineArt):
             cleaned = (res.info.get("lineart") or {}).get("cleaned", False)
-            doc.line_art_opened = (req.path, cleaned)
+            doc.line_art_opened = (req.path, cleaned, doc.serial)
             doc.message.emit(f"Opened {doc.artwork_name} as line art: the scan was cleaned up (paper levelled, "
                              "lines darkened, specks removed, small gaps closed; Edit > Use the line art as it was "
                              "undoes it)" if cleaned else f"Opened {doc.artwork_name} as line art")

@@ -63,6 +63,17 @@ class FileCommands:
         self.doc.saveFinished.connect(self._on_save_finished)
 
     # ----- unsaved changes -----
+    def use_line_art_as_it_was(self) -> None:
+        """Edit > Use the line art as it was: the line art opened last, opened again without the scan clean-up. It
+        replaces the artwork, so work done since it opened is offered for saving first."""
+        doc = self.doc
+        if doc.line_art_opened is None:
+            return
+        if doc.serial == doc.line_art_opened[2]:
+            doc.undo_line_art_cleanup()
+        else:
+            self.then_after_saving(doc.undo_line_art_cleanup)
+
     def then_after_saving(self, then: Callable[[], None]) -> None:
         """Before the artwork is replaced or the app closes: offer to save unsaved changes. `then` runs at once
         (nothing to save, or Discard), once the engine has saved (Save), or never (Cancel, or the save failed:

@@ -121,7 +121,7 @@ class WindowControls:
         self.act_open_line_art = A("Open &line art…", lambda: files.open_line_art(), "Ctrl+Alt+O",
                                    "Your own line art (a line layer, an inked drawing, a scan) as the first stage, at "
                                    "its own size; flats and detail are generated from it")
-        self.act_undo_cleanup = A("Use the line art as it was", lambda: doc.undo_line_art_cleanup(), None,
+        self.act_undo_cleanup = A("Use the line art as it was", lambda: files.use_line_art_as_it_was(), None,
                                   "Open the last line art again without the scan clean-up")
         self.act_undo_cleanup.setEnabled(False)
         doc.lineArtOpened.connect(self.act_undo_cleanup.setEnabled)

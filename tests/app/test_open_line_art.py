@@ -77,3 +77,31 @@ def test_a_dithered_line_art_is_smoothed_as_the_cli_does(qtbot, window, tmp_path
     inside = np.hypot(xx - 80, yy - 60) < 30
     assert not np.array_equal(shown, raw)
     assert ((shown[inside] > 0) & (shown[inside] < 255)).mean() > 0.5  # greys, not black and white dots
+
+
+def test_using_the_line_art_as_it_was_keeps_later_work_and_ends_with_another_artwork(qtbot, window, tmp_path,
+                                                                                     dialogs):
+    """The line art opened again replaces the artwork: strokes made since it opened are offered for saving first,
+    and once another artwork (a new drawing) replaced it, there is no line art to open again."""
+    doc = window.doc
+    scan = np.full((120, 160, 3), 225, np.uint8)
+    scan[_ring(160, 120)] = 110
+    path = tmp_path / "scan.png"
+    Image.fromarray(scan, "RGB").save(path)
+    with qtbot.waitSignal(doc.lineArtOpened, timeout=20000) as opened:
+        window.files.open_line_art(str(path))
+    wait_idle(qtbot, window)
+    assert opened.args == [True]
+    layer = np.zeros((120, 160, 4), np.uint8)
+    layer[10:20, 10:40] = (0, 0, 0, 255)
+    doc.commit_layer(0, layer, "Stroke")
+    wait_idle(qtbot, window)
+    with qtbot.waitSignal(doc.lineArtOpened, timeout=20000):
+        window.controls.act_undo_cleanup.trigger()  # the test's answer to "Save changes?" is Discard
+    wait_idle(qtbot, window)
+    assert dialogs.kinds() == ["question"]
+    with qtbot.waitSignal(doc.lineArtOpened, timeout=20000) as replaced:
+        doc.new_artwork(200, 100)
+    wait_idle(qtbot, window)
+    assert replaced.args == [False] and not window.controls.act_undo_cleanup.isEnabled()
+    assert doc.line_art_opened is None
