@@ -9,7 +9,6 @@ white is the paper colour of every stage.
 from __future__ import annotations
 
 import os
-import stat
 import struct
 import warnings
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.errors import ImageError
 from core.files.atomic import atomic_write
-from core.safe_io import MAX_IMAGE_FILE_BYTES, open_regular_file, stat_input
+from core.safe_io import MAX_IMAGE_FILE_BYTES, open_regular_file
 
 # Largest image (in pixels) we agree to decode: 8192 x 8192, far beyond the model's resolution (at most 2048); a
 # file that claims more is almost certainly a decompression bomb. Module-level so that callers/tests may tune it.
@@ -166,8 +165,6 @@ def open_image(path: str | os.PathLike[str],
     """
     p = Path(path)
     name = str(p)
-    if stat.S_ISDIR(stat_input(p, ImageError).st_mode):
-        raise ImageError(f"{name}: is a folder, not an image file")
     limit = MAX_PIXELS
     # A regular file of bounded size, opened without blocking: a FIFO or a link to /dev/zero is refused unread.
     handle = open_regular_file(p, MAX_IMAGE_FILE_BYTES, ImageError, "an image file")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 import struct
 import zipfile
 import zlib
@@ -39,7 +38,7 @@ from core.files.project_format import (
     made_with,
     stage_file_name,
 )
-from core.safe_io import MAX_PROJECT_FILE_BYTES, loads_json, open_regular_file, stat_input
+from core.safe_io import MAX_PROJECT_FILE_BYTES, loads_json, open_regular_file
 from core.session_state import Layer, SessionState
 
 _MAX_MANIFEST_BYTES = 16 * 2**20  # extra (variation history) is small; anything larger is not ours
@@ -297,8 +296,6 @@ def load_project(path: str | os.PathLike[str], config: WorkflowConfig | None = N
     unread (an export needs only the stages, each with its layer baked in; such a project is not to be saved
     back). Every problem with the file is a ProjectError naming it."""
     p = Path(path)
-    if stat.S_ISDIR(stat_input(p, ProjectError).st_mode):
-        raise _fail(p, "is a folder, not a project file")
     # A regular file of bounded size, opened without blocking: a FIFO or a link to /dev/zero is refused unread.
     f = open_regular_file(p, MAX_PROJECT_FILE_BYTES, ProjectError, "a project file")
     with f:
