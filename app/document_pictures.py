@@ -13,7 +13,6 @@ from PySide6.QtCore import SignalInstance
 
 from app.layers import composite, rgb_of, to_rgb
 from app.stage_layers import StageLayers
-from core.files.export import lines_over_u8
 from core.files.imageio import uint8_to_tensor
 
 
@@ -75,13 +74,6 @@ class DocumentPictures:
     def stage_images(self) -> list[np.ndarray]:
         """Every stage as exported, uint8 (stage_u8): a quarter of float32's memory at 4096 px."""
         return [self.stage_u8(k) for k in range(self.num_stages)]
-
-    def final_as_shown(self) -> np.ndarray:
-        """The last stage as exported: with "Line art over colours", the line art multiplied over it (uint8)."""
-        final = self.stage_u8(self.num_stages - 1)
-        if not self.lines_over:
-            return final
-        return lines_over_u8(final, self.stage_u8(0))
 
     def compare_reference(self) -> tuple[np.ndarray, str] | None:
         """What the final stage is compared with: the opened artwork, or the final stage before the last change."""

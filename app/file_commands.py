@@ -206,10 +206,7 @@ class FileCommands:
             self.window.statusBar().showMessage("Note: some stages are still being regenerated; exported as shown",
                                                 6000)
         try:
-            images = doc.stage_images()
-            if fmt is ExportFormat.PNG:  # the final image as shown: the line art over it when that is on
-                images[-1] = doc.final_as_shown()
-            out = core_export.export(images, list(doc.config.stage_names), fmt, path, scale=int(scale),
+            out = core_export.export(doc.stage_images(), list(doc.config.stage_names), fmt, path, scale=int(scale),
                                      line_over=doc.lines_over)
         except ArtflowError as exc:
             self.window.show_error("Export failed", str(exc))

@@ -463,9 +463,9 @@ def check_output(fmt: ExportFormat | str, path: str | os.PathLike[str],
 def export(images: Sequence[StageImage], stage_names: Sequence[str], fmt: ExportFormat | str,
            path: str | os.PathLike[str], scale: int = 1, line_over: bool = False) -> list[Path]:
     """Write `images` in format `fmt` (an ExportFormat or its word) to `path` (a folder for STAGES); returns the
-    written files. `scale` enlarges the PNG export only. line_over ("Line art over colours"): the .ora gets the
-    line art as a multiplied layer above the colours (the app gives the PNG its final image as shown). The one
-    dispatch used by the app and the CLI."""
+    written files. `scale` enlarges the PNG export only. line_over ("Line art over colours"): the PNG is the final
+    image with the line art multiplied over it (lines_over_u8, as the app shows it), the .ora gets the line art
+    as a multiplied layer above the colours. The one dispatch used by the app and the CLI."""
     try:
         fmt = ExportFormat(fmt)
     except ValueError:
@@ -473,6 +473,8 @@ def export(images: Sequence[StageImage], stage_names: Sequence[str], fmt: Export
     if scale != 1 and fmt is not ExportFormat.PNG:
         raise ImageError("scale applies to the png export only")
     if fmt is ExportFormat.PNG:
+        if line_over:
+            images = [*images[:-1], lines_over_u8(images[-1], images[0])]
         return [export_final_png(images, path, scale)]
     if fmt is ExportFormat.STAGES:
         # The folder appears complete or not at all (a full disk half-way leaves an existing one as it was).
