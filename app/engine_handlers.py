@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
 import torch
 
 from app.engine_requests import (
@@ -112,7 +113,9 @@ def new_artwork(engine: EngineState, rid: int, req: NewArtwork) -> EngineResult:
         engine.art = LayeredArtwork.of_session(s)
     else:  # the artist's size (issue 28): the chain generated at that size, like `artflow generate`
         check_artwork_size(width, height, "new drawing")
-        pm, full = generate_fullres(s, torch.ones(s.config.stages[0].channels, height, width), req.clean_flats)
+        # In 8 bits, as the artwork holds them (the same pixels as the float stages rounded: no float copies).
+        pm, full = generate_fullres(s, torch.ones(s.config.stages[0].channels, height, width), req.clean_flats,
+                                    u8=True)
         engine.art = LayeredArtwork.from_stages(pm, full)
         if req.clean_flats:
             engine.set_idle_work(prime_regions(engine, engine.art))
@@ -120,7 +123,7 @@ def new_artwork(engine: EngineState, rid: int, req: NewArtwork) -> EngineResult:
 
 
 def open_line_art(engine: EngineState, rid: int, req: OpenLineArt) -> EngineResult:
-    from core.files.imageio import load_artwork, tensor_to_uint8, uint8_to_tensor
+    from core.files.imageio import load_artwork, tensor_to_uint8
     from core.fullres.lineart_import import prepare_line_art
     from core.fullres.pipeline import generate_fullres
     from core.fullres.proxy import MIN_SIDE
@@ -133,12 +136,10 @@ def open_line_art(engine: EngineState, rid: int, req: OpenLineArt) -> EngineResu
     smooth = undither(grey)
     grey = grey if smooth is None else smooth
     grey, info = prepare_line_art(grey) if req.cleanup else (grey, None)
-    first = uint8_to_tensor(grey)  # (1, H, W)
-    if s.config.stages[0].channels != first.shape[0]:
-        first = first.expand(s.config.stages[0].channels, -1, -1).clone()
+    first = grey if s.config.stages[0].channels == 1 else np.repeat(grey[..., None], 3, axis=2)
     for k in range(s.num_stages):
         s.set_layer(k, None, propagate=False)
-    pm, full = generate_fullres(s, first, req.clean_flats)
+    pm, full = generate_fullres(s, first, req.clean_flats, u8=True)  # in 8 bits, as the artwork holds them
     engine.art = LayeredArtwork.from_stages(pm, full)
     if req.clean_flats:
         engine.set_idle_work(prime_regions(engine, engine.art))

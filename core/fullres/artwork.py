@@ -94,10 +94,12 @@ class LayeredArtwork:
                    [tensors_to_layer(ly) for ly in session.layers], own_pixels=False)
 
     @classmethod
-    def from_stages(cls, pm: ProxyMap, stages: Sequence[torch.Tensor], target: torch.Tensor | None = None,
-                    layers: Sequence[RGBA | None] | None = None) -> LayeredArtwork:
-        """From full-res float stages (C, H, W) in [-1, 1] (pipeline.fullres_stages' output, a project's)."""
-        bases = [to_u8(s) for s in stages]
+    def from_stages(cls, pm: ProxyMap, stages: Sequence[torch.Tensor | np.ndarray],
+                    target: torch.Tensor | None = None, layers: Sequence[RGBA | None] | None = None
+                    ) -> LayeredArtwork:
+        """From full-res stages: float (C, H, W) in [-1, 1] (pipeline.fullres_stages' output, a project's), or
+        already uint8 (u8=True there: kept as they are, made read-only)."""
+        bases = [frozen(s) if isinstance(s, np.ndarray) else to_u8(s) for s in stages]
         # The target is usually the last stage itself (fullres_stages keeps a known stage): one array for both.
         tgt = None if target is None else bases[-1] if target is stages[-1] else to_u8(target)
         return cls(pm, bases, layers, tgt)
