@@ -57,7 +57,7 @@ from core.editing.session import Session
 from core.errors import ArtflowError, DatasetError
 from core.evaluation.metrics import PSNR_CAP, psnr
 from core.files.imageio import load_artwork, save_image
-from core.fullres.pipeline import apply_edit_fullres, reconstruct_fullres
+from core.fullres.pipeline import PROPAGATIONS, apply_edit_fullres, reconstruct_fullres
 from core.fullres.proxy import MIN_SIDE
 
 FORMAT = "artflow-edit-eval"
@@ -66,7 +66,6 @@ FILES = ("flat.png", "detail.png", "flat-edited.png", "detail-truth.png")
 STRUCTURE_FILES = ("lineart.png", "detail.png", "lineart-edited.png", "detail-truth.png")
 EDIT_KINDS = ("recolour", "local", "structure")
 STRUCTURE_METHODS = ("learned-regions", "learned-global", "none")  # no recolour baseline applies to a new shape
-PROPAGATIONS = ("regions", "global")
 LEARNED = tuple(f"learned-{p}" for p in PROPAGATIONS)
 BASELINES = ("none", "multiply", "add")
 METHODS = LEARNED + BASELINES

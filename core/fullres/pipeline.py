@@ -163,7 +163,7 @@ def fullres_stages(session: Session, pm: ProxyMap, known: dict[int, FullImage] |
             full.append(_derive(session, full, k, pm, u8 and k == n - 1))
         if u8 and k > 0 and kinds[k - 1] != "line":
             full[k - 1] = as_u8(full[k - 1])  # stage k was the last to read it (a flat reads its line art)
-    return [as_u8(f) for f in full] if u8 else [as_float(f) for f in full]
+    return _finish(full, u8)
 
 
 def generate_fullres(session: Session, first: FullImage, clean_flats: bool = CLEAN_FLATS,
