@@ -9,3 +9,27 @@ import torch  # noqa: E402
 
 # The test models are tiny: one thread is as fast, and avoids OpenMP spin-waiting against other work on the machine.
 torch.set_num_threads(1)
+
+
+# CI shows only the end of a run, so the failing tests' names come after pytest's last line of counts.
+_failed_reports: list = []
+
+
+def pytest_runtest_logreport(report):
+    if report.failed:
+        _failed_reports.append(report)
+
+
+def pytest_unconfigure(config):
+    if not _failed_reports:
+        return
+    names = "; ".join(
+        f"{r.nodeid} ({r.when}): {_first_line(r)}" for r in _failed_reports[:5]
+    )
+    print(f"\nfailed: {names}")
+
+
+def _first_line(report) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    message = crash.message if crash is not None else str(report.longrepr)
+    return message.splitlines()[0][:300] if message else ""
