@@ -168,7 +168,10 @@ def load_artwork(engine: EngineState, rid: int, req: LoadArtwork) -> EngineResul
 # ----- edits and latents -----
 def apply_edits(engine: EngineState, rid: int, req: ApplyEdits) -> EngineResult:
     s = engine.session
-    proxy_mask, full_mask = engine.art.set_layers(s, req.layers, req.keep_unedited)
+    # A latent change restyles the whole picture; a painted edit follows req.propagation.
+    propagation = "global" if req.latents else req.propagation
+    proxy_mask, full_mask = engine.art.set_layers(s, req.layers, req.keep_unedited,
+                                                  full_mask=propagation != "regions")
     for i in sorted(req.latents):
         s.set_latent(i, req.latents[i], propagate=False)
     first = req.first_stage()
@@ -177,8 +180,6 @@ def apply_edits(engine: EngineState, rid: int, req: ApplyEdits) -> EngineResult:
         proxy_mask = full_mask = None
     if first is None:
         return result(engine, rid, req)
-    # A latent change restyles the whole picture; a painted edit follows req.propagation.
-    propagation = "global" if req.latents else req.propagation
     changed = engine.art.regenerate(s, first, full_mask, proxy_mask, req.clean_flats, propagation=propagation)
     return result(engine, rid, req, changed)
 

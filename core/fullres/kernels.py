@@ -266,6 +266,42 @@ def bin_sums(part, row_lo, row_hi, col_lo, col_hi, b0, b1):  # pragma: no cover
     return out
 
 
+@_kernel(types.void(_out(types.uint8, 3), _in(types.uint8, 3), _in(types.uint8, 3), _in(types.uint8, 3),
+                    _in(types.boolean, 2), _I64, _in(types.float32, 3, "C"), types.int64, types.int64, types.int64,
+                    types.int64))
+def colour_transform_rows(out, stage, driver_old, driver_new, changed, keys, transforms, r0, r1, x0, x1
+                          ):  # pragma: no cover
+    """The region rule's colour move (core.fullres.region_change.follow_colour_change) for rows r0..r1, columns
+    x0..x1: at each `changed` pixel, its group is found by the key of its (old, new) driver colours (keys: sorted
+    int64, region_change._keys' packing; every changed pixel's key is among them) and the stage's pixel moved by
+    the group's affine transform (transforms (G, C + 1, C) on [0, 1]: [x, 1] @ W), rounded to 8 bits: the numpy
+    formula's float32 arithmetic in its order."""
+    c, cd, g = stage.shape[2], driver_old.shape[2], keys.shape[0]
+    scale = np.float32(255.0)
+    for y in range(r0, r1):
+        for x in range(x0, x1):
+            if not changed[y, x]:
+                continue
+            key = np.int64(0)
+            for k in range(cd):
+                key = (key << 8) | np.int64(driver_old[y, x, k])
+            for k in range(cd):
+                key = (key << 8) | np.int64(driver_new[y, x, k])
+            lo, hi = 0, g
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if keys[mid] < key:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            for d in range(c):
+                acc = np.float32(0.0)
+                for k in range(c):
+                    acc += (np.float32(stage[y, x, k]) / scale) * transforms[lo, k, d]
+                v = min(max(acc + transforms[lo, c, d], np.float32(0.0)), np.float32(1.0)) * scale
+                out[y, x, d] = np.uint8(np.rint(v))
+
+
 @njit(nogil=True, cache=True)
 def _window_means(values, out, run, r):  # pragma: no cover
     """out[i] = the mean of values[i - r..i + r] cut at the ends, by a running sum (run: scratch, len + 1)."""
@@ -435,5 +471,5 @@ def warm_up() -> None:
     """Compiles every kernel (a fresh machine: ~1 s each) or loads it from numba's disk cache (milliseconds), so
     that an artist's first edit does not wait for the compiler."""
     for kernel in (guided_windows, region_histograms, sort_by_region, sorted_medians, lookup_rows, bin_sums, guided_fit,
-                   label4):
+                   label4, colour_transform_rows):
         kernel.compiled()

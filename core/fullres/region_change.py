@@ -33,6 +33,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from core.fullres import kernels
 from core.fullres.kinds import line_before, stage_kinds
 from core.fullres.masks import changed_box, diff_box
 from core.fullres.proxy import ProxyMap, proxy_of_u8
@@ -259,18 +260,15 @@ def follow_colour_change(stage: np.ndarray, driver_old: np.ndarray, driver_new: 
     po, pn = driver_proxies if driver_proxies is not None else (proxy_of_u8(driver_old, pm),
                                                                 proxy_of_u8(driver_new, pm))
     transforms = colour_transforms(groups, po, pn, model_old, model_new, prior_weight).astype(np.float32)
-    s3, o3 = _channels(stage), _channels(out)
-    do, dn = _channels(driver_old), _channels(driver_new)
-    c = s3.shape[2]
-    for y0 in range(0, changed.shape[0], BAND):
-        sel = changed[y0:y0 + BAND]
-        if not sel.any():
-            continue
-        g = np.searchsorted(groups.keys, _keys(do[y0:y0 + BAND][sel], dn[y0:y0 + BAND][sel]))
-        x = s3[y0:y0 + BAND][sel].astype(np.float32) / 255.0
-        w = transforms[g]  # (n, C + 1, C)
-        y = np.einsum("nc,ncd->nd", x, w[:, :c]) + w[:, c]
-        o3[y0:y0 + BAND][sel] = np.rint(np.clip(y, 0.0, 1.0) * 255.0).astype(np.uint8)
+    # Each changed pixel moved by its group's transform: one compiled pass over the changed box's rows (numpy's
+    # gathers of a transform per pixel took 50 ms of a 0.35 s stroke at 2048 px).
+    y0, y1, x0, x1 = changed_box(changed)
+    out3, s3, do, dn = (_channels(a) for a in (out, stage, driver_old, driver_new))
+
+    def run(r0: int, r1: int) -> None:
+        kernels.colour_transform_rows(out3, s3, do, dn, changed, groups.keys, transforms, y0 + r0, y0 + r1, x0, x1)
+
+    kernels.split_rows(run, y1 - y0, x1 - x0)
     return out
 
 

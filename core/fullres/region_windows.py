@@ -17,8 +17,8 @@ from core.fullres.region_rule import (
     Regions,
     _add_counts,
     _depth_limit,
+    _dist2,
     _dist2_bands,
-    _dist2_image,
     _features,
     _label,
     _median_cut,
@@ -229,7 +229,7 @@ class _Update:
                 ink = line[_ix(crop)]
                 if not ink.all():
                     inner = _inner(win, crop)
-                    d2 = _dist2_image(_features(ink)[:, inner[0], inner[1]], (inner[0].start, inner[1].start))
+                    d2 = _dist2(ink)[inner]
                     if _crop_valid(int(d2.max()), crop, self.shape, margin):
                         break
                 if _area(crop) > REBUILD_FRACTION * h * w:

@@ -43,7 +43,7 @@ from core.fullres.region_rule import (
     LINE_LEVEL,
     Regions,
     _add_counts,
-    _dist2_bands,
+    _dist2,
     _features,
     _grown_box,
     _label,
@@ -114,11 +114,8 @@ class RegionMap:
         # Within the ink's box (grown by 2: a ring of paper, the 3 x 3 filter's reach): every ink pixel's
         # nearest paper pixel is inside it, so the depths are those of the whole image.
         box = _grown_box(line, 2)
-        ft = _features(line[box])
         depth2 = np.zeros((h, w), np.int32)
-        for y0, y1, d2 in _dist2_bands(ft):  # squared depths as integers: no float copies of the box
-            depth2[box][y0:y1] = d2
-        del ft
+        depth2[box] = _dist2(line[box])
         ridge = _add_counts(np.zeros(1, np.int64), depth2[box][_ridge(depth2[box], line[box])], 1)
         cut = _median_cut(ridge)
         solid = _solid(depth2, line, cut)

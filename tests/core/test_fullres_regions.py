@@ -328,3 +328,21 @@ def test_line_arts_that_are_not_dithered_are_left_alone():
     anti_aliased = np.asarray(Image.fromarray(drawing).resize((128, 128), Image.Resampling.LANCZOS))
     assert R.undither(anti_aliased) is None
     assert R.undither(np.full((64, 64), 255, np.uint8)) is None and R.undither(np.zeros((64, 64), np.uint8)) is None
+
+
+@pytest.mark.parametrize("side, features", [(300, 40), (1100, 3), (1600, 1)])
+def test_squared_distances_are_scipys_exactly(side, features):
+    """region_rule._dist2 (OpenCV's exact transform, squared back to integers) equals scipy's distance transform
+    squared, bit for bit: near features, and far from them, where float32 distances no longer square back to the
+    right integer (1600 px from a single feature: scipy's feature transform takes over)."""
+    from core.fullres.region_rule import _dist2
+
+    rng = np.random.default_rng(side)
+    not_feature = np.ones((side, side), bool)
+    not_feature[rng.integers(0, side, features), rng.integers(0, side, features)] = False
+    ft = ndimage.distance_transform_edt(not_feature, return_distances=False, return_indices=True).astype(np.int64)
+    yy, xx = np.mgrid[:side, :side]
+    expected = (ft[0] - yy) ** 2 + (ft[1] - xx) ** 2
+    got = _dist2(not_feature)
+    assert got.dtype == np.int32
+    np.testing.assert_array_equal(got, expected)

@@ -168,3 +168,39 @@ def test_two_stages_painted_in_one_request_both_reach_the_detail(model):
     moved = (art.stage(2).astype(int) != detail_before.astype(int)).any(axis=2)
     assert moved[14:30, 16:36].any()  # the fill reached the detail
 
+
+
+@pytest.mark.parametrize("channels, driver_channels", [(3, 3), (1, 3), (3, 1), (1, 1)])
+def test_the_compiled_colour_move_is_the_numpy_formula(channels, driver_channels):
+    """follow_colour_change moves each changed pixel by its group's transform in one compiled pass
+    (kernels.colour_transform_rows); it gives the numpy formula's pixels exactly, for colour and grey stages and
+    drivers, at every changed pixel, and leaves the others as they were."""
+    from core.fullres import kernels
+    from core.fullres.region_change import _keys
+
+    rng = np.random.default_rng(channels * 10 + driver_channels)
+    h, w = 90, 120
+
+    def image(c, values):
+        return values.reshape((h, w, c) if c > 1 else (h, w))
+
+    stage = image(channels, rng.integers(0, 256, h * w * channels, dtype=np.uint8))
+    palette = rng.integers(0, 256, (5, driver_channels), dtype=np.uint8)
+    old = image(driver_channels, palette[rng.integers(0, 5, h * w)])
+    new = image(driver_channels, palette[rng.integers(0, 5, h * w)])
+    changed = changed_pixels(old, new)
+    groups = colour_groups(old, new, changed)
+    transforms = rng.normal(0, 0.7, (len(groups.keys), channels + 1, channels)).astype(np.float32)
+
+    def c3(a):
+        return a[..., None] if a.ndim == 2 else a
+
+    expected = c3(stage.copy())
+    g = np.searchsorted(groups.keys, _keys(c3(old)[changed], c3(new)[changed]))
+    x = c3(stage)[changed].astype(np.float32) / 255.0
+    y = np.einsum("nc,ncd->nd", x, transforms[g][:, :channels]) + transforms[g][:, channels]
+    expected[changed] = np.rint(np.clip(y, 0.0, 1.0) * 255.0).astype(np.uint8)
+    out = c3(stage.copy())
+    kernels.colour_transform_rows(out, c3(stage), c3(old), c3(new), changed, groups.keys, transforms, 0, h, 0, w)
+    np.testing.assert_array_equal(out, expected)
+    assert changed.any() and not changed.all()
