@@ -21,6 +21,7 @@ at this size, gets clean flats too. An opened artwork of that size keeps its own
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -84,6 +85,7 @@ class LayeredArtwork:
         # finds what the edit touched.
         self._seen_before: dict[int, np.ndarray] = {}
         self._seen_cache: dict[int, tuple[np.ndarray, RGBA, np.ndarray]] = {}  # stage(): the last composite
+        self._regions_beside: dict[int, threading.Thread] = {}  # find_regions_beside: stage -> its thread
 
     # ----- making one -----
     @classmethod
@@ -210,7 +212,14 @@ class LayeredArtwork:
             kinds = stage_kinds(session.config.stages)
             until = next((j for j in range(start + 1, session.num_stages)
                           if line_before(kinds, j, since=start) is not None), None)
-        changed = session.propagate(start, keep_mask=proxy_mask, until=until)
+        if seen_before is not None and stage_kinds(session.config.stages)[start] == "line":
+            # The line art's regions (the walk's first need) are found on the other core meanwhile, and the model
+            # keeps to one: a first outline on a 2048 px sheet spends ~0.1 s finding them.
+            self.find_regions_beside(start)
+            with single_threaded():
+                changed = session.propagate(start, keep_mask=proxy_mask, until=until)
+        else:
+            changed = session.propagate(start, keep_mask=proxy_mask, until=until)
         if seen_before is not None:
             with single_threaded():
                 return changed + self._follow_regions(session, old, start, seen_before, proxy_mask, clean_flats,
@@ -334,10 +343,32 @@ class LayeredArtwork:
         self._proxies[k] = (self.bases[k], p)
         return p
 
+    def find_regions_beside(self, k: int) -> None:
+        """Starts regions(k) on a thread of its own, so that the caller goes on meanwhile (its numpy, scipy,
+        OpenCV and compiled passes let go of the GIL); the next regions(k) waits for it. The bases and layers must
+        not change until then. Should the thread fail, that regions(k) finds them itself (and meets the error)."""
+        if k not in self._regions_beside:
+            thread = threading.Thread(target=self._quietly_find_regions, args=(k,), name="artflow-regions",
+                                      daemon=True)
+            self._regions_beside[k] = thread
+            thread.start()
+
+    def _quietly_find_regions(self, k: int) -> None:
+        try:
+            self._find_regions(k)
+        except Exception:  # noqa: BLE001 - regions(k) on the caller's thread tries again and reports it
+            self._regions.pop(k, None)
+
     def regions(self, k: int) -> Regions:
         """The closed regions of stage k as seen (a line art), cached while its base and layer stay the same.
         When they change, only the rectangle where the stage as seen can differ is composited again and the
         regions are updated around the line pixels that changed (RegionMap.updated: the same result)."""
+        beside = self._regions_beside.pop(k, None)
+        if beside is not None:
+            beside.join()
+        return self._find_regions(k)
+
+    def _find_regions(self, k: int) -> Regions:
         base, layer = self.bases[k], self.layers[k]
         hit = self._regions.pop(k, None)
         if hit is not None and hit[0] is base and hit[1] is layer:

@@ -263,6 +263,60 @@ def test_painting_on_the_line_art_updates_the_regions_and_the_flat_as_from_scrat
     assert hows[0] == "built" and hows.count("updated") >= 2, hows
 
 
+@pytest.mark.parametrize("thread_fails", [False, True])
+def test_a_line_art_edit_finds_its_regions_beside_the_model(small_windows, monkeypatch, thread_fails):
+    """A region-bounded regenerate after a line-art stroke finds the line art's regions on a thread of its own
+    while the model runs (LayeredArtwork.find_regions_beside): the stages come out as when they are found in
+    turn, the regions are those of the stage as seen, and a thread that fails leaves the caller to find them."""
+    import threading
+
+    import torch
+
+    import core.fullres.artwork as A
+    from core.editing.session import Session
+    from core.fullres.artwork import LayeredArtwork
+    from core.fullres.pipeline import generate_fullres
+    from core.fullres.regions import find_regions
+    from tests.core.engine_util import tiny_model
+
+    torch.set_num_threads(1)
+    h, w = 90, 140
+    first = np.ones((h, w), np.float32)
+    first[ring((h, w), 45, 60, 30, 45, 3)] = -1
+    first = torch.from_numpy(first)[None]
+    model = tiny_model(seed=0)
+    layer = np.zeros((h, w, 4), np.uint8)
+    layer[40:44, 5:135] = (20, 20, 20, 255)  # across the ring: splits its inside
+    threads = []
+    updated = RegionMap.updated
+
+    def watched(self, line):
+        threads.append(threading.current_thread().name)
+        if thread_fails and threading.current_thread().name == "artflow-regions":
+            raise MemoryError("the thread ran out of memory")
+        return updated(self, line)
+
+    monkeypatch.setattr(RegionMap, "updated", watched)
+    results, hows = [], []
+    for beside in (True, False):
+        if not beside:
+            monkeypatch.setattr(A.LayeredArtwork, "find_regions_beside", lambda self, k: None)
+        session = Session(model, "cpu")
+        pm, full = generate_fullres(session, first)
+        art = LayeredArtwork.from_stages(pm, full)
+        art.regions(0)  # as the app's idle work finds them for a new drawing
+        art.set_layers(session, {0: layer})
+        art.regenerate(session, 0, propagation="regions")
+        assert_same(art.regions(0), find_regions(art.stage(0)))
+        hows.append(art._regions[0][2].how)
+        results.append([np.array(b) for b in art.bases])
+    assert threads == ["artflow-regions", "MainThread"]  # the update: beside the model, then in turn
+    # A failed thread spent the old map: the caller found the regions again from scratch.
+    assert hows == (["built", "updated"] if thread_fails else ["updated", "updated"])
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 # ----- dithered line art -----
 def dithered_drawing(grey: int, size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """A circle outline cut in two by a stroke, its inside shaded `grey`: (the drawing, it dithered to 1 bit by
