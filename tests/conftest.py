@@ -11,6 +11,16 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 
+def pytest_sessionstart(session):
+    """The full-resolution kernels compiled before the first test (a fresh clone compiles them for ~15 s on 2
+    cores; later runs load numba's cache in milliseconds). Otherwise the app's background warm-up compiles them
+    while the first app tests run, and whichever test first needs a kernel waits for every compile before it,
+    inside its own timeout."""
+    from core.fullres import kernels
+
+    kernels.warm_up()
+
+
 # CI shows only the end of a run, so the failing tests' names come after pytest's last line of counts.
 _failed_reports: list = []
 

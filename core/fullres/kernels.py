@@ -302,6 +302,31 @@ def colour_transform_rows(out, stage, driver_old, driver_new, changed, keys, tra
                 out[y, x, d] = np.uint8(np.rint(v))
 
 
+@_kernel(types.void(_out(types.uint8, 3), _in(types.uint8, 3), _in(types.uint8, 3), types.int64, types.int64))
+def composite_rows(out, base, layer, r0, r1):  # pragma: no cover
+    """A straight-alpha RGBA layer (h, w, 4) over a base (h, w, C), C = 3 or 1 (grey: the layer's colour is the
+    rounded mean of its RGB, (r + g + b + 1) // 3), rounded to 8 bits, rows r0..r1: layer_pixels.composite's
+    numpy formula in its float32 order, base * (1 - a) + colour * a with a = alpha / 255."""
+    c = base.shape[2]
+    for y in range(r0, r1):
+        for x in range(base.shape[1]):
+            alpha = layer[y, x, 3]
+            if alpha == 0:
+                for ch in range(c):
+                    out[y, x, ch] = base[y, x, ch]
+                continue
+            a = np.float32(alpha) / np.float32(255.0)
+            keep = np.float32(1.0) - a
+            if c == 1:
+                total = np.int64(layer[y, x, 0]) + np.int64(layer[y, x, 1]) + np.int64(layer[y, x, 2])
+                mixed = np.float32(base[y, x, 0]) * keep + np.float32((total + 1) // 3) * a
+                out[y, x, 0] = np.uint8(np.rint(mixed))
+            else:
+                for ch in range(c):
+                    mixed = np.float32(base[y, x, ch]) * keep + np.float32(layer[y, x, ch]) * a
+                    out[y, x, ch] = np.uint8(np.rint(mixed))
+
+
 @njit(nogil=True, cache=True)
 def _window_means(values, out, run, r):  # pragma: no cover
     """out[i] = the mean of values[i - r..i + r] cut at the ends, by a running sum (run: scratch, len + 1)."""
@@ -471,5 +496,5 @@ def warm_up() -> None:
     """Compiles every kernel (a fresh machine: ~1 s each) or loads it from numba's disk cache (milliseconds), so
     that an artist's first edit does not wait for the compiler."""
     for kernel in (guided_windows, region_histograms, sort_by_region, sorted_medians, lookup_rows, bin_sums, guided_fit,
-                   label4, colour_transform_rows):
+                   label4, colour_transform_rows, composite_rows):
         kernel.compiled()

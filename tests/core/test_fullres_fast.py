@@ -334,3 +334,24 @@ def test_proxy_delta_and_diff_box_from_the_changed_box_only(w, h, r):
         torch.testing.assert_close(proxy_delta_u8(new, old, (y0, y1, x0, x1), pm),
                                    proxy_with(uint8_to_tensor(new), pm) - proxy_with(uint8_to_tensor(old), pm),
                                    atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("grey", [False, True])
+def test_the_compiled_composite_is_the_float_formula(grey):
+    """layer_pixels.composite runs one compiled pass (kernels.composite_rows); it gives the float32 formula of
+    straight-alpha compositing exactly, every alpha and level included, on colour and grey stages."""
+    from core.fullres.layer_pixels import composite
+
+    rng = np.random.default_rng(7)
+    h, w = 600, 457  # over two tasks of kernels.split: on two cores, rows on both
+    base = rng.integers(0, 256, (h, w) if grey else (h, w, 3), dtype=np.uint8)
+    layer = rng.integers(0, 256, (h, w, 4), dtype=np.uint8)
+    layer[: h // 3, :, 3] = 0  # untouched rows
+    a = layer[..., 3].astype(np.float32) / 255.0
+    if grey:
+        colour = ((layer[..., :3].astype(np.uint16).sum(2) + 1) // 3).astype(np.float32)
+    else:
+        colour, a = layer[..., :3].astype(np.float32), a[..., None]
+    expected = np.rint(base.astype(np.float32) * (1 - a) + colour * a).astype(np.uint8)
+    np.testing.assert_array_equal(composite(base, layer), expected)
+    np.testing.assert_array_equal(composite(base[5:200, 9:100], layer[5:200, 9:100]), expected[5:200, 9:100])
