@@ -73,7 +73,9 @@ def main() -> None:
         win.canvas.zoom_to(1.0)
         app.processEvents()
         out = Path(f"{args.prefix}-{stage}.png")
-        win.grab().save(str(out))
+        if not win.grab().save(str(out)):  # Qt says only False: a missing folder, no permission, a full disk
+            win.close()
+            raise SystemExit(f"{out}: cannot write the screenshot (does its folder exist?)")
         print(out)
     win.close()
 
