@@ -123,19 +123,14 @@ def new_artwork(engine: EngineState, rid: int, req: NewArtwork) -> EngineResult:
 
 
 def open_line_art(engine: EngineState, rid: int, req: OpenLineArt) -> EngineResult:
-    from core.files.imageio import load_artwork, tensor_to_uint8
-    from core.fullres.lineart_import import prepare_line_art
+    from core.fullres.lineart_import import read_line_art
     from core.fullres.pipeline import generate_fullres
     from core.fullres.proxy import MIN_SIDE
-    from core.fullres.regions import undither
 
     s = engine.session
-    # Read as the CLI reads a first stage (core.cli.common.read_artwork): grey, alpha on white, a dithered 1-bit
-    # line art's dots smoothed; then the scan clean-up, as `generate` does.
-    grey = tensor_to_uint8(load_artwork(req.path, 1, min(MIN_SIDE, s.config.resolution)))
-    smooth = undither(grey)
-    grey = grey if smooth is None else smooth
-    grey, info = prepare_line_art(grey) if req.cleanup else (grey, None)
+    # Read as `artflow generate` reads a line art (grey, a dithered drawing's dots smoothed, a scan cleaned up).
+    read = read_line_art(req.path, min(MIN_SIDE, s.config.resolution), cleanup=req.cleanup)
+    grey, info = read.image, read.cleanup
     first = grey if s.config.stages[0].channels == 1 else np.repeat(grey[..., None], 3, axis=2)
     for k in range(s.num_stages):
         s.set_layer(k, None, propagate=False)

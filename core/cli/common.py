@@ -19,11 +19,10 @@ from core.errors import ArtflowError, BundleError, one_line
 from core.files import bundle
 from core.files.atomic import OutputDir, atomic_output_dir, atomic_write, check_output_folder
 from core.files.export import export_stages
-from core.files.imageio import load_artwork, tensor_to_uint8, uint8_to_tensor
+from core.files.imageio import load_artwork, uint8_to_tensor
 from core.files.project import project_from_session, save_project
 from core.fullres.kinds import stage_kinds
 from core.fullres.proxy import MIN_SIDE, ProxyMap
-from core.fullres.regions import undither
 from core.platform.device import resolve_device
 
 
@@ -125,18 +124,31 @@ def add_clean_flats(p: argparse.ArgumentParser) -> None:
 
 def read_artwork(session: Session, path: str, k: int) -> torch.Tensor:
     """Stage k's image at its own size (C_k, H, W): any aspect ratio, MIN_SIDE..MAX_SIDE px on the long side (a
-    tiny model's own resolution is enough), refused with one line before decoding when larger. A dithered 1-bit
-    line art (for a line-art stage) has its dither smoothed (regions.undither, with a note on stderr): every dot
-    would otherwise be a line, and its regions none."""
+    tiny model's own resolution is enough), refused with one line before decoding when larger. A line-art stage's
+    image is read as the app reads one (read_line_art, without the scan clean-up): a dithered 1-bit line art has
+    its dither smoothed, with a note on stderr (every dot would otherwise be a line, and its regions none)."""
     cfg = session.config
-    image = load_artwork(path, cfg.stages[k].channels, min(MIN_SIDE, cfg.resolution))
-    if image.shape[0] == 1 and stage_kinds(cfg.stages)[k] == "line":
-        smooth = undither(tensor_to_uint8(image))
-        if smooth is not None:
-            print(one_line(f"artflow: note: {path} is a dithered 1-bit line art; its dots were smoothed into greys "
-                           "before its closed regions were found"), file=sys.stderr)
-            image = uint8_to_tensor(smooth)
-    return image
+    if stage_kinds(cfg.stages)[k] == "line":
+        return read_line_art_stage(session, path, k, cleanup=False)[0]
+    return load_artwork(path, cfg.stages[k].channels, min(MIN_SIDE, cfg.resolution))
+
+
+def read_line_art_stage(session: Session, path: str, k: int, cleanup: bool) -> tuple[torch.Tensor, dict | None]:
+    """A line-art stage's image (C_k, H, W) through core.fullres.lineart_import.read_line_art (the app's File >
+    Open line art reads the same way): grey on every channel, a dithered drawing's dots smoothed, a scan cleaned
+    up when `cleanup`; notes on stderr for both. Returns it and the clean-up's report (None: not asked)."""
+    from core.fullres.lineart_import import read_line_art  # here: scikit-image and OpenCV take a while to import
+
+    cfg = session.config
+    read = read_line_art(path, min(MIN_SIDE, cfg.resolution), cleanup=cleanup)
+    if read.smoothed:
+        print(one_line(f"artflow: note: {path} is a dithered 1-bit line art; its dots were smoothed into greys "
+                       "before its closed regions were found"), file=sys.stderr)
+    if read.cleanup is not None and read.cleanup.cleaned:
+        print(one_line(f"artflow: note: {path} looks like a scan or photo of a drawing on paper; it was cleaned up "
+                       "(--no-cleanup uses it as it is)"), file=sys.stderr)
+    image = uint8_to_tensor(read.image).expand(cfg.stages[k].channels, -1, -1).contiguous()
+    return image, None if read.cleanup is None else read.cleanup.as_dict()
 
 
 def sizes(pm: ProxyMap) -> dict:

@@ -9,15 +9,11 @@ pixel for pixel. Writes OUT/stages/NN-<stage>.png, OUT/project.artflow and OUT/r
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-
-import torch
 
 from core.cli import common
 from core.editing.latents import choose_latents, parse_latent_coords
-from core.errors import one_line
-from core.files.imageio import tensor_to_uint8, uint8_to_tensor
+from core.files.imageio import tensor_to_uint8
 from core.fullres.kinds import stage_kinds
 from core.fullres.pipeline import generate_fullres
 from core.platform.device import device_label
@@ -41,29 +37,17 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def clean_line_art(first: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """The first stage (C, H, W) through core.fullres.lineart_import.prepare_line_art: cleaned when it looks like a scan
-    (grey, repeated on every channel), else the very tensor given. Returns it and what was done (for the report)."""
-    from core.fullres.lineart_import import prepare_line_art  # here: scikit-image and OpenCV take a while to import
-
-    line, info = prepare_line_art(tensor_to_uint8(first))
-    if not info.cleaned:
-        return first, info.as_dict()
-    return uint8_to_tensor(line).expand(first.shape[0], -1, -1).contiguous(), info.as_dict()
-
-
 def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     session, mpath = common.open_session(args)
     cfg = session.config
     given = parse_latent_coords(args.z or [], cfg)
-    first = common.read_artwork(session, args.image, 0)
     cleanup = {"cleaned": False, "kind": "skipped" if not args.cleanup else "not-a-line-art-stage"}
-    if args.cleanup and stage_kinds(cfg.stages)[0] == "line":
-        first, cleanup = clean_line_art(first)
-        if cleanup["cleaned"]:
-            print(one_line(f"artflow: note: {args.image} looks like a scan or photo of a drawing on paper; it was "
-                           "cleaned up (--no-cleanup uses it as it is)"), file=sys.stderr)
+    if stage_kinds(cfg.stages)[0] == "line":  # read as the app's File > Open line art reads it
+        first, done = common.read_line_art_stage(session, args.image, 0, args.cleanup)
+        cleanup = cleanup if done is None else done
+    else:
+        first = common.read_artwork(session, args.image, 0)
     out = common.out_folder(args.out)
     latents = choose_latents(session.model, args.seed, given, mean=args.mean_z)
     first = tensor_to_uint8(first)  # on 8-bit levels (read from a file): the same pixels in a quarter of the memory

@@ -1,5 +1,9 @@
 """Line art from an image (issue 28): the first stage at the drawing's own size, from a digital line layer or a scan.
 
+read_line_art: a line-art file as a first stage gets it, the one way the app (File > Open line art) and the CLI
+(`generate`, a line-art stage's image) read one: grey at its own size, a dithered 1-bit drawing's dots smoothed
+(core.fullres.dither), then prepare_line_art unless the caller skips the clean-up.
+
 prepare_line_art: alpha composited on paper white, colour to grey (ITU-R 601, as Pillow's "L"), then one of:
 - a drawing on pure white paper (a Krita or other digital export, a dithered 1-bit drawing): the artist's pixels,
   unchanged bit for bit, whatever its lines and fills (grey, coloured or antialiased ones are the artist's choice);
@@ -28,6 +32,9 @@ import cv2
 import numpy as np
 from skimage.filters import apply_hysteresis_threshold, threshold_otsu
 from skimage.morphology import remove_small_objects
+
+from core.files.imageio import load_artwork, tensor_to_uint8
+from core.fullres.dither import undither
 
 # A digital drawing's paper is pure white: one with at least WHITE_SHARE of its pixels exactly 255 is the artist's
 # as it is (whatever its lines and fills). A scan's or a photo's paper (tint, lighting, grain) almost never is.
@@ -70,6 +77,31 @@ class LineArtInfo:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ReadLineArt:
+    """read_line_art's result: `image` (H, W) uint8, the line art as the first stage gets it; `smoothed`: a
+    dithered 1-bit drawing had its dots smoothed; `cleanup`: what prepare_line_art did (None: not asked)."""
+
+    image: np.ndarray
+    smoothed: bool
+    cleanup: LineArtInfo | None
+
+
+def read_line_art(path, min_side: int, cleanup: bool = True) -> ReadLineArt:
+    """A line-art file (any supported format and mode; alpha on paper white) as a first stage gets it, at its own
+    size: grey, a dithered 1-bit drawing's dots smoothed, then cleaned up as a scan when it looks like one
+    (cleanup=False: as it is). `min_side`: the shortest long side accepted. Read errors are core.files.imageio's
+    (ImageReadError, ArtworkSizeError: one line each)."""
+    grey = tensor_to_uint8(load_artwork(path, 1, min_side))
+    smooth = undither(grey)
+    if smooth is not None:
+        grey = smooth
+    info = None
+    if cleanup:
+        grey, info = prepare_line_art(grey)
+    return ReadLineArt(grey, smooth is not None, info)
 
 
 def to_grey(image: np.ndarray) -> np.ndarray:
