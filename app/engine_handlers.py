@@ -59,6 +59,13 @@ def result(engine: EngineState, rid: int, req: Request, changed=(), info: dict |
                         engine.art.snapshot())
 
 
+def use_artwork(engine: EngineState, art: LayeredArtwork, prime: bool = True) -> None:
+    """`art` becomes the engine's artwork; with `prime`, its line arts' regions are found as idle work."""
+    engine.art = art
+    if prime:
+        engine.set_idle_work(prime_regions(engine, art))
+
+
 def prime_regions(engine: EngineState, art: LayeredArtwork) -> Callable[[], None]:
     """Idle work: the closed regions of each line art a clean flat is made from, found for the artwork just
     opened, so that the artist's first stroke on the line art only updates them around the stroke (found from
@@ -116,9 +123,7 @@ def new_artwork(engine: EngineState, rid: int, req: NewArtwork) -> EngineResult:
         # In 8 bits, as the artwork holds them (the same pixels as the float stages rounded: no float copies).
         pm, full = generate_fullres(s, torch.ones(s.config.stages[0].channels, height, width), req.clean_flats,
                                     u8=True)
-        engine.art = LayeredArtwork.from_stages(pm, full)
-        if req.clean_flats:
-            engine.set_idle_work(prime_regions(engine, engine.art))
+        use_artwork(engine, LayeredArtwork.from_stages(pm, full), prime=req.clean_flats)
     return result(engine, rid, req, range(1, s.num_stages))
 
 
@@ -135,9 +140,7 @@ def open_line_art(engine: EngineState, rid: int, req: OpenLineArt) -> EngineResu
     for k in range(s.num_stages):
         s.set_layer(k, None, propagate=False)
     pm, full = generate_fullres(s, first, req.clean_flats, u8=True)  # in 8 bits, as the artwork holds them
-    engine.art = LayeredArtwork.from_stages(pm, full)
-    if req.clean_flats:
-        engine.set_idle_work(prime_regions(engine, engine.art))
+    use_artwork(engine, LayeredArtwork.from_stages(pm, full), prime=req.clean_flats)
     return result(engine, rid, req, range(s.num_stages), {"lineart": None if info is None else info.as_dict()})
 
 
@@ -154,9 +157,7 @@ def load_artwork(engine: EngineState, rid: int, req: LoadArtwork) -> EngineResul
     # At every size, the model's own included, the artwork keeps its pixels apart from the session's fit
     # (issue 27): with no edit it comes back exactly.
     full = fullres_stages(s, pm, {s.num_stages - 1: image}, req.clean_flats)
-    engine.art = LayeredArtwork.from_stages(pm, full, target=image)
-    if req.clean_flats:
-        engine.set_idle_work(prime_regions(engine, engine.art))
+    use_artwork(engine, LayeredArtwork.from_stages(pm, full, target=image), prime=req.clean_flats)
     return result(engine, rid, req, range(s.num_stages))
 
 
@@ -300,6 +301,5 @@ def open_project(engine: EngineState, rid: int, req: OpenProject) -> EngineResul
                 # holds it already; it becomes the base.
                 s.set_layer(k, None, propagate=False)
                 s.set_stage(k, proxy_with(uint8_to_tensor(project.fullres_u8[k]), pm), propagate=False)
-        engine.art = LayeredArtwork(pm, bases, layers)
-        engine.set_idle_work(prime_regions(engine, engine.art))
+        use_artwork(engine, LayeredArtwork(pm, bases, layers))
     return result(engine, rid, req, range(s.num_stages), {"project": project, "applied": True})
