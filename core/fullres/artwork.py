@@ -412,6 +412,7 @@ class _ArtworkStages:
         # The cached proxies of bases replaced during the walk: a colour stage's driver before it moved is often
         # one (its proxy otherwise summed again over the whole sheet, ~10 ms at 2048 px).
         self._replaced_proxies: list[tuple[np.ndarray, torch.Tensor]] = []
+        self._candidates: dict[int, np.ndarray] = {}  # ahead(): a flat's candidate, made before its regions
 
     def before(self, j: int) -> np.ndarray:
         if j == self.start:
@@ -427,14 +428,26 @@ class _ArtworkStages:
     def regions(self, j: int) -> Regions:
         return self.art.regions(j)
 
+    def ahead(self, j: int, line: int | None) -> None:
+        # The flat's candidate (the model's change carried up, the regions' colours measured on it) needs no
+        # regions: made while the line art's regions are still being found beside (find_regions_beside).
+        if line is not None:
+            self._candidates[j] = self._candidate(j)
+
+    def _candidate(self, j: int) -> np.ndarray:
+        base = self.art.bases[j]
+        change = self.session.bases[j] - self.old_bases[j]
+        return apply_change(base, change, base, self.art.pm, None, self.art.base_proxy(j))
+
     def follow_lines(self, j: int, bound: np.ndarray, line: int | None, regions: Regions) -> None:
         art, base = self.art, self.art.bases[j]
         box = changed_box(bound)
-        change = self.session.bases[j] - self.old_bases[j]
         if line is None:
+            change = self.session.bases[j] - self.old_bases[j]
             new = apply_change(base, change, base, art.pm, bound.astype(np.float32), art.base_proxy(j))
         else:
-            candidate = apply_change(base, change, base, art.pm, None, art.base_proxy(j))
+            candidate = self._candidates.pop(j, None)
+            candidate = self._candidate(j) if candidate is None else candidate
             flat = clean_flat_u8(art.regions(line), candidate, self.lines,
                                  art._seen(line, box) if self.lines == "ink" else None, box)
             del candidate

@@ -338,6 +338,9 @@ class _PipelineStages:
     def regions(self, j: int) -> Regions:
         return find_regions(as_float(self.new_full[j]))
 
+    def ahead(self, j: int, line: int | None) -> None:
+        pass  # (the stage is followed in one go, in follow_lines)
+
     def follow_lines(self, j: int, bound: np.ndarray, line: int | None, regions: Regions) -> None:
         # The clean flat of the line art just before: these very regions (not found twice), and that line art as
         # it is (clean_flat then reads it only for the "ink" policy); another line art: in float, as always.

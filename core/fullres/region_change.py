@@ -301,6 +301,10 @@ class FollowedStages(Protocol):
     def regions(self, j: int) -> Regions:
         """The closed regions of stage j (a line art) as it is now."""
 
+    def ahead(self, j: int, line: int | None) -> None:
+        """Stage j is about to follow a line-art change (follow_lines with this `line`): what it can do before
+        the line art's regions are known may start now (they may still be being found beside it)."""
+
     def follow_lines(self, j: int, bound: np.ndarray, line: int | None, regions: Regions) -> None:
         """Stage j after a line-art change (or a change of another kind of picture: grey to colour) of stage
         j - 1: it changes only inside `bound` (H, W); `line`: the line art whose regions its clean flat follows
@@ -330,9 +334,10 @@ def follow_region_rule(session, stages: FollowedStages, start: int, proxy_mask: 
         changed = changed_pixels(driver_old, driver_new)
         if changed.any():
             if kinds[j - 1] == "line" or driver_new.ndim != stage_old.ndim:
+                line = line_before(kinds, j, since=start) if clean_flats else None
+                stages.ahead(j, line)
                 regions = stages.regions(j - 1)
                 bound = touched_regions(regions, changed)
-                line = line_before(kinds, j, since=start) if clean_flats else None
                 if line is not None:  # the shapes that go on keep their flat; the new ones take the model's colours
                     bound &= ~continuing_regions(regions.labels, bound, stage_old)
                 stages.follow_lines(j, bound, line, regions)
