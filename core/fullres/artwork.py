@@ -48,6 +48,7 @@ from core.fullres.pipeline import CLEAN_FLATS, PROPAGATION, PROPAGATIONS, line_b
 from core.fullres.proxy import ProxyMap, proxy_delta_u8, proxy_of_u8, single_threaded
 from core.fullres.region_change import follow_colour_stage, follow_region_rule
 from core.fullres.regions import RegionMap, line_mask
+from core.platform.threads import one_thread_beside_other_work
 
 # keep_mask_fullres's threshold (2 % of the range, |a - b| / 2 > 0.02 on [-1, 1]) in 8-bit levels: > 5.1
 KEEP_LEVELS = 5
@@ -216,7 +217,7 @@ class LayeredArtwork:
             # The line art's regions (the walk's first need) are found on the other core meanwhile, and the model
             # keeps to one: a first outline on a 2048 px sheet spends ~0.1 s finding them.
             self.find_regions_beside(start)
-            with single_threaded():
+            with one_thread_beside_other_work():
                 changed = session.propagate(start, keep_mask=proxy_mask, until=until)
         else:
             changed = session.propagate(start, keep_mask=proxy_mask, until=until)

@@ -11,8 +11,7 @@ in [0, 1] and go through the same functions with paper=0.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -24,6 +23,7 @@ from core.artwork_size import MIN_SIDE as MIN_SIDE
 from core.artwork_size import ProxyMap as ProxyMap
 from core.artwork_size import check_artwork_size as check_artwork_size
 from core.fullres import kernels
+from core.platform.threads import single_threaded as single_threaded  # where the full-res passes import it
 
 # The sizes Artflow works with and ProxyMap (where an artwork sits in its proxy) live in core.artwork_size (the
 # image reader and the project format use them too); re-exported here, where the pipeline's callers look for them.
@@ -106,18 +106,6 @@ def proxy_with(image: torch.Tensor, pm: ProxyMap, paper: float = PAPER) -> torch
     return resize_axis(rows, r, -1)
 
 
-@contextmanager
-def single_threaded() -> Iterator[None]:
-    """Torch on one thread for the calling thread while inside (torch's thread count is per thread).
-    guided.apply_change and proxy_of_array run hundreds of small operations: each one split over a thread team
-    waits for its slowest thread, and on a loaded 2-core machine that cost ~10x (apply_change at 2048 x 1536:
-    5.2 s with two threads, 0.3 s with one, load average 4)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 PROXY_BAND = 128  # rows (or columns) converted to float at a time by proxy_of_array

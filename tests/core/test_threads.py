@@ -121,6 +121,27 @@ def restore_threads():
     torch.set_num_threads(n)
 
 
+def test_a_governor_keeps_one_thread_beside_other_work(restore_threads):
+    """Inside one_thread_beside_other_work() (the model's regeneration while another thread of the app finds a
+    line art's regions) a Session's governor does not set its team again: with two threads there the model
+    stalled ~3x. Inside plain single_threaded() it still judges (the model alone, in the middle of full-res
+    passes, takes two threads on a free machine)."""
+    from core.platform.threads import one_thread_beside_other_work, pinned_to_one_thread, single_threaded
+
+    torch.set_num_threads(2)
+    g = ThreadGovernor(2, sample=lambda: None, cores=2)  # no load readings: two threads
+    assert g.apply() == 2 and torch.get_num_threads() == 2
+    with one_thread_beside_other_work():
+        assert pinned_to_one_thread()
+        with one_thread_beside_other_work():  # nested: still pinned on the way out of the inner one
+            pass
+        assert g.apply() == 1 and torch.get_num_threads() == 1
+    assert not pinned_to_one_thread() and torch.get_num_threads() == 2
+    with single_threaded():
+        assert torch.get_num_threads() == 1 and g.apply() == 2 and torch.get_num_threads() == 2
+    assert torch.get_num_threads() == 2
+
+
 class Scripted:
     """A governor stand-in that answers from a script and records what it answered (apply() sets torch's count)."""
 
