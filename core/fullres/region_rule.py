@@ -116,6 +116,7 @@ def _features(not_feature: np.ndarray) -> np.ndarray:
 # OpenCV's float32 distances squared and rounded are the exact integers below this (measured: the first wrong one
 # near 2^22); a transform reaching farther is redone with scipy's.
 EXACT_CV_DIST2 = 1 << 21
+EXACT_FLOAT32 = 1 << 24  # every integer below is a float32
 
 
 def _dist2(not_feature: np.ndarray) -> np.ndarray:
@@ -180,7 +181,12 @@ def _depth_limit(cut: float) -> int:
 
 
 def _ridge(depth2: np.ndarray, line: np.ndarray) -> np.ndarray:
-    """Ink pixels at a local maximum (3 x 3) of the depth."""
+    """Ink pixels at a local maximum (3 x 3) of the depth. The maximum is OpenCV's dilation of the depths as
+    float32 (exact below 2^24; ~4x scipy's maximum_filter, whose "reflect" edge repeats the edge pixel, so both
+    take the maximum over the pixels inside the image), scipy's beyond."""
+    if depth2.size and int(depth2.max()) < EXACT_FLOAT32:
+        d = depth2.astype(np.float32)
+        return line & (d >= cv2.dilate(d, np.ones((3, 3), np.uint8)))
     return line & (depth2 >= ndimage.maximum_filter(depth2, size=3))
 
 

@@ -141,8 +141,10 @@ class RegionMap:
                 return cls(Regions(labels, count, line, own), close_gap)
             nearest = np.arange(h * w, dtype=np.int32).reshape(h, w)  # (after the transform: a lower peak)
             nearest[box] = flat
+            # Outside the box every pixel is its own nearest: only the box's labels are gathered (read whole
+            # before any is written), as for keep=False.
+            labels[box] = labels.ravel()[flat]
             del idx, flat
-            labels = labels.ravel()[nearest]
         elif keep:
             nearest = np.arange(h * w, dtype=np.int32).reshape(h, w)
         return cls(Regions(labels, count, line, own), close_gap, depth2, nearest, ridge, cut)
