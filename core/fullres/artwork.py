@@ -45,10 +45,10 @@ from core.fullres.layer_pixels import tensors_to_layer as tensors_to_layer
 from core.fullres.layer_pixels import to_u8 as to_u8
 from core.fullres.masks import changed_box, diff_box, keep_mask_from_changed
 from core.fullres.pipeline import CLEAN_FLATS, PROPAGATION, PROPAGATIONS, line_before
-from core.fullres.proxy import ProxyMap, proxy_delta_u8, proxy_of_u8, single_threaded
+from core.fullres.proxy import ProxyMap, proxy_delta_u8, proxy_of_u8
 from core.fullres.region_change import follow_colour_stage, follow_region_rule
 from core.fullres.regions import RegionMap, line_mask
-from core.platform.threads import one_thread_beside_other_work
+from core.platform.threads import one_thread_beside_other_work, single_threaded
 
 # keep_mask_fullres's threshold (2 % of the range, |a - b| / 2 > 0.02 on [-1, 1]) in 8-bit levels: > 5.1
 KEEP_LEVELS = 5
@@ -208,12 +208,12 @@ class LayeredArtwork:
             raise ValueError(f"propagation must be one of {', '.join(PROPAGATIONS)}, got {propagation!r}")
         seen_before = self._seen_before.pop(start, None) if propagation == "regions" else None
         old = [b.clone() for b in session.bases]
+        kinds = stage_kinds(session.config.stages)
         until = None
         if (self.identity or seen_before is not None) and clean_flats:
-            kinds = stage_kinds(session.config.stages)
             until = next((j for j in range(start + 1, session.num_stages)
                           if line_before(kinds, j, since=start) is not None), None)
-        if seen_before is not None and stage_kinds(session.config.stages)[start] == "line":
+        if seen_before is not None and kinds[start] == "line":
             # The line art's regions (the walk's first need) are found on the other core meanwhile, and the model
             # keeps to one: a first outline on a 2048 px sheet spends ~0.1 s finding them.
             self.find_regions_beside(start)

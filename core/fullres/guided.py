@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from core.fullres import kernels
-from core.fullres.proxy import ProxyMap, proxy_of_u8, proxy_with, resize_axis, single_threaded
+from core.fullres.proxy import ProxyMap, proxy_of_u8, proxy_with, resize_axis
+from core.platform.threads import single_threaded
 
 # Chosen on Fluent TEST drawings (benchmarks/bench_fullres.py): radius 1..8 and eps 1e-4..1e-2 were tried; wider
 # windows fit the change as a colour transform of the guide over a larger area (better whole-stage edits), while

@@ -23,7 +23,7 @@ from core.artwork_size import MIN_SIDE as MIN_SIDE
 from core.artwork_size import ProxyMap as ProxyMap
 from core.artwork_size import check_artwork_size as check_artwork_size
 from core.fullres import kernels
-from core.platform.threads import single_threaded as single_threaded  # where the full-res passes import it
+from core.platform.threads import single_threaded
 
 # The sizes Artflow works with and ProxyMap (where an artwork sits in its proxy) live in core.artwork_size (the
 # image reader and the project format use them too); re-exported here, where the pipeline's callers look for them.
