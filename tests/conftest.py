@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 # Qt runs headless in tests; a developer with a display can still override this.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -21,6 +23,18 @@ def pytest_sessionstart(session):
     kernels.warm_up()
 
 
+# Linux refuses to start a process with an environment string over 128 KiB, and pytest exports each test's id as
+# PYTEST_CURRENT_TEST: a test whose id is made from a huge parameter cannot start a subprocess. Refused at collection.
+_LONGEST_TEST_ID = 1000
+
+
+def pytest_collection_modifyitems(config, items):
+    long_ids = [item.nodeid[:120] + "…" for item in items if len(item.nodeid) > _LONGEST_TEST_ID]
+    if long_ids:
+        raise pytest.UsageError(f"test ids over {_LONGEST_TEST_ID} characters (give the parametrize `ids=`): "
+                                + "; ".join(long_ids))
+
+
 # CI shows only the end of a run, so the failing tests' names come after pytest's last line of counts.
 _failed_reports: list = []
 
@@ -34,7 +48,7 @@ def pytest_unconfigure(config):
     if not _failed_reports:
         return
     names = "; ".join(
-        f"{r.nodeid} ({r.when}): {_first_line(r)}" for r in _failed_reports[:5]
+        f"{r.nodeid[:300]} ({r.when}): {_first_line(r)}" for r in _failed_reports[:5]
     )
     print(f"\nfailed: {names}")
 
