@@ -11,6 +11,7 @@ from core.latent_prior import LatentPrior
 from core.nn.discriminator import MultiScaleDiscriminator
 from core.nn.generator import AdaINGenerator
 from core.nn.latent_encoder import LatentEncoder
+from core.nn.recolour import LearnedRecolour
 from core.nn.unet import UNet
 
 REGULARIZER_INIT = 1e-3  # Algorithm 1, line 2
@@ -39,6 +40,9 @@ class WorkflowModel(nn.Module):
         self.reg_weights = nn.ParameterList(
             nn.Parameter(torch.full((g.num_adain_params,), REGULARIZER_INIT)) for g in self.generators)
         self.latent_priors = nn.ModuleList(LatentPrior(config.generator.z_dim) for _ in t)
+        # The bundle's learned recolour (core.nn.recolour), when it has one: a plain attribute, not a submodule,
+        # so it is never part of model.safetensors.
+        self.recolour: LearnedRecolour | None = None
 
     @property
     def num_transitions(self) -> int:

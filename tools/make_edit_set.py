@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.data.fluent_emoji import (  # noqa: E402
     STYLE_PREFIXES,
     TONE_SUFFIXES,
+    candidate_tone_families,
     ensure_gui_app,
     family_of,
     find_sources,
@@ -47,6 +48,7 @@ from core.data.fluent_emoji import (  # noqa: E402
     is_test_family,
     render_svg,
     union_box,
+    usable_icon,
 )
 from core.errors import ArtflowError  # noqa: E402
 from core.files.imageio import save_image  # noqa: E402
@@ -56,10 +58,10 @@ FLAT_TOLERANCE = 8  # of 255: a family whose tone flat differs from its base fla
 TONES = tuple(s[1:] for s in TONE_SUFFIXES)
 RULE = ("families: base NAME in the flat and detail sets with NAME-<tone> in both, not aliases, no transforms; "
         "TRAIN only (family TEST iff int(sha256(family).hexdigest(), 16) % 10 == 0); ordered by "
-        "sha256(family).hexdigest(); the first --limit whose tone flat differs from the base flat (any channel "
-        f"> {FLAT_TOLERANCE}/255) at every size. flat.png, detail.png: the base; flat-edited.png, detail-truth.png: "
-        "the tone variant; one viewBox per family (union of its icons' boxes); W x H: the icon at min(W, H) "
-        "centred on white")
+        "sha256(family).hexdigest(); the first --limit after --skip whose tone flat differs from the base flat "
+        f"(any channel > {FLAT_TOLERANCE}/255) at every size. flat.png, detail.png: the base; flat-edited.png, "
+        "detail-truth.png: the tone variant; one viewBox per family (union of its icons' boxes); W x H: the icon at "
+        "min(W, H) centred on white")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -71,25 +73,6 @@ def parse_size(text: str) -> tuple[int, int]:
     if min(size) < 8 or max(size) > 4096:
         raise argparse.ArgumentTypeError(f"sizes are 8..4096 px, got {text!r}")
     return size
-
-
-def _usable(icon_set: dict, name: str) -> bool:
-    icon = icon_set["icons"].get(name)
-    return (isinstance(icon, dict) and isinstance(icon.get("body"), str)
-            and not any(icon.get(k) for k in ("rotate", "hFlip", "vFlip")))
-
-
-def candidate_families(sets: dict[str, dict], tone: str) -> list[str]:
-    """TRAIN base names with a `-tone` variant in both the flat and the detail set, in SHA-256 order."""
-    flat, detail = sets["flat"], sets["detail"]
-    out = []
-    for name in flat["icons"]:
-        if family_of(name) != name or is_test_family(name):
-            continue
-        variant = f"{name}-{tone}"
-        if all(_usable(s, n) for s in (flat, detail) for n in (name, variant)):
-            out.append(name)
-    return sorted(out, key=lambda n: hashlib.sha256(n.encode("utf-8")).hexdigest())
 
 
 def render_on_canvas(sets: dict[str, dict], style: str, name: str, box, size: tuple[int, int]) -> Image.Image:
@@ -129,7 +112,7 @@ def candidate_pairs(sets: dict[str, dict]) -> list[tuple[str, str]]:
             base = name[: -len(suffix)] if name.endswith(suffix) else None
             if not base or is_test_family(family_of(base)) or is_test_family(family_of(name)):
                 continue
-            if all(_usable(sets[s], n) for s in ("lineart", "flat", "detail") for n in (base, name)):
+            if all(usable_icon(sets[s], n) for s in ("lineart", "flat", "detail") for n in (base, name)):
                 out.append((base, name))
     return sorted(out, key=lambda bn: hashlib.sha256(bn[1].encode("utf-8")).hexdigest())
 
@@ -155,12 +138,12 @@ def size_label(size: tuple[int, int]) -> str:
 
 
 def make_edit_set(source: Path, out: Path, sizes: list[tuple[int, int]], limit: int, tone: str,
-                  structure: int = 0) -> dict:
+                  structure: int = 0, skip: int = 0) -> dict:
     found = find_sources(source)
     sets = {style: data for style, (_, data, _) in found.items()}
     ensure_gui_app()
     families, skipped = [], []
-    for family in candidate_families(sets, tone):
+    for family in candidate_tone_families(sets, tone)[skip:]:
         if len(families) >= limit:
             break
         rendered = {size: render_family(sets, family, tone, size) for size in sizes}
@@ -198,7 +181,7 @@ def make_edit_set(source: Path, out: Path, sizes: list[tuple[int, int]], limit: 
         "format": "artflow-edit-set", "version": 1,
         "sources": {s: {"file": found[s][0].name, "package": f"@iconify-json/{STYLE_PREFIXES[s]}",
                         "version": found[s][2]} for s in ("flat", "detail", "lineart")},
-        "tone": tone, "sizes": [size_label(s) for s in sizes], "limit": limit,
+        "tone": tone, "sizes": [size_label(s) for s in sizes], "limit": limit, "skip": skip,
         "families": families + pairs, "skipped": skipped, "files": list(FILES), "rule": RULE,
         "edit": "flat.png -> flat-edited.png (recolour); truth: detail-truth.png",
         "structure": {"files": list(STRUCTURE_FILES), "suffixes": list(STRUCTURE_SUFFIXES),
@@ -217,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", action="append", type=parse_size, metavar="N|WxH",
                    help="render size, repeatable (default 128)")
     p.add_argument("--limit", type=int, default=8, help="number of families (default 8)")
+    p.add_argument("--skip", type=int, default=0, metavar="N",
+                   help="pass over the first N candidate families (e.g. --skip 8: a tuning set disjoint from the "
+                        "benchmark's first 8); default 0")
     p.add_argument("--tone", default="dark", choices=TONES, help="the skin tone of the edit (default dark)")
     p.add_argument("--structure", type=int, default=4, metavar="N",
                    help="also N structure edits: a drawing and its variant with one shape more or changed (a beard, "
@@ -224,9 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.limit < 1:
         p.error("--limit must be 1 or more")
+    if args.skip < 0:
+        p.error("--skip must be 0 or more")
     sizes = list(dict.fromkeys(args.size or [(128, 128)]))
     try:
-        info = make_edit_set(Path(args.source), args.out, sizes, args.limit, args.tone, args.structure)
+        info = make_edit_set(Path(args.source), args.out, sizes, args.limit, args.tone, args.structure,
+                             args.skip)
     except ArtflowError as e:
         print(f"make_edit_set: error: {e}", file=sys.stderr)
         return 2

@@ -77,6 +77,27 @@ def is_test_family(family: str) -> bool:
     return int(hashlib.sha256(family.encode("utf-8")).hexdigest(), 16) % 10 == 0
 
 
+def usable_icon(icon_set: dict[str, Any], name: str) -> bool:
+    """Whether `name` is an icon of the set with a body and no transform we would have to implement."""
+    icon = icon_set["icons"].get(name)
+    return (isinstance(icon, dict) and isinstance(icon.get("body"), str)
+            and not any(icon.get(k) for k in _TRANSFORM_KEYS))
+
+
+def candidate_tone_families(sets: dict[str, dict[str, Any]], tone: str) -> list[str]:
+    """TRAIN base names with a `-tone` variant in both the flat and the detail set, in SHA-256 order of the name:
+    the order the edit benchmark (tools/make_edit_set.py) and the learned recolour's held-out set take them in."""
+    flat, detail = sets["flat"], sets["detail"]
+    out = []
+    for name in flat["icons"]:
+        if family_of(name) != name or is_test_family(name):
+            continue
+        variant = f"{name}-{tone}"
+        if all(usable_icon(s, n) for s in (flat, detail) for n in (name, variant)):
+            out.append(name)
+    return sorted(out, key=lambda n: hashlib.sha256(n.encode("utf-8")).hexdigest())
+
+
 def split_of(name: str) -> str:
     """'test' or 'train' for an icon name (decided by its family, so tone variants follow their base)."""
     return "test" if is_test_family(family_of(name)) else "train"

@@ -1,4 +1,5 @@
-"""Model bundles: a folder with config.json + model.safetensors (+ MODEL_CARD.md). No pickle, ever."""
+"""Model bundles: a folder with config.json + model.safetensors (+ MODEL_CARD.md, + recolour.safetensors: the
+learned recolour of region-bounded edits, core.nn.recolour, optional). No pickle, ever."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from core.config import WorkflowConfig
 from core.errors import BundleError
 from core.files.atomic import sweep_stale, temp_name
 from core.model import WorkflowModel
+from core.nn.recolour import RECOLOUR_FILE, LearnedRecolour
 from core.safe_io import MAX_JSON_BYTES, MAX_WEIGHTS_FILE_BYTES, check_regular_file, read_regular_file
 
 CONFIG_FILE = "config.json"
@@ -72,6 +74,8 @@ def save(model: WorkflowModel, path: str | Path, *, half: bool = False, model_ca
         (tmp / CONFIG_FILE).write_text(model.config.to_json())
         if model_card is not None:
             (tmp / "MODEL_CARD.md").write_text(model_card)
+        if model.recolour is not None:
+            model.recolour.to_file(tmp / RECOLOUR_FILE)
         if path.is_dir():
             # Whatever else lives beside the weights (model card, sample sheets, evaluation results) stays.
             for extra in path.iterdir():
@@ -183,6 +187,9 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> WorkflowModel:
         if not torch.equal(tril, tril.tril()) or not bool((torch.diagonal(tril) > 0).all()):
             raise BundleError(f"{weights}: the latent prior of transition {i} is not a Cholesky factor "
                               "(lower triangular with a positive diagonal)")
+    recolour = path / RECOLOUR_FILE
+    if recolour.exists() or recolour.is_symlink():
+        model.recolour = LearnedRecolour.from_file(recolour)
     return model.eval().requires_grad_(False).to(device)
 
 

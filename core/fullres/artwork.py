@@ -461,11 +461,12 @@ class _ArtworkStages:
                 np.copyto(part, flat.reshape(part.shape), where=inside[..., None] if part.ndim == 3 else inside)
         self._commit(j, base, new)
 
-    def follow_colours(self, j: int, before: np.ndarray, after: np.ndarray, changed: np.ndarray) -> None:
+    def follow_colours(self, j: int, before: np.ndarray, after: np.ndarray, changed: np.ndarray,
+                       learned: bool) -> None:
         art, base, session = self.art, self.art.bases[j], self.session
         proxies = self._proxy_of(j - 1, before), self._proxy_of(j - 1, after)  # the driver's, once for both uses
         new, fresh = follow_colour_stage(base, before, after, self.old_bases[j], session.bases[j], art.pm, changed,
-                                         proxies)
+                                         proxies, recolour=session.model.recolour if learned else None)
         if fresh is not None:  # a new shape on blank paper: generated there, as a new drawing's stages are
             made = apply_change(np.ascontiguousarray(after), session.bases[j] - session.bases[j - 1], after, art.pm,
                                 fresh, proxies[1])

@@ -352,11 +352,12 @@ class _PipelineStages:
                              torch.from_numpy(bound), self.lines, regions if same else None)
         self._done_with(j - 1)
 
-    def follow_colours(self, j: int, before: np.ndarray, after: np.ndarray, changed: np.ndarray) -> None:
+    def follow_colours(self, j: int, before: np.ndarray, after: np.ndarray, changed: np.ndarray,
+                       learned: bool) -> None:
         session, nf = self.session, self.new_full
         stage = as_u8(self.full[j])
         moved, fresh = follow_colour_stage(stage, before, after, self.old_proxy[j], session.stages[j], self.pm,
-                                           changed)
+                                           changed, recolour=session.model.recolour if learned else None)
         change = session.stages[j] - session.stages[j - 1]
         if self.u8 and j == len(nf) - 1:  # nothing reads it as float: made in 8 bits
             nf[j] = _recoloured_u8(moved, fresh, change, nf[j - 1], self.pm)
