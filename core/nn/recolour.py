@@ -12,7 +12,7 @@ where multiply is the no-model recolour (old detail * new flat / old flat per ch
 old flat is too dark to divide by) and the MLP (12 -> H -> H -> 3, SiLU) adds the learned correction. Colours are
 on [0, 1]. It is stored as safetensors (`recolour.safetensors` in a model bundle), with the flat colour pairs it
 was trained on (`seen_pairs`): a recolour far from all of them (a yellow hand filled blue) is not what it learned,
-and the caller keeps the no-model recolour there (`knows`).
+and the caller keeps its own transform there (`knows`).
 
 numpy only at inference: it runs on a few thousand sampled pixels per edit, where torch's call overhead would
 dominate.
@@ -43,7 +43,7 @@ def multiply_recolour(x: np.ndarray, o: np.ndarray, n: np.ndarray) -> np.ndarray
 
 
 def _silu(a: np.ndarray) -> np.ndarray:
-    return a / (1.0 + np.exp(-a))
+    return a * (0.5 + 0.5 * np.tanh(0.5 * a))  # a * sigmoid(a), without exp's overflow for large -a
 
 
 class LearnedRecolour:
