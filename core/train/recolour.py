@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.nn.recolour import LearnedRecolour, multiply_recolour
+from core.nn.recolour import DARK, LearnedRecolour, multiply_recolour
 
 FLAT_TOLERANCE = 8  # 8-bit levels: a pixel whose two flats differ by more (any channel) is a sample
 SEEN_QUANTUM = 16  # seen flat pairs are kept on this grid of 8-bit levels (each within 8 levels of those it stands for)
@@ -57,7 +57,7 @@ class RecolourNet(nn.Module):
         nn.init.zeros_(self.f[-1].bias)
 
     def forward(self, x: torch.Tensor, o: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-        dark = o < 16 / 255
+        dark = o < DARK  # as multiply_recolour
         m = torch.where(dark, x + n - o, x * n / o.clamp_min(1e-6)).clamp(0, 1)
         return (m + self.f(torch.cat([x, o, n, m], 1))).clamp(0, 1)
 
